@@ -1,0 +1,126 @@
+"""``trialdesk protocol ...``: validate, show, and move protocols to and from ClinicalTrials.gov."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from trialdesk.console import fail, out
+from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.model import Protocol
+
+app = typer.Typer(help="Protocols as data: validate, show, export to and import from ClinicalTrials.gov.", no_args_is_help=True)
+
+
+def _load(ref: str) -> Protocol:
+    try:
+        return load(ref)
+    except ProtocolError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def validate(file: str = typer.Argument(..., help="protocol file (.yaml) or built-in protocol id")) -> None:
+    """Check a protocol file; exit 1 with file:line field: message for each problem."""
+    p = _load(file)
+    out.print(f"[green]ok[/] {p.identification.nct_id} ({p.id} v{p.version}): {len(p.eligibility.inclusions)} inclusion and"
+              f" {len(p.eligibility.exclusions)} exclusion criteria, {len(p.schedule.visits)} visits")
+
+
+@app.command()
+def show(ref: str = typer.Argument("nct03929120", help="protocol id or file")) -> None:
+    """Show a protocol: identity, design, intervention, criteria, schedule and safety rules."""
+    p = _load(ref)
+    ident = Table(title=f"{p.identification.nct_id} — {p.identification.brief_title}", show_header=False, title_justify="left")
+    ident.add_column(style="bold")
+    ident.add_column()
+    iv = p.study_intervention
+    rows = [
+        ("Phase", ", ".join(p.design.phases)),
+        ("Status", p.status.overall_status),
+        ("Dates", f"start {p.status.start_date.date}, primary completion "
+                  f"{p.status.primary_completion_date.date if p.status.primary_completion_date else '-'}, completion "
+                  f"{p.status.completion_date.date if p.status.completion_date else '-'}"),
+        ("Sponsor", p.sponsorship.lead_sponsor.name),
+        ("PI", p.sponsorship.responsible_party.investigator_full_name or "-"),
+        ("Conditions", "; ".join(p.conditions)),
+        ("Design", f"{p.design.study_type}, {p.design.intervention_model}, {p.design.primary_purpose}, masking {p.design.masking}"),
+        ("Enrolment", f"target {p.enrolment.target} (hard cap), stagger {p.enrolment.stagger_days} days"),
+        ("Intervention", f"{iv.type}: {iv.name}, {iv.route or '-'}"),
+    ]
+    if iv.dose:
+        rows.append(("Dose", f"{iv.dose.min:.2g}–{iv.dose.max:.2g} {iv.dose.unit}"))
+    if iv.infusions:
+        rows.append(("Infusions", f"{iv.infusions.count}, {iv.infusions.interval_days} days apart (±{iv.infusions.window_days})"))
+    rows.append(("Primary outcome", f"{p.outcomes.primary[0].measure} — {p.outcomes.primary[0].time_frame}"))
+    rows.extend(("Site", f"{loc.facility}, {loc.city}, {loc.state or ''}, {loc.country}") for loc in p.locations)
+    for k, v in rows:
+        ident.add_row(k, v)
+    out.print(ident)
+
+    crit = Table(title="Eligibility criteria", title_justify="left")
+    crit.add_column("id", style="bold")
+    crit.add_column("text")
+    crit.add_column("form")
+    for c in p.eligibility.criteria:
+        form = c.computable.kind if c.computable is not None else "[yellow]needs review[/]"
+        crit.add_row(c.id, c.text, form)
+    out.print(crit)
+
+    sched = Table(title="Visit schedule (day 0 = first infusion)", title_justify="left")
+    for col in ("code", "name", "day", "window", "forms"):
+        sched.add_column(col)
+    for v in p.schedule.visits:
+        sched.add_row(v.code, v.name, str(v.day), f"-{v.window_before}/+{v.window_after}", ", ".join(v.forms))
+    out.print(sched)
+
+    rules = Table(title="Stopping rules", title_justify="left")
+    for col in ("id", "rule", "action"):
+        rules.add_column(col)
+    for r in p.safety.stopping_rules:
+        rules.add_row(r.id, r.description, r.action)
+    out.print(rules)
+
+
+@app.command("export-ctgov")
+def export_ctgov(
+    ref: str = typer.Argument("nct03929120", help="protocol id or file"),
+    out_file: Path = typer.Option(..., "--out", help="where to write the API v2 study JSON"),
+) -> None:
+    """Write a ClinicalTrials.gov API v2 study JSON (protocolSection)."""
+    from trialdesk.protocol.ctgov import export_json
+
+    p = _load(ref)
+    _write_atomically(out_file, export_json(p))
+    out.print(f"wrote {out_file}")
+
+
+@app.command("import-ctgov")
+def import_ctgov(
+    study_json: Path = typer.Argument(..., help="a ClinicalTrials.gov API v2 study JSON"),
+    out_file: Path = typer.Option(..., "--out", help="the protocol file (.yaml) to write"),
+) -> None:
+    """Turn an API v2 study JSON into a protocol file; free-text criteria become numbered
+    items marked needs_review until a person encodes them."""
+    from trialdesk.protocol.ctgov import CtgovError, import_yaml
+
+    try:
+        text = import_yaml(study_json)
+    except CtgovError as exc:
+        fail(str(exc))
+    _write_atomically(out_file, text)
+    out.print(f"wrote {out_file}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside the target and rename, so a failure leaves no half file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        fail(f"{path}: cannot write ({exc.strerror}); choose another --out")

@@ -1,0 +1,451 @@
+"""The protocol as data: every field of the registry record plus the settings a site
+needs to run the trial (infusions, visit schedule, safety rules).
+
+Field names follow ClinicalTrials.gov API v2 where the registry has the field, in
+snake_case; enumerations use API v2's spellings (``PHASE1``, ``SINGLE_GROUP``) so the
+round trip is lossless. Settings the registry does not hold carry a ``reason`` so the
+reading of the protocol is documented next to the value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trialdesk.eligibility.language import Expression, attestations, value_sets_used
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- identity and status -------------------------------------------------------------
+
+DateType = Literal["ACTUAL", "ESTIMATED"]
+
+
+class StudyDate(_Model):
+    date: dt.date
+    type: DateType = "ACTUAL"
+
+
+class Identification(_Model):
+    nct_id: str = Field(pattern=r"^NCT\d{8}$")
+    org_study_id: str | None = None
+    brief_title: str = Field(min_length=1)
+    official_title: str = Field(min_length=1)
+    acronym: str | None = None
+
+
+OverallStatus = Literal[
+    "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
+    "SUSPENDED", "TERMINATED", "COMPLETED", "WITHDRAWN", "UNKNOWN",
+]
+
+
+class Status(_Model):
+    overall_status: OverallStatus
+    start_date: StudyDate
+    primary_completion_date: StudyDate | None = None
+    completion_date: StudyDate | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Status:
+        start = self.start_date.date
+        pcd = self.primary_completion_date.date if self.primary_completion_date else None
+        cd = self.completion_date.date if self.completion_date else None
+        if pcd and pcd < start:
+            raise ValueError(f"primary_completion_date {pcd} is before start_date {start}; correct one of them")
+        if cd and pcd and cd < pcd:
+            raise ValueError(f"completion_date {cd} is before primary_completion_date {pcd}; correct one of them")
+        if cd and cd < start:
+            raise ValueError(f"completion_date {cd} is before start_date {start}; correct one of them")
+        return self
+
+
+class Sponsor(_Model):
+    name: str
+    class_: Literal["INDUSTRY", "NIH", "FED", "OTHER_GOV", "INDIV", "NETWORK", "OTHER", "AMBIG", "UNKNOWN"] = Field(
+        "OTHER", alias="class"
+    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ResponsibleParty(_Model):
+    type: Literal["SPONSOR", "PRINCIPAL_INVESTIGATOR", "SPONSOR_INVESTIGATOR"]
+    investigator_full_name: str | None = None
+    investigator_title: str | None = None
+    investigator_affiliation: str | None = None
+
+
+class Official(_Model):
+    name: str
+    affiliation: str | None = None
+    role: Literal["STUDY_CHAIR", "STUDY_DIRECTOR", "PRINCIPAL_INVESTIGATOR", "SUB_INVESTIGATOR"]
+
+
+class Sponsorship(_Model):
+    lead_sponsor: Sponsor
+    collaborators: list[Sponsor] = []
+    responsible_party: ResponsibleParty
+
+
+class Description(_Model):
+    brief_summary: str = Field(min_length=1)
+    detailed_description: str | None = None
+    plain_language_summary: str | None = None
+
+
+# --- design, arms and interventions --------------------------------------------------
+
+Phase = Literal["EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA"]
+
+
+class Enrollment(_Model):
+    count: int = Field(ge=1)
+    type: DateType = "ACTUAL"
+
+
+class Design(_Model):
+    study_type: Literal["INTERVENTIONAL", "OBSERVATIONAL", "EXPANDED_ACCESS"]
+    phases: list[Phase] = Field(min_length=1)
+    allocation: Literal["RANDOMIZED", "NON_RANDOMIZED", "NA"] = "NA"
+    intervention_model: Literal["SINGLE_GROUP", "PARALLEL", "CROSSOVER", "FACTORIAL", "SEQUENTIAL"]
+    primary_purpose: Literal[
+        "TREATMENT", "PREVENTION", "DIAGNOSTIC", "ECT", "SUPPORTIVE_CARE", "SCREENING",
+        "HEALTH_SERVICES_RESEARCH", "BASIC_SCIENCE", "DEVICE_FEASIBILITY", "OTHER",
+    ]
+    masking: Literal["NONE", "SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE"] = "NONE"
+    enrollment: Enrollment
+
+
+class Arm(_Model):
+    label: str
+    type: Literal["EXPERIMENTAL", "ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION", "OTHER"]
+    description: str
+    intervention_names: list[str] = Field(min_length=1)
+
+
+class DoseRange(_Model):
+    """Dose per kilogram of body weight, in ``unit`` (cells/kg for a cell product)."""
+
+    min: float = Field(gt=0)
+    max: float = Field(gt=0)
+    unit: str = "cells/kg"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DoseRange:
+        if self.min > self.max:
+            raise ValueError(f"dose min ({self.min:g}) is greater than max ({self.max:g}); swap them")
+        return self
+
+    def contains(self, dose_per_kg: float) -> bool:
+        return self.min <= dose_per_kg <= self.max
+
+
+class InfusionPlan(_Model):
+    """How many infusions each participant receives and how far apart. Not in the
+    registry: a protocol setting whose reading is documented in ``reason``."""
+
+    count: int = Field(ge=1)
+    interval_days: int = Field(ge=0)
+    window_days: int = Field(default=0, ge=0)
+    reason: str = Field(min_length=1)
+
+
+class Intervention(_Model):
+    type: Literal[
+        "DRUG", "DEVICE", "BIOLOGICAL", "PROCEDURE", "RADIATION", "BEHAVIORAL",
+        "GENETIC", "DIETARY_SUPPLEMENT", "COMBINATION_PRODUCT", "DIAGNOSTIC_TEST", "OTHER",
+    ]
+    name: str
+    description: str | None = None
+    arm_group_labels: list[str] = []
+    other_names: list[str] = []
+    route: Literal["INTRAVENOUS", "ORAL", "SUBCUTANEOUS", "INTRAMUSCULAR", "INHALED", "TOPICAL", "OTHER"] | None = None
+    dose: DoseRange | None = None
+    infusions: InfusionPlan | None = None
+
+
+# --- eligibility ---------------------------------------------------------------------
+
+CRITERION_ID = re.compile(r"^(I|E)([1-9][0-9]*)$")
+
+
+class Criterion(_Model):
+    """One numbered criterion: its verbatim text and its computable form.
+
+    ``encoding: needs_review`` marks a criterion imported from free text that no person
+    has encoded yet; the screen reports it as ``needs_review`` for everyone.
+    """
+
+    id: str
+    text: str = Field(min_length=1)
+    computable: Expression | None = None
+    encoding: Literal["encoded", "needs_review"] = "encoded"
+    reading: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_form(cls, v: str) -> str:
+        if not CRITERION_ID.match(v):
+            raise ValueError(f"criterion id {v!r} must be I<n> (inclusion) or E<n> (exclusion), e.g. 'I1' or 'E2'")
+        return v
+
+    @model_validator(mode="after")
+    def _encoded_has_form(self) -> Criterion:
+        if self.encoding == "encoded" and self.computable is None:
+            raise ValueError(
+                f"criterion {self.id} is marked encoded but has no 'computable' form;"
+                " add one (an 'attestation' if only a person can answer) or set encoding: needs_review"
+            )
+        return self
+
+    @property
+    def is_inclusion(self) -> bool:
+        return self.id.startswith("I")
+
+    @property
+    def number(self) -> int:
+        return int(self.id[1:])
+
+
+class Eligibility(_Model):
+    sex: Literal["ALL", "FEMALE", "MALE"]
+    minimum_age: str | None = Field(default=None, pattern=r"^\d+ (Years|Months|Weeks|Days)$")
+    maximum_age: str | None = Field(default=None, pattern=r"^\d+ (Years|Months|Weeks|Days)$")
+    healthy_volunteers: bool = False
+    std_ages: list[Literal["CHILD", "ADULT", "OLDER_ADULT"]] = []
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids_unique_and_complete(self) -> Eligibility:
+        seen: set[str] = set()
+        for i, c in enumerate(self.criteria):
+            if c.id in seen:
+                raise ValueError(f"criteria[{i}].id: duplicate id {c.id!r}; give each criterion its own number")
+            seen.add(c.id)
+        for prefix, name in (("I", "inclusion"), ("E", "exclusion")):
+            numbers = sorted(c.number for c in self.criteria if c.id[0] == prefix)
+            for expected, got in enumerate(numbers, start=1):
+                if expected != got:
+                    raise ValueError(
+                        f"missing {name} criterion '{prefix}{expected}' (numbers run {numbers});"
+                        " number criteria from 1 without gaps"
+                    )
+        return self
+
+    @property
+    def inclusions(self) -> list[Criterion]:
+        return [c for c in self.criteria if c.is_inclusion]
+
+    @property
+    def exclusions(self) -> list[Criterion]:
+        return [c for c in self.criteria if not c.is_inclusion]
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for c in self.criteria:
+            if c.id == criterion_id:
+                return c
+        raise KeyError(f"no criterion {criterion_id!r}; known ids: {', '.join(c.id for c in self.criteria)}")
+
+
+# --- outcomes and locations ----------------------------------------------------------
+
+
+class Outcome(_Model):
+    measure: str
+    time_frame: str
+    description: str | None = None
+    time_frame_days: int | None = Field(default=None, ge=1)
+
+
+class Outcomes(_Model):
+    primary: list[Outcome] = Field(min_length=1)
+    secondary: list[Outcome] = []
+
+
+class Location(_Model):
+    facility: str
+    city: str
+    state: str | None = None
+    zip: str | None = None
+    country: str
+    status: str | None = None
+    contact_line: str | None = None
+
+
+# --- running the trial: schedule and safety -------------------------------------------
+
+
+class Visit(_Model):
+    """A scheduled visit: target day relative to the first infusion (day 0) and its
+    window, with the forms due at it."""
+
+    code: str = Field(pattern=r"^[A-Z0-9_]+$")
+    name: str
+    day: int
+    window_before: int = Field(ge=0)
+    window_after: int = Field(ge=0)
+    forms: list[str] = []
+    infusion: int | None = Field(default=None, ge=1, description="the infusion given at this visit (1, 2, ...)")
+
+
+class Schedule(_Model):
+    visits: list[Visit] = Field(min_length=1)
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _codes_unique_days_ordered(self) -> Schedule:
+        codes = [v.code for v in self.visits]
+        for i, code in enumerate(codes):
+            if code in codes[:i]:
+                raise ValueError(f"visits[{i}].code: duplicate visit code {code!r}")
+        days = [v.day for v in self.visits]
+        if days != sorted(days):
+            raise ValueError(f"visits must be listed in order of day; got days {days}")
+        return self
+
+
+Relatedness = Literal["unrelated", "unlikely", "possibly", "probably", "definitely"]
+
+
+class StoppingRule(_Model):
+    """A fixed rule: when ``participants_at_least`` distinct participants have an event
+    matching the filters, the ``action`` is taken until the DSMB decides."""
+
+    id: str
+    description: str
+    min_grade: int = Field(ge=1, le=5)
+    min_relatedness: Relatedness | None = None
+    terms: list[str] = []
+    participants_at_least: int = Field(default=1, ge=1)
+    action: Literal["pause_enrolment_and_dosing", "pause_dosing", "stop_trial"] = "pause_enrolment_and_dosing"
+    reason: str
+
+
+class BayesianMonitor(_Model):
+    """Beta-binomial toxicity monitor: with a Beta(a, b) prior on the rate of dose-limiting
+    toxicity, pause when P(rate > threshold | data) exceeds ``posterior_probability``."""
+
+    prior_a: float = Field(gt=0)
+    prior_b: float = Field(gt=0)
+    threshold_rate: float = Field(gt=0, lt=1)
+    posterior_probability: float = Field(gt=0, lt=1)
+    min_grade: int = Field(ge=1, le=5)
+    min_relatedness: Relatedness = "possibly"
+    reason: str
+
+
+class ReportingRule(_Model):
+    """A deadline for reporting a serious adverse event, counted from when the site
+    learned of it."""
+
+    id: str
+    recipient: str
+    due_hours: int | None = Field(default=None, ge=1)
+    due_calendar_days: int | None = Field(default=None, ge=1)
+    applies_to: Literal["all_serious", "unexpected_fatal_or_life_threatening_suspected", "unexpected_serious_suspected", "follow_up"]
+    reason: str
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> ReportingRule:
+        if (self.due_hours is None) == (self.due_calendar_days is None):
+            raise ValueError(f"reporting rule {self.id}: give exactly one of due_hours or due_calendar_days")
+        return self
+
+
+class Safety(_Model):
+    ae_follow_up_days: int = Field(ge=1)
+    expected_events: list[str] = []
+    stopping_rules: list[StoppingRule] = []
+    bayesian_monitor: BayesianMonitor | None = None
+    sae_reporting: list[ReportingRule] = []
+
+
+class Enrolment(_Model):
+    target: int = Field(ge=1)
+    stagger_days: int = Field(default=0, ge=0)
+    screening_to_first_infusion_days: int = Field(
+        default=0, ge=0, description="where criteria count back from the first infusion, it is assumed this many days after screening"
+    )
+    reason: str | None = None
+
+
+# --- the protocol ---------------------------------------------------------------------
+
+
+class Protocol(_Model):
+    """A trial protocol. ``id`` is the short name used on the command line."""
+
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[a-z0-9_-]+$")
+    version: str
+    identification: Identification
+    status: Status
+    sponsorship: Sponsorship
+    overall_officials: list[Official] = []
+    description: Description
+    conditions: list[str] = Field(min_length=1)
+    keywords: list[str] = []
+    design: Design
+    arms: list[Arm] = Field(min_length=1)
+    interventions: list[Intervention] = Field(min_length=1)
+    eligibility: Eligibility
+    outcomes: Outcomes
+    locations: list[Location] = []
+    enrolment: Enrolment
+    schedule: Schedule
+    safety: Safety
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Protocol:
+        names = {i.name for i in self.interventions}
+        for a_i, arm in enumerate(self.arms):
+            for n in arm.intervention_names:
+                if n not in names:
+                    raise ValueError(f"arms[{a_i}].intervention_names: {n!r} is not an intervention's name")
+        if self.enrolment.target != self.design.enrollment.count:
+            raise ValueError(
+                f"enrolment.target ({self.enrolment.target}) differs from design.enrollment.count"
+                f" ({self.design.enrollment.count}); make them agree"
+            )
+        plan = self.infusion_plan
+        if plan is not None:
+            infused = sorted(v.infusion for v in self.schedule.visits if v.infusion is not None)
+            if infused != list(range(1, plan.count + 1)):
+                raise ValueError(
+                    f"schedule has infusion visits {infused} but the infusion plan gives {plan.count};"
+                    " mark one visit per infusion with 'infusion: n'"
+                )
+        return self
+
+    @property
+    def study_intervention(self) -> Intervention:
+        """The intervention that carries a dose (the investigational product)."""
+        for i in self.interventions:
+            if i.dose is not None:
+                return i
+        return self.interventions[0]
+
+    @property
+    def infusion_plan(self) -> InfusionPlan | None:
+        return self.study_intervention.infusions
+
+    def value_sets_used(self) -> set[str]:
+        out: set[str] = set()
+        for c in self.eligibility.criteria:
+            if c.computable is not None:
+                out |= value_sets_used(c.computable)
+        return out
+
+    def attestation_items(self) -> list[tuple[str, str, str]]:
+        """(criterion id, attestation id, question) for every item a person must sign."""
+        out = []
+        for c in self.eligibility.criteria:
+            if c.computable is not None:
+                out.extend((c.id, a.id, a.question) for a in attestations(c.computable))
+        return out

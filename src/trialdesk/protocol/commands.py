@@ -51,7 +51,7 @@ def show(ref: str = typer.Argument("nct03929120", help="protocol id or file")) -
         ("Intervention", f"{iv.type}: {iv.name}, {iv.route or '-'}"),
     ]
     if iv.dose:
-        rows.append(("Dose", f"{iv.dose.min:.2g}–{iv.dose.max:.2g} {iv.dose.unit}"))
+        rows.append(("Dose", f"{iv.dose.min:,.0f}–{iv.dose.max:,.0f} {iv.dose.unit}"))
     if iv.infusions:
         rows.append(("Infusions", f"{iv.infusions.count}, {iv.infusions.interval_days} days apart (±{iv.infusions.window_days})"))
     rows.append(("Primary outcome", f"{p.outcomes.primary[0].measure} — {p.outcomes.primary[0].time_frame}"))

@@ -139,7 +139,7 @@ class DoseRange(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> DoseRange:
         if self.min > self.max:
-            raise ValueError(f"dose min ({self.min:g}) is greater than max ({self.max:g}); swap them")
+            raise ValueError(f"dose min ({self.min:,.0f}) is greater than max ({self.max:,.0f}); swap them")
         return self
 
     def contains(self, dose_per_kg: float) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from trialdesk.eligibility.commands import screen_command
 from trialdesk.protocol.commands import app as protocol_app
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(protocol_app, name="protocol")
+app.command("screen")(screen_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

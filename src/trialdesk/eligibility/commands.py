@@ -1,0 +1,82 @@
+"""``trialdesk screen``: pre-screen a whole OMOP CDM population for a protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trialdesk.console import err, fail, out
+from trialdesk.eligibility.screen import screen, write_outputs
+from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.sources.omop import OmopError, open_omop
+
+
+def parse_months(text: str | None) -> int | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+)\s*(m|mo|months?|y|years?)", text.strip().lower())
+    if not m:
+        fail(f"--active-within {text!r}: give a number of months or years, e.g. 12m or 2y")
+    n = int(m.group(1))
+    return n * 12 if m.group(2).startswith("y") else n
+
+
+def parse_date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r}: not a date; write it as YYYY-MM-DD, e.g. 2024-06-01")
+
+
+def screen_command(
+    omop: str = typer.Option(..., "--omop", help="DuckDB file, Parquet folder, postgresql://...?schema=cdm, or spark:<folder>"),
+    as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
+    out_dir: Path = typer.Option(..., "--out", help="folder for funnel.csv, person_criteria.parquet, candidates.csv"),
+    protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
+    active_within: str | None = typer.Option(None, "--active-within", help="first keep people seen in this time, e.g. 12m"),
+    planned_first_infusion: str | None = typer.Option(None, "--planned-first-infusion",
+                                                      help="date criteria count back from 'administration' (default: as-of + the protocol's lead time)"),
+) -> None:
+    """Pre-screen every person in an OMOP CDM: status and evidence per criterion, the attrition funnel, ranked candidates."""
+    as_of_date = parse_date(as_of, "--as-of")
+    pfi = parse_date(planned_first_infusion, "--planned-first-infusion") if planned_first_infusion else None
+    months = parse_months(active_within)
+    try:
+        protocol = load(protocol_ref)
+    except ProtocolError as exc:
+        fail(str(exc))
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("opening the OMOP CDM", total=None)
+
+        def step(msg: str) -> None:
+            bar.update(task, description=msg)
+
+        try:
+            db = open_omop(omop)
+            step("checking the data's time span")
+            result = screen(db, protocol, as_of_date, planned_first_infusion=pfi, active_within_months=months, progress=step)
+            step("writing outputs")
+            written = write_outputs(result, out_dir)
+        except OmopError as exc:
+            fail(str(exc))
+    seconds = time.perf_counter() - started
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    funnel = Table(title=f"{protocol.identification.nct_id} pre-screen as of {as_of_date} ({result.statuses.num_rows:,} persons, {seconds:.1f} s)",
+                   title_justify="left")
+    for col in ("criterion", "met", "not met", "unknown", "needs review", "remaining"):
+        funnel.add_column(col, justify="right" if col != "criterion" else "left")
+    for row in result.funnel():
+        funnel.add_row(row["criterion_id"], *(f"{row[k]:,}" for k in ("met", "not_met", "unknown", "needs_review", "remaining")))
+    out.print(funnel)
+    cands = result.candidates()
+    eligible = sum(1 for o in cands["overall"].to_pylist() if o == "eligible")
+    out.print(f"{cands.num_rows:,} candidates ({eligible:,} eligible, the rest need review); wrote "
+              + ", ".join(str(p) for p in written.values()))

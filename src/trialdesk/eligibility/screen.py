@@ -1,0 +1,239 @@
+"""Screening: run a protocol's criteria over an OMOP CDM and report per person and
+criterion, with the evidence, an ATLAS-style attrition funnel, and ranked candidates.
+
+The heavy work (reading the domain tables) runs on the database's own backend; the
+result — one small row per person and the evidence rows — is assembled into the output
+files in an embedded DuckDB, so every backend produces byte-for-byte the same files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from trialdesk.eligibility.compiler import Compiler, Plan
+from trialdesk.eligibility.status import Status
+from trialdesk.eligibility.windows import Anchors
+from trialdesk.protocol.loader import load_value_sets
+from trialdesk.protocol.model import Protocol
+from trialdesk.sources.omop import OmopDatabase, OmopError, observation_bounds
+from trialdesk.terminology.value_set import ValueSet
+
+LABELS = {int(s): s.label for s in Status}
+
+
+def _unit_factor(from_unit: str, to_unit: str) -> float | None:
+    from trialdesk.terminology.units import linear_factor
+
+    return linear_factor(from_unit, to_unit)
+
+
+@dataclass
+class ScreenResult:
+    protocol: Protocol
+    anchors: Anchors
+    statuses: pa.Table
+    evidence: pa.Table
+    plan: Plan
+    notes: list[str] = field(default_factory=list)
+    active_within_months: int | None = None
+
+    @property
+    def criterion_ids(self) -> list[str]:
+        return [c.id for c in self.protocol.eligibility.criteria]
+
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.register("s", self.statuses)
+        con.register("e", self.evidence)
+        lc = [(k, cid) for k, cids in self.plan.leaf_criteria.items() for cid in sorted(cids)]
+        con.register("lc", pa.table({"leaf": pa.array([k for k, _ in lc], pa.int32()),
+                                     "criterion_id": pa.array([c for _, c in lc], pa.string())}))
+        names = self.plan.concept_names
+        con.register("cn", pa.table({"concept_id": pa.array(list(names), pa.int64()),
+                                     "display": pa.array(list(names.values()), pa.string())}))
+        order = self.criterion_ids
+        con.register("co", pa.table({"criterion_id": order, "ord": list(range(len(order)))}))
+        return con
+
+    def _long_sql(self) -> str:
+        """person × criterion rows with status label and evidence as a JSON list."""
+        as_of = self.anchors.as_of
+        unions = " UNION ALL ".join(f"SELECT person_id, '{cid}' AS criterion_id, c_{cid} AS status FROM s"
+                                    for cid in self.criterion_ids)
+        status_case = "CASE l.status " + " ".join(f"WHEN {k} THEN '{v}'" for k, v in LABELS.items()) + " END"
+        age_ev = f"""
+          SELECT person_id, 'I1' AS criterion_id, to_json([struct_pack(
+              "table" := 'person', record_id := person_id,
+              birth := concat_ws('-', year_of_birth::VARCHAR, lpad(month_of_birth::VARCHAR, 2, '0'), lpad(day_of_birth::VARCHAR, 2, '0')),
+              note := 'age on {as_of}: ' || CASE WHEN day_of_birth IS NOT NULL AND month_of_birth IS NOT NULL
+                   THEN (date_diff('year', make_date(year_of_birth, month_of_birth, day_of_birth), DATE '{as_of}'))::VARCHAR
+                   ELSE 'from birth year' || CASE WHEN month_of_birth IS NOT NULL THEN ' and month' ELSE '' END END)])::VARCHAR AS evidence
+          FROM s WHERE year_of_birth IS NOT NULL"""
+        sex_ev = """
+          SELECT person_id, 'I2' AS criterion_id, to_json([struct_pack(
+              "table" := 'person', record_id := person_id, concept_id := gender_concept_id,
+              display := CASE gender_concept_id WHEN 8532 THEN 'FEMALE' WHEN 8507 THEN 'MALE' ELSE 'not recorded' END)])::VARCHAR
+          FROM s"""
+        has_i1 = "I1" in self.criterion_ids and self._kind("I1") == "age"
+        has_i2 = "I2" in self.criterion_ids and self._kind("I2") == "sex"
+        demo = " UNION ALL ".join(x for x, ok in ((age_ev, has_i1), (sex_ev, has_i2)) if ok) or \
+            "SELECT NULL::BIGINT AS person_id, NULL::VARCHAR AS criterion_id, NULL::VARCHAR AS evidence WHERE false"
+        return f"""
+        WITH l AS ({unions}),
+        ev AS (
+          SELECT e.person_id, lc.criterion_id,
+                 to_json(list(struct_pack("table" := e."table", record_id := e.record_id, date := e.date::VARCHAR,
+                        concept_id := e.concept_id, code := e.source_value, display := cn.display, value := e.value,
+                        unit := e.unit, range_low := e.range_low, range_high := e.range_high, note := e.note)
+                   ORDER BY e.date DESC, e.record_id))::VARCHAR AS evidence
+          FROM e JOIN lc ON e.leaf = lc.leaf LEFT JOIN cn ON e.concept_id = cn.concept_id
+          GROUP BY ALL
+          UNION ALL {demo}
+        )
+        SELECT l.person_id, l.criterion_id, {status_case} AS status, coalesce(ev.evidence, '[]') AS evidence
+        FROM l LEFT JOIN ev USING (person_id, criterion_id) JOIN co USING (criterion_id)
+        ORDER BY l.person_id, co.ord"""
+
+    def _kind(self, cid: str) -> str | None:
+        c = self.protocol.eligibility.criterion(cid).computable
+        return c.kind if c is not None else None
+
+    def person_criteria(self) -> pa.Table:
+        return self._con().execute(self._long_sql()).fetch_arrow_table()
+
+    def write_person_criteria(self, path: Path) -> None:
+        con = self._con()
+        con.execute(f"COPY ({self._long_sql()}) TO '{_sql_str(str(path))}' (FORMAT parquet, COMPRESSION zstd)")
+
+    # -- funnel and candidates ------------------------------------------------------
+
+    def _excl(self, cid: str) -> str:
+        return f"(c_{cid} = {int(Status.NOT_MET)})" if cid.startswith("I") else f"(c_{cid} = {int(Status.MET)})"
+
+    def funnel(self) -> list[dict[str, Any]]:
+        """Criteria applied in order; counts among those still remaining before each step."""
+        con = self._con()
+        rows: list[dict[str, Any]] = []
+        base = "TRUE"
+        if self.active_within_months is not None:
+            total, active = con.execute("SELECT count(*), count(*) FILTER (WHERE active) FROM s").fetchone()  # type: ignore[misc]
+            rows.append({"criterion_id": f"ACTIVE_{self.active_within_months}M", "met": active, "not_met": total - active,
+                         "unknown": 0, "needs_review": 0, "remaining": active})
+            base = "active"
+        excluded_so_far: list[str] = []
+        for cid in self.criterion_ids:
+            remaining_before = " AND ".join([base, *[f"NOT {x}" for x in excluded_so_far]])
+            q = f"""SELECT {', '.join(f"count(*) FILTER (WHERE c_{cid} = {k})" for k in LABELS)}
+                    FROM s WHERE {remaining_before}"""
+            counts = con.execute(q).fetchone()
+            assert counts is not None
+            excluded_so_far.append(self._excl(cid))
+            remaining = con.execute(f"SELECT count(*) FROM s WHERE {' AND '.join([base, *[f'NOT {x}' for x in excluded_so_far]])}").fetchone()
+            assert remaining is not None
+            by = dict(zip(LABELS.values(), counts, strict=True))
+            rows.append({"criterion_id": cid, "met": by["met"], "not_met": by["not_met"], "unknown": by["unknown"],
+                         "needs_review": by["needs_review"], "remaining": remaining[0]})
+        return rows
+
+    def candidates(self) -> pa.Table:
+        """People not excluded: eligible first, then by how few items remain to check."""
+        con = self._con()
+        cids = self.criterion_ids
+        not_excluded = " AND ".join(f"NOT {self._excl(c)}" for c in cids)
+        settled = " + ".join(
+            f"(CASE WHEN c_{c} = {int(Status.MET if c.startswith('I') else Status.NOT_MET)} THEN 0 ELSE 1 END)" for c in cids)
+        unknown = "concat_ws(' ', " + ", ".join(f"CASE WHEN c_{c} = {int(Status.UNKNOWN)} THEN '{c}' END" for c in cids) + ")"
+        review = "concat_ws(' ', " + ", ".join(f"CASE WHEN c_{c} = {int(Status.NEEDS_REVIEW)} THEN '{c}' END" for c in cids) + ")"
+        active = " AND active" if self.active_within_months is not None else ""
+        q = f"""
+          SELECT row_number() OVER (ORDER BY items, person_id) AS rank, person_id,
+                 CASE WHEN items = 0 THEN 'eligible' ELSE 'needs_review' END AS overall, items AS items_to_check,
+                 unknown_criteria, needs_review_criteria
+          FROM (SELECT person_id, {settled} AS items, {unknown} AS unknown_criteria, {review} AS needs_review_criteria
+                FROM s WHERE {not_excluded}{active})
+          ORDER BY rank"""
+        return con.execute(q).fetch_arrow_table()
+
+    def overall(self) -> pa.Table:
+        con = self._con()
+        cids = self.criterion_ids
+        excluded = " OR ".join(self._excl(c) for c in cids)
+        clean = " AND ".join(f"c_{c} = {int(Status.MET if c.startswith('I') else Status.NOT_MET)}" for c in cids)
+        return con.execute(f"""SELECT person_id, CASE WHEN {excluded} THEN 'not_eligible' WHEN {clean} THEN 'eligible'
+                               ELSE 'needs_review' END AS overall FROM s ORDER BY person_id""").fetch_arrow_table()
+
+    def for_person(self, person_id: int) -> dict[str, Any]:
+        """The worksheet of one person: overall and, per criterion, status and evidence."""
+        rows = [r for r in self.person_criteria().to_pylist() if r["person_id"] == person_id]
+        if not rows:
+            raise KeyError(f"person {person_id} is not in the screened population")
+        statuses = {r["criterion_id"]: Status.from_label(r["status"]) for r in rows}
+        from trialdesk.eligibility.status import overall
+
+        return {"overall": overall(statuses),
+                "criteria": [{"id": r["criterion_id"], "status": r["status"], "evidence": json.loads(r["evidence"])} for r in rows]}
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: dict[str, ValueSet] | None = None,
+           planned_first_infusion: dt.date | None = None, active_within_months: int | None = None,
+           check_bounds: bool = True, progress: Callable[[str], None] | None = None) -> ScreenResult:
+    """Screen every person in ``db`` against ``protocol`` as of ``as_of``."""
+    if check_bounds:
+        lo, hi = observation_bounds(db)
+        if lo is None or hi is None:
+            raise OmopError(f"{db.description}: observation_period is empty; the data cover no time, so nothing can be screened")
+        if not lo <= as_of <= hi:
+            raise OmopError(f"--as-of {as_of} is outside the data (observation periods run {lo} to {hi}); choose a date within")
+    pfi = planned_first_infusion or as_of + dt.timedelta(days=protocol.enrolment.screening_to_first_infusion_days)
+    anchors = Anchors(as_of=as_of, planned_first_infusion=pfi)
+    compiler = Compiler(db, protocol, value_sets if value_sets is not None else load_value_sets(), anchors,
+                        _unit_factor, progress)
+    table, evidence = compiler.compile(active_within_months)
+    if progress:
+        progress("evaluating criteria")
+    statuses = table.to_pyarrow()
+    if progress:
+        progress("collecting evidence")
+    ev = evidence.to_pyarrow()
+    notes = list(db.notes) + compiler.plan.notes
+    notes += [f"{cid}: unknown for everyone — {why}" for cid, why in sorted(compiler.plan.missing.items())]
+    return ScreenResult(protocol=protocol, anchors=anchors, statuses=statuses, evidence=ev, plan=compiler.plan,
+                        notes=notes, active_within_months=active_within_months)
+
+
+def write_outputs(result: ScreenResult, out: Path) -> dict[str, Path]:
+    """funnel.csv, person_criteria.parquet and candidates.csv, written to a temporary
+    folder first and moved into ``out`` only when all three are complete."""
+    import pyarrow.csv as pacsv
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        funnel = result.funnel()
+        pacsv.write_csv(pa.Table.from_pylist(funnel, schema=pa.schema(
+            [("criterion_id", pa.string()), ("met", pa.int64()), ("not_met", pa.int64()), ("unknown", pa.int64()),
+             ("needs_review", pa.int64()), ("remaining", pa.int64())])), tmp / "funnel.csv")
+        result.write_person_criteria(tmp / "person_criteria.parquet")
+        pacsv.write_csv(result.candidates(), tmp / "candidates.csv")
+        out.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for name in ("funnel.csv", "person_criteria.parquet", "candidates.csv"):
+            (tmp / name).replace(out / name)
+            written[name] = out / name
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,246 @@
+"""Connections to an OMOP CDM, whatever the backend, the case of the names, or the schema.
+
+``open_omop`` accepts
+- a DuckDB file path (attached read-only, so the screen never writes to the source),
+- a folder of Parquet files, one per table (read through DuckDB),
+- ``postgresql://user@host:port/db?schema=cdm`` (PostgreSQL through Ibis),
+- ``spark:<folder of Parquet files>`` (PySpark in local mode through Ibis),
+- an existing Ibis connection (tests, or a FHIR record mapped in memory).
+
+Every table is exposed with lower-case column names, so CDM v5.3 and v5.4 databases
+written in upper case (Eunomia) or lower case are read the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import ibis
+import ibis.expr.types as ir
+
+REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "person": ("person_id", "gender_concept_id", "year_of_birth"),
+    "observation_period": ("person_id", "observation_period_start_date", "observation_period_end_date"),
+}
+
+#: columns read from each optional table when it is present
+OPTIONAL: Mapping[str, tuple[str, ...]] = {
+    "condition_occurrence": ("condition_occurrence_id", "person_id", "condition_concept_id", "condition_start_date",
+                             "condition_end_date", "condition_source_value"),
+    "drug_exposure": ("drug_exposure_id", "person_id", "drug_concept_id", "drug_exposure_start_date",
+                      "drug_exposure_end_date", "drug_source_value"),
+    "procedure_occurrence": ("procedure_occurrence_id", "person_id", "procedure_concept_id", "procedure_date",
+                             "procedure_source_value"),
+    "observation": ("observation_id", "person_id", "observation_concept_id", "observation_date", "observation_source_value"),
+    "measurement": ("measurement_id", "person_id", "measurement_concept_id", "measurement_date", "value_as_number",
+                    "unit_concept_id", "unit_source_value", "range_low", "range_high", "measurement_source_value"),
+    "visit_occurrence": ("visit_occurrence_id", "person_id", "visit_start_date"),
+    "concept": ("concept_id", "concept_name", "vocabulary_id", "concept_code", "standard_concept"),
+    "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
+}
+
+
+class OmopError(Exception):
+    """The source cannot be screened: unreachable, or not an OMOP CDM."""
+
+
+@dataclass
+class OmopDatabase:
+    """An OMOP CDM seen through Ibis: ``table(name)`` returns lower-case columns."""
+
+    con: Any
+    description: str
+    tables: dict[str, ir.Table] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _temp_counter: int = 0
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def table(self, name: str) -> ir.Table:
+        return self.tables[name]
+
+    @property
+    def backend(self) -> str:
+        return str(self.con.name)
+
+    def materialize(self, expr: ir.Table, stem: str) -> ir.Table:
+        """Compute ``expr`` once into a temporary table private to this connection.
+
+        (Ibis's own ``cache()`` fails to drop its tables on DuckDB 1.4, so the screen
+        names and owns its temporary tables.)"""
+        self._temp_counter += 1
+        name = f"trialdesk_{stem}_{os.getpid()}_{self._temp_counter}"
+        if self.backend == "pyspark":
+            return expr.cache()
+        return self.con.create_table(name, obj=expr, temp=True, overwrite=True)
+
+
+def _lower_columns(t: ir.Table) -> ir.Table:
+    if all(c == c.lower() for c in t.columns):
+        return t
+    return t.select(**{c.lower(): t[c] for c in t.columns})
+
+
+def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
+    try:
+        names = con.list_tables(database=database) if database is not None else con.list_tables()
+    except Exception as exc:  # the driver's own message says what went wrong
+        raise OmopError(f"{description}: cannot list tables ({_first_line(exc)})") from None
+    by_lower = {n.lower(): n for n in names}
+    db = OmopDatabase(con=con, description=description)
+    for name in (*REQUIRED, *OPTIONAL):
+        if name in by_lower:
+            t = con.table(by_lower[name], database=database) if database is not None else con.table(by_lower[name])
+            db.tables[name] = _lower_columns(t)
+    for name, columns in REQUIRED.items():
+        if name not in db.tables:
+            raise OmopError(f"{description}: not an OMOP CDM: required table '{name}' is missing"
+                            f" (found: {', '.join(sorted(by_lower)) or 'no tables'})")
+        missing = [c for c in columns if c not in db.tables[name].columns]
+        if missing:
+            raise OmopError(f"{description}: not an OMOP CDM: table '{name}' lacks column(s) {', '.join(missing)}")
+    for name, columns in OPTIONAL.items():
+        if name not in db.tables:
+            db.notes.append(f"table '{name}' is absent; criteria that need it are unknown")
+            continue
+        missing = [c for c in columns if c not in db.tables[name].columns]
+        if missing and name in ("concept", "concept_ancestor"):
+            db.notes.append(f"table '{name}' lacks {', '.join(missing)}; it is not used")
+            del db.tables[name]
+        elif missing:
+            # CDM v5.3 vs v5.4 differences: absent optional columns become nulls
+            t = db.tables[name]
+            db.tables[name] = t.mutate(**{c: ibis.null() for c in missing})
+            db.notes.append(f"table '{name}' lacks {', '.join(missing)}; read as empty")
+    return db
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def open_omop(source: str | Path | Any) -> OmopDatabase:
+    """Open an OMOP CDM (see the module docstring for accepted forms)."""
+    if not isinstance(source, (str, Path)):
+        return _discover(source, f"{source.name} connection")
+    text = str(source)
+    if re.match(r"^postgres(ql)?://", text):
+        return _open_postgres(text)
+    if text.startswith("spark:"):
+        return _open_spark(Path(text.removeprefix("spark:")))
+    path = Path(text)
+    if not path.exists():
+        raise OmopError(f"{text}: no such file or folder; give a DuckDB file, a Parquet folder, or a postgresql:// URL")
+    if path.is_dir():
+        con = ibis.duckdb.connect()
+        files = sorted(path.glob("*.parquet")) + sorted(p for p in path.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+        if not files:
+            raise OmopError(f"{text}: folder holds no Parquet files (one per OMOP table, e.g. person.parquet)")
+        for f in files:
+            pattern = str(f / "*.parquet") if f.is_dir() else str(f)
+            con.raw_sql(f"CREATE VIEW \"{f.stem.lower()}\" AS SELECT * FROM read_parquet('{_sql_str(pattern)}')")
+        return _discover(con, text)
+    con = ibis.duckdb.connect()
+    try:
+        con.raw_sql(f"ATTACH '{_sql_str(str(path))}' AS cdm (READ_ONLY)")
+    except Exception as exc:
+        raise OmopError(f"{text}: not a DuckDB database ({_first_line(exc)})") from None
+    schemas = [r[0] for r in con.raw_sql(
+        "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE database_name = 'cdm'").fetchall()]
+    schema = _pick_schema(con, schemas, "cdm")
+    return _discover(con, text, database=("cdm", schema))
+
+
+def _pick_schema(con: Any, schemas: list[str], catalog: str) -> str:
+    """The schema that holds the person table (``main`` unless the CDM lives elsewhere)."""
+    for s in sorted(schemas, key=lambda s: s != "main"):
+        names = {n.lower() for n in con.list_tables(database=(catalog, s))}
+        if "person" in names:
+            return s
+    return "main"
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _open_postgres(url: str) -> OmopDatabase:
+    parsed = urlparse(url)
+    schema = parse_qs(parsed.query).get("schema", ["public"])[0]
+    clean = parsed._replace(query="").geturl()
+    try:
+        con = ibis.connect(clean)
+    except Exception as exc:
+        raise OmopError(f"{clean}: cannot connect ({_first_line(exc)}); is the server running and the URL right?") from None
+    return _discover(con, f"{clean} schema {schema}", database=schema)
+
+
+_SPARK: Any = None
+
+
+def spark_session() -> Any:
+    """One local SparkSession per process (starting one takes seconds)."""
+    global _SPARK
+    if _SPARK is None:
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
+        _SPARK = (
+            SparkSession.builder.master("local[2]")
+            .appName("trialdesk")
+            .config("spark.sql.shuffle.partitions", "8")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.memory", "4g")
+            .getOrCreate()
+        )
+        _SPARK.sparkContext.setLogLevel("ERROR")
+    return _SPARK
+
+
+def _open_spark(folder: Path) -> OmopDatabase:
+    if not folder.is_dir():
+        raise OmopError(f"spark:{folder}: no such folder; give a folder of Parquet files, one per OMOP table")
+    session = spark_session()
+    con = ibis.pyspark.connect(session)
+    found = False
+    for f in sorted(folder.iterdir()):
+        if f.suffix == ".parquet" or (f.is_dir() and any(f.glob("*.parquet"))):
+            session.read.parquet(str(f)).createOrReplaceTempView(f.stem.lower())
+            found = True
+    if not found:
+        raise OmopError(f"spark:{folder}: folder holds no Parquet files (one per OMOP table)")
+    return _discover(con, f"spark:{folder}")
+
+
+def export_parquet(db: OmopDatabase, folder: Path) -> None:
+    """Write every table of ``db`` as ``<folder>/<table>.parquet`` (for Spark and tests)."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, t in db.tables.items():
+        pq.write_table(t.to_pyarrow(), folder / f"{name}.parquet")
+
+
+def observation_bounds(db: OmopDatabase) -> tuple[dt.date | None, dt.date | None]:
+    op = db.table("observation_period")
+    row = op.aggregate(lo=op.observation_period_start_date.min(), hi=op.observation_period_end_date.max()).to_pyarrow()
+    lo, hi = row["lo"][0].as_py(), row["hi"][0].as_py()
+    return _as_date(lo), _as_date(hi)
+
+
+def _as_date(v: Any) -> dt.date | None:
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        return v.date()
+    return v  # type: ignore[no-any-return]

@@ -191,12 +191,12 @@ class Compiler:
         parts = []
         concept_map = resolution.concept_table(sets)
         if concept_map.num_rows:
-            cm = ibis.memtable(concept_map)
+            cm = self.db.upload(concept_map, f"{domain}_concepts")
             parts.append(base.join(cm, base.concept_id == cm.concept_id).select(*base.columns, "value_set"))
         distinct = base.select("source_value").distinct().to_pyarrow()["source_value"].to_pylist()
         source_map = vsr.match_source_values(distinct, self.value_sets, sets)
         if source_map.num_rows:
-            sm = ibis.memtable(source_map)
+            sm = self.db.upload(source_map, f"{domain}_sources")
             parts.append(base.join(sm, base.source_value == sm.source_value).select(*base.columns, "value_set"))
         if not parts:
             return self.db.materialize(base.select(*base.columns, value_set=ibis.null("string")).limit(0), domain)
@@ -333,7 +333,7 @@ class Compiler:
         known = [(u, f) for u in units if u is not None and (f := self.unit_factor(u, cmp.unit)) is not None]
         table = pa.table({"f_unit": pa.array([u for u, _ in known], pa.string()),
                           "factor": pa.array([f for _, f in known], pa.float64())})
-        ft = ibis.memtable(table)
+        ft = self.db.upload(table, "unit_factors")
         j = rows.left_join(ft, rows.unit == ft.f_unit)
         return j.select(*rows.columns, "factor")
 
@@ -407,7 +407,7 @@ class Compiler:
         if evidence:
             ev = evidence[0].union(*evidence[1:]) if len(evidence) > 1 else evidence[0]
         else:
-            ev = ibis.memtable(pa.table({n: pa.array([], t.to_pyarrow()) for n, t in EVIDENCE_SCHEMA.items()}))
+            ev = self.db.upload(pa.table({n: pa.array([], t.to_pyarrow()) for n, t in EVIDENCE_SCHEMA.items()}), "no_evidence")
         return table, ev
 
     def _expr(self, node: Expression, w: ir.Table) -> ir.IntegerValue:

@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import ibis
 import pyarrow as pa
 
 from trialdesk.sources.omop import OmopDatabase
@@ -114,7 +113,3 @@ def match_source_values(values: Iterable[str | None], value_sets: dict[str, Valu
             out_value.append(value)
             out_set.append(vs_id)
     return pa.table({"source_value": pa.array(out_value, pa.string()), "value_set": pa.array(out_set, pa.string())})
-
-
-def memtable(table: pa.Table) -> ibis.Table:
-    return ibis.memtable(table)

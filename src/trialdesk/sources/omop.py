@@ -79,8 +79,24 @@ class OmopDatabase:
         self._temp_counter += 1
         name = f"trialdesk_{stem}_{os.getpid()}_{self._temp_counter}"
         if self.backend == "pyspark":
-            return expr.cache()
+            self.con._session.sql(str(self.con.compile(expr))).cache().createOrReplaceTempView(name)
+            return self.con.table(name)
         return self.con.create_table(name, obj=expr, temp=True, overwrite=True)
+
+    def upload(self, table: Any, stem: str) -> ir.Table:
+        """A small lookup table (pyarrow) as a temporary table on the backend."""
+        self._temp_counter += 1
+        name = f"trialdesk_{stem}_{os.getpid()}_{self._temp_counter}"
+        if self.backend == "pyspark":
+            frame = self.con._session.createDataFrame(table.to_pandas(), schema=_spark_schema(table.schema))
+            frame.createOrReplaceTempView(name)
+            return self.con.table(name)
+        return self.con.create_table(name, obj=ibis.memtable(table), temp=True, overwrite=True)
+
+
+def _spark_schema(schema: Any) -> str:
+    types = {"int64": "bigint", "int32": "int", "string": "string", "double": "double", "date32[day]": "date", "bool": "boolean"}
+    return ", ".join(f"{f.name} {types.get(str(f.type), 'string')}" for f in schema)
 
 
 def _lower_columns(t: ir.Table) -> ir.Table:
@@ -199,6 +215,7 @@ def spark_session() -> Any:
             .appName("trialdesk")
             .config("spark.sql.shuffle.partitions", "8")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.driver.memory", "4g")
             .getOrCreate()
@@ -220,15 +237,6 @@ def _open_spark(folder: Path) -> OmopDatabase:
     if not found:
         raise OmopError(f"spark:{folder}: folder holds no Parquet files (one per OMOP table)")
     return _discover(con, f"spark:{folder}")
-
-
-def export_parquet(db: OmopDatabase, folder: Path) -> None:
-    """Write every table of ``db`` as ``<folder>/<table>.parquet`` (for Spark and tests)."""
-    import pyarrow.parquet as pq
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, t in db.tables.items():
-        pq.write_table(t.to_pyarrow(), folder / f"{name}.parquet")
 
 
 def observation_bounds(db: OmopDatabase) -> tuple[dt.date | None, dt.date | None]:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from tests.conftest import PROTOCOL_FILE
 from typer.testing import CliRunner
 
+from tests.conftest import PROTOCOL_FILE
 from trialdesk.cli import app
 from trialdesk.protocol.ctgov import CtgovError, export_json, export_study, import_yaml, split_criteria
 from trialdesk.protocol.loader import load

@@ -40,8 +40,9 @@ def screen_command(
     out_dir: Path = typer.Option(..., "--out", help="folder for funnel.csv, person_criteria.parquet, candidates.csv"),
     protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
     active_within: str | None = typer.Option(None, "--active-within", help="first keep people seen in this time, e.g. 12m"),
-    planned_first_infusion: str | None = typer.Option(None, "--planned-first-infusion",
-                                                      help="date criteria count back from 'administration' (default: as-of + the protocol's lead time)"),
+    planned_first_infusion: str | None = typer.Option(
+        None, "--planned-first-infusion",
+        help="date criteria count back from 'administration' (default: as-of + the protocol's lead time)"),
 ) -> None:
     """Pre-screen every person in an OMOP CDM: status and evidence per criterion, the attrition funnel, ranked candidates."""
     as_of_date = parse_date(as_of, "--as-of")
@@ -69,8 +70,8 @@ def screen_command(
     seconds = time.perf_counter() - started
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}")
-    funnel = Table(title=f"{protocol.identification.nct_id} pre-screen as of {as_of_date} ({result.statuses.num_rows:,} persons, {seconds:.1f} s)",
-                   title_justify="left")
+    title = f"{protocol.identification.nct_id} pre-screen as of {as_of_date} ({result.statuses.num_rows:,} persons, {seconds:.1f} s)"
+    funnel = Table(title=title, title_justify="left")
     for col in ("criterion", "met", "not met", "unknown", "needs review", "remaining"):
         funnel.add_column(col, justify="right" if col != "criterion" else "left")
     for row in result.funnel():

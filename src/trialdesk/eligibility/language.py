@@ -12,7 +12,7 @@ Every node says what the truth of its own sentence is for a person:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -177,7 +177,7 @@ class Not(_Node):
 
 
 Expression = Annotated[
-    Union[Age, Sex, Occurrence, Duration, Measurement, Attestation, All, AnyOf, Not],
+    Age | Sex | Occurrence | Duration | Measurement | Attestation | All | AnyOf | Not,
     Field(discriminator="kind"),
 ]
 

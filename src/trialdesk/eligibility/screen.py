@@ -138,7 +138,8 @@ class ScreenResult:
             counts = con.execute(q).fetchone()
             assert counts is not None
             excluded_so_far.append(self._excl(cid))
-            remaining = con.execute(f"SELECT count(*) FROM s WHERE {' AND '.join([base, *[f'NOT {x}' for x in excluded_so_far]])}").fetchone()
+            still_in = " AND ".join([base, *[f"NOT {x}" for x in excluded_so_far]])
+            remaining = con.execute(f"SELECT count(*) FROM s WHERE {still_in}").fetchone()
             assert remaining is not None
             by = dict(zip(LABELS.values(), counts, strict=True))
             rows.append({"criterion_id": cid, "met": by["met"], "not_met": by["not_met"], "unknown": by["unknown"],

@@ -72,8 +72,8 @@ def show(ref: str = typer.Argument("nct03929120", help="protocol id or file")) -
     sched = Table(title="Visit schedule (day 0 = first infusion)", title_justify="left")
     for col in ("code", "name", "day", "window", "forms"):
         sched.add_column(col)
-    for v in p.schedule.visits:
-        sched.add_row(v.code, v.name, str(v.day), f"-{v.window_before}/+{v.window_after}", ", ".join(v.forms))
+    for visit in p.schedule.visits:
+        sched.add_row(visit.code, visit.name, str(visit.day), f"-{visit.window_before}/+{visit.window_after}", ", ".join(visit.forms))
     out.print(sched)
 
     rules = Table(title="Stopping rules", title_justify="left")

@@ -126,9 +126,7 @@ def _problems(path: Path, tree: Any, exc: ValidationError) -> list[Problem]:
 def _is_tag(tree: Any, prefix: tuple[Any, ...], part: Any) -> bool:
     node = tree
     for p in prefix:
-        if isinstance(node, dict) and p in node:
-            node = node[p]
-        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
+        if (isinstance(node, dict) and p in node) or (isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node)):
             node = node[p]
     return isinstance(part, str) and isinstance(node, dict) and part not in node and node.get("kind") == part
 
@@ -199,7 +197,8 @@ def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Prot
         for vs in sorted(value_sets_used(c.computable) - set(library)):
             loc = ("eligibility", "criteria", i, "computable")
             missing.append(
-                Problem(path.name, _line_of(tree, loc), _field(loc), f"value set {vs!r} is not defined; add it to {library_dir().name}/ or fix the name")
+                Problem(path.name, _line_of(tree, loc), _field(loc),
+                        f"value set {vs!r} is not defined; add it to {library_dir().name}/ or fix the name")
             )
     if missing:
         raise ProtocolError(missing)

@@ -444,7 +444,7 @@ class Protocol(_Model):
 
     def attestation_items(self) -> list[tuple[str, str, str]]:
         """(criterion id, attestation id, question) for every item a person must sign."""
-        out = []
+        out: list[tuple[str, str, str]] = []
         for c in self.eligibility.criteria:
             if c.computable is not None:
                 out.extend((c.id, a.id, a.question) for a in attestations(c.computable))

@@ -134,7 +134,7 @@ class Compiler:
     """Builds the per-person status table and the evidence table for one database."""
 
     def __init__(self, db: OmopDatabase, protocol: Protocol, value_sets: dict[str, ValueSet], anchors: Anchors,
-                 unit_factor: Callable[[str, str], float | None], progress: Callable[[str], None] | None = None):
+                 unit_factor: Callable[[str, str, str | None], float | None], progress: Callable[[str], None] | None = None):
         self.db = db
         self.value_sets = value_sets
         self.plan = plan_for(protocol, anchors)
@@ -316,7 +316,9 @@ class Compiler:
             note = ibis.ifelse(bound.isnull(), f"no {cmp.ref} on the record", f"compared with {cmp.factor:g} x {cmp.ref}")
             latest = latest.mutate(status=status, note=note)
         else:
-            latest = self._with_factor(latest, cmp)
+            # mass-to-molar conversions need the analyte: the value set's first LOINC code
+            loinc = self.value_sets[node.value_set].codes_in("LOINC")
+            latest = self._with_factor(latest, cmp, loinc[0].code if loinc else None)
             converted = latest.value * latest.factor
             status = ibis.ifelse(latest.factor.isnull(), UNKNOWN,
                                  ibis.ifelse(_op(cmp, converted, ibis.literal(cmp.value)), MET, NOT_MET))
@@ -327,10 +329,10 @@ class Compiler:
         status_t = latest.select(person_id=latest.person_id, leaf=ibis.literal(key, "int32"), status=latest.status.cast("int8"))
         return status_t, self._evidence(latest, key, table, latest.note)
 
-    def _with_factor(self, rows: ir.Table, cmp: Compare) -> ir.Table:
+    def _with_factor(self, rows: ir.Table, cmp: Compare, analyte: str | None) -> ir.Table:
         assert cmp.unit is not None
         units = rows.select("unit").distinct().to_pyarrow()["unit"].to_pylist()
-        known = [(u, f) for u in units if u is not None and (f := self.unit_factor(u, cmp.unit)) is not None]
+        known = [(u, f) for u in units if u is not None and (f := self.unit_factor(u, cmp.unit, analyte)) is not None]
         table = pa.table({"f_unit": pa.array([u for u, _ in known], pa.string()),
                           "factor": pa.array([f for _, f in known], pa.float64())})
         ft = self.db.upload(table, "unit_factors")

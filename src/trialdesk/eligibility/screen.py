@@ -31,10 +31,10 @@ from trialdesk.terminology.value_set import ValueSet
 LABELS = {int(s): s.label for s in Status}
 
 
-def _unit_factor(from_unit: str, to_unit: str) -> float | None:
+def _unit_factor(from_unit: str, to_unit: str, analyte: str | None) -> float | None:
     from trialdesk.terminology.units import linear_factor
 
-    return linear_factor(from_unit, to_unit)
+    return linear_factor(from_unit, to_unit, analyte)
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""One implementation of each criterion, three backends: DuckDB, PostgreSQL and Spark
+give identical statuses and evidence on the same data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.eligibility.helpers import AS_OF, NORMAL_LABS, person
+from trialdesk.eligibility.screen import screen
+from trialdesk.protocol.loader import load
+from trialdesk.sources.omop import open_omop
+from trialdesk.sources.omop_builder import OmopBuilder
+from trialdesk.sources.transfer import copy_to_parquet, copy_to_postgres, drop_postgres_schema
+
+PG_URL = os.environ.get("TRIALDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+D = dt.date
+
+
+def _mixed_population(path: Path) -> None:
+    """A dozen people touching every kind of criterion and every status."""
+    b = OmopBuilder()
+    person(b, 1)
+    b.condition(1, D(2024, 3, 1), source_value="J84.10")
+    b.condition(1, D(2023, 5, 1), source_value="M34.1")
+    person(b, 2, spo2=87.0, birth=(1990, 6))
+    person(b, 3, birth=D(2006, 6, 1), sex="male")
+    b.drug(3, D(2024, 4, 1), source_value="121191")
+    person(b, 4, observed=False, sex=None)
+    person(b, 5, labs=dict(NORMAL_LABS, **{"1742-6": (168.0, "U/L", 7.0, 56.0)}))
+    b.condition(5, D(2023, 12, 15), source_value="I21.4")
+    person(b, 6, labs={})
+    b.condition(6, D(2022, 1, 10), source_value="J84.10")
+    b.condition(6, D(2021, 6, 1), source_value="M05.79")
+    b.drug(6, D(2023, 5, 15), D(2024, 5, 15), source_value="68149")
+    person(b, 7, labs=dict(NORMAL_LABS, **{"2160-0": (150.0, "umol/L", 53.0, 106.0)}))
+    b.measurement(7, D(2024, 5, 27), source_value="21198-7", value=25.0, unit="m[IU]/mL")
+    person(b, 8, spo2=None)
+    b.measurement(8, AS_OF, source_value="59408-5", value=60.0, unit="mm[Hg]")
+    b.condition(8, D(2009, 2, 3), source_value="B18.2")
+    b.write(path)
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("backends") / "cdm.duckdb"
+    _mixed_population(path)
+    return path
+
+
+def _screen(source: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    result = screen(open_omop(source), load("nct03929120"), AS_OF)
+    return result.person_criteria().to_pylist(), result.funnel()
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_the_same_statuses_and_evidence_as_duckdb(population: Path) -> None:
+    schema = f"trialdesk_test_{uuid.uuid4().hex[:8]}"
+    copy_to_postgres(open_omop(population), PG_URL, schema)
+    try:
+        assert _screen(f"{PG_URL}?schema={schema}") == _screen(str(population))
+    finally:
+        drop_postgres_schema(PG_URL, schema)
+
+
+@pytest.mark.spark
+def test_spark_gives_the_same_statuses_and_evidence_as_duckdb(population: Path, tmp_path: Path) -> None:
+    copy_to_parquet(open_omop(population), tmp_path / "parquet")
+    assert _screen(f"spark:{tmp_path / 'parquet'}") == _screen(str(population))
+
+
+def test_a_parquet_folder_screens_like_the_duckdb_file(population: Path, tmp_path: Path) -> None:
+    copy_to_parquet(open_omop(population), tmp_path / "parquet")
+    rows, funnel = _screen(str(tmp_path / "parquet"))
+    assert (rows, funnel) == _screen(str(population))
+    statuses = {(r["person_id"], r["criterion_id"]): r["status"] for r in rows}
+    assert statuses[(2, "E3")] == "met" and statuses[(3, "E2")] == "met" and statuses[(4, "I2")] == "unknown"

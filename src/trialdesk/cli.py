@@ -7,6 +7,7 @@ import typer
 
 from trialdesk.eligibility.commands import screen_command
 from trialdesk.protocol.commands import app as protocol_app
+from trialdesk.sources.commands import app as synth_app
 
 app = typer.Typer(
     name="trialdesk",
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(protocol_app, name="protocol")
 app.command("screen")(screen_command)
+app.add_typer(synth_app, name="synth", help="Synthetic data: an OMOP CDM hospital for demos, tests and benchmarks.")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -404,13 +404,32 @@ class Compiler:
                 crit[f"c_{c.id}"] = ibis.literal(NEEDS_REVIEW, "int8")
             else:
                 crit[f"c_{c.id}"] = self._expr(c.computable, wide).cast("int8")
-        keep = [col for col in people.columns]
-        table = wide.select(*keep, **crit)
+                deciding: dict[int, Any] = {}
+                self._deciding(c.computable, wide, ibis.literal(True), deciding)
+                for k, flag in deciding.items():
+                    crit[f"d_{c.id}_{k}"] = flag
+        table = wide.select(*people.columns, **crit)
         if evidence:
             ev = evidence[0].union(*evidence[1:]) if len(evidence) > 1 else evidence[0]
         else:
             ev = self.db.upload(pa.table({n: pa.array([], t.to_pyarrow()) for n, t in EVIDENCE_SCHEMA.items()}), "no_evidence")
         return table, ev
+
+    def _deciding(self, node: Expression, w: ir.Table, needed: Any, out: dict[int, Any]) -> None:
+        """Which leaves decided a criterion's status for a person, so the evidence cited is
+        the evidence that counted: under an ALL that is not met, only the parts not met;
+        under an ANY that is met, only the parts met; otherwise every part."""
+        if isinstance(node, (Occurrence, Duration, Measurement)):
+            k = self.plan.leaves[node.model_dump_json()]
+            out[k] = _or(out.get(k), needed)
+        elif isinstance(node, (All, AnyOf)):
+            status = self._expr(node, w)
+            decisive = NOT_MET if isinstance(node, All) else MET
+            for item in node.items:
+                child = self._expr(item, w)
+                self._deciding(item, w, needed & ((status != decisive) | (child == decisive)), out)
+        elif isinstance(node, Not):
+            self._deciding(node.item, w, needed, out)
 
     def _expr(self, node: Expression, w: ir.Table) -> ir.IntegerValue:
         if isinstance(node, Attestation):
@@ -436,6 +455,10 @@ class Compiler:
             inner = self._expr(node.item, w)
             return ibis.cases((inner == MET, NOT_MET), (inner == NOT_MET, MET), else_=inner)
         raise TypeError(f"unsupported criterion node {type(node).__name__}")
+
+
+def _or(a: Any, b: Any) -> Any:
+    return b if a is None else a | b
 
 
 def _op(cmp: Compare, left: Any, right: Any) -> Any:

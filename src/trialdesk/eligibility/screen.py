@@ -91,18 +91,31 @@ class ScreenResult:
         return f"""
         WITH l AS ({unions}),
         ev AS (
-          SELECT e.person_id, lc.criterion_id,
+          SELECT e.person_id, e.criterion_id,
                  to_json(list(struct_pack("table" := e."table", record_id := e.record_id, date := e.date::VARCHAR,
                         concept_id := e.concept_id, code := e.source_value, display := cn.display, value := e.value,
                         unit := e.unit, range_low := e.range_low, range_high := e.range_high, note := e.note)
                    ORDER BY e.date DESC, e.record_id))::VARCHAR AS evidence
-          FROM e JOIN lc ON e.leaf = lc.leaf LEFT JOIN cn ON e.concept_id = cn.concept_id
+          FROM (SELECT DISTINCT lc.criterion_id, e.* EXCLUDE (leaf)
+                FROM e JOIN lc ON e.leaf = lc.leaf JOIN s ON s.person_id = e.person_id
+                WHERE {self._deciding_sql()}
+                -- a record cited by two parts of a criterion is listed once, with its note
+                QUALIFY row_number() OVER (PARTITION BY e.person_id, lc.criterion_id, e."table", e.record_id
+                                           ORDER BY e.note NULLS LAST) = 1) e
+               LEFT JOIN cn ON e.concept_id = cn.concept_id
           GROUP BY ALL
           UNION ALL {demo}
         )
         SELECT l.person_id, l.criterion_id, {status_case} AS status, coalesce(ev.evidence, '[]') AS evidence
         FROM l LEFT JOIN ev USING (person_id, criterion_id) JOIN co USING (criterion_id)
         ORDER BY l.person_id, co.ord"""
+
+    def _deciding_sql(self) -> str:
+        """True when the evidence row's leaf decided its criterion for that person."""
+        cols = set(self.statuses.column_names)
+        arms = [f"WHEN lc.criterion_id = '{cid}' AND e.leaf = {k} THEN s.d_{cid}_{k}"
+                for k, cids in self.plan.leaf_criteria.items() for cid in cids if f"d_{cid}_{k}" in cols]
+        return "CASE " + " ".join(arms) + " ELSE TRUE END" if arms else "TRUE"
 
     def _kind(self, cid: str) -> str | None:
         c = self.protocol.eligibility.criterion(cid).computable

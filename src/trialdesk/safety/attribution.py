@@ -1,0 +1,102 @@
+"""Which infusion an adverse event follows, at which dose, and whether it falls in follow-up.
+
+Readings (the registry's primary outcome counts "adverse events reported with infusion of each
+IV MSC dose"):
+
+- An AE belongs to the most recent infusion on or before its onset date. An onset on the day of
+  an infusion belongs to that infusion: AE dates are calendar dates and an event on a dosing day
+  is, in a first-in-disease study, presumed to follow the dose.
+- An onset before the participant's first infusion belongs to no infusion: it is pre-treatment
+  (baseline) and never counts against the product.
+- The dose of the infusion is its own dose per kilogram (total cells / weight). A *dose level*
+  groups doses for tables: the dose rounded to ``DOSE_LEVEL_STEP`` cells/kg (0.1 × 10^6), since the
+  protocol gives a range (0.5–1.0 × 10^6 cells/kg), not fixed levels.
+- The follow-up window is ``safety.ae_follow_up_days`` from the first infusion, both ends
+  included (day 0 to day 183 for NCT03929120).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from trialdesk.protocol.model import Protocol
+from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
+
+__all__ = ["DOSE_LEVEL_STEP", "Attribution", "attribute", "attribute_all", "dose_level", "dose_level_label"]
+
+#: doses are grouped to this step (cells/kg) to form dose levels
+DOSE_LEVEL_STEP = 100_000.0
+
+
+def dose_level(dose_per_kg: float, step: float = DOSE_LEVEL_STEP) -> float:
+    """The dose level a dose falls in: the dose rounded to the nearest ``step`` cells/kg."""
+    return round(dose_per_kg / step) * step
+
+
+def dose_level_label(level: float) -> str:
+    return f"{level / 1e6:.1f} × 10^6 cells/kg"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """An AE's place in the participant's treatment."""
+
+    ae_id: str
+    subject_id: str
+    onset: dt.date
+    infusion: Infusion | None  # None: onset before the first infusion (pre-treatment)
+    first_infusion: Infusion | None
+    study_day: int | None  # days from the first infusion (day 0); None without any infusion
+    follow_up_days: int
+
+    @property
+    def pre_treatment(self) -> bool:
+        return self.infusion is None
+
+    @property
+    def infusion_number(self) -> int | None:
+        return self.infusion.number if self.infusion is not None else None
+
+    @property
+    def dose_per_kg(self) -> float | None:
+        return self.infusion.dose_per_kg if self.infusion is not None else None
+
+    @property
+    def dose_level(self) -> float | None:
+        return dose_level(self.infusion.dose_per_kg) if self.infusion is not None else None
+
+    @property
+    def days_after_infusion(self) -> int | None:
+        return (self.onset - self.infusion.date).days if self.infusion is not None else None
+
+    @property
+    def within_follow_up(self) -> bool:
+        """Onset from day 0 to day ``ae_follow_up_days`` after the first infusion (both included)."""
+        return self.study_day is not None and 0 <= self.study_day <= self.follow_up_days
+
+    @property
+    def treatment_emergent(self) -> bool:
+        return not self.pre_treatment and self.within_follow_up
+
+
+def attribute(ae: AdverseEvent, infusions: list[Infusion], follow_up_days: int) -> Attribution:
+    """Attribute ``ae`` among the participant's ``infusions`` (any order)."""
+    own = sorted((i for i in infusions if i.subject_id == ae.subject_id), key=lambda i: (i.date, i.number))
+    first = own[0] if own else None
+    before = [i for i in own if i.date <= ae.onset]
+    return Attribution(
+        ae_id=ae.id,
+        subject_id=ae.subject_id,
+        onset=ae.onset,
+        infusion=before[-1] if before else None,
+        first_infusion=first,
+        study_day=(ae.onset - first.date).days if first is not None else None,
+        follow_up_days=follow_up_days,
+    )
+
+
+def attribute_all(data: TrialData, protocol: Protocol) -> Mapping[str, Attribution]:
+    """Every AE of the data cut, by AE id."""
+    return {ae.id: attribute(ae, data.infusions, protocol.safety.ae_follow_up_days) for ae in data.adverse_events}

@@ -1,0 +1,273 @@
+"""The DSMB safety report: de-identified tables from a data cut and the safety status, as HTML and PDF.
+
+:func:`build_report` computes the content once (:class:`DsmbReport`, a list of :class:`ReportTable`);
+:func:`render_html` lays it out with the Jinja2 template ``templates/dsmb_report.html.j2`` (with print
+CSS), and :func:`render_pdf` (:mod:`trialdesk.safety.dsmb_pdf`) writes the same tables to PDF.
+
+Counting conventions (stated in the report too):
+
+- **Treatment-emergent AEs** (onset on or after the first infusion and within ``ae_follow_up_days``)
+  fill the tables by SOC and term, by grade and by relatedness. Events before the first infusion and
+  after the follow-up window are not dropped: the per-infusion table shows them on their own rows.
+- "Events" counts AE records; "participants" counts distinct participants. In the grade table each
+  participant is counted once, at the worst grade among their events.
+- "Related" means possibly, probably or definitely related.
+- Per infusion and per dose level, an AE belongs to the infusion it follows
+  (:mod:`trialdesk.safety.attribution`); dose levels round the dose to 0.1 × 10^6 cells/kg.
+
+De-identification: participants appear by subject id only; no names, screening numbers, ages at
+enrolment, product lot or donor ids, verbatim AE descriptions (free text can name people), or calendar
+dates of participants' events. Times are study days from each participant's first infusion; the only
+calendar date is the data cut-off.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import jinja2
+from markupsafe import Markup
+
+from trialdesk.protocol.model import Protocol
+from trialdesk.safety.attribution import Attribution, attribute_all, dose_level, dose_level_label
+from trialdesk.safety.stopping_rules import SafetyStatus
+from trialdesk.safety.swimmer_plot import swimmer_plot
+from trialdesk.terminology.ctcae import catalogue
+from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, TrialData
+
+__all__ = ["DsmbReport", "ReportTable", "build_report", "render_html"]
+
+Cell = str | int
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    key: str
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    note: str = ""
+
+    def column(self, name: str) -> list[Cell]:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+    def row(self, *first_cells: Cell) -> tuple[Cell, ...]:
+        """The row whose first cells are ``first_cells``."""
+        for row in self.rows:
+            if row[: len(first_cells)] == first_cells:
+                return row
+        raise KeyError(f"{self.key}: no row starting {first_cells}")
+
+
+@dataclass(frozen=True)
+class DsmbReport:
+    nct_id: str
+    title: str
+    protocol_version: str
+    cutoff: str
+    status_sentence: str
+    bayes_sentence: str
+    tables: tuple[ReportTable, ...]
+    swimmer_svg: str
+    swimmer_png: bytes
+
+    def table(self, key: str) -> ReportTable:
+        for t in self.tables:
+            if t.key == key:
+                return t
+        raise KeyError(f"no table {key!r}; tables: {', '.join(t.key for t in self.tables)}")
+
+
+def _participants(aes: Iterable[AdverseEvent]) -> int:
+    return len({ae.subject_id for ae in aes})
+
+
+def _enrolment(data: TrialData, protocol: Protocol) -> ReportTable:
+    plan = protocol.infusion_plan
+    count = plan.count if plan is not None else max((i.number for i in data.infusions), default=1)
+    statuses = Counter(p.status for p in data.participants)
+    rows: list[tuple[Cell, ...]] = [
+        ("Screened", len(data.screening)),
+        ("Screen failed", sum(1 for s in data.screening if s.outcome == "screen_failed")),
+        ("Enrolled", len(data.participants)),
+        ("Enrolment target", protocol.enrolment.target),
+    ]
+    rows += [(f"Received infusion {k}", len({i.subject_id for i in data.infusions if i.number == k})) for k in range(1, count + 1)]
+    rows += [
+        ("On study", statuses["enrolled"] + statuses["on_study"]),
+        ("Completed follow-up", statuses["completed"]),
+        ("Withdrawn", statuses["withdrawn"]),
+        ("Off study (other)", statuses["off_study"]),
+    ]
+    return ReportTable("enrolment", "Enrolment and infusions", ("", "participants"), tuple(rows))
+
+
+def _participant_status(data: TrialData) -> ReportTable:
+    rows: list[tuple[Cell, ...]] = []
+    for p in sorted(data.participants, key=lambda p: p.subject_id):
+        infusions = data.infusions_of(p.subject_id)
+        first = min((i.date for i in infusions), default=None)
+        doses = ", ".join(f"{i.dose_per_kg / 1e6:.2f}" for i in infusions) or "-"
+        last = min(d for d in (data.cutoff, p.off_study_on) if d is not None)
+        rows.append((p.subject_id, p.status.replace("_", " "), len(infusions), doses,
+                     (last - first).days if first is not None else "-",
+                     sum(1 for ae in data.adverse_events if ae.subject_id == p.subject_id)))
+    return ReportTable("participants", "Participants", ("subject", "status", "infusions", "dose (× 10^6 cells/kg)",
+                                                         "last study day", "AEs"), tuple(rows))
+
+
+def _by_soc_and_term(aes: Sequence[AdverseEvent]) -> ReportTable:
+    order = {soc: i for i, soc in enumerate(catalogue().socs)}
+    rows: list[tuple[Cell, ...]] = []
+    for soc in sorted({ae.soc for ae in aes}, key=lambda s: (order.get(s, len(order)), s)):
+        in_soc = [ae for ae in aes if ae.soc == soc]
+        grades = Counter(ae.grade for ae in in_soc)
+        rows.append((soc, "All terms", len(in_soc), _participants(in_soc), *(grades[g] for g in range(1, 6))))
+        for term in sorted({ae.term for ae in in_soc}):
+            of_term = [ae for ae in in_soc if ae.term == term]
+            grades = Counter(ae.grade for ae in of_term)
+            rows.append((soc, term, len(of_term), _participants(of_term), *(grades[g] for g in range(1, 6))))
+    return ReportTable("by_soc_term", "Treatment-emergent AEs by system organ class and term",
+                       ("SOC", "term", "events", "participants", "grade 1", "grade 2", "grade 3", "grade 4", "grade 5"), tuple(rows),
+                       "Events by grade; participants counted once per row.")
+
+
+def _by_grade(aes: Sequence[AdverseEvent]) -> ReportTable:
+    worst: dict[str, int] = {}
+    for ae in aes:
+        worst[ae.subject_id] = max(ae.grade, worst.get(ae.subject_id, 0))
+    rows = tuple((f"Grade {g}", sum(1 for ae in aes if ae.grade == g), sum(1 for w in worst.values() if w == g)) for g in range(1, 6))
+    return ReportTable("by_grade", "Treatment-emergent AEs by CTCAE grade", ("grade", "events", "participants (worst grade)"),
+                       (*rows, ("Any grade", len(aes), len(worst))))
+
+
+def _by_relatedness(aes: Sequence[AdverseEvent]) -> ReportTable:
+    rows: list[tuple[Cell, ...]] = []
+    for r in reversed(RELATEDNESS_ORDER):
+        of = [ae for ae in aes if ae.relatedness == r]
+        rows.append((r.capitalize(), len(of), _participants(of), sum(1 for ae in of if ae.grade >= 3), sum(1 for ae in of if ae.serious)))
+    related = [ae for ae in aes if ae.related]
+    rows.append(("Related (possibly or more)", len(related), _participants(related), sum(1 for ae in related if ae.grade >= 3),
+                 sum(1 for ae in related if ae.serious)))
+    return ReportTable("by_relatedness", "Treatment-emergent AEs by relatedness to the MSC infusion",
+                       ("relatedness", "events", "participants", "grade >= 3 events", "serious events"), tuple(rows))
+
+
+def _summary(aes: Sequence[AdverseEvent]) -> tuple[Cell, ...]:
+    return (len(aes), _participants(aes), sum(1 for ae in aes if ae.related), sum(1 for ae in aes if ae.grade >= 3),
+            sum(1 for ae in aes if ae.serious))
+
+
+_SUMMARY_COLUMNS = ("events", "participants with an event", "related events", "grade >= 3 events", "serious events")
+
+
+def _per_infusion(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+    numbers = sorted({i.number for i in data.infusions})
+    rows: list[tuple[Cell, ...]] = []
+    for k in numbers:
+        aes = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent and att[ae.id].infusion_number == k]
+        rows.append((f"Infusion {k}", len({i.subject_id for i in data.infusions if i.number == k}), *_summary(aes)))
+    before = [ae for ae in data.adverse_events if att[ae.id].pre_treatment]
+    after = [ae for ae in data.adverse_events if not att[ae.id].pre_treatment and not att[ae.id].within_follow_up]
+    rows.append(("Before first infusion", "-", *_summary(before)))
+    rows.append(("After follow-up window", "-", *_summary(after)))
+    return ReportTable("per_infusion", "AEs per infusion (primary outcome)", ("infusion", "participants infused", *_SUMMARY_COLUMNS),
+                       tuple(rows), "An AE belongs to the latest infusion on or before its onset.")
+
+
+def _per_dose(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+    rows: list[tuple[Cell, ...]] = []
+    for level in sorted({dose_level(i.dose_per_kg) for i in data.infusions}):
+        given = [i for i in data.infusions if dose_level(i.dose_per_kg) == level]
+        aes = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent and att[ae.id].dose_level == level]
+        rows.append((dose_level_label(level), len(given), len({i.subject_id for i in given}), *_summary(aes)))
+    return ReportTable("per_dose", "AEs per dose level", ("dose level", "infusions", "participants dosed", *_SUMMARY_COLUMNS),
+                       tuple(rows), "Dose per kg rounded to 0.1 × 10^6 cells/kg; an AE counts at the dose of the infusion it follows.")
+
+
+def _day(att: Attribution, day: int | None) -> Cell:
+    return day if day is not None else "-"
+
+
+def _sae_listing(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+    rows: list[tuple[Cell, ...]] = []
+    for ae in sorted((a for a in data.adverse_events if a.serious), key=lambda a: (a.subject_id, a.onset, a.id)):
+        a = att[ae.id]
+        resolved = (ae.resolved - a.first_infusion.date).days if ae.resolved is not None and a.first_infusion is not None else "-"
+        rows.append((ae.id, ae.subject_id, ae.term, ae.grade, _day(a, a.study_day), a.infusion_number or "-", ae.relatedness,
+                     "yes" if ae.expected else "no", ", ".join(c.replace("_", " ") for c in ae.seriousness),
+                     ae.outcome.replace("_", " "), resolved))
+    return ReportTable("sae_listing", "Serious adverse events",
+                       ("AE", "subject", "term", "grade", "onset day", "infusion", "relatedness", "expected", "criteria", "outcome",
+                        "resolved day"), tuple(rows))
+
+
+def _deaths(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+    rows = tuple((ae.subject_id, ae.id, ae.term, _day(att[ae.id], att[ae.id].study_day), ae.relatedness)
+                 for ae in sorted(data.adverse_events, key=lambda a: a.subject_id) if ae.grade == 5 or ae.outcome == "fatal")
+    return ReportTable("deaths", "Deaths", ("subject", "AE", "term", "study day", "relatedness"), rows)
+
+
+def _rules(status: SafetyStatus, protocol: Protocol) -> ReportTable:
+    needed = {r.id: r.participants_at_least for r in protocol.safety.stopping_rules}
+    rows: list[tuple[Cell, ...]] = []
+    for r in status.rules:
+        threshold = f"{len(r.participants)} / {needed[r.rule_id]}" if r.rule_id in needed else f"{len(r.participants)}"
+        state = {"clear": "not triggered", "paused": "IN FORCE", "resumed": "resumed by DSMB", "stopped": "trial stopped by DSMB"}[r.state]
+        rows.append((r.rule_id, r.description, r.action.replace("_", " "), threshold, ", ".join(r.evidence) or "-", state))
+    return ReportTable("stopping_rules", "Stopping rules", ("rule", "description", "action", "participants qualifying / needed",
+                                                             "evidence (AE ids)", "state"), tuple(rows))
+
+
+def _status_sentence(status: SafetyStatus) -> str:
+    if status.action is None:
+        return "No stopping rule is in force: enrolment and dosing may continue."
+    in_force = ", ".join(r.rule_id for r in status.in_force)
+    what = {"stop_trial": "The trial is stopped", "pause_enrolment_and_dosing": "Enrolment and dosing are paused",
+            "pause_dosing": "Dosing is paused"}[status.action]
+    return f"{what} (rule {in_force}) until the DSMB records a decision."
+
+
+def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus) -> DsmbReport:
+    att = attribute_all(data, protocol)
+    emergent = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent]
+    svg = swimmer_plot(data, att, protocol.safety.ae_follow_up_days, "svg").decode("utf-8")
+    tables = (
+        _enrolment(data, protocol),
+        _participant_status(data),
+        _per_infusion(data, att),
+        _per_dose(data, att),
+        _by_soc_and_term(emergent),
+        _by_grade(emergent),
+        _by_relatedness(emergent),
+        _sae_listing(data, att),
+        _deaths(data, att),
+        _rules(status, protocol),
+    )
+    return DsmbReport(
+        nct_id=protocol.identification.nct_id,
+        title=protocol.identification.brief_title,
+        protocol_version=protocol.version,
+        cutoff=data.cutoff.isoformat(),
+        status_sentence=_status_sentence(status),
+        bayes_sentence=status.bayes.sentence() if status.bayes is not None else "No Bayesian monitor is configured.",
+        tables=tables,
+        swimmer_svg=svg[svg.index("<svg"):],
+        swimmer_png=swimmer_plot(data, att, protocol.safety.ae_follow_up_days, "png"),
+    )
+
+
+def _environment() -> jinja2.Environment:
+    folder = resources.files("trialdesk.safety").joinpath("templates")
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(report: DsmbReport) -> str:
+    template = _environment().get_template("dsmb_report.html.j2")
+    numeric: Callable[[Cell], bool] = lambda cell: isinstance(cell, int)  # noqa: E731
+    return template.render(report=report, swimmer=Markup(report.swimmer_svg), numeric=numeric)

@@ -1,0 +1,54 @@
+"""An AE belongs to the latest infusion on or before its onset, at that infusion's dose."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.safety.fixtures import trial_data
+from trialdesk.safety.attribution import attribute_all, dose_level, dose_level_label
+
+
+@pytest.fixture(scope="module")
+def attributions(protocol):  # type: ignore[no-untyped-def]
+    return attribute_all(trial_data(), protocol)
+
+
+def test_reaction_on_the_day_of_the_first_infusion_belongs_to_it(attributions) -> None:  # type: ignore[no-untyped-def]
+    a1 = attributions["A1"]
+    assert (a1.infusion_number, a1.dose_level, a1.study_day, a1.days_after_infusion) == (1, 500_000, 0, 0)
+    assert a1.treatment_emergent
+
+
+def test_fever_on_the_day_of_the_second_infusion_belongs_to_the_second_at_its_dose(attributions) -> None:  # type: ignore[no-untyped-def]
+    a3 = attributions["A3"]
+    assert (a3.infusion_number, a3.dose_per_kg, a3.study_day) == (2, pytest.approx(1_000_000), 28)
+
+
+def test_headache_five_days_after_infusion_1_belongs_to_infusion_1(attributions) -> None:  # type: ignore[no-untyped-def]
+    assert (attributions["A2"].infusion_number, attributions["A2"].days_after_infusion) == (1, 5)
+
+
+def test_nausea_before_the_first_infusion_is_pre_treatment(attributions) -> None:  # type: ignore[no-untyped-def]
+    a4 = attributions["A4"]
+    assert a4.pre_treatment and a4.infusion is None and a4.dose_level is None
+    assert a4.study_day == -5 and not a4.within_follow_up and not a4.treatment_emergent
+
+
+def test_fatigue_on_day_223_is_outside_the_183_day_follow_up(attributions) -> None:  # type: ignore[no-untyped-def]
+    a8 = attributions["A8"]
+    assert a8.study_day == 223 and a8.infusion_number == 2 and not a8.within_follow_up
+
+
+def test_day_183_is_the_last_day_of_follow_up(protocol) -> None:  # type: ignore[no-untyped-def]
+    from tests.safety.fixtures import ADVERSE_EVENTS, ae
+
+    last = ae("L", "001", "Fatigue", 1, "2020-07-21")  # 2020-01-20 + 183 days
+    after = ae("M", "001", "Fatigue", 1, "2020-07-22")
+    att = attribute_all(trial_data(adverse_events=[*ADVERSE_EVENTS, last, after]), protocol)
+    assert (att["L"].study_day, att["L"].within_follow_up) == (183, True)
+    assert (att["M"].study_day, att["M"].within_follow_up) == (184, False)
+
+
+def test_dose_levels_round_to_a_tenth_of_a_million_cells_per_kg() -> None:
+    assert dose_level(733_333.3) == 700_000
+    assert dose_level_label(dose_level(1_049_000)) == "1.0 × 10^6 cells/kg"

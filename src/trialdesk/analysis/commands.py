@@ -1,0 +1,178 @@
+"""``trialdesk report ...`` and ``trialdesk export ...``: results and exports of a data cut.
+
+Two Typer sub-apps for the main command line to mount: ``report_app`` (``primary-outcome``,
+``participant-flow``) and ``export_app`` (``ctgov-results``, ``sdtm``, ``odm``,
+``redcap-dictionary``). Each reads a data cut (a :class:`TrialData` JSON file) and the protocol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from trialdesk.analysis.ctgov_results import ThresholdError, results_json
+from trialdesk.analysis.data_cut import NoParticipantsError
+from trialdesk.analysis.odm import odm_xml
+from trialdesk.analysis.participant_flow import participant_flow
+from trialdesk.analysis.primary_outcome import primary_outcome
+from trialdesk.analysis.redcap import export_dictionary
+from trialdesk.analysis.sdtm import SdtmError, build_sdtm
+from trialdesk.console import fail, out
+from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.model import Protocol
+from trialdesk.trial.forms import FormsError, load_forms
+from trialdesk.trial.records import TrialData
+
+report_app = typer.Typer(help="Results of a data cut: the primary outcome and the participant flow.", no_args_is_help=True)
+export_app = typer.Typer(help="Exports of a data cut: ClinicalTrials.gov results, CDISC SDTM and ODM, REDCap data dictionary.",
+                         no_args_is_help=True)
+
+DATA = typer.Option(..., "--data", help="data cut: a TrialData JSON file exported by the EDC")
+PROTOCOL = typer.Option(None, "--protocol", help="protocol id or file (default: the data cut's protocol_id)")
+ALLOW_EMPTY = typer.Option(False, "--allow-empty", help="export even if nobody is enrolled (the output says so)")
+
+
+def _read(data_file: Path, protocol_ref: str | None) -> tuple[TrialData, Protocol]:
+    try:
+        data = TrialData.model_validate_json(data_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(f"{data_file}: cannot read ({exc.strerror}); check the path")
+    except ValidationError as exc:
+        fail("\n".join(f"{data_file}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+    try:
+        return data, load(protocol_ref or data.protocol_id)
+    except ProtocolError as exc:
+        fail(str(exc))
+
+
+@report_app.command("primary-outcome")
+def primary_outcome_command(
+    data_file: Path = DATA,
+    out_dir: Path = typer.Option(..., "--out", help="directory for the CSV files and the plot (PNG and SVG)"),
+    protocol_ref: str | None = PROTOCOL,
+    allow_empty: bool = ALLOW_EMPTY,
+) -> None:
+    """Adverse events with each infusion within the primary outcome's time frame: table, CSV and plot."""
+    data, protocol = _read(data_file, protocol_ref)
+    try:
+        result = primary_outcome(data, protocol, allow_empty)
+    except (NoParticipantsError, ValueError) as exc:
+        fail(str(exc))
+    title = f"{result.measure} — within {result.time_frame} ({result.window_days} days) of the first infusion, cut {result.cutoff}"
+    table = Table(title=title, title_justify="left")
+    for col in ("scope", "key", "at risk", "events", "related", "grade ≥3", "pts with AE", "pts related", "pts grade ≥3"):
+        table.add_column(col, justify="left" if col in ("scope", "key") else "right")
+    for r in result.rows:
+        table.add_row(r.scope, r.key, str(r.participants_at_risk), str(r.events), str(r.related_events), str(r.grade_3_plus_events),
+                      str(r.participants_with_event), str(r.participants_with_related), str(r.participants_with_grade_3_plus))
+    out.print(table)
+    props = Table(title="Participants with at least one event (exact 95 % CI)", title_justify="left")
+    for col in ("events", "participants", "proportion", "95 % CI"):
+        props.add_column(col)
+    for p in result.proportions:
+        props.add_row(p.subset, f"{p.participants}/{p.at_risk}", f"{p.proportion:.1%}", f"{p.ci_low:.1%} – {p.ci_high:.1%}")
+    out.print(props)
+    if result.note:
+        out.print(f"[yellow]{result.note}[/]")
+    for path in [*result.to_csv(out_dir), *result.plot(out_dir)]:
+        out.print(f"wrote {path}")
+
+
+@report_app.command("participant-flow")
+def participant_flow_command(
+    data_file: Path = DATA,
+    out_dir: Path = typer.Option(..., "--out", help="directory for participant_flow.csv and the diagram (SVG and PNG)"),
+    protocol_ref: str | None = PROTOCOL,
+    allow_empty: bool = ALLOW_EMPTY,
+) -> None:
+    """Screened to completed: the CONSORT-style table and diagram."""
+    data, protocol = _read(data_file, protocol_ref)
+    try:
+        flow = participant_flow(data, protocol, allow_empty)
+    except NoParticipantsError as exc:
+        fail(str(exc))
+    table = Table(title="Participant flow", title_justify="left")
+    for col in ("stage", "detail", "participants"):
+        table.add_column(col)
+    for stage, detail, n in flow.rows():
+        table.add_row(stage, detail, str(n))
+    out.print(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "participant_flow.csv").write_text(flow.to_csv(), encoding="utf-8")
+    for path in [out_dir / "participant_flow.csv", *flow.diagram(out_dir)]:
+        out.print(f"wrote {path}")
+
+
+@export_app.command("ctgov-results")
+def ctgov_results_command(
+    data_file: Path = DATA,
+    out_file: Path = typer.Option(..., "--out", help="the JSON file to write (API v2 resultsSection)"),
+    protocol_ref: str | None = PROTOCOL,
+    threshold: float = typer.Option(0.0, "--frequency-threshold", help="other AEs listed above this frequency in percent (0-5)"),
+    allow_empty: bool = ALLOW_EMPTY,
+) -> None:
+    """ClinicalTrials.gov results (API v2 resultsSection) following 42 CFR 11.48."""
+    data, protocol = _read(data_file, protocol_ref)
+    try:
+        text = results_json(data, protocol, threshold, allow_empty)
+    except (NoParticipantsError, ThresholdError) as exc:
+        fail(str(exc))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_file}")
+
+
+@export_app.command("sdtm")
+def sdtm_command(
+    data_file: Path = DATA,
+    out_dir: Path = typer.Option(..., "--out", help="directory for <domain>.csv, <domain>.xpt, define.csv and export.json"),
+    protocol_ref: str | None = PROTOCOL,
+    allow_empty: bool = ALLOW_EMPTY,
+) -> None:
+    """CDISC SDTM DM, AE, EX, VS, LB, DS as CSV and XPT v5, de-identified (study days, no dates).
+
+    Identified exports (with --DTC dates) are made only through the EDC, which checks the
+    user's role and audits the export."""
+    data, protocol = _read(data_file, protocol_ref)
+    try:
+        sdtm = build_sdtm(data, protocol, identified=False, allow_empty=allow_empty)
+    except (NoParticipantsError, SdtmError) as exc:
+        fail(str(exc))
+    for path in sdtm.write(out_dir):
+        out.print(f"wrote {path}")
+
+
+@export_app.command("odm")
+def odm_command(
+    data_file: Path = DATA,
+    out_file: Path = typer.Option(..., "--out", help="the ODM 1.3.2 XML file to write"),
+    protocol_ref: str | None = PROTOCOL,
+    allow_empty: bool = ALLOW_EMPTY,
+) -> None:
+    """CDISC ODM 1.3.2: the study definition and the clinical data (de-identified)."""
+    data, protocol = _read(data_file, protocol_ref)
+    try:
+        text = odm_xml(data, protocol, allow_empty=allow_empty)
+    except (NoParticipantsError, FormsError, ValueError) as exc:
+        fail(str(exc))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_file}")
+
+
+@export_app.command("redcap-dictionary")
+def redcap_dictionary_command(
+    out_file: Path = typer.Option(..., "--out", help="the data dictionary CSV to write"),
+    forms_file: Path | None = typer.Option(None, "--forms", help="a forms YAML file (default: the trial's own forms)"),
+) -> None:
+    """The REDCap data dictionary (18 columns) of every form."""
+    try:
+        forms = load_forms(forms_file)
+    except FormsError as exc:
+        fail(str(exc))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(export_dictionary(forms), encoding="utf-8")
+    out.print(f"wrote {out_file} ({sum(len(f.fields) for f in forms.forms)} fields in {len(forms.forms)} forms)")

@@ -1,0 +1,134 @@
+"""Participant flow: from the screening log to the end of the six months, as a table and as a
+CONSORT-style diagram (boxes and arrows, SVG and PNG).
+
+Completed 6 months: status ``completed``, or the end-of-study visit (the schedule's visit at or
+after the primary outcome's time frame, M6 on day 183) done. Withdrawn: withdrawn or off study
+for any reason but completion, counted by reason in the SDTM disposition terms.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from trialdesk.analysis.data_cut import check_enrolled
+from trialdesk.analysis.disposition import dsdecod, has_left
+from trialdesk.protocol.model import Protocol
+from trialdesk.trial.records import TrialData
+
+
+@dataclass(frozen=True)
+class ParticipantFlow:
+    screened: int
+    screen_failed: int
+    failed_by_criterion: dict[str, int]
+    withdrew_before_enrolment: int
+    pending: int
+    consented: int
+    enrolled: int
+    infused: dict[int, int]  # infusion number -> participants who received it
+    completed: int
+    withdrawn: int
+    withdrawn_by_reason: dict[str, int]
+    ongoing: int
+    note: str | None = None
+    completed_ids: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        """(stage, detail, participants) in the order of the flow."""
+        out = [("screened", "", self.screened), ("screen_failed", "", self.screen_failed)]
+        out += [("screen_failed", f"criterion {c}", n) for c, n in self.failed_by_criterion.items()]
+        out += [("withdrew_before_enrolment", "", self.withdrew_before_enrolment), ("screening_pending", "", self.pending),
+                ("consented", "", self.consented), ("enrolled", "", self.enrolled)]
+        out += [("infused", f"infusion {k}", n) for k, n in self.infused.items()]
+        out += [("completed_6_months", "", self.completed), ("withdrawn", "", self.withdrawn)]
+        out += [("withdrawn", reason, n) for reason, n in self.withdrawn_by_reason.items()]
+        out.append(("ongoing", "", self.ongoing))
+        return out
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["stage", "detail", "participants"])
+        w.writerows(self.rows())
+        return buf.getvalue()
+
+    def diagram(self, directory: Path, stem: str = "participant_flow") -> list[Path]:
+        """The CONSORT-style diagram as ``<stem>.svg`` and ``<stem>.png``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        main = [f"Screened\nn = {self.screened}", f"Consented and enrolled\nn = {self.enrolled}"]
+        main += [f"Received infusion {k}\nn = {n}" for k, n in self.infused.items()]
+        main.append(f"Completed 6 months\nn = {self.completed}")
+        failed = "\n".join([f"Screen failed n = {self.screen_failed}"] + [f"  {c}: {n}" for c, n in self.failed_by_criterion.items()]
+                           + [f"Withdrew before enrolment n = {self.withdrew_before_enrolment}"]
+                           + ([f"Screening pending n = {self.pending}"] if self.pending else []))
+        left = "\n".join([f"Withdrawn n = {self.withdrawn}"] + [f"  {r.lower()}: {n}" for r, n in self.withdrawn_by_reason.items()]
+                         + [f"Ongoing n = {self.ongoing}"])
+        height = 1.6 * len(main) + 0.6
+        fig, ax = plt.subplots(figsize=(7.5, height))
+        ax.set_xlim(0, 10)
+        ax.set_ylim(0, height)
+        ax.axis("off")
+        ys = [height - 0.8 - 1.6 * i for i in range(len(main))]
+        for i, (y, text) in enumerate(zip(ys, main, strict=True)):
+            _box(ax, 3.0, y, text)
+            if i:
+                ax.annotate("", xy=(3.0, y + 0.4), xytext=(3.0, ys[i - 1] - 0.4), arrowprops={"arrowstyle": "->"})
+        _box(ax, 7.6, (ys[0] + ys[1]) / 2, failed, small=True)
+        ax.annotate("", xy=(5.6, (ys[0] + ys[1]) / 2), xytext=(3.0, (ys[0] + ys[1]) / 2), arrowprops={"arrowstyle": "->"})
+        _box(ax, 7.6, (ys[-1] + ys[-2]) / 2, left, small=True)
+        ax.annotate("", xy=(5.6, (ys[-1] + ys[-2]) / 2), xytext=(3.0, (ys[-1] + ys[-2]) / 2), arrowprops={"arrowstyle": "->"})
+        if self.note:
+            fig.text(0.01, 0.01, self.note, fontsize=7)
+        paths = [directory / f"{stem}.svg", directory / f"{stem}.png"]
+        with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable and readable by screen readers
+            for path in paths:
+                fig.savefig(path, dpi=150 if path.suffix == ".png" else "figure", metadata={"Date": None} if path.suffix == ".svg" else {})
+        plt.close(fig)
+        return paths
+
+
+def _box(ax: Axes, x: float, y: float, text: str, small: bool = False) -> None:
+    ax.text(x, y, text, ha="center", va="center", fontsize=8 if small else 9,
+            bbox={"boxstyle": "square,pad=0.5", "facecolor": "white", "edgecolor": "black"})
+
+
+def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = False) -> ParticipantFlow:
+    note = check_enrolled(data, "participant flow", allow_empty)
+    outcomes = Counter(s.outcome for s in data.screening)
+    failed = Counter(c for s in data.screening if s.outcome == "screen_failed" for c in s.failed_criteria)
+    order = {c.id: i for i, c in enumerate(protocol.eligibility.criteria)}
+    by_criterion = {c: failed[c] for c in sorted(failed, key=lambda c: (order.get(c, len(order)), c))}
+
+    window = protocol.outcomes.primary[0].time_frame_days or protocol.safety.ae_follow_up_days
+    end_codes = {v.code for v in protocol.schedule.visits if v.day >= window}
+    finished = {v.subject_id for v in data.visits if v.status == "done" and v.code in end_codes}
+    completed = sorted(p.subject_id for p in data.participants if p.status == "completed" or (p.subject_id in finished and not has_left(p)))
+    left = [p for p in data.participants if has_left(p) and p.subject_id not in completed]
+    reasons = Counter(dsdecod(p) for p in left)
+    infused = Counter(i.number for i in data.infusions)
+    return ParticipantFlow(
+        screened=len(data.screening),
+        screen_failed=outcomes["screen_failed"],
+        failed_by_criterion=by_criterion,
+        withdrew_before_enrolment=outcomes["withdrew_before_enrolment"],
+        pending=outcomes["pending"],
+        consented=len(data.participants),
+        enrolled=len(data.participants),
+        infused={k: infused[k] for k in sorted(infused)},
+        completed=len(completed),
+        withdrawn=len(left),
+        withdrawn_by_reason=dict(sorted(reasons.items())),
+        ongoing=len(data.participants) - len(completed) - len(left),
+        note=note,
+        completed_ids=completed,
+    )

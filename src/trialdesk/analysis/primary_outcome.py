@@ -1,0 +1,244 @@
+"""The primary outcome of NCT03929120: the number of adverse events reported with infusion of
+each IV MSC dose, within the outcome's time frame (6 months, 183 days, from the first infusion).
+
+Counted per infusion (first, second, ...), per dose level, per participant and in total, for all
+events, related events (possibly, probably or definitely related) and grade >= 3 events; and the
+number and proportion of infused participants with at least one such event, with an exact
+(Clopper-Pearson) 95 % confidence interval. Which events count is :mod:`.attribution`'s reading.
+
+Dose levels group the infused dose per kilogram rounded to 0.1 x 10^6 cells/kg ("0.5", "1.0"),
+the precision at which the protocol states its dose range.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+from scipy.stats import beta  # type: ignore[import-untyped]
+
+from trialdesk.analysis.attribution import Attributed, attribute
+from trialdesk.analysis.data_cut import check_enrolled
+from trialdesk.protocol.model import Protocol
+from trialdesk.trial.records import Infusion, TrialData
+
+Scope = Literal["infusion", "dose_level", "participant", "total"]
+Subset = Literal["any", "related", "grade_3_plus"]
+SUBSETS: tuple[Subset, ...] = ("any", "related", "grade_3_plus")
+_KEEP: dict[Subset, Callable[[Attributed], bool]] = {
+    "any": lambda a: True,
+    "related": lambda a: a.event.related,
+    "grade_3_plus": lambda a: a.event.grade >= 3,
+}
+GRADE_COLOURS = {1: "#9ecae1", 2: "#fdd49e", 3: "#fc8d59", 4: "#d7301f", 5: "#252525"}
+
+
+def dose_level(infusion: Infusion) -> str:
+    """The dose per kilogram in 10^6 cells/kg, rounded to 0.1: ``"0.5"``, ``"1.0"``."""
+    return f"{infusion.dose_per_kg / 1e6:.1f}"
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact binomial confidence interval for k successes in n trials (0 and 1 at the ends)."""
+    if n == 0:
+        return (0.0, 1.0)
+    alpha = 1 - confidence
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return (low, high)
+
+
+@dataclass(frozen=True)
+class CountRow:
+    """Events and participants in one group (an infusion number, a dose level, a participant, or all)."""
+
+    scope: Scope
+    key: str
+    participants_at_risk: int
+    events: int
+    related_events: int
+    grade_3_plus_events: int
+    participants_with_event: int
+    participants_with_related: int
+    participants_with_grade_3_plus: int
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """Infused participants with at least one event of ``subset``, with its exact 95 % CI."""
+
+    subset: Subset
+    participants: int
+    at_risk: int
+    ci_low: float
+    ci_high: float
+
+    @property
+    def proportion(self) -> float:
+        return self.participants / self.at_risk if self.at_risk else 0.0
+
+
+@dataclass(frozen=True)
+class PrimaryOutcome:
+    protocol_id: str
+    cutoff: dt.date
+    measure: str
+    time_frame: str
+    window_days: int
+    rows: list[CountRow]
+    proportions: list[Proportion]
+    events: list[Attributed]  # every event of the cut, counted or with the reason it is not
+    note: str | None = None
+
+    def row(self, scope: Scope, key: str) -> CountRow:
+        for r in self.rows:
+            if r.scope == scope and r.key == key:
+                return r
+        raise KeyError(f"no {scope} row {key!r}")
+
+    def proportion(self, subset: Subset) -> Proportion:
+        return next(p for p in self.proportions if p.subset == subset)
+
+    @property
+    def total(self) -> CountRow:
+        return self.row("total", "all")
+
+    @property
+    def counted(self) -> list[Attributed]:
+        return [a for a in self.events if a.counted]
+
+    def counts_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([
+            "scope", "key", "participants_at_risk", "events", "related_events", "grade_3_plus_events",
+            "participants_with_event", "participants_with_related", "participants_with_grade_3_plus",
+        ])
+        for r in self.rows:
+            w.writerow([
+                r.scope, r.key, r.participants_at_risk, r.events, r.related_events, r.grade_3_plus_events,
+                r.participants_with_event, r.participants_with_related, r.participants_with_grade_3_plus,
+            ])
+        return buf.getvalue()
+
+    def participants_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["subset", "participants", "at_risk", "proportion", "ci95_low", "ci95_high", "method"])
+        for p in self.proportions:
+            w.writerow([p.subset, p.participants, p.at_risk, f"{p.proportion:.4f}", f"{p.ci_low:.4f}", f"{p.ci_high:.4f}",
+                        "Clopper-Pearson exact"])
+        return buf.getvalue()
+
+    def events_csv(self) -> str:
+        """One line per adverse event of the cut: where it was counted, or why not."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["ae_id", "subject_id", "term", "grade", "related", "serious", "day_from_first_infusion",
+                    "infusion", "dose_level", "counted", "excluded_because"])
+        for a in self.events:
+            ae = a.event
+            w.writerow([ae.id, ae.subject_id, ae.term, ae.grade, "Y" if ae.related else "N", "Y" if ae.serious else "N",
+                        "" if a.day is None else a.day, a.infusion.number if a.infusion and a.counted else "",
+                        dose_level(a.infusion) if a.infusion and a.counted else "", "Y" if a.counted else "N", a.excluded or ""])
+        return buf.getvalue()
+
+    def to_csv(self, directory: Path) -> list[Path]:
+        """Write ``primary_outcome_counts.csv``, ``primary_outcome_participants.csv`` and
+        ``primary_outcome_events.csv`` into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, text in (("counts", self.counts_csv()), ("participants", self.participants_csv()), ("events", self.events_csv())):
+            path = directory / f"primary_outcome_{name}.csv"
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+        return written
+
+    def plot(self, directory: Path, stem: str = "primary_outcome") -> list[Path]:
+        """Bars per infusion, stacked by CTCAE grade; written as PNG and SVG."""
+        directory.mkdir(parents=True, exist_ok=True)
+        numbers = sorted({int(r.key) for r in self.rows if r.scope == "infusion"})
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        bottoms = [0] * len(numbers)
+        for grade, colour in GRADE_COLOURS.items():
+            heights = [sum(1 for a in self.counted if a.infusion and a.infusion.number == n and a.event.grade == grade) for n in numbers]
+            if any(heights):
+                ax.bar([str(n) for n in numbers], heights, bottom=bottoms, color=colour, edgecolor="black", linewidth=0.5,
+                       label=f"Grade {grade}")
+                bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        ax.set_xlabel("Infusion")
+        ax.set_ylabel("Adverse events")
+        ax.set_title(f"{self.measure}: events within {self.time_frame} of the first infusion", fontsize=10)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if self.note:
+            fig.text(0.01, 0.01, self.note, fontsize=7)
+        if any(bottoms):
+            ax.legend(title="CTCAE v5.0", fontsize=8)
+        fig.tight_layout()
+        paths = [directory / f"{stem}.png", directory / f"{stem}.svg"]
+        with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+            for path in paths:
+                fig.savefig(path, dpi=150 if path.suffix == ".png" else "figure", metadata=_plot_metadata(path))
+        plt.close(fig)
+        return paths
+
+
+def _plot_metadata(path: Path) -> dict[str, str | None]:
+    # a fixed SVG "Date" keeps re-runs byte-identical
+    return {"Date": None} if path.suffix == ".svg" else {}
+
+
+def _row(scope: Scope, key: str, at_risk: Iterable[str], events: list[Attributed]) -> CountRow:
+    def affected(subset: Subset) -> int:
+        return len({a.event.subject_id for a in events if _KEEP[subset](a)})
+
+    return CountRow(
+        scope=scope,
+        key=key,
+        participants_at_risk=len(set(at_risk)),
+        events=len(events),
+        related_events=sum(1 for a in events if a.event.related),
+        grade_3_plus_events=sum(1 for a in events if a.event.grade >= 3),
+        participants_with_event=affected("any"),
+        participants_with_related=affected("related"),
+        participants_with_grade_3_plus=affected("grade_3_plus"),
+    )
+
+
+def primary_outcome(data: TrialData, protocol: Protocol, allow_empty: bool = False) -> PrimaryOutcome:
+    """Count the primary outcome of ``data`` as ``protocol`` registers it."""
+    note = check_enrolled(data, "primary outcome", allow_empty)
+    outcome = protocol.outcomes.primary[0]
+    if outcome.time_frame_days is None:
+        raise ValueError(f"{protocol.id}: outcomes.primary[0].time_frame_days is not set; the count needs the window in days")
+    window = outcome.time_frame_days
+    events = attribute(data, window)
+    counted = [a for a in events if a.counted and a.infusion is not None]
+
+    rows: list[CountRow] = []
+    for n in sorted({i.number for i in data.infusions}):
+        rows.append(_row("infusion", str(n), (i.subject_id for i in data.infusions if i.number == n),
+                         [a for a in counted if a.infusion is not None and a.infusion.number == n]))
+    for level in sorted({dose_level(i) for i in data.infusions}, key=float):
+        rows.append(_row("dose_level", level, (i.subject_id for i in data.infusions if dose_level(i) == level),
+                         [a for a in counted if a.infusion is not None and dose_level(a.infusion) == level]))
+    infused = sorted({i.subject_id for i in data.infusions})
+    for subject in infused:
+        rows.append(_row("participant", subject, [subject], [a for a in counted if a.event.subject_id == subject]))
+    total = _row("total", "all", infused, counted)
+    rows.append(total)
+
+    affected = {"any": total.participants_with_event, "related": total.participants_with_related,
+                "grade_3_plus": total.participants_with_grade_3_plus}
+    proportions = [Proportion(s, affected[s], len(infused), *clopper_pearson(affected[s], len(infused))) for s in SUBSETS]
+    return PrimaryOutcome(data.protocol_id, data.cutoff, outcome.measure, outcome.time_frame, window, rows, proportions, events, note)

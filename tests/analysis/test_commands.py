@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyreadstat
+from typer.testing import CliRunner
+
+from tests.analysis.fixtures import empty_data
+from trialdesk.analysis.commands import export_app, report_app
+from trialdesk.trial.records import TrialData
+
+runner = CliRunner()
+
+
+def _cut(tmp_path: Path, data: TrialData) -> Path:
+    path = tmp_path / "cut.json"
+    path.write_text(data.model_dump_json(), encoding="utf-8")
+    return path
+
+
+def test_report_primary_outcome_prints_and_writes(data: TrialData, tmp_path: Path) -> None:
+    result = runner.invoke(report_app, ["primary-outcome", "--data", str(_cut(tmp_path, data)), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Adverse Events" in result.output and "3/3" in result.output
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"primary_outcome_counts.csv", "primary_outcome.png", "primary_outcome.svg"}
+
+
+def test_report_participant_flow(data: TrialData, tmp_path: Path) -> None:
+    result = runner.invoke(report_app, ["participant-flow", "--data", str(_cut(tmp_path, data)), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "participant_flow.svg").exists()
+
+
+def test_exports(data: TrialData, tmp_path: Path) -> None:
+    cut = str(_cut(tmp_path, data))
+    assert runner.invoke(export_app, ["ctgov-results", "--data", cut, "--out", str(tmp_path / "r.json")]).exit_code == 0
+    assert "resultsSection" in json.loads((tmp_path / "r.json").read_text())
+    assert runner.invoke(export_app, ["sdtm", "--data", cut, "--out", str(tmp_path / "sdtm")]).exit_code == 0
+    frame, _ = pyreadstat.read_xport(str(tmp_path / "sdtm" / "ae.xpt"))
+    assert len(frame) == 10
+    assert runner.invoke(export_app, ["odm", "--data", cut, "--out", str(tmp_path / "odm.xml")]).exit_code == 0
+    assert runner.invoke(export_app, ["redcap-dictionary", "--out", str(tmp_path / "dd.csv")]).exit_code == 0
+    assert (tmp_path / "dd.csv").read_text().startswith("Variable / Field Name,Form Name,Section Header,")
+
+
+def test_empty_cut_needs_the_flag(tmp_path: Path) -> None:
+    cut = str(_cut(tmp_path, empty_data()))
+    refused = runner.invoke(export_app, ["ctgov-results", "--data", cut, "--out", str(tmp_path / "r.json")])
+    assert refused.exit_code == 1
+    assert "no enrolled participant" in refused.output
+    assert not (tmp_path / "r.json").exists()
+    allowed = runner.invoke(export_app, ["ctgov-results", "--data", cut, "--out", str(tmp_path / "r.json"), "--allow-empty"])
+    assert allowed.exit_code == 0
+
+
+def test_bad_data_file_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"protocol_id": "nct03929120"}', encoding="utf-8")
+    result = runner.invoke(export_app, ["sdtm", "--data", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "cutoff" in result.output

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+from importlib import resources
+
+import pytest
+import xmlschema
+
+from tests.analysis.fixtures import empty_data
+from trialdesk.analysis.data_cut import NoParticipantsError
+from trialdesk.analysis.odm import NS, odm_xml
+from trialdesk.protocol.model import Protocol
+from trialdesk.trial.records import TrialData
+
+N = {"odm": NS}
+
+
+@pytest.fixture(scope="module")
+def schema() -> xmlschema.XMLSchema:
+    # the CDISC ODM 1.3.2 schema as the odmlib package ships it (tests/fixtures/odm/README.md)
+    return xmlschema.XMLSchema(str(resources.files("odmlib.schemas") / "odm" / "1.3.2" / "ODM1-3-2.xsd"))
+
+
+def _xml(data: TrialData, protocol: Protocol, **kw: bool) -> str:
+    return odm_xml(data, protocol, created=dt.datetime(2020, 9, 1, tzinfo=dt.UTC), **kw)
+
+
+def test_odm_is_valid_against_the_odm_1_3_2_schema(data: TrialData, protocol: Protocol, schema: xmlschema.XMLSchema) -> None:
+    errors = list(schema.iter_errors(_xml(data, protocol)))
+    assert errors == []
+
+
+def test_schema_catches_a_broken_document(data: TrialData, protocol: Protocol, schema: xmlschema.XMLSchema) -> None:
+    broken = _xml(data, protocol).replace('ODMVersion="1.3.2"', 'ODMVersion="1.3.2" Bogus="x"')
+    assert not schema.is_valid(broken)
+
+
+def test_definition_follows_the_schedule_and_forms(data: TrialData, protocol: Protocol) -> None:
+    root = ET.fromstring(_xml(data, protocol))
+    mdv = root.find("odm:Study/odm:MetaDataVersion", N)
+    assert mdv is not None
+    events = [e.get("OID") for e in mdv.findall("odm:StudyEventDef", N)]
+    assert events == [f"SE.{v.code}" for v in protocol.schedule.visits] + ["SE.AE_LOG"]
+    d28 = mdv.find("odm:StudyEventDef[@OID='SE.D28']", N)
+    assert d28 is not None
+    assert [f.get("FormOID") for f in d28.findall("odm:FormRef", N)] == ["F.VITAL_SIGNS", "F.LABORATORY", "F.INFUSION", "F.SPO2"]
+    grade = mdv.find("odm:ItemDef[@OID='I.AE_GRADE']", N)
+    assert grade is not None and grade.get("DataType") == "integer"
+    assert mdv.find("odm:CodeList[@OID='CL.AE_GRADE']", N) is not None
+    assert mdv.find("odm:ItemDef[@OID='I.INF_DATE']", N) is not None
+
+
+def test_clinical_data_is_de_identified(data: TrialData, protocol: Protocol) -> None:
+    root = ET.fromstring(_xml(data, protocol))
+    subjects = [s.get("SubjectKey") for s in root.findall("odm:ClinicalData/odm:SubjectData", N)]
+    assert subjects == ["S01", "S02", "S03", "S04"]
+    values = {i.get("ItemOID") for i in root.iter(f"{{{NS}}}ItemData")}
+    assert "I.INF_DATE" not in values and "I.AE_ONSET" not in values
+    s01 = root.find("odm:ClinicalData/odm:SubjectData[@SubjectKey='S01']", N)
+    assert s01 is not None
+    log = s01.find("odm:StudyEventData[@StudyEventOID='SE.AE_LOG']/odm:FormData", N)
+    assert log is not None and len(log.findall("odm:ItemGroupData", N)) == 6
+    d0 = s01.find("odm:StudyEventData[@StudyEventOID='SE.D0']", N)
+    assert d0 is not None
+    sysbp = d0.find(".//odm:ItemData[@ItemOID='I.SYSBP']", N)
+    assert sysbp is not None and sysbp.get("Value") == "120"
+    spo2 = d0.find("odm:FormData[@FormOID='F.SPO2']//odm:ItemData[@ItemOID='I.OXYSAT']", N)
+    assert spo2 is not None and spo2.get("Value") == "95"
+
+
+def test_empty_cut_is_refused_or_recorded(protocol: Protocol, schema: xmlschema.XMLSchema) -> None:
+    with pytest.raises(NoParticipantsError):
+        _xml(empty_data(), protocol)
+    text = _xml(empty_data(), protocol, allow_empty=True)
+    assert schema.is_valid(text)
+    assert "allow_empty" in (ET.fromstring(text).get("Description") or "")

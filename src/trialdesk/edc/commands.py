@@ -1,0 +1,134 @@
+"""``trialdesk serve``, ``trialdesk audit verify`` and ``trialdesk users ...`` (mounted by the main CLI)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+SETTINGS = "trialdesk.edc.settings"
+
+serve_app = typer.Typer(help="Run the trial desk (the EDC web app).")
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts of the study team.", no_args_is_help=True)
+
+
+def _django(debug: bool | None = None, *, offline: bool = True) -> None:
+    """Configure Django. ``offline`` commands (accounts, audit) sign no cookies, so they get a
+    throwaway key when TRIALDESK_SECRET_KEY is unset; the server never does."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    if debug:
+        os.environ.setdefault("TRIALDESK_DEBUG", "1")
+    if offline and not os.environ.get("TRIALDESK_SECRET_KEY"):
+        import secrets
+
+        os.environ["TRIALDESK_SECRET_KEY"] = secrets.token_urlsafe(50)
+    import django
+
+    django.setup()
+
+
+def _migrate() -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        from pathlib import Path
+
+        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+@serve_app.callback(invoke_without_command=True)
+def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
+          port: int = typer.Option(8000, help="port"),
+          production: bool = typer.Option(False, "--production", help="serve with waitress (needs TRIALDESK_SECRET_KEY); "
+                                                                       "otherwise Django's development server with TRIALDESK_DEBUG=1"),
+          threads: int = typer.Option(8, help="waitress worker threads")) -> None:
+    """Apply any pending migrations, then serve the trial desk and print its address."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        _django(debug=not production, offline=False)
+    except ImproperlyConfigured as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    _migrate()
+    typer.echo(f"trialdesk is serving on http://{host}:{port}/  (Ctrl+C to stop)")
+    if production:
+        from waitress import serve as waitress_serve
+
+        from trialdesk.edc.wsgi import application
+
+        waitress_serve(application, host=host, port=port, threads=threads)
+    else:
+        from django.core.management import call_command
+
+        call_command("runserver", f"{host}:{port}", use_reloader=False)
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Check the hash chain of the audit trail; exit 1 and name the first broken entry if it is not intact."""
+    _django()
+    from trialdesk.edc.audit.trail import verify as run
+
+    result = run()
+    typer.echo(result.sentence())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@users_app.command("create")
+def createuser(username: str = typer.Argument(..., help="the unique user id"),
+               role: str = typer.Option(..., "--role",
+                       help="pi, sub_investigator, coordinator, data_manager, monitor, dsmb, sponsor, admin"),
+               first_name: str = typer.Option("", "--first-name"), last_name: str = typer.Option("", "--last-name"),
+               email: str = typer.Option("", "--email"),
+               password: str = typer.Option(None, "--password", help="a temporary password (asked for when omitted)"),
+               keep_password: bool = typer.Option(False, "--keep-password", help="do not force a change at first login")) -> None:
+    """Create an account. It must change its password at first login unless --keep-password."""
+    _django()
+    _migrate()
+    from trialdesk.edc.accounts.service import create_user
+    from trialdesk.trial.errors import ConductError
+
+    if password is None:
+        password = typer.prompt("Temporary password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(username, role, password, first_name=first_name, last_name=last_name, email=email,
+                           must_change_password=not keep_password)
+    except ConductError as e:
+        typer.echo(f"error: {e.field}: {e.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"created {user.username} ({user.role_name})" + ("; must change the password at first login" if not keep_password else ""))
+
+
+@users_app.command("list")
+def list_users() -> None:
+    _django()
+    from trialdesk.edc.accounts.models import User
+
+    for u in User.objects.order_by("username"):
+        typer.echo(f"{u.username}\t{u.role}\t{u.get_full_name()}\t{'active' if u.is_active else 'inactive'}")
+
+
+@users_app.command("unlock")
+def unlock(username: str) -> None:
+    """Clear the failed-login lockout of an account."""
+    _django()
+    from axes.utils import reset
+
+    n = reset(username=username)
+    typer.echo(f"cleared {n} lockout record(s) for {username}")
+
+
+app = typer.Typer(help="The trial desk (EDC).", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

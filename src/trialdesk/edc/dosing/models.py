@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from trialdesk.edc.participants.models import Participant
+from trialdesk.edc.records import TrialRecord
+
+
+class Infusion(TrialRecord):
+    """One infusion of the investigational product, with its chain of identity (lot, donor)."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="infusions")
+    number = models.PositiveSmallIntegerField()
+    date = models.DateField()
+    started_at = models.TimeField("start time")
+    stopped_at = models.TimeField("stop time", null=True, blank=True)
+    weight_kg = models.FloatField("weight (kg)")
+    total_cells = models.FloatField("total cells infused")
+    dose_per_kg = models.FloatField("dose (cells/kg)", help_text="computed: total cells / weight")
+    lot = models.CharField("product lot", max_length=60)
+    donor_id = models.CharField("donor id", max_length=60)
+    premedication = models.TextField(blank=True)
+    vitals = models.JSONField(default=dict, help_text="before / during / after: systolic, diastolic, pulse, temperature, SpO2")
+    interrupted = models.BooleanField(default=False)
+    interruptions = models.TextField(blank=True, help_text="when, why, and for how long")
+
+    FORM = "infusion"
+
+    class Meta:
+        ordering = ["participant", "number"]
+        constraints = [models.UniqueConstraint(fields=["participant", "number"], name="one_record_per_infusion_number")]
+
+    @property
+    def dose_millions(self) -> str:
+        return f"{self.dose_per_kg / 1e6:.2f}"
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number
+
+    def casebook(self) -> Any:
+        return self.participant

@@ -1,0 +1,64 @@
+"""Recording an infusion: the core decides, this module stores and schedules the visits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+
+from trialdesk.edc.audit import trail
+from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.dosing.models import Infusion
+from trialdesk.edc.participants.models import Participant, Pause
+from trialdesk.edc.participants.service import enrolled
+from trialdesk.edc.web import protocol, today
+from trialdesk.trial.dosing import DosingParticipant, InfusionEntry, check_dose, check_infusion
+from trialdesk.trial.errors import ConductError
+
+FIELDS = ("date", "started_at", "stopped_at", "weight_kg", "total_cells", "lot", "donor_id", "premedication", "vitals",
+          "interrupted", "interruptions")
+
+
+def _times(data: dict[str, Any]) -> None:
+    start, stop = data.get("started_at"), data.get("stopped_at")
+    if start is not None and stop is not None and stop <= start:
+        raise ConductError("stopped_at", f"the infusion stopped ({stop:%H:%M}) before it started ({start:%H:%M}); correct the times")
+    for name in ("lot", "donor_id"):
+        if not str(data.get(name) or "").strip():
+            raise ConductError(name, "record the product's lot and donor id (chain of identity)")
+
+
+def record_infusion(user: Any, participant: Participant, *, number: int, **data: Any) -> Infusion:
+    """Store the infusion or refuse with the core's reason; nothing is stored on refusal."""
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        participant = Participant.objects.select_related("screening").get(pk=participant.pk)
+        previous = [(i.number, i.date) for i in participant.infusions.all()]
+        who = DosingParticipant(participant.subject_id, participant.status, participant.enrolled_on,
+                                participant.current_consent().core(), previous)
+        entry = InfusionEntry(number, data["date"], float(data["weight_kg"]), float(data["total_cells"]))
+        dose = check_infusion(protocol(), who, entry, others=enrolled(), pauses=Pause.in_force(), today=today())
+        _times(data)
+        infusion = trail.create(Infusion(participant=participant, number=number, dose_per_kg=dose,
+                                         **{k: v for k, v in data.items() if k in FIELDS}), user)
+        from trialdesk.edc.visits.service import generate, mark_infusion_visit
+
+        if number == 1:
+            generate(user, participant, data["date"])
+        mark_infusion_visit(user, participant, number, data["date"])
+    return infusion
+
+
+def edit_infusion(user: Any, infusion: Infusion, *, changes: dict[str, Any], reason: str, version: int) -> Infusion:
+    """Correct an infusion record: the dose is recomputed and re-checked against the protocol."""
+    weight = float(changes.get("weight_kg", infusion.weight_kg))
+    cells = float(changes.get("total_cells", infusion.total_cells))
+    day: dt.date = changes.get("date", infusion.date)
+    if day > today():
+        raise ConductError("date", "an infusion cannot be dated in the future")
+    dose = check_dose(protocol(), InfusionEntry(infusion.number, day, weight, cells))
+    merged = {k: changes.get(k, getattr(infusion, k)) for k in FIELDS}
+    _times(merged)
+    return trail.update(infusion, user, changes={**{k: v for k, v in changes.items() if k in FIELDS}, "dose_per_kg": dose},
+                        reason=reason, version=version)

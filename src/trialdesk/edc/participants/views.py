@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from trialdesk.edc.participants import service
+from trialdesk.edc.participants.models import Participant, Pause
+from trialdesk.edc.permissions import allowed
+from trialdesk.edc.quality.service import verified
+from trialdesk.edc.screening.models import ScreeningEntry
+from trialdesk.edc.visits.service import flag
+from trialdesk.edc.web import protocol, refuse, requires, today
+from trialdesk.trial.errors import ConductError
+
+DATE = forms.DateInput(attrs={"type": "date"})
+DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class ConsentForm(forms.Form):
+    icf_version = forms.CharField(label="ICF version", max_length=60)
+    signed_at = forms.DateTimeField(label="Signed (date and time)", widget=DATETIME)
+    obtained_by = forms.CharField(max_length=200)
+    copy_given = forms.BooleanField(label="A copy of the signed form was given to the participant", required=False)
+
+
+class EnrolForm(forms.Form):
+    enrolled_on = forms.DateField(widget=DATE)
+    planned_first_infusion = forms.DateField(widget=DATE, required=False)
+
+
+class WithdrawForm(forms.Form):
+    withdrawn_at = forms.DateTimeField(label="Withdrawn (date and time)", widget=DATETIME)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class OffStudyForm(forms.Form):
+    off_study_on = forms.DateField(widget=DATE)
+    off_study_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+def _screening_form_page(request: HttpRequest, entry: ScreeningEntry, form: forms.Form, title: str) -> HttpResponse:
+    return render(request, "edc/form.html", {"form": form, "title": title, "submit": "Save",
+                                             "back": f"/screening/{entry.number}/"})
+
+
+@requires("record_consent")
+def consent(request: HttpRequest, number: str) -> HttpResponse:
+    entry = get_object_or_404(ScreeningEntry, number=number)
+    form = ConsentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            service.record_consent(request.user, entry, **form.cleaned_data)
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, "Consent recorded.")
+            return redirect("screening_detail", number=number)
+    return _screening_form_page(request, entry, form, f"Informed consent — {entry.number}")
+
+
+@requires("enrol")
+def enrol(request: HttpRequest, number: str) -> HttpResponse:
+    entry = get_object_or_404(ScreeningEntry, number=number)
+    form = EnrolForm(request.POST or None, initial={"enrolled_on": today()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            p = service.enrol(request.user, entry, **form.cleaned_data)
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"Enrolled as subject {p.subject_id}.")
+            return redirect("participant_detail", subject_id=p.subject_id)
+    return _screening_form_page(request, entry, form, f"Enrol {entry.number}")
+
+
+@requires("view_participants")
+def participant_list(request: HttpRequest) -> HttpResponse:
+    ps = Participant.objects.select_related("screening").prefetch_related("infusions", "visits")
+    rows = []
+    for p in ps:
+        flags = [flag(v) for v in p.visits.all()]
+        rows.append({"p": p, "infusions": len(p.infusions.all()), "missed": flags.count("missed"),
+                     "out_of_window": flags.count("out_of_window")})
+    return render(request, "edc/participant_list.html", {"rows": rows, "target": protocol().enrolment.target,
+            "pauses": Pause.objects.all()})
+
+
+@requires("view_participants")
+def participant_detail(request: HttpRequest, subject_id: str) -> HttpResponse:
+    p = get_object_or_404(Participant.objects.select_related("screening"), subject_id=subject_id)
+    visits = [{"v": v, "flag": flag(v), "entries": {e.form: e for e in v.entries.all()}} for v in p.visits.all()]
+    infusions = [{"i": i, "verified": verified(i)} for i in p.infusions.all()]
+    plan = protocol().infusion_plan
+    return render(request, "edc/participant_detail.html", {
+        "p": p, "consent": p.current_consent(), "visits": visits, "infusions": infusions,
+        "next_infusion": len(infusions) + 1 if plan and len(infusions) < plan.count else None,
+        "queries": p.queries.all(),
+        "withdraw_form": WithdrawForm(initial={"withdrawn_at": timezone.localtime().replace(second=0, microsecond=0)}),
+        "off_form": OffStudyForm(initial={"off_study_on": today(), "version": p.version}),
+    })
+
+
+@requires("withdraw_consent")
+def withdraw(request: HttpRequest, subject_id: str) -> HttpResponse:
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    form = WithdrawForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            service.withdraw(request.user, p, at=form.cleaned_data["withdrawn_at"], reason=form.cleaned_data["reason"])
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, "Withdrawal of consent recorded; no further study procedures.")
+            return redirect("participant_detail", subject_id=subject_id)
+    return render(request, "edc/form.html", {"form": form, "title": f"Withdrawal of consent — {subject_id}", "submit": "Record withdrawal"})
+
+
+@requires("mark_off_study")
+def off_study(request: HttpRequest, subject_id: str) -> HttpResponse:
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    form = OffStudyForm(request.POST or None, initial={"off_study_on": today(), "version": p.version})
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            service.take_off_study(request.user, p, on=d["off_study_on"], reason=d["off_study_reason"], version=d["version"])
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"{subject_id} is off study.")
+            return redirect("participant_detail", subject_id=subject_id)
+    return render(request, "edc/form.html", {"form": form, "title": f"Off study — {subject_id}", "submit": "Save"})
+
+
+@requires("lock_casebook")
+def lock(request: HttpRequest, subject_id: str) -> HttpResponse:
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    if request.method == "POST":
+        locking = request.POST.get("lock") == "1"
+        service.set_lock(request.user, p, locked=locking, reason=request.POST.get("reason", ""))
+        messages.success(request, f"Casebook {'locked' if locking else 'unlocked'}.")
+    return redirect("participant_detail", subject_id=subject_id)
+
+
+class PauseForm(forms.Form):
+    rule_id = forms.ChoiceField(label="Stopping rule")
+    since = forms.DateField(widget=DATE)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["rule_id"].choices = [(r.id, f"{r.id}: {r.description}") for r in protocol().safety.stopping_rules]  # type: ignore[attr-defined]
+
+
+@requires("view_reports")
+def pauses(request: HttpRequest) -> HttpResponse:
+    form = PauseForm(request.POST or None, initial={"since": today()})
+    if request.method == "POST":
+        if "lift" in request.POST:
+            if not allowed(request.user, "lift_pause"):
+                return HttpResponse(status=403)
+            pause = get_object_or_404(Pause, pk=request.POST["lift"])
+            try:
+                service.lift_pause(request.user, pause, on=today(), note=request.POST.get("note", ""))
+            except ConductError as e:
+                messages.error(request, e.message)
+            return redirect("pauses")
+        if not allowed(request.user, "pause_trial"):
+            return HttpResponse(status=403)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                service.record_pause(request.user, rule_id=d["rule_id"], action="", since=d["since"], description=d["description"])
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                return redirect("pauses")
+    return render(request, "edc/pauses.html", {"form": form, "pauses": Pause.objects.order_by("-since")})
+
+

@@ -1,0 +1,58 @@
+"""Queries (open → answered → closed, never deleted) and source data verification marks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from trialdesk.edc.participants.models import Participant
+from trialdesk.edc.records import TrialRecord
+
+QUERY_STATUSES = [("open", "Open"), ("answered", "Answered"), ("closed", "Closed")]
+
+
+class Query(TrialRecord):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="queries")
+    target = models.CharField(max_length=100, help_text="the form and field queried, e.g. 'infusion 1: weight_kg'")
+    text = models.TextField()
+    origin = models.CharField(max_length=16, choices=[("monitor", "Monitor"), ("edit_check", "Edit check"), ("data_manager",
+            "Data manager")])
+    status = models.CharField(max_length=10, choices=QUERY_STATUSES, default="open")
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    FORM = "query"
+
+    class Meta:
+        ordering = ["status", "-created_at"]
+        verbose_name_plural = "queries"
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("queries are never deleted; close it instead")
+
+
+class SourceVerification(TrialRecord):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="verifications")
+    model = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    record_version = models.PositiveIntegerField(help_text="the version of the record that was verified")
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True)
+
+    FORM = "sdv"
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number

@@ -1,0 +1,39 @@
+"""The base of every trial-data model: a version column for optimistic locking, and the
+hooks the audit trail, the casebook lock and e-signatures use. Trial data is written only
+through :mod:`trialdesk.edc.audit.trail`, which audits every create, change and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class TrialRecord(models.Model):
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    #: fields not shown in the audit (bookkeeping)
+    AUDIT_EXCLUDE: tuple[str, ...] = ("version", "created_at", "updated_at")
+    #: the form's name in the audit trail and on screen
+    FORM = "record"
+
+    class Meta:
+        abstract = True
+
+    def audit_subject(self) -> str:
+        """The subject id this record belongs to ('' before enrolment)."""
+        return ""
+
+    def audit_screening(self) -> str:
+        """The screening number this record belongs to."""
+        return ""
+
+    def casebook(self) -> Any:
+        """The participant whose casebook holds this record, if any (for the lock)."""
+        return None
+
+    def signed_dependants(self) -> list[Any]:
+        """Records whose signatures cover this record's data (voided when it changes)."""
+        return [self]

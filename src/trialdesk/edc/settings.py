@@ -1,0 +1,145 @@
+"""Settings for the trial desk.
+
+Everything a deployment changes comes from the environment:
+
+- ``TRIALDESK_DEBUG=1`` for development (never in production);
+- ``TRIALDESK_SECRET_KEY`` (required unless DEBUG);
+- ``DATABASE_URL`` (``postgresql://user:pass@host:5432/name``); SQLite in ``TRIALDESK_DATA_DIR`` otherwise;
+- ``TRIALDESK_ALLOWED_HOSTS`` (comma-separated), ``TRIALDESK_SECURE_COOKIES`` (1 behind HTTPS, the default unless DEBUG);
+- ``TRIALDESK_PROTOCOL`` (the protocol id, ``nct03929120`` by default);
+- ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+HERE = Path(__file__).resolve().parent
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+DEBUG = _flag("TRIALDESK_DEBUG", False)
+SECRET_KEY = os.environ.get("TRIALDESK_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("TRIALDESK_SECRET_KEY is not set; set it to a long random string (or TRIALDESK_DEBUG=1 for development)")
+    SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
+
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("TRIALDESK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+DATA_DIR = Path(os.environ.get("TRIALDESK_DATA_DIR", Path.cwd() / "trialdesk-data"))
+TRIALDESK_PROTOCOL = os.environ.get("TRIALDESK_PROTOCOL", "nct03929120")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "axes",
+    "trialdesk.edc.accounts",
+    "trialdesk.edc.audit",
+    "trialdesk.edc.signatures",
+    "trialdesk.edc.screening",
+    "trialdesk.edc.participants",
+    "trialdesk.edc.dosing",
+    "trialdesk.edc.visits",
+    "trialdesk.edc.quality",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "trialdesk.edc.accounts.middleware.ForcePasswordChange",
+]
+
+ROOT_URLCONF = "trialdesk.edc.urls"
+WSGI_APPLICATION = "trialdesk.edc.wsgi.application"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [HERE / "templates"],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+        "trialdesk.edc.web.context",
+    ]},
+}]
+
+_database_url = os.environ.get("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "trialdesk.sqlite3",
+                             "OPTIONS": {"transaction_mode": "IMMEDIATE"}}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# Lockout: five failed logins lock the account (by username) for 30 minutes, or until an administrator resets it.
+AXES_FAILURE_LIMIT = 5
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_COOLOFF_TIME = dt.timedelta(minutes=30)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "edc/locked.html"
+AXES_VERBOSE = False
+
+# Session: an idle timeout (each request renews it) and a cookie that dies with the browser.
+SESSION_COOKIE_AGE = int(os.environ.get("TRIALDESK_SESSION_MINUTES", "15")) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+_secure = _flag("TRIALDESK_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = _secure
+CSRF_COOKIE_SECURE = _secure
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if _flag("TRIALDESK_HTTPS", False):
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TRIALDESK_TIME_ZONE", "America/New_York")  # the site's clock; stored instants are UTC
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [HERE / "static"]
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+LOGGING = {"version": 1, "disable_existing_loggers": False,
+           "handlers": {"console": {"class": "logging.StreamHandler"}},
+           "loggers": {"axes": {"handlers": ["console"], "level": "WARNING"}}}
+# The lockout is per account (five failures lock the user id, wherever they come from), as the
+# study's access policy asks; axes warns that IP is not part of the key, which is intended.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]

@@ -1,0 +1,89 @@
+"""A data cut for the Django-free core: :func:`trial_data` turns what the EDC holds into a
+:class:`trialdesk.trial.records.TrialData`, de-identified (subject ids, age and sex only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from trialdesk.trial.records import (
+    Infusion,
+    LabResult,
+    Participant,
+    ScreeningEntry,
+    TrialData,
+    VisitRecord,
+    VitalSign,
+)
+
+# forms.yaml field -> (SDTM test code, unit) for vital signs captured at visits
+_VITALS = {"sysbp": ("SYSBP", "mmHg"), "diabp": ("DIABP", "mmHg"), "pulse": ("PULSE", "beats/min"), "resp": ("RESP", "breaths/min"),
+           "temp": ("TEMP", "C"), "weight": ("WEIGHT", "kg"), "oxysat": ("SPO2", "%")}
+# laboratory field -> (LOINC, test name)
+_LABS = {"hgb": ("718-7", "Hemoglobin"), "wbc": ("6690-2", "Leukocytes"), "neut": ("751-8", "Neutrophils"),
+         "lym": ("731-0", "Lymphocytes"), "plat": ("777-3", "Platelets"), "creat": ("2160-0", "Creatinine"),
+         "ast": ("1920-8", "Aspartate aminotransferase"), "alt": ("1742-6", "Alanine aminotransferase")}
+
+
+def _age(birth: dt.date | None, on: dt.date) -> int:
+    if birth is None:
+        return 0
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
+    import django
+
+    from trialdesk.edc import setup
+
+    if not django.apps.apps.ready:
+        setup()
+    from trialdesk.edc.dosing.models import Infusion as InfusionRow
+    from trialdesk.edc.participants.models import Participant as ParticipantRow
+    from trialdesk.edc.screening.models import ScreeningEntry as ScreeningRow
+    from trialdesk.edc.visits.crf import definition
+    from trialdesk.edc.visits.models import FormEntry, Visit
+    from trialdesk.edc.web import protocol
+
+    rows = ParticipantRow.objects.select_related("screening").filter(enrolled_on__lte=cutoff)
+    participants = []
+    for p in rows:
+        consent = p.current_consent()
+        status = p.status if (p.off_study_on is None or p.off_study_on <= cutoff) else "on_study"
+        participants.append(Participant(
+            subject_id=p.subject_id, screening_id=p.screening.number, age_at_enrolment=_age(p.screening.birth_date, p.enrolled_on),
+            sex=p.screening.sex, consented_on=consent.signed_at.date(), enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
+            off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None))
+    ids = {p.subject_id for p in participants}
+    infusions = [Infusion(subject_id=i.participant.subject_id, number=i.number, date=i.date, weight_kg=i.weight_kg,
+            total_cells=i.total_cells,
+                          lot=i.lot, donor_id=i.donor_id, interrupted=i.interrupted)
+                 for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff) if i.participant.subject_id in ids]
+    screening = [ScreeningEntry(screening_id=s.number, screened_on=s.screened_on,
+                                outcome={"eligible": "pending", "rescreened": "screen_failed"}.get(s.outcome, s.outcome),  # type: ignore[arg-type]
+                                failed_criteria=list(s.failed_criteria), reason=s.fail_note or None)
+                 for s in ScreeningRow.objects.filter(screened_on__lte=cutoff)]
+    visits = [VisitRecord(subject_id=v.participant.subject_id, code=v.code, date=v.done_on if v.done_on and v.done_on <= cutoff else None,
+                          status="done" if v.done_on and v.done_on <= cutoff else ("missed" if v.latest < cutoff else "scheduled"))
+              for v in Visit.objects.select_related("participant") if v.participant.subject_id in ids]
+    labs: list[LabResult] = []
+    vitals: list[VitalSign] = []
+    for e in FormEntry.objects.select_related("visit__participant"):
+        sid, code, data = e.visit.participant.subject_id, e.visit.code, e.data
+        if sid not in ids:
+            continue
+        day = next((dt.date.fromisoformat(v) for k, v in data.items() if k.endswith("_date")), e.visit.done_on)
+        if day is None or day > cutoff:
+            continue
+        fields: dict[str, Any] = {f.name: f for f in definition(e.form).fields}
+        for name, value in data.items():
+            if name in _LABS and e.form == "laboratory":
+                loinc, test = _LABS[name]
+                labs.append(LabResult(subject_id=sid, visit=code, date=day, loinc=loinc, test=test, value=float(value),
+                                      unit=fields[name].unit or "", range_low=data.get(f"{name}_lln"), range_high=data.get(f"{name}_uln")))
+            elif name in _VITALS:
+                test, unit = _VITALS[name]
+                vitals.append(VitalSign(subject_id=sid, visit=code, date=day, test=test, value=float(value), unit=unit,  # type: ignore[arg-type]
+                                        timepoint=data.get("vs_timepoint")))
+    return TrialData(protocol_id=protocol_id or protocol().id, cutoff=cutoff, screening=screening, participants=participants,
+                     infusions=infusions, labs=labs, vitals=vitals, visits=visits)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.static import serve
+
+from trialdesk.edc import views
+from trialdesk.edc.accounts import views as accounts
+from trialdesk.edc.api import api
+from trialdesk.edc.audit import views as audit
+from trialdesk.edc.dosing import views as dosing
+from trialdesk.edc.participants import views as participants
+from trialdesk.edc.quality import views as quality
+from trialdesk.edc.screening import views as screening
+from trialdesk.edc.settings import HERE
+from trialdesk.edc.visits import views as visits
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(template_name="edc/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", accounts.password_change, name="password_change"),
+    path("users/", accounts.users, name="users"),
+    path("screening/", screening.screening_list, name="screening_list"),
+    path("screening/import/<str:kind>/", screening.upload, name="screening_upload"),
+    path("screening/<str:number>/", screening.detail, name="screening_detail"),
+    path("screening/<str:number>/edit/", screening.edit_person, name="screening_edit"),
+    path("screening/<str:number>/sign/", screening.sign_off, name="screening_sign"),
+    path("screening/<str:number>/rescreen/", screening.rescreen, name="screening_rescreen"),
+    path("screening/<str:number>/consent/", participants.consent, name="consent"),
+    path("screening/<str:number>/enrol/", participants.enrol, name="enrol"),
+    path("participants/", participants.participant_list, name="participants"),
+    path("participants/<str:subject_id>/", participants.participant_detail, name="participant_detail"),
+    path("participants/<str:subject_id>/withdraw/", participants.withdraw, name="withdraw"),
+    path("participants/<str:subject_id>/off-study/", participants.off_study, name="off_study"),
+    path("participants/<str:subject_id>/lock/", participants.lock, name="lock"),
+    path("participants/<str:subject_id>/infusions/new/", dosing.new_infusion, name="infusion_new"),
+    path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
+    path("participants/<str:subject_id>/visits/<str:code>/", visits.visit, name="visit"),
+    path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/", visits.crf, name="crf"),
+    path("pauses/", participants.pauses, name="pauses"),
+    path("queries/", quality.queries, name="queries"),
+    path("sdv/", quality.sdv, name="sdv"),
+    path("audit/", audit.audit_list, name="audit"),
+    path("audit/verify/", audit.verify, name="audit_verify"),
+    path("api/", api.urls),
+    # a handful of small files; served by the app so 'trialdesk serve' needs no web server in front
+    path("static/<path:path>", serve, {"document_root": HERE / "static"}),
+]

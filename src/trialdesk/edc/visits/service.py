@@ -1,0 +1,72 @@
+"""Visits from the protocol schedule (computed by the core), visit dates and their forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from trialdesk.edc.audit import trail
+from trialdesk.edc.participants.models import Participant
+from trialdesk.edc.visits.crf import range_problems, to_json
+from trialdesk.edc.visits.models import FormEntry, Visit
+from trialdesk.edc.web import protocol, today
+from trialdesk.trial.errors import ConductError
+from trialdesk.trial.schedule import ScheduledVisit, check_visit_date, visit_flag, visit_schedule
+
+
+def generate(user: Any, participant: Participant, first_infusion: dt.date) -> list[Visit]:
+    """Create the participant's visits from the first infusion date (once)."""
+    if participant.visits.exists():
+        return list(participant.visits.all())
+    screened = participant.screening.screened_on
+    out = []
+    for v in visit_schedule(protocol(), first_infusion):
+        # the screening visit (before day 0) took place on the screening date
+        done = screened if v.day < 0 else None
+        out.append(trail.create(Visit(participant=participant, code=v.code, name=v.name, day=v.day, target=v.target, earliest=v.earliest,
+                                      latest=v.latest, infusion_number=v.infusion, forms=list(v.forms), done_on=done,
+                                      out_of_window=done is not None and not v.in_window(done)), user))
+    return out
+
+
+def _scheduled(v: Visit) -> ScheduledVisit:
+    return ScheduledVisit(v.code, v.name, v.day, v.target, v.earliest, v.latest, tuple(v.forms), v.infusion_number)
+
+
+def mark_infusion_visit(user: Any, participant: Participant, number: int, day: dt.date) -> None:
+    visit = participant.visits.filter(infusion_number=number).first()
+    if visit is not None and visit.done_on is None:
+        trail.update(visit, user, changes={"done_on": day, "out_of_window": not _scheduled(visit).in_window(day)},
+                     reason=f"infusion {number} recorded", version=visit.version)
+
+
+def record_visit(user: Any, visit: Visit, *, done_on: dt.date, reason: str = "", version: int) -> Visit:
+    participant = visit.participant
+    flag = check_visit_date(_scheduled(visit), done_on, consented_on=participant.current_consent().signed_at.date(),
+                            enrolled_on=participant.enrolled_on, today=today())
+    if participant.status != "on_study" and (participant.off_study_on is None or done_on >= participant.off_study_on):
+        status = participant.get_status_display().lower()
+        raise ConductError("date", f"{participant.subject_id} is {status} from {participant.off_study_on}")
+    return trail.update(visit, user, changes={"done_on": done_on, "out_of_window": flag == "out_of_window"},
+                        reason=reason or ("visit date entered" if visit.done_on is None else ""), version=version)
+
+
+def flag(visit: Visit, as_of: dt.date | None = None) -> str:
+    return visit_flag(_scheduled(visit), visit.done_on, as_of or today())
+
+
+def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *, reason: str = "", version: int | None = None) -> FormEntry:
+    if form_id not in visit.forms:
+        raise ConductError("form", f"form {form_id!r} is not due at visit {visit.code}; due: {', '.join(visit.forms)}")
+    if visit.done_on is None:
+        raise ConductError("form", f"enter the date of visit {visit.code} before its forms")
+    data = to_json(cleaned)
+    for field, problem in range_problems(data):
+        raise ConductError(field, problem)
+    for k, v in data.items():
+        if k.endswith("_date") and dt.date.fromisoformat(v) > today():
+            raise ConductError(k, "the date cannot be in the future")
+    existing = FormEntry.objects.filter(visit=visit, form=form_id).first()
+    if existing is None:
+        return trail.create(FormEntry(visit=visit, form=form_id, data=data), user)
+    return trail.update(existing, user, changes={"data": data}, reason=reason, version=existing.version if version is None else version)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from trialdesk.edc.audit.trail import StaleEdit
+from trialdesk.edc.visits import service
+from trialdesk.edc.visits.crf import crf_form, definition
+from trialdesk.edc.visits.models import FormEntry, Visit
+from trialdesk.edc.web import refuse, requires
+from trialdesk.trial.errors import ConductError
+
+
+class VisitDateForm(forms.Form):
+    done_on = forms.DateField(label="Visit date", widget=forms.DateInput(attrs={"type": "date"}))
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(label="Reason for change (when correcting)", required=False)
+
+
+@requires("view_identified")
+def visit(request: HttpRequest, subject_id: str, code: str) -> HttpResponse:
+    v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
+    form = VisitDateForm(request.POST or None, initial={"done_on": v.done_on or v.target, "version": v.version})
+    if request.method == "POST":
+        from trialdesk.edc.permissions import allowed
+
+        if not allowed(request.user, "record_visit"):
+            return HttpResponse(status=403)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                v = service.record_visit(request.user, v, done_on=d["done_on"], reason=d["reason"], version=d["version"])
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                messages.success(request, "Visit date saved" + (" — OUT OF WINDOW" if v.out_of_window else "."))
+                return redirect("visit", subject_id=subject_id, code=code)
+    entries = {e.form: e for e in v.entries.all()}
+    forms_due = [{"id": f, "title": _title(f), "entry": entries.get(f)} for f in v.forms]
+    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": forms_due})
+
+
+def _title(form_id: str) -> str:
+    try:
+        return definition(form_id).title
+    except KeyError:
+        return form_id.replace("_", " ")
+
+
+@requires("record_visit")
+def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
+    v = get_object_or_404(Visit, participant__subject_id=subject_id, code=code)
+    existing = FormEntry.objects.filter(visit=v, form=form_id).first()
+    form = crf_form(form_id, request.POST or None, initial=existing.data if existing else None)
+    form.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, required=False, initial=existing.version if existing else None)
+    if existing is not None:
+        form.fields["reason"] = forms.CharField(label="Reason for change", required=False)
+    current = None
+    if request.method == "POST" and form.is_valid():
+        d = dict(form.cleaned_data)
+        version, reason = d.pop("version", None), d.pop("reason", "")
+        try:
+            service.save_form(request.user, v, form_id, d, reason=reason, version=version)
+        except StaleEdit as e:
+            refuse(form, e)
+            current = e.current.data
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"{_title(form_id)} saved.")
+            return redirect("visit", subject_id=subject_id, code=code)
+    return render(request, "edc/form.html", {"form": form, "title": f"{_title(form_id)} — {subject_id}, {v.name}", "submit": "Save",
+                                             "current": current})

@@ -1,0 +1,68 @@
+"""What every view shares: the permission decorator, the protocol, refusals shown on forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from trialdesk.edc.permissions import ROLES, actions_for, allowed, deidentified
+from trialdesk.protocol.loader import load
+from trialdesk.protocol.model import Protocol
+from trialdesk.trial.errors import ConductError
+
+
+@lru_cache(maxsize=4)
+def _load(protocol_id: str) -> Protocol:
+    return load(protocol_id)
+
+
+def protocol() -> Protocol:
+    return _load(settings.TRIALDESK_PROTOCOL)
+
+
+def today() -> dt.date:
+    """The site's calendar date."""
+    return timezone.localdate()
+
+
+def requires(action: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Log in, then refuse with 403 unless the permission table allows ``action``."""
+
+    def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @login_required
+        @wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not allowed(request.user, action):
+                raise PermissionDenied(f"your role may not {action.replace('_', ' ')}")
+            return view(request, *args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def refuse(form: Any, err: ConductError) -> None:
+    """Show a core refusal next to the field it names (or above the form)."""
+    field = form.fields.get(err.field)
+    name = err.field if field is not None and not field.widget.is_hidden else None
+    form.add_error(name, err.message if name else f"{err.field.replace('_', ' ')}: {err.message}")
+
+
+def context(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    p = protocol()
+    return {
+        "can": actions_for(user),
+        "deidentified": deidentified(user) if user is not None and user.is_authenticated else True,
+        "role_name": ROLES.get(getattr(user, "role", "") or "", ""),
+        "protocol": p,
+        "site_today": today(),
+    }

@@ -1,0 +1,105 @@
+"""``trialdesk patient check``: one referred patient's FHIR record (or a folder of many) → worksheet."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import typer
+from rich.table import Table
+
+from trialdesk.console import fail, out
+from trialdesk.eligibility.commands import parse_date
+from trialdesk.eligibility.worksheet import Worksheet, check_fhir
+from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.sources.fhir import FhirError
+
+app = typer.Typer(help="One patient's chart: FHIR R4 record → eligibility worksheet with evidence.", no_args_is_help=True)
+
+STYLE = {"met": "green", "not_met": "red", "needs_review": "yellow", "unknown": "cyan",
+         "eligible": "bold green", "not_eligible": "bold red"}
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    html = "html"
+
+
+def render_html(sheets: list[Worksheet]) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.files("trialdesk.eligibility") / "templates")),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("worksheet.html.j2").render(sheets=[s.to_json() for s in sheets], protocol=sheets[0].protocol)
+
+
+def _evidence_line(e: dict[str, object]) -> str:
+    parts = [str(e.get("resource") or e.get("table"))]
+    for key in ("date", "code", "display"):
+        if e.get(key):
+            parts.append(str(e[key]))
+    if e.get("value") is not None:
+        parts.append(f"{e['value']} {e.get('unit') or ''}".strip())
+    if e.get("note"):
+        parts.append(f"({e['note']})")
+    return " ".join(parts)
+
+
+def _print_table(sheet: Worksheet) -> None:
+    t = Table(title=f"{sheet.protocol.identification.nct_id} worksheet — {sheet.patient} ({sheet.file}), as of {sheet.as_of}: "
+                    f"[{STYLE[sheet.overall]}]{sheet.overall}[/]", title_justify="left", show_lines=True)
+    t.add_column("id", style="bold")
+    t.add_column("criterion and evidence")
+    t.add_column("status")
+    for c in sheet.criteria:
+        body = c["text"] + "".join(f"\n  • {_evidence_line(e)}" for e in c["evidence"])
+        t.add_row(c["id"], body, f"[{STYLE[c['status']]}]{c['status']}[/]")
+    out.print(t)
+    for a in sheet.attestations:
+        out.print(f"  [yellow]to sign[/] {a['criterion_id']}: {a['question']}")
+    for p in sheet.problems:
+        out.print(f"  [red]problem[/] {p}")
+
+
+@app.command()
+def check(
+    source: Path = typer.Argument(..., help="a FHIR R4 Bundle (.json), a Bulk Data export folder, or a folder of Bundles"),
+    as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json, or html (printable, for signing on paper)"),
+    protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
+    out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
+) -> None:
+    """Check a patient's FHIR record against every criterion, with the evidence for each."""
+    as_of_date = parse_date(as_of, "--as-of")
+    try:
+        protocol = load(protocol_ref)
+    except ProtocolError as exc:
+        fail(str(exc))
+    if not source.exists():
+        fail(f"{source}: no such file or folder; give a FHIR Bundle, an export folder or a folder of Bundles")
+    try:
+        sheets = check_fhir(source, protocol, as_of_date)
+    except FhirError as exc:
+        fail(str(exc))
+    if not sheets:
+        fail(f"{source}: no Patient resource found; a worksheet needs the patient the record is about")
+    if fmt is Format.json:
+        payload = sheets[0].to_json() if len(sheets) == 1 else [s.to_json() for s in sheets]
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    elif fmt is Format.html:
+        text = render_html(sheets)
+    else:
+        if out_file is not None:
+            fail("--out is for json and html; the table prints to the terminal")
+        for sheet in sheets:
+            _print_table(sheet)
+        return
+    if out_file is None:
+        print(text, end="")
+    else:
+        tmp = out_file.with_name(f".{out_file.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_file)
+        out.print(f"wrote {out_file} ({len(sheets)} worksheet{'s' if len(sheets) != 1 else ''})")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import typer
 
+from trialdesk.analysis.commands import export_app, report_app
+from trialdesk.edc.commands import audit_app, serve_app, users_app
 from trialdesk.eligibility.commands import screen_command
+from trialdesk.eligibility.patient_commands import app as patient_app
 from trialdesk.protocol.commands import app as protocol_app
+from trialdesk.safety.commands import app as safety_app
 from trialdesk.sources.commands import app as synth_app
 
 app = typer.Typer(
@@ -17,7 +21,14 @@ app = typer.Typer(
 )
 app.add_typer(protocol_app, name="protocol")
 app.command("screen")(screen_command)
+app.add_typer(patient_app, name="patient")
 app.add_typer(synth_app, name="synth", help="Synthetic data: an OMOP CDM hospital for demos, tests and benchmarks.")
+app.add_typer(safety_app, name="safety")
+app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
+app.add_typer(serve_app, name="serve")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from trialdesk.analysis.commands import export_app, report_app
+from trialdesk.demo import demo
 from trialdesk.edc.commands import audit_app, serve_app, users_app
 from trialdesk.eligibility.commands import screen_command
 from trialdesk.eligibility.patient_commands import app as patient_app
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo)
 app.add_typer(protocol_app, name="protocol")
 app.command("screen")(screen_command)
 app.add_typer(patient_app, name="patient")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +23,7 @@ STYLE = {"met": "green", "not_met": "red", "needs_review": "yellow", "unknown": 
          "eligible": "bold green", "not_eligible": "bold red"}
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     html = "html"

@@ -199,7 +199,10 @@ class Compiler:
             sm = self.db.upload(source_map, f"{domain}_sources")
             parts.append(base.join(sm, base.source_value == sm.source_value).select(*base.columns, "value_set"))
         if not parts:
-            return self.db.materialize(base.select(*base.columns, value_set=ibis.null("string")).limit(0), domain)
+            empty = base.select(*base.columns, value_set=ibis.null("string")).limit(0)
+            if domain == "measurement":
+                empty = empty.mutate(unit=ibis.null("string"))
+            return self.db.materialize(empty, domain)
         hits = parts[0] if len(parts) == 1 else parts[0].union(parts[1], distinct=True)
         if domain == "measurement":
             hits = self._with_unit(hits)

@@ -65,8 +65,10 @@ class ScreenResult:
         con.register("co", pa.table({"criterion_id": order, "ord": list(range(len(order)))}))
         return con
 
-    def _long_sql(self) -> str:
-        """person × criterion rows with status label and evidence as a JSON list."""
+    def _long_sql(self, ordered: bool = True) -> str:
+        """person × criterion rows with status label and evidence as a JSON list; ``ordered``
+        sorts by person and criterion (the file written for a whole population is not sorted:
+        sorting 15 million rows with their evidence costs more than the rest of the write)."""
         as_of = self.anchors.as_of
         unions = " UNION ALL ".join(f"SELECT person_id, '{cid}' AS criterion_id, c_{cid} AS status FROM s"
                                     for cid in self.criterion_ids)
@@ -76,7 +78,7 @@ class ScreenResult:
               "table" := 'person', record_id := person_id,
               birth := concat_ws('-', year_of_birth::VARCHAR, lpad(month_of_birth::VARCHAR, 2, '0'), lpad(day_of_birth::VARCHAR, 2, '0')),
               note := 'age on {as_of}: ' || CASE WHEN day_of_birth IS NOT NULL AND month_of_birth IS NOT NULL
-                   THEN (date_diff('year', make_date(year_of_birth, month_of_birth, day_of_birth), DATE '{as_of}'))::VARCHAR
+                   THEN (date_sub('year', make_date(year_of_birth, month_of_birth, day_of_birth), DATE '{as_of}'))::VARCHAR
                    ELSE 'from birth year' || CASE WHEN month_of_birth IS NOT NULL THEN ' and month' ELSE '' END END)])::VARCHAR AS evidence
           FROM s WHERE year_of_birth IS NOT NULL"""
         sex_ev = """
@@ -112,7 +114,7 @@ class ScreenResult:
         )
         SELECT l.person_id, l.criterion_id, {status_case} AS status, coalesce(ev.evidence, '[]') AS evidence
         FROM l LEFT JOIN ev USING (person_id, criterion_id) JOIN co USING (criterion_id)
-        ORDER BY l.person_id, co.ord"""
+        {"ORDER BY l.person_id, co.ord" if ordered else ""}"""
 
     def _deciding_sql(self) -> str:
         """True when the evidence row's leaf decided its criterion for that person."""
@@ -130,7 +132,7 @@ class ScreenResult:
 
     def write_person_criteria(self, path: Path) -> None:
         con = self._con()
-        con.execute(f"COPY ({self._long_sql()}) TO '{_sql_str(str(path))}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({self._long_sql(ordered=False)}) TO '{_sql_str(str(path))}' (FORMAT parquet, COMPRESSION zstd)")
 
     # -- funnel and candidates ------------------------------------------------------
 

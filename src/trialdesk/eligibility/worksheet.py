@@ -87,7 +87,7 @@ def _enrich(evidence: list[dict[str, Any]], provenance: dict[tuple[str, int], di
         item = {k: v for k, v in item.items() if v is not None}
         if src is not None:
             item["resource"] = src["resource"]
-            if src.get("display") and not item.get("display"):
+            if src.get("display"):  # the chart's own wording for the code it cites
                 item["display"] = src["display"]
         out.append(item)
     return out

@@ -80,6 +80,27 @@ EVIDENCE_SCHEMA = ibis.schema({
 LeafNode = Occurrence | Duration | Measurement
 
 
+@dataclass
+class _DomainStep:
+    domain: str
+    distinct_sql: str
+    hits_sql: str
+    value_sets: list[str]
+
+
+@dataclass
+class _Prepared:
+    """The SQL statements of a screen, in order, for re-running on new data (DuckDB)."""
+
+    domains: list[_DomainStep] = field(default_factory=list)
+    table_sql: str = ""
+    evidence_sql: str = ""
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+_PREPARED: dict[tuple[Any, ...], _Prepared] = {}
+
+
 def _domain_of(node: LeafNode) -> str:
     if isinstance(node, Measurement):
         return "measurement"
@@ -141,6 +162,8 @@ class Compiler:
         self.unit_factor = unit_factor
         self.progress = progress or (lambda _msg: None)
         self.hits: dict[str, ir.Table] = {}
+        self._factors: dict[int, ir.Table] = {}
+        self._steps = _Prepared()
 
     # -- step 1: one pass per domain -------------------------------------------------
 
@@ -188,24 +211,18 @@ class Compiler:
         if domain == "measurement" and all(s is not None for s, _ in windows):
             base = base.filter(base.start >= min(s for s, _ in windows if s is not None))
         sets = sorted({n.value_set for n in nodes})
-        parts = []
-        concept_map = resolution.concept_table(sets)
-        if concept_map.num_rows:
-            cm = self.db.upload(concept_map, f"{domain}_concepts")
-            parts.append(base.join(cm, base.concept_id == cm.concept_id).select(*base.columns, "value_set"))
-        distinct = base.select("source_value").distinct().to_pyarrow()["source_value"].to_pylist()
-        source_map = vsr.match_source_values(distinct, self.value_sets, sets)
-        if source_map.num_rows:
-            sm = self.db.upload(source_map, f"{domain}_sources")
-            parts.append(base.join(sm, base.source_value == sm.source_value).select(*base.columns, "value_set"))
-        if not parts:
-            empty = base.select(*base.columns, value_set=ibis.null("string")).limit(0)
-            if domain == "measurement":
-                empty = empty.mutate(unit=ibis.null("string"))
-            return self.db.materialize(empty, domain)
-        hits = parts[0] if len(parts) == 1 else parts[0].union(parts[1], distinct=True)
+        # Both lookups are always joined (an empty one matches nothing), so the SQL depends
+        # only on the protocol and the dates, and a prepared screen can re-run it.
+        cm = self.db.upload(resolution.concept_table(sets), f"{domain}_concepts")
+        distinct_expr = base.select("source_value").distinct()
+        distinct = distinct_expr.to_pyarrow()["source_value"].to_pylist()
+        sm = self.db.upload(vsr.match_source_values(distinct, self.value_sets, sets), f"{domain}_sources")
+        by_concept = base.join(cm, base.concept_id == cm.concept_id).select(*base.columns, "value_set")
+        by_source = base.join(sm, base.source_value == sm.source_value).select(*base.columns, "value_set")
+        hits = by_concept.union(by_source, distinct=True)
         if domain == "measurement":
             hits = self._with_unit(hits)
+        self._steps.domains.append(_DomainStep(domain, self._sql(distinct_expr), self._sql(hits), sets))
         return self.db.materialize(hits, domain)
 
     def _with_unit(self, hits: ir.Table) -> ir.Table:
@@ -319,9 +336,7 @@ class Compiler:
             note = ibis.ifelse(bound.isnull(), f"no {cmp.ref} on the record", f"compared with {cmp.factor:g} x {cmp.ref}")
             latest = latest.mutate(status=status, note=note)
         else:
-            # mass-to-molar conversions need the analyte: the value set's first LOINC code
-            loinc = self.value_sets[node.value_set].codes_in("LOINC")
-            latest = self._with_factor(latest, cmp, loinc[0].code if loinc else None)
+            latest = self._with_factor(latest, key)
             converted = latest.value * latest.factor
             status = ibis.ifelse(latest.factor.isnull(), UNKNOWN,
                                  ibis.ifelse(_op(cmp, converted, ibis.literal(cmp.value)), MET, NOT_MET))
@@ -332,13 +347,26 @@ class Compiler:
         status_t = latest.select(person_id=latest.person_id, leaf=ibis.literal(key, "int32"), status=latest.status.cast("int8"))
         return status_t, self._evidence(latest, key, table, latest.note)
 
-    def _with_factor(self, rows: ir.Table, cmp: Compare, analyte: str | None) -> ir.Table:
-        assert cmp.unit is not None
-        units = rows.select("unit").distinct().to_pyarrow()["unit"].to_pylist()
-        known = [(u, f) for u in units if u is not None and (f := self.unit_factor(u, cmp.unit, analyte)) is not None]
-        table = pa.table({"f_unit": pa.array([u for u, _ in known], pa.string()),
-                          "factor": pa.array([f for _, f in known], pa.float64())})
-        ft = self.db.upload(table, "unit_factors")
+    def _numeric_leaves(self) -> list[tuple[int, str, str | None]]:
+        """(leaf key, unit compared in, analyte) of every measurement compared with a number."""
+        out = []
+        for k, node in sorted(self.plan.leaf_nodes.items()):
+            if isinstance(node, Measurement) and node.compare.unit is not None and node.compare.ref is None:
+                # mass-to-molar conversions need the analyte: the value set's first LOINC code
+                loinc = self.value_sets[node.value_set].codes_in("LOINC")
+                out.append((k, node.compare.unit, loinc[0].code if loinc else None))
+        return out
+
+    def _register_factors(self, units: list[str | None]) -> None:
+        """For each numeric comparison, the factor from every unit found to the unit compared in."""
+        for key, target, analyte in self._numeric_leaves():
+            known = [(u, f) for u in units if u is not None and (f := self.unit_factor(u, target, analyte)) is not None]
+            table = pa.table({"f_unit": pa.array([u for u, _ in known], pa.string()),
+                              "factor": pa.array([f for _, f in known], pa.float64())})
+            self._factors[key] = self.db.upload(table, f"unit_factors_{key}")
+
+    def _with_factor(self, rows: ir.Table, key: int) -> ir.Table:
+        ft = self._factors[key]
         j = rows.left_join(ft, rows.unit == ft.f_unit)
         return j.select(*rows.columns, "factor")
 
@@ -380,9 +408,62 @@ class Compiler:
             people = j.select(*people.columns, active=j.act_pid.notnull())
         return people
 
+    def _sql(self, expr: ir.Table) -> str:
+        return str(self.db.con.compile(expr))
+
+    def _cache_key(self, active_within_months: int | None) -> tuple[Any, ...]:
+        used = sorted({n.value_set for n in self.plan.leaf_nodes.values()})
+        return (
+            self.db.backend, self.db.description, tuple(sorted((n, tuple(t.columns)) for n, t in self.db.tables.items())),
+            self.plan.protocol.model_dump_json(), self.plan.anchors, active_within_months,
+            tuple(self.value_sets[v].model_dump_json() for v in used),
+        )
+
+    def compile_arrow(self, active_within_months: int | None = None) -> tuple[pa.Table, pa.Table]:
+        """(status table: one row per person, one int column per criterion and a flag per
+        deciding leaf; evidence rows), computed on the database's backend.
+
+        On DuckDB the SQL of a screen is kept, keyed by everything it depends on (protocol,
+        value sets, dates, the database's tables): checking the next patient's chart re-runs
+        the same statements on new data instead of building and compiling them again."""
+        if self.db.backend != "duckdb":
+            table, ev = self.compile(active_within_months)
+            return table.to_pyarrow(), ev.to_pyarrow()
+        key = self._cache_key(active_within_months)
+        prepared = _PREPARED.get(key)
+        if prepared is not None:
+            return self._run(prepared)
+        table, ev = self.compile(active_within_months)
+        self._steps.table_sql, self._steps.evidence_sql = self._sql(table), self._sql(ev)
+        self._steps.missing = dict(self.plan.missing)
+        if len(_PREPARED) >= 32:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = self._steps
+        return self.db.query(self._steps.table_sql), self.db.query(self._steps.evidence_sql)
+
+    def _run(self, prepared: _Prepared) -> tuple[pa.Table, pa.Table]:
+        """Re-run a prepared screen's statements on this database's data."""
+        used = {n.value_set for n in self.plan.leaf_nodes.values()}
+        resolution = vsr.resolve_concepts(self.db, self.value_sets, used)
+        self.plan.concept_names = resolution.names
+        self.plan.notes.extend(resolution.notes)
+        self.plan.missing.update(prepared.missing)
+        for step in prepared.domains:
+            self.progress(f"reading {DOMAINS[step.domain].table}")
+            self.db.register(resolution.concept_table(step.value_sets), f"{step.domain}_concepts")
+            distinct = self.db.query(step.distinct_sql)["source_value"].to_pylist()
+            self.db.register(vsr.match_source_values(distinct, self.value_sets, step.value_sets), f"{step.domain}_sources")
+            self.db.execute(f'CREATE OR REPLACE TEMP TABLE "trialdesk_{step.domain}" AS {step.hits_sql}')
+        if any(s.domain == "measurement" for s in prepared.domains):
+            self._register_factors(self.db.query("SELECT DISTINCT unit FROM trialdesk_measurement")["unit"].to_pylist())
+        return self.db.query(prepared.table_sql), self.db.query(prepared.evidence_sql)
+
     def compile(self, active_within_months: int | None = None) -> tuple[ir.Table, ir.Table]:
         """(status table: one row per person, one int column per criterion; evidence rows)."""
         self.build_hits()
+        if "measurement" in self.hits:
+            h = self.hits["measurement"]
+            self._register_factors(h.select("unit").distinct().to_pyarrow()["unit"].to_pylist())
         statuses, evidence = [], []
         for key in sorted(self.plan.leaf_nodes):
             out = self.leaf(key)

@@ -222,13 +222,7 @@ def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: 
     anchors = Anchors(as_of=as_of, planned_first_infusion=pfi)
     compiler = Compiler(db, protocol, value_sets if value_sets is not None else load_value_sets(), anchors,
                         _unit_factor, progress)
-    table, evidence = compiler.compile(active_within_months)
-    if progress:
-        progress("evaluating criteria")
-    statuses = table.to_pyarrow()
-    if progress:
-        progress("collecting evidence")
-    ev = evidence.to_pyarrow()
+    statuses, ev = compiler.compile_arrow(active_within_months)
     notes = list(db.notes) + compiler.plan.notes
     notes += [f"{cid}: unknown for everyone — {why}" for cid, why in sorted(compiler.plan.missing.items())]
     return ScreenResult(protocol=protocol, anchors=anchors, statuses=statuses, evidence=ev, plan=compiler.plan,

@@ -59,7 +59,6 @@ class OmopDatabase:
     description: str
     tables: dict[str, ir.Table] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    _temp_counter: int = 0
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -72,26 +71,42 @@ class OmopDatabase:
         return str(self.con.name)
 
     def materialize(self, expr: ir.Table, stem: str) -> ir.Table:
-        """Compute ``expr`` once into a temporary table private to this connection.
+        """Compute ``expr`` once into a temporary table ``trialdesk_<stem>`` private to this
+        connection (replacing one of that name).
 
-        (Ibis's own ``cache()`` fails to drop its tables on DuckDB 1.4, so the screen
-        names and owns its temporary tables.)"""
-        self._temp_counter += 1
-        name = f"trialdesk_{stem}_{os.getpid()}_{self._temp_counter}"
+        (Ibis's own ``cache()`` fails to drop its tables on DuckDB 1.4, so the screen names
+        and owns its temporary tables; fixed names let a prepared screen re-run its SQL.)"""
+        name = f"trialdesk_{stem}"
         if self.backend == "pyspark":
             self.con._session.sql(str(self.con.compile(expr))).cache().createOrReplaceTempView(name)
+            return self.con.table(name)
+        if self.backend == "duckdb":
+            self.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {self.con.compile(expr)}')
             return self.con.table(name)
         return self.con.create_table(name, obj=expr, temp=True, overwrite=True)
 
     def upload(self, table: Any, stem: str) -> ir.Table:
-        """A small lookup table (pyarrow) as a temporary table on the backend."""
-        self._temp_counter += 1
-        name = f"trialdesk_{stem}_{os.getpid()}_{self._temp_counter}"
+        """A small lookup table (pyarrow) as ``trialdesk_<stem>`` on the backend."""
+        name = f"trialdesk_{stem}"
         if self.backend == "pyspark":
             frame = self.con._session.createDataFrame(table.to_pandas(), schema=_spark_schema(table.schema))
             frame.createOrReplaceTempView(name)
             return self.con.table(name)
+        if self.backend == "duckdb":
+            self.register(table, stem)
+            return self.con.table(name)
         return self.con.create_table(name, obj=ibis.memtable(table), temp=True, overwrite=True)
+
+    def register(self, table: Any, stem: str) -> None:
+        """DuckDB only: expose an Arrow table as the view ``trialdesk_<stem>`` (no copy)."""
+        self.con.con.register(f"trialdesk_{stem}", table)
+
+    def execute(self, sql: str) -> None:
+        self.con.con.execute(sql)
+
+    def query(self, sql: str) -> Any:
+        """DuckDB only: run SQL, return an Arrow table."""
+        return self.con.con.execute(sql).fetch_arrow_table()
 
 
 def _spark_schema(schema: Any) -> str:

@@ -50,6 +50,10 @@ ENDPOINTS: dict[str, Request] = {
     "lock_casebook": lambda c, s: c.post("/participants/001/lock/", {"lock": "1"}),
     "pause_trial": lambda c, s: c.post("/pauses/", {"rule_id": "S1", "since": days_ago(0).isoformat()}),
     "lift_pause": lambda c, s: c.post("/pauses/", {"lift": s["pause"].pk, "note": "DSMB reviewed"}),
+    "view_ae": lambda c, s: c.get("/adverse-events/"),
+    "record_ae": lambda c, s: c.get("/adverse-events/new/"),
+    "view_safety_dashboard": lambda c, s: c.get("/safety/"),
+    "view_dsmb_report": lambda c, s: c.get("/safety/dsmb/"),
     "manage_users": lambda c, s: c.get("/users/"),
 }
 

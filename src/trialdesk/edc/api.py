@@ -168,3 +168,8 @@ def trial_data(request: HttpRequest, cutoff: dt.date) -> dict[str, Any]:
 
     _need(request, "view_reports")
     return cut(cutoff).model_dump(mode="json")
+
+
+from trialdesk.edc.adverse_events.api import router as _adverse_events  # noqa: E402  (after the routes above)
+
+api.add_router("/", _adverse_events)

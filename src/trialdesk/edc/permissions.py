@@ -49,6 +49,10 @@ TABLE: dict[str, frozenset[str]] = {
     # safety
     "pause_trial": frozenset({"pi", "dsmb"}),
     "lift_pause": frozenset({"dsmb"}),
+    "view_ae": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},  # verbatim text hidden from dsmb and sponsor
+    "record_ae": _SITE,  # also follow-ups, SAE reports submitted, suggestions confirmed or dismissed
+    "view_safety_dashboard": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},
+    "view_dsmb_report": frozenset({"dsmb", "pi", "sponsor"}),  # de-identified
     # administration
     "manage_users": frozenset({"admin"}),
 }

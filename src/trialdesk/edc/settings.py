@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "trialdesk.edc.dosing",
     "trialdesk.edc.visits",
     "trialdesk.edc.quality",
+    "trialdesk.edc.adverse_events",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +137,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [HERE / "static"]
+# SAE notices: printed to the console in development; set TRIALDESK_EMAIL_BACKEND (and Django's EMAIL_HOST...) to send
+EMAIL_BACKEND = os.environ.get("TRIALDESK_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG
+                               else "django.core.mail.backends.smtp.EmailBackend")
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "handlers": {"console": {"class": "logging.StreamHandler"}},

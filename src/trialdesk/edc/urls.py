@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.views.static import serve
 
 from trialdesk.edc import views
@@ -43,6 +43,7 @@ urlpatterns = [
     path("sdv/", quality.sdv, name="sdv"),
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.verify, name="audit_verify"),
+    path("", include("trialdesk.edc.adverse_events.urls")),
     path("api/", api.urls),
     # a handful of small files; served by the app so 'trialdesk serve' needs no web server in front
     path("static/<path:path>", serve, {"document_root": HERE / "static"}),

@@ -1,0 +1,145 @@
+"""Adverse events as the site records them, their follow-ups and SAE reports, and the data
+suggestions a coordinator dismissed. Every rule about them is the core's
+(:mod:`trialdesk.safety.adverse_events`); these models only persist what passed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from trialdesk.edc.participants.models import Participant
+from trialdesk.edc.records import TrialRecord
+from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
+
+RELATEDNESS = [("unrelated", "Unrelated"), ("unlikely", "Unlikely"), ("possibly", "Possibly"), ("probably", "Probably"),
+               ("definitely", "Definitely")]
+#: 21 CFR 312.32(a)
+SERIOUSNESS = [("death", "Death"), ("life_threatening", "Life-threatening"), ("hospitalisation", "Hospitalisation or its prolongation"),
+               ("disability", "Persistent or significant incapacity"), ("congenital_anomaly", "Congenital anomaly / birth defect"),
+               ("important_medical_event", "Important medical event")]
+OUTCOMES = [("recovering", "Recovering / resolving"), ("recovered", "Recovered / resolved"),
+            ("recovered_with_sequelae", "Recovered with sequelae"), ("not_recovered", "Not recovered"), ("fatal", "Fatal"),
+            ("unknown", "Unknown")]
+ACTIONS = [("none", "None"), ("infusion_interrupted", "Infusion interrupted"), ("infusion_stopped", "Infusion stopped"),
+           ("infusion_withheld", "Next infusion withheld"), ("participant_withdrawn", "Participant withdrawn"),
+           ("treatment_given", "Treatment given for the event")]
+
+
+class AdverseEvent(TrialRecord):
+    """One adverse event, CTCAE v5.0 graded. ``meddra_code``, ``soc`` and ``expected`` are
+    filled by the core from the term; they are never typed."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="adverse_events")
+    term = models.CharField("CTCAE term", max_length=200)
+    meddra_code = models.CharField("MedDRA LLT code", max_length=16)
+    soc = models.CharField("system organ class", max_length=200)
+    grade = models.PositiveSmallIntegerField()
+    description = models.TextField("verbatim description", blank=True)
+    onset = models.DateField()
+    resolved = models.DateField(null=True, blank=True)
+    serious = models.BooleanField(default=False)
+    seriousness = models.JSONField("seriousness criteria", default=list, blank=True)
+    relatedness = models.CharField("relatedness to the MSC infusion", max_length=16, choices=RELATEDNESS)
+    expected = models.BooleanField(default=False, help_text="computed: the term is in the protocol's expected events")
+    outcome = models.CharField(max_length=32, choices=OUTCOMES, default="unknown")
+    action_taken = models.CharField(max_length=32, choices=ACTIONS, default="none")
+    learned_at = models.DateTimeField("site learned of it", null=True, blank=True)
+    suggested_from = models.CharField(max_length=300, blank=True)
+
+    FORM = "adverse_event"
+
+    class Meta:
+        ordering = ["-onset", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.ae_id} {self.term} grade {self.grade}"
+
+    @property
+    def ae_id(self) -> str:
+        return f"AE-{self.pk}"
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number
+
+    def casebook(self) -> Any:
+        return self.participant
+
+    def core(self) -> CoreAdverseEvent:
+        return CoreAdverseEvent(
+            id=self.ae_id, subject_id=self.participant.subject_id, term=self.term, meddra_code=int(self.meddra_code), soc=self.soc,
+            grade=self.grade, onset=self.onset, resolved=self.resolved, description=self.description, serious=self.serious,
+            seriousness=list(self.seriousness), relatedness=self.relatedness, expected=self.expected,  # type: ignore[arg-type]
+            outcome=self.outcome, action_taken=self.action_taken, learned_at=self.learned_at,  # type: ignore[arg-type]
+            suggested_from=self.suggested_from or None)
+
+    def seriousness_labels(self) -> list[str]:
+        labels = dict(SERIOUSNESS)
+        return [labels.get(c, c) for c in self.seriousness]
+
+
+class FollowUp(TrialRecord):
+    """New information about an event, received at a known instant (it starts an SAE follow-up clock)."""
+
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="follow_ups")
+    received_at = models.DateTimeField()
+    information = models.TextField()
+
+    FORM = "ae_follow_up"
+
+    class Meta:
+        ordering = ["received_at"]
+
+    def audit_subject(self) -> str:
+        return self.adverse_event.audit_subject()
+
+    def audit_screening(self) -> str:
+        return self.adverse_event.audit_screening()
+
+    def casebook(self) -> Any:
+        return self.adverse_event.participant
+
+
+class SaeReport(TrialRecord):
+    """A report under one of the protocol's ``sae_reporting`` rules, as submitted."""
+
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="reports")
+    rule_id = models.CharField(max_length=16)
+    submitted_at = models.DateTimeField()
+
+    FORM = "sae_report"
+
+    class Meta:
+        ordering = ["submitted_at"]
+
+    def audit_subject(self) -> str:
+        return self.adverse_event.audit_subject()
+
+    def audit_screening(self) -> str:
+        return self.adverse_event.audit_screening()
+
+
+class DismissedSuggestion(TrialRecord):
+    """An AE suggested by a lab value or vital sign that the coordinator judged not to be one, and why."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="dismissed_suggestions")
+    term = models.CharField(max_length=200)
+    onset = models.DateField()
+    grade = models.PositiveSmallIntegerField()
+    source = models.CharField(max_length=300)
+    reason = models.TextField()
+
+    FORM = "ae_suggestion"
+
+    class Meta:
+        ordering = ["-onset"]
+        constraints = [models.UniqueConstraint(fields=["participant", "term", "onset"], name="one_dismissal_per_suggestion")]
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number

@@ -1,0 +1,222 @@
+"""Recording adverse events and what follows from them: the core decides (grading, dates,
+relatedness, seriousness, expectedness, stopping rules, SAE clocks, suggestions); this module
+reads and writes the records, pauses the trial when a rule triggers and sends the SAE notice.
+
+Pauses: after every AE save the stopping rules run on the whole data cut, and a rule in force
+with no pause in force gets one (the existing enrolment and dosing checks then refuse). A pause
+is never lifted here, even when a corrected AE no longer meets the rule: lifting is the DSMB's
+decision (the pauses page), and each lifted pause is handed back to the rules as the DSMB's
+``resume`` decision, so the same evidence does not pause the trial again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from trialdesk.edc.accounts.models import User
+from trialdesk.edc.adverse_events.models import AdverseEvent, DismissedSuggestion, FollowUp, SaeReport
+from trialdesk.edc.audit import trail
+from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.participants.models import Participant, Pause
+from trialdesk.edc.permissions import allowed
+from trialdesk.edc.web import protocol, today
+from trialdesk.safety.adverse_events import adverse_event_from_form
+from trialdesk.safety.sae_clock import DueReport, FollowUpReceived, SubmittedReport, due_reports
+from trialdesk.safety.stopping_rules import DsmbDecision, SafetyStatus, evaluate
+from trialdesk.safety.suggestions import Suggestion, suggest_adverse_events
+from trialdesk.terminology.ctcae import catalogue
+from trialdesk.trial.errors import ConductError
+from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
+from trialdesk.trial.records import TrialData
+
+#: the fields a coordinator enters (the rest is filled by the core)
+FIELDS = ("term", "grade", "description", "onset", "resolved", "serious", "seriousness", "relatedness", "outcome", "action_taken",
+          "learned_at", "suggested_from")
+
+
+def site_tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def cut(cutoff: dt.date | None = None, *, without: int | None = None) -> TrialData:
+    """The EDC's data cut with its adverse events (``without``: leave that AE out, to check a change to it)."""
+    from trialdesk.edc.snapshot import trial_data
+
+    base = trial_data(cutoff or today())
+    ids = {p.subject_id for p in base.participants}
+    rows = AdverseEvent.objects.select_related("participant").filter(onset__lte=base.cutoff).exclude(pk=without).order_by("pk")
+    aes = [ae.core() for ae in rows if ae.participant.subject_id in ids]
+    return base.model_copy(update={"adverse_events": aes})
+
+
+def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, without: int | None) -> CoreAdverseEvent:
+    """The core's verdict on the entered values; MedDRA code and SOC come from the catalogue's term."""
+    fields = {k: v for k, v in values.items() if k in FIELDS}
+    fields["seriousness"] = list(fields.get("seriousness") or [])
+    fields["suggested_from"] = fields.get("suggested_from") or None
+    term = catalogue().get(str(fields.get("term", "")))
+    if term is not None:
+        fields.update(term=term.term, meddra_code=int(term.meddra_code), soc=term.soc)
+    else:
+        fields.update(meddra_code=0, soc="")  # the core refuses the term, naming it
+    fields.update(id=ae_id, subject_id=participant.subject_id)
+    return adverse_event_from_form(fields, cut(without=without), protocol(), catalogue(), site_tz())
+
+
+def _stored(core: CoreAdverseEvent) -> dict[str, Any]:
+    return {"term": core.term, "meddra_code": str(core.meddra_code), "soc": core.soc, "grade": core.grade, "description": core.description,
+            "onset": core.onset, "resolved": core.resolved, "serious": core.serious, "seriousness": list(core.seriousness),
+            "relatedness": core.relatedness, "expected": core.expected, "outcome": core.outcome, "action_taken": core.action_taken,
+            "learned_at": core.learned_at, "suggested_from": core.suggested_from or ""}
+
+
+def record_adverse_event(user: Any, participant: Participant, **values: Any) -> AdverseEvent:
+    """Store the AE, or refuse (nothing stored) with the core's reason naming the field."""
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        participant = Participant.objects.select_related("screening").get(pk=participant.pk)
+        core = _checked(participant, values, ae_id="new", without=None)
+        ae = trail.create(AdverseEvent(participant=participant, **_stored(core)), user)
+        apply_stopping_rules(user)
+    if ae.serious:
+        notify_sae(ae)
+    return ae
+
+
+def edit_adverse_event(user: Any, ae: AdverseEvent, *, changes: dict[str, Any], reason: str, version: int) -> AdverseEvent:
+    """Correct or update an AE (outcome, resolution, grade...): re-checked whole by the core, with a reason."""
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        was_serious = AdverseEvent.objects.get(pk=ae.pk).serious
+        merged = {name: changes.get(name, getattr(ae, name)) for name in FIELDS}
+        core = _checked(ae.participant, merged, ae_id=ae.ae_id, without=ae.pk)
+        ae = trail.update(ae, user, changes=_stored(core), reason=reason, version=version)
+        apply_stopping_rules(user)
+    if ae.serious and not was_serious:
+        notify_sae(ae)
+    return ae
+
+
+def add_follow_up(user: Any, ae: AdverseEvent, *, received_at: dt.datetime, information: str) -> FollowUp:
+    if not information.strip():
+        raise ConductError("information", "write the new information (what changed, from which source)")
+    if received_at > timezone.now():
+        raise ConductError("received_at", "the information cannot be received in the future")
+    if received_at.astimezone(site_tz()).date() < ae.onset:
+        raise ConductError("received_at", f"the information cannot be received before the event's onset ({ae.onset})")
+    return trail.create(FollowUp(adverse_event=ae, received_at=received_at, information=information.strip()), user)
+
+
+def record_report(user: Any, ae: AdverseEvent, *, rule_id: str, submitted_at: dt.datetime) -> SaeReport:
+    rules = {r.id for r in protocol().safety.sae_reporting}
+    if rule_id not in rules:
+        raise ConductError("rule_id", f"no SAE reporting rule {rule_id!r} in the protocol; known: {', '.join(sorted(rules))}")
+    if not ae.serious:
+        raise ConductError("rule_id", f"{ae.ae_id} is not serious; only serious events are reported under the SAE rules")
+    if submitted_at > timezone.now():
+        raise ConductError("submitted_at", "a report cannot be submitted in the future")
+    return trail.create(SaeReport(adverse_event=ae, rule_id=rule_id, submitted_at=submitted_at), user)
+
+
+# --- stopping rules ------------------------------------------------------------------------------
+
+
+def dsmb_decisions() -> list[DsmbDecision]:
+    """Each pause the DSMB lifted, as its decision to resume (at the instant it was lifted)."""
+    return [DsmbDecision(p.rule_id, p.updated_at, "resume", "DSMB") for p in Pause.objects.filter(lifted_on__isnull=False)]
+
+
+def safety_status(data: TrialData | None = None) -> SafetyStatus:
+    return evaluate(data or cut(), protocol(), dsmb_decisions(), site_tz())
+
+
+def apply_stopping_rules(user: Any) -> list[Pause]:
+    """Evaluate the rules on the current data; add a pause for each rule in force that has none. Returns the new pauses."""
+    status = safety_status()
+    open_rules = set(Pause.objects.filter(lifted_on__isnull=True).values_list("rule_id", flat=True))
+    created = []
+    for core in status.pauses(site_tz()):
+        if core.rule_id in open_rules:
+            continue
+        evidence = ", ".join(status.rule(core.rule_id).evidence)
+        created.append(trail.create(Pause(rule_id=core.rule_id, action=core.action, since=core.since,
+                                          description=f"{core.description} (triggered by {evidence}; recorded automatically)"), user))
+    return created
+
+
+# --- SAE clocks and notice --------------------------------------------------------------------------
+
+
+def reports_due(data: TrialData | None = None, now: dt.datetime | None = None) -> list[DueReport]:
+    submitted = [SubmittedReport(r.adverse_event.ae_id, r.rule_id, r.submitted_at)
+                 for r in SaeReport.objects.select_related("adverse_event")]
+    follow_ups = [FollowUpReceived(f.adverse_event.ae_id, f.received_at)
+                  for f in FollowUp.objects.select_related("adverse_event").filter(adverse_event__serious=True)]
+    return due_reports(data or cut(), protocol(), now or timezone.now(), submitted, follow_ups, site_tz())
+
+
+def notice_recipients() -> list[str]:
+    """Everyone with an e-mail address whose role sees the safety dashboard."""
+    users = User.objects.filter(is_active=True).exclude(email="")
+    return sorted({u.email for u in users if allowed(u, "view_safety_dashboard")})
+
+
+def notify_sae(ae: AdverseEvent) -> int:
+    """E-mail the new SAE and the reports it calls for (subject id only: no names)."""
+    recipients = notice_recipients()
+    if not recipients:
+        return 0
+    due = [r for r in reports_due() if r.ae_id == ae.ae_id]
+    lines = [f"A serious adverse event was recorded for subject {ae.participant.subject_id}.", "",
+             f"{ae.ae_id}: {ae.term} (CTCAE v5.0 grade {ae.grade}), onset {ae.onset}",
+             f"Seriousness: {', '.join(ae.seriousness_labels())}",
+             f"Relatedness: {ae.relatedness}; {'expected' if ae.expected else 'unexpected'}",
+             f"Site learned of it: {timezone.localtime(ae.learned_at):%Y-%m-%d %H:%M %Z}" if ae.learned_at else "", "",
+             "Reports due:"]
+    lines += [f"- {r.rule_id} to {r.recipient}: due {r.due_at:%Y-%m-%d %H:%M %Z}" for r in due] or ["- none"]
+    subject = f"[{protocol().identification.nct_id}] SAE {ae.ae_id}: subject {ae.participant.subject_id}, {ae.term} grade {ae.grade}"
+    sent = send_mail(subject, "\n".join(lines), None, recipients)
+    trail.append(None, "notify", model=ae._meta.label, object_id=str(ae.pk), subject_id=ae.audit_subject(),
+                 screening_id=ae.audit_screening(), form=ae.FORM, changes={"sae_notice": [None, ", ".join(recipients)]})
+    return sent
+
+
+# --- suggestions from labs and vital signs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenSuggestion:
+    suggestion: Suggestion
+
+    @property
+    def key(self) -> str:
+        s = self.suggestion
+        return f"{s.subject_id}|{s.term}|{s.date.isoformat()}"
+
+
+def open_suggestions(data: TrialData | None = None) -> list[OpenSuggestion]:
+    """Suggestions neither recorded as an AE nor dismissed."""
+    dismissed = {(d.participant.subject_id, d.term.casefold(), d.onset)
+                 for d in DismissedSuggestion.objects.select_related("participant")}
+    return [OpenSuggestion(s) for s in suggest_adverse_events(data or cut())
+            if s.recorded_as is None and (s.subject_id, s.term.casefold(), s.date) not in dismissed]
+
+
+def dismiss_suggestion(user: Any, key: str, *, reason: str) -> DismissedSuggestion:
+    if not reason.strip():
+        raise ConductError("reason", "give the reason this is not an adverse event (e.g. a lab error, a known baseline condition)")
+    found = next((s for s in open_suggestions() if s.key == key), None)
+    if found is None:
+        raise ConductError("suggestion", "this suggestion is no longer open (recorded as an AE or dismissed); reload the list")
+    s = found.suggestion
+    participant = Participant.objects.get(subject_id=s.subject_id)
+    return trail.create(DismissedSuggestion(participant=participant, term=s.term, onset=s.date, grade=s.grade, source=s.source_label,
+                                            reason=reason.strip()), user)

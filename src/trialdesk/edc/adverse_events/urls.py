@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from trialdesk.edc.adverse_events import views
+
+urlpatterns = [
+    path("adverse-events/", views.ae_list, name="ae_list"),
+    path("adverse-events/new/", views.ae_new, name="ae_new"),
+    path("adverse-events/suggestions/", views.suggestions, name="ae_suggestions"),
+    path("adverse-events/<int:pk>/", views.ae_detail, name="ae_detail"),
+    path("adverse-events/<int:pk>/edit/", views.ae_edit, name="ae_edit"),
+    path("safety/", views.dashboard, name="safety_dashboard"),
+    path("safety/dsmb/", views.dsmb_report, name="dsmb_report"),
+    path("safety/dsmb/pdf/", views.dsmb_report_pdf, name="dsmb_report_pdf"),
+]

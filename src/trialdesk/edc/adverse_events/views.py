@@ -1,0 +1,226 @@
+"""The adverse-event pages, the safety dashboard and the DSMB report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from trialdesk.edc.adverse_events import service
+from trialdesk.edc.adverse_events.models import ACTIONS, OUTCOMES, RELATEDNESS, SERIOUSNESS, AdverseEvent
+from trialdesk.edc.audit.trail import StaleEdit
+from trialdesk.edc.participants.models import Participant, Pause
+from trialdesk.edc.permissions import allowed, deidentified
+from trialdesk.edc.web import protocol, refuse, requires, today
+from trialdesk.safety.dsmb_pdf import render_pdf
+from trialdesk.safety.dsmb_report import build_report, render_html
+from trialdesk.terminology.ctcae import CtcaeTerm, catalogue
+from trialdesk.trial.errors import ConductError
+
+DATE = forms.DateInput(attrs={"type": "date"})
+DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class AdverseEventForm(forms.Form):
+    subject_id = forms.ChoiceField(label="Participant")
+    term = forms.CharField(label="CTCAE v5.0 term", max_length=200,
+                           help_text="type a few letters of the term or an everyday word; the MedDRA code and SOC follow from the term",
+                           widget=forms.TextInput(attrs={"list": "ctcae-terms", "autocomplete": "off", "data-ctcae-search": "1"}))
+    grade = forms.TypedChoiceField(choices=[(g, f"Grade {g}") for g in range(1, 6)], coerce=int)
+    description = forms.CharField(label="Verbatim description", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    onset = forms.DateField(widget=DATE)
+    resolved = forms.DateField(label="Resolved on", widget=DATE, required=False)
+    serious = forms.BooleanField(label="Serious (21 CFR 312.32)", required=False)
+    seriousness = forms.MultipleChoiceField(label="Seriousness criteria", choices=SERIOUSNESS, widget=forms.CheckboxSelectMultiple,
+                                            required=False)
+    relatedness = forms.ChoiceField(label="Relatedness to the MSC infusion", choices=RELATEDNESS)
+    outcome = forms.ChoiceField(choices=OUTCOMES, initial="unknown")
+    action_taken = forms.ChoiceField(choices=ACTIONS, initial="none")
+    learned_at = forms.DateTimeField(label="Site learned of it (date and time)", widget=DATETIME, required=False,
+                                     help_text="required for a serious event: it starts the reporting clocks")
+    suggested_from = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["subject_id"].choices = [("", "—")] + [(p.subject_id, p.subject_id) for p in Participant.objects.all()]  # type: ignore[attr-defined]
+
+
+class EditAdverseEventForm(AdverseEventForm):
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(label="Reason for change", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["subject_id"].disabled = True
+
+
+class FollowUpForm(forms.Form):
+    received_at = forms.DateTimeField(label="Information received (date and time)", widget=DATETIME)
+    information = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class ReportForm(forms.Form):
+    ae = forms.IntegerField(widget=forms.HiddenInput)
+    rule_id = forms.CharField(widget=forms.HiddenInput)
+    submitted_at = forms.DateTimeField(label="Submitted (date and time)", widget=DATETIME)
+
+
+def _term(text: str) -> CtcaeTerm | None:
+    return catalogue().get(text) if text else None
+
+
+def _form_page(request: HttpRequest, form: forms.Form, title: str, **extra: Any) -> HttpResponse:
+    term = _term(str(form["term"].value() or ""))
+    return render(request, "adverse_events/ae_form.html", {"form": form, "title": title, "term": term,
+                                                          "grades": sorted(term.grades.items()) if term else [], **extra})
+
+
+@requires("view_ae")
+def ae_list(request: HttpRequest) -> HttpResponse:
+    aes = AdverseEvent.objects.select_related("participant")
+    subject = request.GET.get("subject", "")
+    if subject:
+        aes = aes.filter(participant__subject_id=subject)
+    return render(request, "adverse_events/ae_list.html", {"aes": aes, "subject": subject})
+
+
+@requires("record_ae")
+def ae_new(request: HttpRequest) -> HttpResponse:
+    initial = {k: v for k, v in request.GET.items() if k in ("subject_id", "term", "grade", "onset", "suggested_from")}
+    form = AdverseEventForm(request.POST or None, initial={"learned_at": timezone.localtime().replace(second=0, microsecond=0), **initial})
+    if request.method == "POST" and form.is_valid():
+        d = dict(form.cleaned_data)
+        participant = get_object_or_404(Participant, subject_id=d.pop("subject_id"))
+        try:
+            ae = service.record_adverse_event(request.user, participant, **d)
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"{ae.ae_id} recorded: {ae.term}, grade {ae.grade}" + (" (SERIOUS)" if ae.serious else "") + ".")
+            return redirect("ae_detail", pk=ae.pk)
+    return _form_page(request, form, "Record an adverse event", back="/adverse-events/")
+
+
+@requires("view_ae")
+def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ae = get_object_or_404(AdverseEvent.objects.select_related("participant"), pk=pk)
+    form = FollowUpForm(request.POST or None, initial={"received_at": timezone.localtime().replace(second=0, microsecond=0)})
+    if request.method == "POST":
+        if not allowed(request.user, "record_ae"):
+            raise PermissionDenied("your role may not record ae")
+        if form.is_valid():
+            try:
+                service.add_follow_up(request.user, ae, **form.cleaned_data)
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                messages.success(request, "Follow-up information recorded.")
+                return redirect("ae_detail", pk=pk)
+    due = [r for r in service.reports_due() if r.ae_id == ae.ae_id] if ae.serious else []
+    term = _term(ae.term)
+    return render(request, "adverse_events/ae_detail.html", {
+        "ae": ae, "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(),
+        "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user)})
+
+
+@requires("record_ae")
+def ae_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    ae = get_object_or_404(AdverseEvent.objects.select_related("participant"), pk=pk)
+    initial: dict[str, Any] = {name: getattr(ae, name) for name in service.FIELDS}
+    initial.update(subject_id=ae.participant.subject_id, version=ae.version,
+                   learned_at=timezone.localtime(ae.learned_at) if ae.learned_at else None)
+    form = EditAdverseEventForm(request.POST or None, initial=initial)
+    current = None
+    if request.method == "POST" and form.is_valid():
+        d = dict(form.cleaned_data)
+        version, reason = d.pop("version"), d.pop("reason")
+        d.pop("subject_id")
+        try:
+            service.edit_adverse_event(request.user, ae, changes=d, reason=reason, version=version)
+        except StaleEdit as e:
+            refuse(form, e)
+            current = {name: getattr(e.current, name) for name in service.FIELDS}
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"{ae.ae_id} updated.")
+            return redirect("ae_detail", pk=pk)
+    return _form_page(request, form, f"Update {ae.ae_id} — subject {ae.participant.subject_id}", current=current,
+                      back=f"/adverse-events/{pk}/")
+
+
+@requires("record_ae")
+def suggestions(request: HttpRequest) -> HttpResponse:
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        key = request.POST.get("key", "")
+        try:
+            service.dismiss_suggestion(request.user, key, reason=request.POST.get("reason", ""))
+        except ConductError as e:
+            errors[key] = e.message
+        else:
+            messages.success(request, "Suggestion dismissed; the reason is in the audit trail.")
+            return redirect("ae_suggestions")
+    rows = [{"s": o.suggestion, "key": o.key, "error": errors.get(o.key, "")} for o in service.open_suggestions()]
+    return render(request, "adverse_events/suggestions.html", {"rows": rows}, status=422 if errors else 200)
+
+
+def _cutoff(request: HttpRequest) -> dt.date:
+    text = request.GET.get("cutoff", "")
+    try:
+        return min(dt.date.fromisoformat(text), today()) if text else today()
+    except ValueError:
+        return today()
+
+
+@requires("view_safety_dashboard")
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if not allowed(request.user, "record_ae"):
+            raise PermissionDenied("your role may not record ae")
+        form = ReportForm(request.POST)
+        if form.is_valid():
+            ae = get_object_or_404(AdverseEvent, pk=form.cleaned_data["ae"])
+            try:
+                service.record_report(request.user, ae, rule_id=form.cleaned_data["rule_id"],
+                                      submitted_at=form.cleaned_data["submitted_at"])
+            except ConductError as e:
+                messages.error(request, e.message)
+            else:
+                messages.success(request, f"Report {form.cleaned_data['rule_id']} for {ae.ae_id} recorded as submitted.")
+        else:
+            messages.error(request, "give the date and time the report was submitted")
+        return redirect("safety_dashboard")
+    data = service.cut()
+    status = service.safety_status(data)
+    aes = {ae.ae_id: ae for ae in AdverseEvent.objects.filter(serious=True)}
+    due = [{"r": r, "ae": aes.get(r.ae_id)} for r in service.reports_due(data)]
+    return render(request, "adverse_events/dashboard.html", {
+        "due": [d for d in due if d["r"].status != "submitted"], "submitted": [d for d in due if d["r"].status == "submitted"],
+        "status": status, "pauses": Pause.objects.filter(lifted_on__isnull=True), "now": timezone.localtime(),
+        "suggestions": len(service.open_suggestions(data)) if allowed(request.user, "record_ae") else None,
+        "report_form_initial": timezone.localtime().replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")})
+
+
+def _report(request: HttpRequest) -> Any:
+    data = service.cut(_cutoff(request))
+    return build_report(data, protocol(), service.safety_status(data))
+
+
+@requires("view_dsmb_report")
+def dsmb_report(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(render_html(_report(request)))
+
+
+@requires("view_dsmb_report")
+def dsmb_report_pdf(request: HttpRequest) -> HttpResponse:
+    report = _report(request)
+    response = HttpResponse(render_pdf(report), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="dsmb-report-{report.nct_id}-{report.cutoff}.pdf"'
+    return response

@@ -54,6 +54,9 @@ ENDPOINTS: dict[str, Request] = {
     "record_ae": lambda c, s: c.get("/adverse-events/new/"),
     "view_safety_dashboard": lambda c, s: c.get("/safety/"),
     "view_dsmb_report": lambda c, s: c.get("/safety/dsmb/"),
+    "export_results": lambda c, s: c.get("/exports/"),
+    "export_identified": lambda c, s: c.post("/exports/sdtm/", {"cutoff": days_ago(0).isoformat(), "identified": "on",
+                                                             "export_anyway": "on"}),
     "manage_users": lambda c, s: c.get("/users/"),
 }
 

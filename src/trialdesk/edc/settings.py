@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "trialdesk.edc.visits",
     "trialdesk.edc.quality",
     "trialdesk.edc.adverse_events",
+    "trialdesk.edc.exports",
 ]
 
 MIDDLEWARE = [

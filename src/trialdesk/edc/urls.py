@@ -44,6 +44,7 @@ urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.verify, name="audit_verify"),
     path("", include("trialdesk.edc.adverse_events.urls")),
+    path("", include("trialdesk.edc.exports.urls")),
     path("api/", api.urls),
     # a handful of small files; served by the app so 'trialdesk serve' needs no web server in front
     path("static/<path:path>", serve, {"document_root": HERE / "static"}),

@@ -184,6 +184,8 @@ class PrimaryOutcome:
             fig.text(0.01, 0.01, self.note, fontsize=7)
         if any(bottoms):
             ax.legend(title="CTCAE v5.0", fontsize=8)
+        else:  # say so, rather than leave an empty axis to be misread
+            ax.text(0.5, 0.5, "No adverse event counted in the time frame", transform=ax.transAxes, ha="center", va="center")
         fig.tight_layout()
         paths = [directory / f"{stem}.png", directory / f"{stem}.svg"]
         with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text

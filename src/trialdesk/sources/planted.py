@@ -16,25 +16,18 @@ week before it and no other record.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from trialdesk.eligibility.windows import add_months
 from trialdesk.sources.omop_builder import OmopBuilder
 
 Status = Literal["met", "not_met", "unknown", "needs_review"]
 
 FIRST_RANDOM_PERSON_ID = 1001
 SCREENING_TO_FIRST_INFUSION_DAYS = 14  # enrolment.screening_to_first_infusion_days in nct03929120.yaml
-
-
-def add_months(d: dt.date, months: int) -> dt.date:
-    """Calendar months with month-end clamping (2024-04-30 minus 2 months is 2024-02-29)."""
-    y, m = divmod(d.month - 1 + months, 12)
-    year, month = d.year + y, m + 1
-    return dt.date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def add_years(d: dt.date, years: int) -> dt.date:

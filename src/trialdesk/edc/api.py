@@ -1,28 +1,49 @@
 """The REST API (OpenAPI schema at /api/openapi.json, docs at /api/docs).
 
 It authenticates with the session (and CSRF) like the pages, asks the same permission
-table, and calls the same services, so a refusal here is the core's refusal there."""
+table, and calls the same services, so a refusal here is the core's refusal there.
+Each operation's action is in ``permissions.API``; it is asked before the body is read, so a
+role that may not write is told 403 whatever it sends (not 422 about the body)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
-from ninja.security import django_auth
+from ninja.security import SessionAuth
 
 from trialdesk.edc.audit import trail
 from trialdesk.edc.participants import service as participants
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.permissions import allowed, deidentified
+from trialdesk.edc.permissions import API, allowed, deidentified, may_open
 from trialdesk.edc.screening import service as screening
 from trialdesk.edc.screening.models import ScreeningEntry
 from trialdesk.trial.errors import ConductError
 
-api = NinjaAPI(title="trialdesk EDC", version="1", auth=django_auth, urls_namespace="api",
+
+class TableAuth(SessionAuth):
+    """The session's user, if the permission table lets them take this operation's action (else 403)."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = super().authenticate(request, key)
+        if user is None:
+            return None
+        match = request.resolver_match
+        route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", match.route if match else "")
+        action = API.get(f"{request.method} /{route}")
+        if action is None:
+            raise HttpError(403, f"{request.method} /{route} has no entry in trialdesk.edc.permissions.API")
+        if not may_open(user, action):
+            raise HttpError(403, f"your role may not {action.replace('_', ' ')}")
+        return user
+
+
+api = NinjaAPI(title="trialdesk EDC", version="1", auth=TableAuth(), urls_namespace="api",
                description="Screening, consent, enrolment and infusions for the trial in TRIALDESK_PROTOCOL.")
 
 
@@ -167,7 +188,14 @@ def trial_data(request: HttpRequest, cutoff: dt.date) -> dict[str, Any]:
     from trialdesk.edc.snapshot import trial_data as cut
 
     _need(request, "view_reports")
-    return cut(cutoff).model_dump(mode="json")
+    data = cut(cutoff)
+    if deidentified(request.user):
+        # screening numbers lead back to the identified screening log: a role that sees subject ids only gets labels
+        label = {s.screening_id: f"screened-{n}" for n, s in enumerate(data.screening, 1)}
+        data = data.model_copy(update={
+            "screening": [s.model_copy(update={"screening_id": label[s.screening_id]}) for s in data.screening],
+            "participants": [p.model_copy(update={"screening_id": label.get(p.screening_id or "")}) for p in data.participants]})
+    return data.model_dump(mode="json")
 
 
 from trialdesk.edc.adverse_events.api import router as _adverse_events  # noqa: E402  (after the routes above)

@@ -2,6 +2,14 @@
 
 Views refuse (403), templates hide and the API refuses by asking :func:`allowed` about
 an action in :data:`TABLE`. Add an action here, never a role check in a view.
+
+:data:`PAGES` names the action that opens each page (by URL name) and :data:`API` the one
+each API operation asks; a new page or operation without an entry fails the authorisation
+matrix (tests/security/test_authorisation_matrix.py), and so does a change here that the
+frozen matrix beside that test does not show.
+
+A user of another site (``User.site`` set to a facility that is not one of the protocol's
+locations) and an inactive user have no role: they are refused everything, like a stranger.
 """
 
 from __future__ import annotations
@@ -62,11 +70,98 @@ TABLE: dict[str, frozenset[str]] = {
 
 ACTIONS = tuple(TABLE)
 
+#: pages anyone may open, signed in or not
+PUBLIC = "public"
+#: pages any signed-in user of this trial may open, whatever the role (each shows only what the role may see)
+SIGNED_IN = "signed_in"
+
+#: URL name -> the action that opens the page (GET, and POST unless the view asks a further action named here)
+PAGES: dict[str, str] = {
+    "login": PUBLIC,
+    "static": PUBLIC,
+    "api:openapi-json": PUBLIC,  # the API's schema: no data
+    "api:openapi-view": PUBLIC,
+    "api:api-root": PUBLIC,
+    "dashboard": SIGNED_IN,
+    "logout": SIGNED_IN,
+    "password_change": SIGNED_IN,
+    "users": "manage_users",
+    "screening_list": "view_identified",  # POST: screen
+    "screening_upload": "screen",
+    "screening_detail": "view_identified",
+    "screening_edit": "screen",
+    "screening_sign": "sign_eligibility",
+    "screening_rescreen": "screen",
+    "consent": "record_consent",
+    "enrol": "enrol",
+    "participants": "view_participants",
+    "participant_detail": "view_participants",
+    "withdraw": "withdraw_consent",
+    "off_study": "mark_off_study",
+    "lock": "lock_casebook",
+    "infusion_new": "record_infusion",
+    "infusion_edit": "record_infusion",
+    "visit": "view_identified",  # POST: record_visit
+    "crf": "record_visit",
+    "pauses": "view_reports",  # POST: pause_trial, or lift_pause
+    "queries": "view_audit",  # POST: raise_query, answer_query, close_query
+    "sdv": "verify_source",
+    "audit": "view_audit",  # ?format=csv: export_audit
+    "audit_verify": "verify_audit",
+    "ae_list": "view_ae",
+    "ae_new": "record_ae",
+    "ae_suggestions": "record_ae",
+    "ae_detail": "view_ae",  # POST (follow-up): record_ae
+    "ae_edit": "record_ae",
+    "safety_dashboard": "view_safety_dashboard",  # POST (report submitted): record_ae
+    "dsmb_report": "view_dsmb_report",
+    "dsmb_report_pdf": "view_dsmb_report",
+    "exports": "export_results",
+    "export_download": "export_results",  # identified SDTM: export_identified
+}
+
+#: "METHOD /path" of each API operation -> the action it asks
+API: dict[str, str] = {
+    "GET /api/participants": "view_participants",
+    "POST /api/screening": "screen",
+    "POST /api/screening/{number}/consent": "record_consent",
+    "POST /api/screening/{number}/enrol": "enrol",
+    "POST /api/participants/{subject_id}/infusions": "record_infusion",
+    "GET /api/audit/verify": "verify_audit",
+    "GET /api/trial-data": "view_reports",
+    "GET /api/ctcae/search": SIGNED_IN,  # the published CTCAE v5.0 terms: no trial data
+    "GET /api/adverse-events": "view_ae",
+}
+
+
+def study_sites() -> frozenset[str]:
+    """The facilities of the protocol's locations: the sites whose staff may use this trial desk."""
+    from trialdesk.edc.web import protocol
+
+    return frozenset(loc.facility for loc in protocol().locations)
+
+
+def of_this_trial(user: Any) -> bool:
+    """An account with no site belongs to the (single-site) trial; one with a site must name one of its locations."""
+    site = getattr(user, "site", "") or ""
+    return not site or site in study_sites()
+
 
 def role_of(user: Any) -> str | None:
     if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return None
+    if not of_this_trial(user):
+        return None
     return getattr(user, "role", None)
+
+
+def may_open(user: Any, page_action: str) -> bool:
+    """Whether ``user`` may open a page or operation whose entry in PAGES or API is ``page_action``."""
+    if page_action == PUBLIC:
+        return True
+    if page_action == SIGNED_IN:
+        return role_of(user) is not None
+    return allowed(user, page_action)
 
 
 def allowed(user: Any, action: str) -> bool:

@@ -47,5 +47,5 @@ urlpatterns = [
     path("", include("trialdesk.edc.exports.urls")),
     path("api/", api.urls),
     # a handful of small files; served by the app so 'trialdesk serve' needs no web server in front
-    path("static/<path:path>", serve, {"document_root": HERE / "static"}),
+    path("static/<path:path>", serve, {"document_root": HERE / "static"}, name="static"),
 ]

@@ -44,6 +44,7 @@ def requires(action: str) -> Callable[[Callable[..., HttpResponse]], Callable[..
                 raise PermissionDenied(f"your role may not {action.replace('_', ' ')}")
             return view(request, *args, **kwargs)
 
+        inner.required_action = action  # type: ignore[attr-defined]  # read by the authorisation matrix test
         return inner
 
     return wrap

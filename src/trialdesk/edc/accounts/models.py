@@ -11,6 +11,9 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=32, choices=list(ROLES.items()))
     must_change_password = models.BooleanField(default=False, help_text="set for accounts an administrator created")
+    site = models.CharField(max_length=200, blank=True, default="",
+                            help_text="the facility the person works at; blank for this (single-site) trial's own site. "
+                                      "An account of a site that is not one of the protocol's locations cannot sign in.")
 
     @property
     def role_name(self) -> str:

@@ -12,7 +12,7 @@ from trialdesk.trial.errors import ConductError
 
 
 def create_user(username: str, role: str, password: str, *, first_name: str = "", last_name: str = "", email: str = "",
-                by: Any = None, must_change_password: bool = True, validate: bool = True) -> User:
+                site: str = "", by: Any = None, must_change_password: bool = True, validate: bool = True) -> User:
     """Create an account; one an administrator creates must change its password at first login."""
     from trialdesk.edc.audit import trail
 
@@ -23,7 +23,7 @@ def create_user(username: str, role: str, password: str, *, first_name: str = ""
     if User.objects.filter(username__iexact=username).exists():
         raise ConductError("username", f"the username {username!r} is taken (user ids are unique and never reused)")
     user = User(username=username, role=role, first_name=first_name, last_name=last_name, email=email,
-                must_change_password=must_change_password)
+                site=site, must_change_password=must_change_password)
     if validate:
         try:
             validate_password(password, user)

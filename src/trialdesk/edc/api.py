@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Schema, Status
-from ninja.errors import HttpError
+from ninja.errors import HttpError, ValidationError
 from ninja.security import SessionAuth
+from pydantic import BeforeValidator, Field, StrictBool, StringConstraints
+from pydantic.types import Strict
 
+from trialdesk.edc.api_answers import DENIED, MISSING
 from trialdesk.edc.audit import trail
 from trialdesk.edc.participants import service as participants
 from trialdesk.edc.participants.models import Participant
@@ -24,6 +27,7 @@ from trialdesk.edc.permissions import API, allowed, deidentified, may_open
 from trialdesk.edc.screening import service as screening
 from trialdesk.edc.screening.models import ScreeningEntry
 from trialdesk.trial.errors import ConductError
+from trialdesk.trial.records import TrialData
 
 
 class TableAuth(SessionAuth):
@@ -52,14 +56,49 @@ def _refused(request: HttpRequest, exc: ConductError) -> Any:
     return api.create_response(request, {"field": exc.field, "detail": exc.message}, status=422)
 
 
+@api.exception_handler(ValidationError)
+def _malformed(request: HttpRequest, exc: ValidationError) -> Any:
+    """A request the schema refuses, in the same shape as the core's refusals: the field, and what is wrong with it."""
+    def where(error: dict[str, Any]) -> str:
+        return ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")) or "request"
+
+    errors = list(exc.errors)
+    detail = "; ".join(f"{where(e)}: {e.get('msg', 'invalid')}" for e in errors)
+    return api.create_response(request, {"field": where(errors[0]) if errors else "request", "detail": detail}, status=422)
+
+
 def _need(request: HttpRequest, action: str) -> None:
     if not allowed(request.user, action):
         raise HttpError(403, f"your role may not {action.replace('_', ' ')}")
 
 
-class Refusal(Schema):
-    field: str
-    detail: str
+
+
+def _iso(kind: type[Any], example: str) -> BeforeValidator:
+    """Dates and times only as ISO 8601 text: pydantic would also take a number as seconds since 1970."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, kind) and (kind is not dt.date or not isinstance(value, dt.datetime)):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"give it as text in ISO 8601, e.g. {example}")
+        try:
+            return kind.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not in ISO 8601; write it as {example}") from None
+
+    return BeforeValidator(parse)
+
+
+IsoDate = Annotated[dt.date, _iso(dt.date, "2026-11-25")]
+IsoDateTime = Annotated[dt.datetime, _iso(dt.datetime, "2026-11-25T09:30:00-05:00")]
+IsoTime = Annotated[dt.time, _iso(dt.time, "09:30")]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+def Text(max_length: int, *, required: bool = True) -> Any:  # a type, as the schema reads it
+    """Text as long as its column, and not blank where the form requires it."""
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1 if required else 0, max_length=max_length)]
 
 
 class ParticipantOut(Schema):
@@ -72,12 +111,12 @@ class ParticipantOut(Schema):
 
 
 class ScreenIn(Schema):
-    given_name: str
-    family_name: str
-    mrn: str = ""
-    birth_date: dt.date | None = None
-    sex: str = "unknown"
-    screened_on: dt.date
+    given_name: Text(100)  # type: ignore[valid-type]
+    family_name: Text(100)  # type: ignore[valid-type]
+    mrn: Text(40, required=False) = ""  # type: ignore[valid-type]
+    birth_date: IsoDate | None = None
+    sex: Literal["female", "male", "unknown"] = "unknown"
+    screened_on: IsoDate
 
 
 class ScreeningOut(Schema):
@@ -89,29 +128,29 @@ class ScreeningOut(Schema):
 
 
 class ConsentIn(Schema):
-    icf_version: str
-    signed_at: dt.datetime
-    obtained_by: str
-    copy_given: bool
+    icf_version: Text(60)  # type: ignore[valid-type]
+    signed_at: IsoDateTime
+    obtained_by: Text(200)  # type: ignore[valid-type]
+    copy_given: StrictBool
 
 
 class EnrolIn(Schema):
-    enrolled_on: dt.date
-    planned_first_infusion: dt.date | None = None
+    enrolled_on: IsoDate
+    planned_first_infusion: IsoDate | None = None
 
 
 class InfusionIn(Schema):
-    date: dt.date
-    started_at: dt.time
-    stopped_at: dt.time | None = None
-    weight_kg: float
-    total_cells: float
-    lot: str
-    donor_id: str
-    premedication: str = ""
-    vitals: dict[str, dict[str, float]] = {}
-    interrupted: bool = False
-    interruptions: str = ""
+    date: IsoDate
+    started_at: IsoTime
+    stopped_at: IsoTime | None = None
+    weight_kg: Number
+    total_cells: Number
+    lot: Text(60)  # type: ignore[valid-type]
+    donor_id: Text(60)  # type: ignore[valid-type]
+    premedication: Text(4000, required=False) = ""  # type: ignore[valid-type]
+    vitals: dict[Literal["before", "during", "after"], dict[Literal["sbp", "dbp", "pulse", "temp", "spo2"], Number]] = {}
+    interrupted: StrictBool = False
+    interruptions: Text(4000, required=False) = ""  # type: ignore[valid-type]
 
 
 class InfusionOut(Schema):
@@ -133,7 +172,7 @@ def _screening_out(e: ScreeningEntry) -> ScreeningOut:
                         data_as_of=e.data_as_of)
 
 
-@api.get("/participants", response=list[ParticipantOut])
+@api.get("/participants", response={200: list[ParticipantOut], **DENIED})
 def list_participants(request: HttpRequest) -> list[ParticipantOut]:
     _need(request, "view_participants")
     hide = deidentified(request.user)
@@ -142,20 +181,20 @@ def list_participants(request: HttpRequest) -> list[ParticipantOut]:
             for p in Participant.objects.select_related("screening")]
 
 
-@api.post("/screening", response={201: ScreeningOut, 422: Refusal})
+@api.post("/screening", response={201: ScreeningOut, **DENIED})
 def screen(request: HttpRequest, body: ScreenIn) -> Status[ScreeningOut]:
     _need(request, "screen")
     return Status(201, _screening_out(screening.screen_by_hand(request.user, **body.dict())))
 
 
-@api.post("/screening/{number}/consent", response={201: dict[str, Any], 422: Refusal})
+@api.post("/screening/{number}/consent", response={201: dict[str, Any], **DENIED, **MISSING})
 def consent(request: HttpRequest, number: str, body: ConsentIn) -> Status[dict[str, Any]]:
     _need(request, "record_consent")
     c = participants.record_consent(request.user, get_object_or_404(ScreeningEntry, number=number), **body.dict())
     return Status(201, {"screening": number, "icf_version": c.icf_version, "signed_at": c.signed_at.isoformat()})
 
 
-@api.post("/screening/{number}/enrol", response={201: ParticipantOut, 422: Refusal})
+@api.post("/screening/{number}/enrol", response={201: ParticipantOut, **DENIED, **MISSING})
 def enrol(request: HttpRequest, number: str, body: EnrolIn) -> Status[ParticipantOut]:
     _need(request, "enrol")
     p = participants.enrol(request.user, get_object_or_404(ScreeningEntry, number=number), **body.dict())
@@ -163,7 +202,7 @@ def enrol(request: HttpRequest, number: str, body: EnrolIn) -> Status[Participan
                                       screening_number=number))
 
 
-@api.post("/participants/{subject_id}/infusions", response={201: InfusionOut, 422: Refusal})
+@api.post("/participants/{subject_id}/infusions", response={201: InfusionOut, **DENIED})
 def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[InfusionOut]:
     from trialdesk.edc.dosing.service import record_infusion
 
@@ -175,15 +214,15 @@ def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[In
     return Status(201, InfusionOut(subject_id=subject_id, number=inf.number, date=inf.date, dose_per_kg=inf.dose_per_kg))
 
 
-@api.get("/audit/verify", response=VerifyOut)
+@api.get("/audit/verify", response={200: VerifyOut, **DENIED})
 def verify(request: HttpRequest) -> VerifyOut:
     _need(request, "verify_audit")
     r = trail.verify()
     return VerifyOut(ok=r.ok, checked=r.checked, broken_seq=r.broken_seq, message=r.sentence())
 
 
-@api.get("/trial-data")
-def trial_data(request: HttpRequest, cutoff: dt.date) -> dict[str, Any]:
+@api.get("/trial-data", response={200: TrialData, **DENIED})
+def trial_data(request: HttpRequest, cutoff: IsoDate) -> TrialData:
     """The de-identified data cut the safety rules and analyses read."""
     from trialdesk.edc.snapshot import trial_data as cut
 
@@ -195,7 +234,7 @@ def trial_data(request: HttpRequest, cutoff: dt.date) -> dict[str, Any]:
         data = data.model_copy(update={
             "screening": [s.model_copy(update={"screening_id": label[s.screening_id]}) for s in data.screening],
             "participants": [p.model_copy(update={"screening_id": label.get(p.screening_id or "")}) for p in data.participants]})
-    return data.model_dump(mode="json")
+    return data
 
 
 from trialdesk.edc.adverse_events.api import router as _adverse_events  # noqa: E402  (after the routes above)

@@ -7,6 +7,7 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 
 from trialdesk.edc.adverse_events.models import AdverseEvent
+from trialdesk.edc.api_answers import DENIED
 from trialdesk.edc.permissions import allowed
 from trialdesk.terminology.ctcae import catalogue
 
@@ -35,14 +36,14 @@ class AdverseEventOut(Schema):
     outcome: str
 
 
-@router.get("/ctcae/search", response=list[CtcaeTermOut])
+@router.get("/ctcae/search", response={200: list[CtcaeTermOut], **DENIED})
 def ctcae_search(request: HttpRequest, q: str = "", limit: int = 15) -> list[CtcaeTermOut]:
     """CTCAE v5.0 terms matching ``q`` (words by prefix, synonyms), best first, with each grade's definition."""
     return [CtcaeTermOut(term=t.term, meddra_code=t.meddra_code, soc=t.soc, grades=dict(t.grades), definition=t.definition)
             for t in catalogue().search(q, limit=max(1, min(limit, 50)))]
 
 
-@router.get("/adverse-events", response=list[AdverseEventOut])
+@router.get("/adverse-events", response={200: list[AdverseEventOut], **DENIED})
 def list_adverse_events(request: HttpRequest) -> list[AdverseEventOut]:
     if not allowed(request.user, "view_ae"):
         raise HttpError(403, "your role may not view ae")

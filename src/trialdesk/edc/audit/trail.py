@@ -85,9 +85,36 @@ def _check_lock(obj: Any) -> None:
         raise ConductError("casebook", f"the casebook of {book.subject_id} is locked; ask the data manager to unlock it before any change")
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_storable(obj: models.Model) -> None:
+    """Refuse, naming the field, a value the database would cut, refuse or store outside the field's choices.
+
+    Forms check lengths and choices before the services run; the API and the command line do not
+    always, so the one place every write passes checks again (on SQLite nothing else would)."""
+    for f in obj._meta.concrete_fields:
+        value = getattr(obj, f.attname)
+        label = str(f.verbose_name)
+        if _has_nul(value):
+            raise ConductError(f.name, f"{label} contains a NUL character (\\x00), which cannot be stored; remove it")
+        if isinstance(value, str) and f.max_length is not None and len(value) > f.max_length:
+            raise ConductError(f.name, f"{label} is {len(value)} characters long; at most {f.max_length} are kept — shorten it")
+        if isinstance(value, str) and f.choices and value not in {str(k) for k, _ in f.flatchoices} and not (value == "" and f.blank):
+            raise ConductError(f.name, f"{value[:40]!r} is not a {label}; choose one of {', '.join(str(k) for k, _ in f.flatchoices)}")
+
+
 def create(obj: Any, user: Any) -> Any:
     with transaction.atomic():
         _check_lock(obj)
+        check_storable(obj)
         obj.save()
         _entry(user, "create", obj, {name: [None, new] for name, new in values(obj).items() if new not in (None, "")})
     return obj
@@ -104,6 +131,7 @@ def update(obj: Any, user: Any, *, changes: dict[str, Any], reason: str, version
         before = values(current)
         for name, value in changes.items():
             setattr(current, name, value)
+        check_storable(current)
         after = values(current)
         diff = {name: [before[name], after[name]] for name in after if before[name] != after[name]}
         if not diff:

@@ -16,6 +16,11 @@ from trialdesk.edc.web import protocol, today
 from trialdesk.trial.dosing import DosingParticipant, InfusionEntry, check_dose, check_infusion
 from trialdesk.trial.errors import ConductError
 
+PHASES = ("before", "during", "after")
+#: vital signs around an infusion: code, label, lowest and highest plausible value (the form and the API are held to the same)
+VITALS = (("sbp", "Systolic BP (mmHg)", 50, 260), ("dbp", "Diastolic BP (mmHg)", 20, 160), ("pulse", "Pulse (/min)", 20, 250),
+          ("temp", "Temperature (°C)", 32, 43), ("spo2", "SpO2 (%)", 50, 100))
+
 FIELDS = ("date", "started_at", "stopped_at", "weight_kg", "total_cells", "lot", "donor_id", "premedication", "vitals",
           "interrupted", "interruptions")
 
@@ -27,6 +32,23 @@ def _times(data: dict[str, Any]) -> None:
     for name in ("lot", "donor_id"):
         if not str(data.get(name) or "").strip():
             raise ConductError(name, "record the product's lot and donor id (chain of identity)")
+    _vitals(data.get("vitals") or {})
+
+
+def _vitals(vitals: Any) -> None:
+    """Vital signs as the form takes them: known phases and codes, each value within its plausible range."""
+    ranges = {code: (label, low, high) for code, label, low, high in VITALS}
+    if not isinstance(vitals, dict):
+        raise ConductError("vitals", "give vital signs as {phase: {code: value}}")
+    for phase, values in vitals.items():
+        if phase not in PHASES or not isinstance(values, dict):
+            raise ConductError("vitals", f"{str(phase)[:40]!r} is not a phase of an infusion; use {', '.join(PHASES)}")
+        for code, value in values.items():
+            if code not in ranges:
+                raise ConductError("vitals", f"{str(code)[:40]!r} is not a vital sign recorded at infusion; use {', '.join(ranges)}")
+            label, low, high = ranges[code]
+            if not isinstance(value, int | float) or not low <= value <= high:
+                raise ConductError("vitals", f"{phase}: {label} {value!r} is outside {low}–{high}; check the value and its unit")
 
 
 def record_infusion(user: Any, participant: Participant, *, number: int, **data: Any) -> Infusion:

@@ -10,15 +10,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.dosing import service
 from trialdesk.edc.dosing.models import Infusion
+from trialdesk.edc.dosing.service import PHASES, VITALS
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.web import protocol, refuse, requires, today
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
-PHASES = ("before", "during", "after")
-VITALS = (("sbp", "Systolic BP (mmHg)", 50, 260), ("dbp", "Diastolic BP (mmHg)", 20, 160), ("pulse", "Pulse (/min)", 20, 250),
-          ("temp", "Temperature (°C)", 32, 43), ("spo2", "SpO2 (%)", 50, 100))
 
 
 class InfusionForm(forms.Form):

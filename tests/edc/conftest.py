@@ -10,6 +10,7 @@ import os
 os.environ["DJANGO_SETTINGS_MODULE"] = "trialdesk.edc.settings"
 os.environ.setdefault("TRIALDESK_SECRET_KEY", "test-only-secret-key-for-the-edc-suite")
 os.environ["TRIALDESK_SECURE_COOKIES"] = "0"
+os.environ["TRIALDESK_HTTPS"] = "0"  # the test client and the browser tests' server speak plain HTTP on loopback
 if os.environ.get("TRIALDESK_TEST_DATABASE_URL"):
     os.environ["DATABASE_URL"] = os.environ["TRIALDESK_TEST_DATABASE_URL"]
 else:

@@ -6,6 +6,9 @@ Everything a deployment changes comes from the environment:
 - ``TRIALDESK_SECRET_KEY`` (required unless DEBUG);
 - ``DATABASE_URL`` (``postgresql://user:pass@host:5432/name``); SQLite in ``TRIALDESK_DATA_DIR`` otherwise;
 - ``TRIALDESK_ALLOWED_HOSTS`` (comma-separated), ``TRIALDESK_SECURE_COOKIES`` (1 behind HTTPS, the default unless DEBUG);
+- ``TRIALDESK_HTTPS`` (the default unless DEBUG): redirect to HTTPS, HSTS for a year, trust the proxy's
+  ``X-Forwarded-Proto``; set it to 0 only for a server that listens on loopback alone (tests, benchmarks);
+- ``TRIALDESK_CSRF_TRUSTED_ORIGINS`` (comma-separated ``https://host`` origins, when a proxy changes the host);
 - ``TRIALDESK_PROTOCOL`` (the protocol id, ``nct03929120`` by default);
 - ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default).
 """
@@ -59,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -125,10 +129,20 @@ CSRF_COOKIE_SECURE = _secure
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
-if _flag("TRIALDESK_HTTPS", False):
+if _flag("TRIALDESK_HTTPS", not DEBUG):
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("TRIALDESK_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# Content Security Policy (django-csp): the pages use no script at all and only the app's own style
+# sheet, so everything but the app's own files is refused; a page with an inline style (the DSMB
+# report, which is also saved as a standalone file) allows that style by its hash (web.allow_inline_styles).
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'"], "img-src": ["'self'", "data:"],
+    "object-src": ["'none'"], "base-uri": ["'none'"], "form-action": ["'self'"], "frame-ancestors": ["'none'"],
+}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TRIALDESK_TIME_ZONE", "America/New_York")  # the site's clock; stored instants are UTC

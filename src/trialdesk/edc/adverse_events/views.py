@@ -17,7 +17,7 @@ from trialdesk.edc.adverse_events.models import ACTIONS, OUTCOMES, RELATEDNESS, 
 from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.permissions import allowed, deidentified
-from trialdesk.edc.web import protocol, refuse, requires, today
+from trialdesk.edc.web import allow_inline_styles, protocol, refuse, requires, today
 from trialdesk.safety.dsmb_pdf import render_pdf
 from trialdesk.safety.dsmb_report import build_report, render_html
 from trialdesk.terminology.ctcae import CtcaeTerm, catalogue
@@ -215,7 +215,7 @@ def _report(request: HttpRequest) -> Any:
 
 @requires("view_dsmb_report")
 def dsmb_report(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(render_html(_report(request)))
+    return allow_inline_styles(HttpResponse(render_html(_report(request))))
 
 
 @requires("view_dsmb_report")

@@ -1,0 +1,118 @@
+"""Production settings: Django's deployment checks pass with nothing to report, the server
+refuses to start without a secret key, and the responses carry the security headers and
+cookie flags a hospital's security review looks for (HSTS, CSP, no framing, no sniffing,
+Secure and HttpOnly cookies).
+
+Settings are read once per process, so production is started in a fresh interpreter with the
+environment a deployment has (no TRIALDESK_DEBUG, a long random key, HTTPS in front)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: what this suite sets for itself and a deployment would not
+TEST_ONLY = ("TRIALDESK_DEBUG", "TRIALDESK_SECURE_COOKIES", "TRIALDESK_HTTPS", "DATABASE_URL", "TRIALDESK_TEST_DATABASE_URL")
+
+
+def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY and not k.startswith("PYTEST")}
+    env.update(DJANGO_SETTINGS_MODULE="trialdesk.edc.settings", TRIALDESK_SECRET_KEY=secrets.token_urlsafe(50),
+               TRIALDESK_ALLOWED_HOSTS="trialdesk.example.org", TRIALDESK_DATA_DIR=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_the_deployment_checks_find_nothing_to_report_in_production_settings(tmp_path: Path) -> None:
+    r = run(["-m", "django", "check", "--deploy", "--fail-level", "DEBUG"], production_env(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "System check identified no issues (0 silenced)" in r.stdout or "no issues" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_the_deployment_checks_do_complain_when_debug_is_on(tmp_path: Path) -> None:
+    # the check above could pass by checking nothing; with DEBUG on it must speak up
+    r = run(["-m", "django", "check", "--deploy", "--fail-level", "WARNING"], production_env(tmp_path, TRIALDESK_DEBUG="1"))
+    assert r.returncode != 0 and "security.W018" in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_the_server_refuses_to_start_in_production_without_a_secret_key(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["TRIALDESK_SECRET_KEY"]
+    cli = "import sys; from trialdesk.cli import app; sys.argv = ['trialdesk', 'serve', '--production', '--port', '8999']; app()"
+    r = run(["-c", cli], env)
+    assert r.returncode == 2
+    assert "TRIALDESK_SECRET_KEY is not set" in r.stderr
+    # and the WSGI application itself (what gunicorn or waitress would load) refuses too
+    r = run(["-c", "import trialdesk.edc.wsgi"], env)
+    assert r.returncode != 0 and "TRIALDESK_SECRET_KEY is not set" in r.stderr
+
+
+PROBE = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.test import Client
+from trialdesk.edc.accounts.service import create_user
+create_user("nina", "coordinator", "Correct-horse-42", must_change_password=False)
+c = Client(HTTP_HOST="trialdesk.example.org")
+plain = c.get("/login/")
+print("REDIRECT", plain.status_code, plain.get("Location"))
+page = c.get("/login/", secure=True)
+for name in ("Strict-Transport-Security", "Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"):
+    print("HEADER", name, page.get(name))
+signed_in = c.post("/login/", {"username": "nina", "password": "Correct-horse-42"}, secure=True)
+for morsel in signed_in.cookies.values():
+    print("COOKIE", morsel.key, "secure" if morsel["secure"] else "-", "httponly" if morsel["httponly"] else "-", morsel["samesite"])
+"""
+
+
+@pytest.mark.slow
+def test_production_answers_carry_hsts_csp_and_secure_cookies(tmp_path: Path) -> None:
+    r = run(["-c", PROBE], production_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "REDIRECT 301 https://trialdesk.example.org/login/" in lines
+    headers = {line.split(" ", 2)[1]: line.split(" ", 2)[2] for line in lines if line.startswith("HEADER")}
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'self'" and csp["script-src"] == "'self'" and csp["object-src"] == "'none'"
+    assert csp["frame-ancestors"] == "'none'" and "unsafe-inline" not in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    cookies = {line.split()[1]: line.split()[2:] for line in lines if line.startswith("COOKIE")}
+    assert cookies["sessionid"] == ["secure", "httponly", "Lax"]
+    assert cookies["csrftoken"][0] == "secure"
+
+
+def test_every_page_carries_the_content_security_policy(client_as) -> None:  # type: ignore[no-untyped-def]
+    page = client_as("coordinator").get("/participants/")
+    assert page.status_code == 200 and "script-src 'self'" in page["Content-Security-Policy"]
+
+
+def test_the_dsmb_report_may_use_its_own_inline_style_and_no_other(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import hashlib
+    import re
+
+    r = client_as("dsmb").get("/safety/dsmb/")
+    assert r.status_code == 200
+    css = re.search(rb"<style[^>]*>(.*?)</style>", r.content, flags=re.S)
+    assert css is not None
+    digest = base64.b64encode(hashlib.sha256(css.group(1)).digest()).decode()
+    policy = r["Content-Security-Policy"]
+    assert f"'sha256-{digest}'" in policy and "unsafe-inline" not in policy

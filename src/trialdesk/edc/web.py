@@ -63,6 +63,25 @@ def allow_inline_styles(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def record_id(value: Any, what: str) -> int:
+    """A record id or version number sent by a page, or a refusal naming what was sent (never a server error)."""
+    text = str(value if value is not None else "").strip()
+    if not text.isascii() or not text.isdigit():
+        raise ConductError(what, f"{text[:40]!r} is not a {what} number; reload the page and try again")
+    return int(text)
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    """Where to go after a POST: the page's own ``next`` if it is on this site, else ``fallback``."""
+    from django.urls import reverse
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return reverse(fallback)
+
+
 def refuse(form: Any, err: ConductError) -> None:
     """Show a core refusal next to the field it names (or above the form)."""
     field = form.fields.get(err.field)

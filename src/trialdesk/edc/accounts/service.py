@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
@@ -9,6 +10,8 @@ from django.db import transaction
 from trialdesk.edc.accounts.models import User
 from trialdesk.edc.permissions import ROLES
 from trialdesk.trial.errors import ConductError
+
+USERNAME = re.compile(r"[A-Za-z0-9@.+_-]+")
 
 
 def create_user(username: str, role: str, password: str, *, first_name: str = "", last_name: str = "", email: str = "",
@@ -20,6 +23,11 @@ def create_user(username: str, role: str, password: str, *, first_name: str = ""
         raise ConductError("role", f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     if not username.strip():
         raise ConductError("username", "give a username")
+    if not USERNAME.fullmatch(username) or len(username) > 150:
+        # a user id names its owner in the audit trail and on every e-signature: letters that look alike in
+        # other scripts (Cyrillic а for Latin a) would let two accounts read the same
+        raise ConductError("username", "a username has at most 150 characters: English letters, digits and @ . + - _ only"
+                                       " (letters from other scripts can look like these and make two accounts look the same)")
     if User.objects.filter(username__iexact=username).exists():
         raise ConductError("username", f"the username {username!r} is taken (user ids are unique and never reused)")
     user = User(username=username, role=role, first_name=first_name, last_name=last_name, email=email,

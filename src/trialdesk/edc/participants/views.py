@@ -12,7 +12,7 @@ from trialdesk.edc.permissions import allowed
 from trialdesk.edc.quality.service import verified
 from trialdesk.edc.screening.models import ScreeningEntry
 from trialdesk.edc.visits.service import flag
-from trialdesk.edc.web import protocol, refuse, requires, today
+from trialdesk.edc.web import protocol, record_id, refuse, requires, today
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -162,8 +162,10 @@ def pauses(request: HttpRequest) -> HttpResponse:
         if "lift" in request.POST:
             if not allowed(request.user, "lift_pause"):
                 return HttpResponse(status=403)
-            pause = get_object_or_404(Pause, pk=request.POST["lift"])
             try:
+                pause = Pause.objects.filter(pk=record_id(request.POST["lift"], "pause")).first()
+                if pause is None:
+                    raise ConductError("lift", "there is no pause with that number; reload the page")
                 service.lift_pause(request.user, pause, on=today(), note=request.POST.get("note", ""))
             except ConductError as e:
                 messages.error(request, e.message)

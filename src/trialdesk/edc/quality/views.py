@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.permissions import allowed
 from trialdesk.edc.quality import service
 from trialdesk.edc.quality.models import Query
-from trialdesk.edc.web import requires
+from trialdesk.edc.records import TrialRecord
+from trialdesk.edc.web import record_id, requires, safe_next
 from trialdesk.trial.errors import ConductError
 
 
@@ -21,12 +24,17 @@ def queries(request: HttpRequest) -> HttpResponse:
             if action == "raise":
                 if not allowed(request.user, "raise_query"):
                     return HttpResponse(status=403)
-                p = get_object_or_404(Participant, subject_id=request.POST.get("subject_id"))
+                subject = request.POST.get("subject_id", "")
+                p = Participant.objects.filter(subject_id=subject).first()
+                if p is None:
+                    raise ConductError("subject_id", f"there is no participant {subject[:40]!r}; choose one from the list")
                 service.raise_query(request.user, p, target=request.POST.get("target", ""), text=request.POST.get("text", ""),
                                     origin="monitor" if request.user.role == "monitor" else "data_manager")
             else:
-                q = get_object_or_404(Query, pk=request.POST.get("query"))
-                version = int(request.POST.get("version", q.version))
+                q = Query.objects.filter(pk=record_id(request.POST.get("query"), "query")).first()
+                if q is None:
+                    raise ConductError("query", "there is no query with that number; reload the page")
+                version = record_id(request.POST.get("version", q.version), "version")
                 if action == "answer":
                     if not allowed(request.user, "answer_query"):
                         return HttpResponse(status=403)
@@ -37,18 +45,38 @@ def queries(request: HttpRequest) -> HttpResponse:
                     service.close_query(request.user, q, version=version)
         except ConductError as e:
             messages.error(request, e.message)
-        return redirect(request.POST.get("next") or "queries")
+        return redirect(safe_next(request, "queries"))
     return render(request, "edc/queries.html", {"queries": Query.objects.select_related("participant"),
                                                 "participants": Participant.objects.all()})
+
+
+def _source_record(label: str, object_id: Any) -> tuple[Participant, TrialRecord]:
+    """The trial record a monitor verifies, and the participant whose casebook holds it; anything else is refused."""
+    refusal = ConductError("model", f"{label[:40]!r} cannot be source-verified; verify an infusion, a visit form or an adverse event")
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        raise refusal from None
+    if not issubclass(model, TrialRecord):
+        raise refusal
+    record = model.objects.filter(pk=record_id(object_id, "record")).first()
+    if record is None:
+        raise ConductError("object_id", "there is no such record; reload the page")
+    participant = record if isinstance(record, Participant) else record.casebook()
+    if not isinstance(participant, Participant):
+        raise refusal
+    return participant, record
 
 
 @requires("verify_source")
 def sdv(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        model = apps.get_model(request.POST["model"])
-        record = get_object_or_404(model, pk=request.POST["object_id"])
-        p = record.casebook() or record
-        service.verify_source(request.user, p, record, note=request.POST.get("note", ""))
+        try:
+            p, record = _source_record(request.POST.get("model", ""), request.POST.get("object_id"))
+            service.verify_source(request.user, p, record, note=request.POST.get("note", ""))
+        except ConductError as e:
+            messages.error(request, e.message)
+            return redirect("participants")
         messages.success(request, "Source data verified.")
         return redirect("participant_detail", subject_id=p.subject_id)
     return redirect("participants")

@@ -15,6 +15,7 @@ from trialdesk.edc.screening import service
 from trialdesk.edc.screening.models import EligibilitySignoff, ScreeningEntry
 from trialdesk.edc.signatures.service import signatures_of
 from trialdesk.edc.web import protocol, refuse, requires, today
+from trialdesk.sources.fhir import FhirError
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.signoff import open_criteria
 
@@ -78,13 +79,17 @@ def upload(request: HttpRequest, kind: str) -> HttpResponse:
                         screened_on=d["screened_on"])
             else:
                 with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / Path(f.name).name
+                    path = Path(tmp) / (Path(f.name).name or "upload.json")
                     path.write_bytes(f.read())
-                    entries = service.screen_fhir(request.user, path, as_of=d["as_of"], screened_on=d["screened_on"], label=f.name)
+                    try:
+                        entries = service.screen_fhir(request.user, path, as_of=d["as_of"], screened_on=d["screened_on"], label=f.name)
+                    except FhirError as e:  # its message names the temporary copy; the user knows the file by its own name
+                        raise ConductError("file", str(e).replace(str(path), Path(f.name).name)) from None
         except ConductError as e:
             refuse(form, e)
         except UnicodeDecodeError:
             form.add_error("file", "the file is not UTF-8 text; upload the candidates.csv that 'trialdesk screen' wrote")
+
         else:
             messages.success(request, f"{len(entries)} screening entr{'y' if len(entries) == 1 else 'ies'} added.")
             return redirect("screening_detail", number=entries[0].number) if len(entries) == 1 else redirect("screening_list")

@@ -251,7 +251,20 @@ ROWS: list[Row] = [
     Row("off study: a version that is not a number is refused", "off_study", "pi", lambda s: "/participants/001/off-study/",
         lambda s: {"off_study_on": days_ago(0).isoformat(), "off_study_reason": "completed"}, {"version": "latest"}, "refused",
         says="Enter a whole number"),
+    Row("lock: a NUL in the reason is refused", "lock", "data_manager", lambda s: "/participants/001/lock/", lambda s: {"lock": "1"},
+        {"reason": NUL}, "refused", says="NUL"),
+    Row("lock: script in the reason is stored and shown escaped", "lock", "data_manager", lambda s: "/participants/001/lock/",
+        lambda s: {"lock": "1"}, {"reason": SCRIPT}, "stored", check=lambda s: _locked(), shown_on=lambda s: "/audit/"),
+    # --- eligibility sign-off and AE corrections
+    Row("sign-off: an oversized printed name is refused", "screening_sign", "pi", lambda s: f"/screening/{s['ready'].number}/sign/",
+        lambda s: {"password": "Correct-horse-42"}, {"printed_name": LONG}, "refused", says="at most 200 characters"),
+    Row("AE edit: script in the description is stored and shown escaped", "ae_edit", "coordinator",
+        lambda s: f"/adverse-events/{s['ae'].pk}/edit/", lambda s: ae(s) | {"version": s["ae"].version, "reason": "more detail"},
+        {"description": SCRIPT}, "stored", check=lambda s: _ae_described(SCRIPT), shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
     # --- accounts
+    Row("password: a NUL in the new password is refused", "password_change", "coordinator", lambda s: "/password/",
+        lambda s: {"old_password": "Correct-horse-42"}, {"new_password1": "New\x00secret-2026", "new_password2": "New\x00secret-2026"},
+        "refused", says="Null characters are not allowed"),
     Row("users: a username that looks like 'admin' in Cyrillic is refused", "users", "admin", lambda s: "/users/", user_form,
         {"username": CYRILLIC_ADMIN}, "refused", says="English letters"),
     Row("users: a username differing only in case is refused", "users", "admin", lambda s: "/users/", user_form,
@@ -271,32 +284,41 @@ ROWS: list[Row] = [
         lambda s: {}, {"subject_id": "' OR '1'='1"}, "refused", says="No entries", method="get"),
     Row("AE list: script in the subject filter is shown escaped", "ae_list", "coordinator", lambda s: "/adverse-events/",
         lambda s: {}, {"subject": SCRIPT}, "refused", method="get"),
+    Row("exports page: a cut-off that is not a date falls back to today", "exports", "data_manager", lambda s: "/exports/",
+        lambda s: {}, {"cutoff": "../../etc/passwd"}, "refused", method="get"),
+    Row("DSMB PDF: a cut-off that is not a date falls back to today", "dsmb_report_pdf", "dsmb", lambda s: "/safety/dsmb/pdf/",
+        lambda s: {}, {"cutoff": "2026-13-45"}, "refused", method="get"),
     Row("DSMB report: a cut-off that is not a date falls back to today", "dsmb_report", "dsmb", lambda s: "/safety/dsmb/",
         lambda s: {}, {"cutoff": "'; DROP TABLE x;--"}, "refused", method="get"),
     # --- the API (the fuzzer covers types and shapes; these are the named cases)
-    Row("API screening: script in the family name is stored and shown escaped", "api:screen", "coordinator", lambda s: "/api/screening",
-        api_screen, {"family_name": SCRIPT}, "stored", json=True, check=_entry_named(SCRIPT), shown_on=_newest_entry_page),
-    Row("API screening: a blank family name is refused", "api:screen", "coordinator", lambda s: "/api/screening", api_screen,
+    Row("API screening: script in the family name is stored and shown escaped", "POST /api/screening", "coordinator",
+        lambda s: "/api/screening", api_screen, {"family_name": SCRIPT}, "stored", json=True, check=_entry_named(SCRIPT), shown_on=_newest_entry_page),
+    Row("API screening: a blank family name is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,
         {"family_name": "   "}, "refused", json=True, says="family_name"),
-    Row("API screening: a date as a number is refused", "api:screen", "coordinator", lambda s: "/api/screening", api_screen,
+    Row("API screening: a date as a number is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,
         {"screened_on": 0}, "refused", json=True, says="ISO 8601"),
-    Row("API screening: a date in another format is refused", "api:screen", "coordinator", lambda s: "/api/screening", api_screen,
+    Row("API screening: a date in another format is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,
         {"screened_on": "11/25/2026"}, "refused", json=True, says="ISO 8601"),
-    Row("API screening: an oversized MRN is refused", "api:screen", "coordinator", lambda s: "/api/screening", api_screen,
+    Row("API screening: an oversized MRN is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,
         {"mrn": LONG}, "refused", json=True, says="at most 40 characters"),
-    Row("API screening: a NUL byte in a name is refused", "api:screen", "coordinator", lambda s: "/api/screening", api_screen,
+    Row("API screening: a NUL byte in a name is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,
         {"given_name": NUL}, "refused", json=True, says="NUL"),
-    Row("API consent: a look-alike screening number is not found", "api:consent", "coordinator",
+    Row("API consent: a look-alike screening number is not found", "POST /api/screening/{number}/consent", "coordinator",
         lambda s: f"/api/screening/{s['signed'].number.replace('S', 'Ѕ')}/consent", lambda s: {
             "icf_version": "1.0", "signed_at": at_days_ago(1).isoformat(), "obtained_by": "Nurse", "copy_given": True}, {},
         "refused", json=True, says="Not Found"),
-    Row("API infusion: a vital sign outside its range is refused", "api:infuse", "coordinator",
+    Row("API infusion: a vital sign outside its range is refused", "POST /api/participants/{subject_id}/infusions", "coordinator",
         lambda s: f"/api/participants/{s['second'].subject_id}/infusions", lambda s: {
             "date": days_ago(0).isoformat(), "started_at": "09:00", "weight_kg": 70, "total_cells": 52_500_000, "lot": "L",
             "donor_id": "D"},
         {"vitals": {"before": {"sbp": -5000}}}, "refused", json=True, says="Systolic BP (mmHg) -5000.0 is outside 50",
         setup=lambda s: _lift(s)),
-    Row("API trial data: a cut-off as a number is refused", "api:trial_data", "monitor", lambda s: "/api/trial-data", lambda s: {},
+    Row("API enrolment: 30 February is refused", "POST /api/screening/{number}/enrol", "coordinator",
+        lambda s: f"/api/screening/{s['ready'].number}/enrol", lambda s: {}, {"enrolled_on": "2026-02-30"}, "refused", json=True,
+        says="ISO 8601"),
+    Row("API term search: a limit that is not a number is refused", "GET /api/ctcae/search", "coordinator",
+        lambda s: "/api/ctcae/search", lambda s: {"q": SCRIPT}, {"limit": "ten"}, "refused", method="get", says="limit"),
+    Row("API trial data: a cut-off as a number is refused", "GET /api/trial-data", "monitor", lambda s: "/api/trial-data", lambda s: {},
         {"cutoff": "0"}, "refused", method="get", says="ISO 8601"),
 ]
 
@@ -359,6 +381,12 @@ def _withdrawn() -> bool:
     from trialdesk.edc.participants.models import Participant
 
     return Participant.objects.get(subject_id="001").status == "withdrawn"
+
+
+def _locked() -> bool:
+    from trialdesk.edc.participants.models import Participant
+
+    return Participant.objects.get(subject_id="001").locked
 
 
 def _user_named(text: str) -> bool:
@@ -438,6 +466,21 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
             assert page.status_code == 200
             assert escape(value) in shown, f"{value!r} is not shown (escaped) on {row.shown_on(scenario)}"
             assert '<script>alert("x")' not in shown, "markup shown live"
+
+
+#: pages and API operations that take no input a person types (nothing to spoil)
+NO_INPUT = {"static", "api:openapi-json", "api:openapi-view", "api:api-root", "dashboard", "logout", "participants",
+            "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
+            "GET /api/audit/verify", "GET /api/adverse-events"}
+
+
+def test_every_page_and_api_operation_that_takes_input_has_a_row() -> None:
+    from trialdesk.edc.permissions import API, PAGES
+
+    covered = {row.page for row in ROWS}
+    assert not covered - set(PAGES) - set(API), f"rows for unknown pages: {sorted(covered - set(PAGES) - set(API))}"
+    missing = (set(PAGES) | set(API)) - covered - NO_INPUT
+    assert not missing, f"pages that take input with no row in the input catalogue: {sorted(missing)}"
 
 
 def test_a_next_page_on_another_site_is_not_followed(scenario: S, client_as) -> None:  # type: ignore[no-untyped-def]

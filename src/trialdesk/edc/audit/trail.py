@@ -62,6 +62,8 @@ def _who(user: Any) -> tuple[str, str]:
 def append(user: Any, action: str, *, model: str, object_id: str = "", subject_id: str = "", screening_id: str = "",
            form: str = "", changes: dict[str, Any] | None = None, reason: str = "") -> AuditEntry:
     """Add one entry at the end of the chain (inside the caller's transaction)."""
+    if _has_nul(reason):
+        raise ConductError("reason", "the reason contains a NUL character (\\x00), which cannot be stored; remove it")
     with transaction.atomic():
         head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
         username, role = _who(user)

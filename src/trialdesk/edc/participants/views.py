@@ -140,8 +140,12 @@ def lock(request: HttpRequest, subject_id: str) -> HttpResponse:
     p = get_object_or_404(Participant, subject_id=subject_id)
     if request.method == "POST":
         locking = request.POST.get("lock") == "1"
-        service.set_lock(request.user, p, locked=locking, reason=request.POST.get("reason", ""))
-        messages.success(request, f"Casebook {'locked' if locking else 'unlocked'}.")
+        try:
+            service.set_lock(request.user, p, locked=locking, reason=request.POST.get("reason", ""))
+        except ConductError as e:
+            messages.error(request, e.message)
+        else:
+            messages.success(request, f"Casebook {'locked' if locking else 'unlocked'}.")
     return redirect("participant_detail", subject_id=subject_id)
 
 

@@ -292,7 +292,8 @@ ROWS: list[Row] = [
         lambda s: {}, {"cutoff": "'; DROP TABLE x;--"}, "refused", method="get"),
     # --- the API (the fuzzer covers types and shapes; these are the named cases)
     Row("API screening: script in the family name is stored and shown escaped", "POST /api/screening", "coordinator",
-        lambda s: "/api/screening", api_screen, {"family_name": SCRIPT}, "stored", json=True, check=_entry_named(SCRIPT), shown_on=_newest_entry_page),
+        lambda s: "/api/screening",
+        api_screen, {"family_name": SCRIPT}, "stored", json=True, check=_entry_named(SCRIPT), shown_on=_newest_entry_page),
     Row("API screening: a blank family name is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,
         {"family_name": "   "}, "refused", json=True, says="family_name"),
     Row("API screening: a date as a number is refused", "POST /api/screening", "coordinator", lambda s: "/api/screening", api_screen,

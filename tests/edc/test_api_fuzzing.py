@@ -51,7 +51,23 @@ CSRF = "fuzzingfuzzingfuzzingfuzzing0123"  # a 32-character secret, sent as cook
 
 
 @pytest.fixture
-def records(trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def in_test_transaction() -> Any:
+    """Keep the test's database connection open across the WSGI requests, as Django's own test client does.
+
+    Django closes connections at the start and end of each request; inside the test's transaction
+    (on PostgreSQL) that would drop the connection and everything the test set up."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def records(trial, in_test_transaction) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A participant to infuse, a consented entry to enrol and a signed one to consent."""
     participant = trial.enrol("Ada")
     consented = trial.ready("Bea")

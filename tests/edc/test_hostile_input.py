@@ -491,6 +491,10 @@ def test_a_next_page_on_another_site_is_not_followed(scenario: S, client_as) -> 
     r = client_as("monitor").post("/queries/", {"action": "raise", "subject_id": "001", "target": "t", "text": "check",
                                                 "next": "/participants/001/"})
     assert r["Location"] == "/participants/001/"
+    from django.test import Client
+
+    signed_in = Client().post("/login/?next=https://evil.example/", {"username": "coordinator", "password": "Correct-horse-42"})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"
 
 
 def test_nothing_was_written_outside_the_upload_folder() -> None:

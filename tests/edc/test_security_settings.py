@@ -114,5 +114,40 @@ def test_the_dsmb_report_may_use_its_own_inline_style_and_no_other(trial, client
     css = re.search(rb"<style[^>]*>(.*?)</style>", r.content, flags=re.S)
     assert css is not None
     digest = base64.b64encode(hashlib.sha256(css.group(1)).digest()).decode()
-    policy = r["Content-Security-Policy"]
-    assert f"'sha256-{digest}'" in policy and "unsafe-inline" not in policy
+    policy = dict(part.strip().split(" ", 1) for part in r["Content-Security-Policy"].split(";"))
+    assert f"'sha256-{digest}'" in policy["style-src"] and "unsafe-inline" not in policy["style-src"]
+    assert policy["script-src"] == "'self'"
+    assert policy.get("style-src-attr") == "'unsafe-inline'"  # the swimmer plot's SVG styles its elements with attributes
+
+
+@pytest.mark.slow
+def test_the_browser_enforces_the_policy_and_the_pages_still_work(trial, live_server) -> None:  # type: ignore[no-untyped-def]
+    """In Chromium, which enforces the Content Security Policy: the AE form's term search (a script
+    file) still suggests terms, the DSMB report keeps its own style, and nothing is refused."""
+    from playwright.sync_api import sync_playwright
+
+    from .test_browser import ARGS, CHROMIUM, _login, _shot
+
+    p = trial.enrol()
+    trial.infuse(p)
+    violations: list[str] = []
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the live server thread uses the ORM while Playwright's loop runs here
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+            _login(page, live_server.url, "coordinator")
+            page.goto(f"{live_server.url}/adverse-events/new/")
+            page.fill("[data-ctcae-search]", "Headache")
+            page.locator("#term-coding", has_text="MedDRA").wait_for(timeout=10_000)
+            _shot(page, "csp-ae-term-search")
+            page.context.clear_cookies()
+            _login(page, live_server.url, "dsmb")
+            page.goto(f"{live_server.url}/safety/dsmb/")
+            margin = page.locator("body").evaluate("body => getComputedStyle(body).margin")
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    assert margin != "8px", "the DSMB report's own style was refused"  # 8px is the browser's default body margin
+    assert not violations, violations

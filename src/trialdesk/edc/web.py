@@ -51,15 +51,20 @@ def requires(action: str) -> Callable[[Callable[..., HttpResponse]], Callable[..
 
 
 def allow_inline_styles(response: HttpResponse) -> HttpResponse:
-    """Let the Content Security Policy allow this page's own <style> blocks, by their SHA-256, and nothing else inline."""
+    """Let the Content Security Policy allow this page's own <style> blocks, by their SHA-256, and, if it has
+    any, its style attributes (matplotlib's SVG plots style each element so); never an inline script."""
     import base64
     import hashlib
     import re
 
     styles = re.findall(rb"<style[^>]*>(.*?)</style>", response.content, flags=re.S)
-    hashes = [f"'sha256-{base64.b64encode(hashlib.sha256(css).digest()).decode()}'" for css in styles]
-    if hashes:
-        response._csp_update = {"style-src": hashes}  # type: ignore[attr-defined]  # read by csp.middleware
+    update: dict[str, list[str]] = {}
+    if styles:
+        update["style-src"] = [f"'sha256-{base64.b64encode(hashlib.sha256(css).digest()).decode()}'" for css in styles]
+    if re.search(rb"<[^>]+\sstyle=", response.content):
+        update["style-src-attr"] = ["'unsafe-inline'"]
+    if update:
+        response._csp_update = update  # type: ignore[attr-defined]  # read by csp.middleware
     return response
 
 

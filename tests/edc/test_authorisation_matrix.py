@@ -156,8 +156,12 @@ def _url(name: str, route: str, s: dict[str, Any]) -> str:
               "path": "edc/app.css", "kind": "sdtm" if name == "export_download" else "candidates"}
     if name == "infusion_edit":
         values["number"] = s["inf"].number
-    kwargs = {k: v for k, v in values.items() if f"<{k}>" in route or f":{k}>" in route}
-    return reverse(name, kwargs=kwargs)
+    import re
+
+    wanted = re.findall(r"<(?:\w+:)?(\w+)>", route)
+    unknown = [k for k in wanted if k not in values]
+    assert not unknown, f"{name} ({route}): give the URL parameter(s) {unknown} a value from the scenario in _url()"
+    return reverse(name, kwargs={k: values[k] for k in wanted})
 
 
 #: pages that only answer POST (a GET is 405 for a role that may, 403 for one that may not)
@@ -305,6 +309,18 @@ def test_an_open_session_ends_when_the_account_moves_to_another_site(trial, clie
     User.objects.filter(username="coordinator").update(site=OTHER_SITE)
     assert _sends_to_sign_in(c.get("/participants/"))
     assert c.get("/api/participants").status_code == 401
+
+
+def test_the_users_command_records_the_site(db) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from trialdesk.edc.accounts.models import User
+    from trialdesk.edc.commands import app
+
+    args = ["users", "create", "visiting", "--role", "monitor", "--site", OTHER_SITE, "--password", "Temporary-pass-55"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert User.objects.get(username="visiting").site == OTHER_SITE
 
 
 if __name__ == "__main__":

@@ -99,6 +99,15 @@ def test_production_answers_carry_hsts_csp_and_secure_cookies(tmp_path: Path) ->
     assert cookies["csrftoken"][0] == "secure"
 
 
+@pytest.mark.slow
+def test_a_loopback_server_without_secure_cookies_is_not_sent_to_https(tmp_path: Path) -> None:
+    # tests and benchmarks serve plain HTTP on 127.0.0.1 with TRIALDESK_SECURE_COOKIES=0; they must not be redirected
+    probe = ("import django; django.setup(); from django.test import Client; "
+             "print('STATUS', Client(HTTP_HOST='127.0.0.1').get('/login/').status_code)")
+    r = run(["-c", probe], production_env(tmp_path, TRIALDESK_SECURE_COOKIES="0", TRIALDESK_ALLOWED_HOSTS="127.0.0.1"))
+    assert "STATUS 200" in r.stdout, r.stdout + r.stderr
+
+
 def test_every_page_carries_the_content_security_policy(client_as) -> None:  # type: ignore[no-untyped-def]
     page = client_as("coordinator").get("/participants/")
     assert page.status_code == 200 and "script-src 'self'" in page["Content-Security-Policy"]
@@ -126,7 +135,7 @@ def test_the_browser_enforces_the_policy_and_the_pages_still_work(trial, live_se
     file) still suggests terms, the DSMB report keeps its own style, and nothing is refused."""
     from playwright.sync_api import sync_playwright
 
-    from .test_browser import ARGS, CHROMIUM, _login, _shot
+    from .test_browser import ARGS, CHROMIUM, SHOTS, _login
 
     p = trial.enrol()
     trial.infuse(p)
@@ -141,7 +150,9 @@ def test_the_browser_enforces_the_policy_and_the_pages_still_work(trial, live_se
             page.goto(f"{live_server.url}/adverse-events/new/")
             page.fill("[data-ctcae-search]", "Headache")
             page.locator("#term-coding", has_text="MedDRA").wait_for(timeout=10_000)
-            _shot(page, "csp-ae-term-search")
+            shots = SHOTS.parent / "security"  # beside, not inside, the walk-through's numbered screenshots
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "csp-ae-term-search.png"), full_page=True)
             page.context.clear_cookies()
             _login(page, live_server.url, "dsmb")
             page.goto(f"{live_server.url}/safety/dsmb/")

@@ -87,6 +87,8 @@ def createuser(username: str = typer.Argument(..., help="the unique user id"),
                        help="pi, sub_investigator, coordinator, data_manager, monitor, dsmb, sponsor, admin"),
                first_name: str = typer.Option("", "--first-name"), last_name: str = typer.Option("", "--last-name"),
                email: str = typer.Option("", "--email"),
+               site: str = typer.Option("", "--site", help="the facility the person works at (blank: this trial's own site); an"
+                                                           " account of a site that is not one of the protocol's locations cannot sign in"),
                password: str = typer.Option(None, "--password", help="a temporary password (asked for when omitted)"),
                keep_password: bool = typer.Option(False, "--keep-password", help="do not force a change at first login")) -> None:
     """Create an account. It must change its password at first login unless --keep-password."""
@@ -98,7 +100,7 @@ def createuser(username: str = typer.Argument(..., help="the unique user id"),
     if password is None:
         password = typer.prompt("Temporary password", hide_input=True, confirmation_prompt=True)
     try:
-        user = create_user(username, role, password, first_name=first_name, last_name=last_name, email=email,
+        user = create_user(username, role, password, first_name=first_name, last_name=last_name, email=email, site=site,
                            must_change_password=not keep_password)
     except ConductError as e:
         typer.echo(f"error: {e.field}: {e.message}", err=True)

@@ -6,8 +6,9 @@ Everything a deployment changes comes from the environment:
 - ``TRIALDESK_SECRET_KEY`` (required unless DEBUG);
 - ``DATABASE_URL`` (``postgresql://user:pass@host:5432/name``); SQLite in ``TRIALDESK_DATA_DIR`` otherwise;
 - ``TRIALDESK_ALLOWED_HOSTS`` (comma-separated), ``TRIALDESK_SECURE_COOKIES`` (1 behind HTTPS, the default unless DEBUG);
-- ``TRIALDESK_HTTPS`` (the default unless DEBUG): redirect to HTTPS, HSTS for a year, trust the proxy's
-  ``X-Forwarded-Proto``; set it to 0 only for a server that listens on loopback alone (tests, benchmarks);
+- ``TRIALDESK_HTTPS`` (the default unless DEBUG or TRIALDESK_SECURE_COOKIES=0): redirect to HTTPS, HSTS for a
+  year, trust the proxy's ``X-Forwarded-Proto``; turn it (and secure cookies) off only for a server that
+  listens on loopback alone (tests, benchmarks);
 - ``TRIALDESK_CSRF_TRUSTED_ORIGINS`` (comma-separated ``https://host`` origins, when a proxy changes the host);
 - ``TRIALDESK_PROTOCOL`` (the protocol id, ``nct03929120`` by default);
 - ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default).
@@ -129,7 +130,7 @@ CSRF_COOKIE_SECURE = _secure
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
-if _flag("TRIALDESK_HTTPS", not DEBUG):
+if _flag("TRIALDESK_HTTPS", _secure):  # a deployment that turned secure cookies off said it serves plain HTTP
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -99,12 +99,10 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
     texts = {c.id: c.text for c in protocol.eligibility.criteria}
     items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
     by_person: dict[int, list[dict[str, Any]]] = {}
-    import json
-
     for row in result.person_criteria().to_pylist():
         by_person.setdefault(row["person_id"], []).append(
             {"id": row["criterion_id"], "text": texts[row["criterion_id"]], "status": row["status"],
-             "evidence": _enrich(json.loads(row["evidence"]), provenance)})
+             "evidence": _enrich(row["evidence"], provenance)})
     out = []
     for person in report.persons:
         problems = [str(p) for p in report.problems_for(person.person_id)]

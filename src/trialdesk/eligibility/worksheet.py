@@ -112,10 +112,12 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
 
 
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
-               value_sets: dict[str, ValueSet] | None = None) -> list[Worksheet]:
+               value_sets: dict[str, ValueSet] | None = None, workers: int = 1) -> list[Worksheet]:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
-    Bundles, or a list of files), screened together in one batch."""
-    reading = read_many(source) if isinstance(source, list) else read_fhir(source)
+    Bundles, or a list of files), screened together in one batch; ``workers`` > 1
+    validates a large reading in that many processes (the command line does; a caller
+    inside a threaded server should not fork, so the default is 1)."""
+    reading = read_many(source, workers=workers) if isinstance(source, list) else read_fhir(source, workers=workers)
     con = duckdb.connect()
     report = map_to_omop(reading, con)
     _observe_until(con, as_of)

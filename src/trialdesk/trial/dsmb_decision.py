@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trialdesk.trial.errors import ConductError
-from trialdesk.trial.pause import DSMB_RULE_ID, Pause
+from trialdesk.trial.pause import DSMB_RULE_ID, Pause, PauseAction
 
 DecisionKind = Literal["continue", "continue_with_modifications", "pause", "stop"]
 DECISIONS: dict[DecisionKind, str] = {
@@ -80,7 +80,7 @@ def consequences(decision: Decision, pauses: Sequence[Pause]) -> Consequence:
     reason = decision.rationale.strip()
     if decision.kind in ("continue", "continue_with_modifications"):
         return Consequence(lift=tuple(pauses))
-    action = "stop_trial" if decision.kind == "stop" else "pause_enrolment_and_dosing"
+    action: PauseAction = "stop_trial" if decision.kind == "stop" else "pause_enrolment_and_dosing"
     return Consequence(add=Pause(DSMB_RULE_ID, action, decision.decided_on, reason))
 
 

@@ -42,7 +42,8 @@ class Pause:
     def sentence(self) -> str:
         what = {"pause_enrolment_and_dosing": "enrolment and dosing are paused", "pause_dosing": "dosing is paused",
                 "stop_trial": "the trial is stopped"}[self.action]
-        by = f"by the DSMB's decision of {self.since}" if self.rule_id == DSMB_RULE_ID else f"by stopping rule {self.rule_id} since {self.since}"
+        dsmb = self.rule_id == DSMB_RULE_ID
+        by = f"by the DSMB's decision of {self.since}" if dsmb else f"by stopping rule {self.rule_id} since {self.since}"
         return f"{what} {by}" + (f" ({self.description})" if self.description else "")
 
     def until(self) -> str:

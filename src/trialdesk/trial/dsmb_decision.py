@@ -42,6 +42,7 @@ class Decision:
     report_cutoff: dt.date
     rationale: str
     modifications: str = ""
+    signed_by: str = ""  # the e-signature's manifestation, once signed
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,8 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
     with_attribution([ae])
     death = service.death_report_of(ae.participant)
     return render(request, "adverse_events/ae_detail.html", {
-        "ae": ae, "death_report": death if death and death.adverse_event_id == ae.pk else None, "death_due": ae.grade == 5 and death is None,
+        "ae": ae, "death_report": death if death and death.adverse_event_id == ae.pk else None,
+        "death_due": ae.grade == 5 and death is None,
         "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(),
         "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user)})
 
@@ -283,7 +284,7 @@ def ae_medwatch_pdf(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class DeathReportForm(forms.Form):
-    adverse_event = forms.ChoiceField(label="The fatal (grade 5) adverse event")
+    adverse_event = forms.ChoiceField(label="The fatal (grade 5) adverse event", required=False)  # the core names what is missing
     date_of_death = forms.DateField(widget=DATE)
     causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False,
                              help_text="one per line, immediate cause first")

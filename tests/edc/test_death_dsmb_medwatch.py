@@ -227,3 +227,15 @@ def test_each_ae_shows_the_infusion_it_follows(trial, client_as) -> None:  # typ
     page = c.get(f"/participants/{p.subject_id}/").content.decode()
     assert expected in page and "before the first infusion (pre-treatment)" in page
     assert before.onset < ae.onset
+
+
+def test_the_safety_dashboard_lists_death_reports_due_and_the_dsmb_stop(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    p, ae = died(trial)
+    page = client_as("monitor").get("/safety/").content.decode()
+    assert f"{p.subject_id} ({ae.ae_id})" in page
+    client_as("pi").post(f"/participants/{p.subject_id}/death/", death_form(ae))
+    client_as("dsmb").post("/safety/dsmb/decisions/", decision_form("stop"))
+    page = client_as("monitor").get("/safety/").content.decode()
+    assert f"{p.subject_id} ({ae.ae_id})" not in page
+    assert f"The trial is stopped by the DSMB&#x27;s decision of {days_ago(0)}" in page
+    assert "The trial is stopped by the DSMB" in client_as("coordinator").get("/").content.decode()

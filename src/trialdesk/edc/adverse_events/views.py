@@ -228,6 +228,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "adverse_events/dashboard.html", {
         "due": [d for d in due if d["r"].status != "submitted"], "submitted": [d for d in due if d["r"].status == "submitted"],
         "status": status, "pauses": Pause.objects.filter(lifted_on__isnull=True), "now": timezone.localtime(),
+        "deaths_due": service.deaths_due(),
         "suggestions": len(service.open_suggestions(data)) if allowed(request.user, "record_ae") else None,
         "report_form_initial": timezone.localtime().replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")})
 

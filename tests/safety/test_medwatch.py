@@ -65,7 +65,7 @@ def test_type_of_report_follows_21_cfr_312_32(protocol) -> None:  # type: ignore
 def test_missing_required_blocks_are_listed_not_blank(protocol) -> None:  # type: ignore[no-untyped-def]
     form = form_for(protocol, "A5")  # no verbatim description in the fixture, no IND number
     assert "B5.2 Verbatim description (site)" in form.missing and "G5 IND #" in form.missing
-    assert form.block("G5").shown == "missing: ind #"
+    assert form.block("G5").shown == "missing: IND #"
     complete = form_for(protocol, "A5", ind_number="IND 012345")
     assert "G5 IND #" not in complete.missing
 
@@ -90,7 +90,7 @@ def test_html_and_pdf_show_the_sections_and_the_missing_blocks(protocol) -> None
     for heading in ("A. Patient information", "B. Adverse event", "C. Suspect product(s)", "E. Initial reporter",
                     "G. All manufacturers"):
         assert heading in html
-    assert "missing: ind #" in html and "Complete before sending" in html
+    assert "missing: IND #" in html and "Complete before sending" in html
     pdf = render_pdf(form)
     assert pdf.startswith(b"%PDF") and pdf == render_pdf(form)
 
@@ -100,3 +100,12 @@ def test_an_unknown_subject_is_refused(protocol) -> None:  # type: ignore[no-unt
     ae = data.adverse_events[0].model_copy(update={"subject_id": "999"})
     with pytest.raises(KeyError, match="999"):
         build_medwatch(ae, data, protocol, report_date=TODAY)
+
+
+def test_the_day_received_is_the_sites_calendar_day(protocol) -> None:  # type: ignore[no-untyped-def]
+    # A5 was learned of at 09:00 in Jacksonville; an event learned of at 22:30 site time is 03:30 UTC the next day
+    data = trial_data()
+    late = next(a for a in data.adverse_events if a.id == "A5").model_copy(update={"learned_at": at("2020-03-21 22:30")})
+    form = build_medwatch(late, data, protocol, report_date=TODAY)
+    assert form.block("G4").value == "2020-03-21"
+    assert "The site learned of the event on 2020-03-21 22:30 EDT" in form.block("B5.1").value

@@ -32,6 +32,8 @@ Readings for an IND sponsor-investigator (the PI holds the IND; the sponsor is t
   concomitant medications).
 - **E** is the principal investigator of the protocol; **G** is the lead sponsor with the IND number,
   which the protocol file does not hold yet: the caller passes it, and without it G5 is listed as missing.
+- **B5** and **G4** give the instant the site learned of the event at the site (``tz``): the day
+  received counts in the site's calendar, as the SAE clocks do (:mod:`trialdesk.safety.sae_clock`).
 - **G7** is a 7-day report for an unexpected fatal or life-threatening suspected adverse reaction,
   15-day for another serious unexpected suspected one (21 CFR 312.32(c)), and otherwise "other
   (not an IND safety report)"; "follow-up #n" when follow-up information was received.
@@ -45,9 +47,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.attribution import attribute
+from trialdesk.safety.site_time import SITE_TZ, site_date
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.death import AUTOPSY, DeathReport
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
@@ -91,7 +95,7 @@ class Block:
 
     @property
     def shown(self) -> str:
-        return f"missing: {self.label.lower()}" if self.missing else (self.value or "—")
+        return f"missing: {self.label}" if self.missing else (self.value or "—")
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def _labs(ae: AdverseEvent, data: TrialData) -> str:
 def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, report_date: dt.date, reporter: Reporter | None = None,
                    age_at_event: int | None = None, premedication: Mapping[int, str] | None = None,
                    follow_ups: Sequence[FollowUpNote] = (), death: DeathReport | None = None, history: str = "",
-                   ind_number: str = "") -> MedwatchForm:
+                   ind_number: str = "", tz: ZoneInfo = SITE_TZ) -> MedwatchForm:
     """The 3500A blocks for ``ae`` (a serious AE of ``data``); ``premedication`` maps infusion number to what was given."""
     participant = next((p for p in data.participants if p.subject_id == ae.subject_id), None)
     if participant is None:
@@ -208,7 +212,7 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
         f"Action taken: {ae.action_taken.replace('_', ' ')}",
     ]
     if ae.learned_at is not None:
-        description.append(f"The site learned of the event on {ae.learned_at:%Y-%m-%d %H:%M %Z}".rstrip())
+        description.append(f"The site learned of the event on {ae.learned_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
     description += [f"Follow-up received {f.received_at:%Y-%m-%d %H:%M}: {f.information}" for f in follow_ups]
     if death is not None:
         description += [f"Death on {death.date_of_death}; cause(s): {'; '.join(c for c in death.causes if c.strip())};"
@@ -257,7 +261,7 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
     manufacturer = Section("G", "All manufacturers (IND sponsor-investigator)", (
         Block("G1", "Contact office", f"{sponsor}; {reporter.name} (sponsor-investigator)" if reporter.name.strip() else sponsor, True),
         Block("G3", "Report source", "Study"),
-        Block("G4", "Date received by manufacturer", ae.learned_at.date().isoformat() if ae.learned_at else "", True),
+        Block("G4", "Date received by manufacturer", site_date(ae.learned_at, "learned_at", tz).isoformat() if ae.learned_at else "", True),
         Block("G5", "IND #", ind_number.strip(), True),
         Block("G6", "Protocol #", f"{protocol.identification.nct_id} (protocol version {protocol.version})", True),
         Block("G7", "Type of report", _report_type(ae, len(follow_ups))),

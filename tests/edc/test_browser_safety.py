@@ -1,6 +1,6 @@
 """In a real browser (Debian's chromium via Playwright): the participant page shows each AE's
 infusion, the coordinator prints the MedWatch 3500A summary of an SAE, the PI records a death,
-and a DSMB member signs a decision to stop the trial. Screenshots go to $TRIALDESK_ARTIFACTS."""
+and a DSMB member signs a decision to stop the trial. Screenshots go to $TRIALDESK_ARTIFACTS/browser-safety."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from .conftest import PASSWORD, days_ago
 from .test_adverse_events import record
-from .test_browser import ARGS, CHROMIUM, _login, _logout, _shot
+from .test_browser import ARGS, CHROMIUM, SHOTS, _login, _logout
 from .test_death_dsmb_medwatch import FATAL
+
+#: a folder of its own: the screening walk-through checks that its own shots end its folder
+SAFETY_SHOTS = SHOTS.parent / "browser-safety"
+
+
+def _shot(page: Page, name: str) -> None:
+    SAFETY_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SAFETY_SHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.slow

@@ -69,6 +69,7 @@ def test_the_death_report_takes_the_participant_off_study_and_is_audited(trial, 
     p, ae = died(trial)
     page = client_as("pi").get(f"/participants/{p.subject_id}/").content.decode()
     assert "death report due" in page and "Record death" in page
+    assert "Record infusion 2" not in page and "Withdrawal of consent" not in page
     response = client_as("pi").post(f"/participants/{p.subject_id}/death/", death_form(ae))
     assert response.status_code == 302
     p.refresh_from_db()

@@ -240,3 +240,20 @@ def test_the_safety_dashboard_lists_death_reports_due_and_the_dsmb_stop(trial, c
     assert f"{p.subject_id} ({ae.ae_id})" not in page
     assert f"The trial is stopped by the DSMB&#x27;s decision of {days_ago(0)}" in page
     assert "The trial is stopped by the DSMB" in client_as("coordinator").get("/").content.decode()
+
+
+def test_a_death_report_is_corrected_with_a_reason_and_moves_the_off_study_date(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    p, ae = died(trial)
+    client_as("pi").post(f"/participants/{p.subject_id}/death/", death_form(ae))
+    report = DeathReport.objects.get()
+    fix = {"date_of_death": days_ago(1).isoformat(), "causes": "Respiratory failure", "autopsy": "yes", "relatedness": "unlikely",
+           "narrative": "died after midnight", "version": report.version}
+    refused = client_as("pi").post(f"/participants/{p.subject_id}/death/", fix | {"reason": ""})
+    assert refused.status_code == 422 and DeathReport.objects.get().version == 1
+    assert client_as("pi").post(f"/participants/{p.subject_id}/death/", fix | {"reason": "death certificate"}).status_code == 302
+    p.refresh_from_db()
+    assert (DeathReport.objects.get().autopsy, p.off_study_on) == ("yes", days_ago(1))
+    assert AuditEntry.objects.filter(form="death_report", action="update", reason="death certificate").count() == 1
+    # the monitor reads the report; only an investigator corrects it
+    assert client_as("monitor").get(f"/participants/{p.subject_id}/death/").status_code == 200
+    assert client_as("monitor").post(f"/participants/{p.subject_id}/death/", fix | {"reason": "x"}).status_code == 403

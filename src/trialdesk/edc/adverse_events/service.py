@@ -357,3 +357,26 @@ def record_dsmb_decision(user: Any, *, kind: str, decided_on: dt.date, report_cu
             trail.create(Pause(rule_id=effect.add.rule_id, action=effect.add.action, since=effect.add.since,
                                description=effect.add.description), user)
     return stored
+
+
+def correct_death_report(user: Any, report: DeathReport, *, changes: dict[str, Any], reason: str, version: int) -> DeathReport:
+    """Correct a death report (re-checked whole by the core, with a reason); a new date of death moves the off-study date."""
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        report = DeathReport.objects.select_related("participant__screening", "adverse_event").get(pk=report.pk)
+        fields = ("date_of_death", "causes", "autopsy", "relatedness", "narrative")
+        merged = {name: changes.get(name, getattr(report, name)) for name in fields}
+        causes = tuple(c.strip() for c in str(merged["causes"]).splitlines() if c.strip())
+        participant = report.participant
+        core_death.check_death_report(
+            core_death.DeathReport(participant.subject_id, merged["date_of_death"], causes, merged["autopsy"], merged["relatedness"],
+                                   str(merged["narrative"]).strip(), report.adverse_event.ae_id),
+            ae=report.adverse_event.core(), enrolled_on=participant.enrolled_on, already_reported=False, today=today())
+        merged.update(causes="\n".join(causes), narrative=str(merged["narrative"]).strip())
+        old_date = report.date_of_death
+        report = trail.update(report, user, changes=merged, reason=reason, version=version)
+        if participant.off_study_reason.startswith(core_death.OFF_STUDY_DEATH) and participant.off_study_on == old_date:
+            trail.update(participant, user, changes={"off_study_on": report.date_of_death,
+                                                     "off_study_reason": f"{core_death.OFF_STUDY_DEATH}: {'; '.join(causes)}"},
+                         reason="death report corrected", version=participant.version)
+    return report

@@ -300,12 +300,15 @@ class DeathReportForm(forms.Form):
             (str(ae.pk), f"{ae.ae_id}: {ae.term} (onset {ae.onset})") for ae in fatal]
 
 
-@requires("record_death")
+@requires("view_participants")
 def death_report(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """Whoever sees the participant sees a recorded report; recording or correcting one is ``record_death``."""
     p = get_object_or_404(Participant.objects.select_related("screening"), subject_id=subject_id)
     existing = service.death_report_of(p)
-    if existing is not None and request.method != "POST":
-        return render(request, "adverse_events/death_report.html", {"p": p, "report": existing})
+    if (request.method == "POST" or existing is None) and not allowed(request.user, "record_death"):
+        raise PermissionDenied("your role may not record death")
+    if existing is not None:
+        return _death_report_page(request, p, existing)
     fatal = AdverseEvent.objects.filter(participant=p, grade=5).first()
     initial = {"adverse_event": str(fatal.pk) if fatal else "", "date_of_death": fatal.onset if fatal else today(),
                "relatedness": fatal.relatedness if fatal else None}
@@ -322,6 +325,34 @@ def death_report(request: HttpRequest, subject_id: str) -> HttpResponse:
             return redirect("participant_detail", subject_id=subject_id)
     return render(request, "edc/form.html", {"form": form, "title": f"Death report — subject {subject_id}", "submit": "Record death",
                                              "back": f"/participants/{subject_id}/"}, status=422 if form.errors else 200)
+
+
+class CorrectDeathReportForm(forms.Form):
+    date_of_death = forms.DateField(widget=DATE)
+    causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
+    reason = forms.CharField(label="Reason for change", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+def _death_report_page(request: HttpRequest, p: Participant, report: Any) -> HttpResponse:
+    """The recorded report; an investigator may correct it (with a reason, audited)."""
+    initial = {name: getattr(report, name) for name in ("date_of_death", "causes", "autopsy", "relatedness", "narrative")}
+    form = CorrectDeathReportForm(request.POST or None, initial={**initial, "version": report.version})
+    if request.method == "POST" and form.is_valid():
+        d = dict(form.cleaned_data)
+        version, reason = d.pop("version"), d.pop("reason")
+        try:
+            service.correct_death_report(request.user, report, changes=d, reason=reason, version=version)
+        except ConductError as e:  # StaleEdit too
+            refuse(form, e)
+        else:
+            messages.success(request, "Death report corrected.")
+            return redirect("death_report", subject_id=p.subject_id)
+    return render(request, "adverse_events/death_report.html", {"p": p, "report": report, "form": form},
+                  status=422 if form.errors else 200)
 
 
 # --- DSMB decisions ------------------------------------------------------------------------------

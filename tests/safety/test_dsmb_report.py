@@ -113,3 +113,20 @@ def test_the_pdf_is_a_pdf_and_the_same_cut_gives_the_same_file(report: DsmbRepor
     pdf = render_pdf(report)
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     assert render_pdf(report) == pdf
+
+
+def test_dsmb_decisions_are_listed_and_a_stop_heads_the_report(protocol) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from trialdesk.trial.dsmb_decision import Decision
+
+    data = trial_data()
+    decisions = [Decision("pause", dt.date(2020, 3, 12), dt.date(2020, 3, 11), "anaphylaxis in 003", signed_by="Chair — DSMB decision"),
+                 Decision("stop", dt.date(2020, 6, 5), dt.date(2020, 6, 3), "a second severe related event and a death"),
+                 Decision("continue", dt.date(2020, 10, 5), dt.date(2020, 10, 1), "after the cut-off: not in this report")]
+    r = build_report(data, protocol, evaluate(data, protocol), decisions)
+    assert r.status_sentence == "The trial was stopped by the DSMB on 2020-06-05: no further enrolment or dosing."
+    t = r.table("dsmb_decisions")
+    assert t.column("decision") == ["Pause enrolment and dosing", "Stop the trial"]
+    assert t.row("2020-03-12")[-1] == "Chair — DSMB decision" and t.row("2020-06-05")[-1] == "unsigned"
+    assert 'id="dsmb_decisions"' in render_html(r)

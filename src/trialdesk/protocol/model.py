@@ -339,7 +339,8 @@ class SelfReferral(_Model):
         for i, q in enumerate(self.questions):
             for j, c in enumerate(q.conflicts):
                 if c.question not in ids:
-                    raise ValueError(f"questions[{i}].conflicts[{j}].question: {c.question!r} is not a question id; known: {', '.join(ids)}")
+                    raise ValueError(f"questions[{i}].conflicts[{j}].question: {c.question!r} is not a question id;"
+                                     f" known: {', '.join(ids)}")
         return self
 
 
@@ -492,7 +493,8 @@ class Protocol(_Model):
             for i, q in enumerate(self.self_referral.questions):
                 for cid in q.criteria:
                     if cid not in known:
-                        raise ValueError(f"self_referral.questions[{i}].criteria: {cid!r} is not a criterion id; known: {', '.join(sorted(known))}")
+                        raise ValueError(f"self_referral.questions[{i}].criteria: {cid!r} is not a criterion id;"
+                                         f" known: {', '.join(sorted(known))}")
         return self
 
     @property

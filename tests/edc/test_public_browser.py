@@ -2,7 +2,7 @@
 in a real browser (Debian's chromium driven by Playwright) and gets each preliminary answer; the
 one who asks to be contacted appears in the coordinator's screening log. axe-core (pinned in
 tests/a11y/package.json, installed by scripts/setup) checks every public page for serious or
-critical accessibility violations. Screenshots go to $TRIALDESK_ARTIFACTS/browser."""
+critical accessibility violations. Screenshots go to $TRIALDESK_ARTIFACTS/public."""
 
 from __future__ import annotations
 
@@ -14,10 +14,16 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from .conftest import PASSWORD
-from .test_browser import ARGS, CHROMIUM, _login, _shot
+from .test_browser import ARGS, CHROMIUM, SHOTS, _login
 
 AXE = Path(__file__).resolve().parents[1] / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
+PUBLIC_SHOTS = SHOTS.parent / "public"  # beside the coordinator walk-through's folder, which checks its own last shot
+
+
+def _shot(page: Page, name: str) -> None:
+    PUBLIC_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(PUBLIC_SHOTS / f"{name}.png"), full_page=True)
 
 
 def accessibility_problems(page: Page) -> list[dict[str, Any]]:
@@ -71,6 +77,11 @@ def test_a_patient_who_may_be_eligible_refers_themselves_and_the_coordinator_see
     assert page.get_by_text("Previous treatment with mesenchymal stem cells").is_visible()
     assert accessibility_problems(page) == []
     _shot(page, "public-01-study-page")
+    page.emulate_media(media="print")  # printed, the page keeps the facts and drops the button
+    assert not page.get_by_role("link", name="Answer the questions").is_visible()
+    assert page.get_by_text("Inability to provide informed consent").is_visible()
+    page.pdf(path=str(PUBLIC_SHOTS / "public-01-study-page-print.pdf"))
+    page.emulate_media(media="screen")
 
     page.get_by_role("link", name="Answer the questions").click()
     page.wait_for_url(f"{base}/study/questions/")

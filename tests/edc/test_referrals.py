@@ -242,3 +242,30 @@ def test_a_second_protocol_file_gets_its_own_page_and_questionnaire_in_the_desk(
     assert "Have you had an operation on that hand in the last 12 months?" in page and "rituximab" not in page
     result = client.post("/study/questions/", {"age": "49", "thumb_pain": "yes", "hand_surgery": "no"})
     assert "The study is for people aged 50 or older." in visible_text(result.content.decode())
+
+
+@pytest.mark.django_db
+def test_change_my_details_goes_back_with_the_entries_kept_and_consent_asked_again(p) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    confirm = give_contact(client, p)
+    html = confirm.content.decode()
+    answers_token = re.findall(r'name="token" value="([^"]+)"', html)[1]
+    back = client.post("/study/contact/", {"token": answers_token, "edit": "1", "name": "Rosa Parks", "phone": "+1 904 555 0100",
+                                           "email": "rosa@example.org", "message": ""})
+    assert back.status_code == 200
+    page = back.content.decode()
+    assert 'value="Rosa Parks"' in page and "You may be eligible" in page
+    assert not re.search(r'<input[^>]*name="consent"[^>]*checked', page)
+    assert _referrals() == 0
+
+
+@pytest.mark.django_db
+def test_a_protocol_without_a_questionnaire_has_a_study_page_and_no_questions(p, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = SECOND.read_text(encoding="utf-8")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(text[: text.index("self_referral:")], encoding="utf-8")
+    settings.TRIALDESK_PROTOCOL = str(bare)
+    client = Client()
+    page = client.get("/study/")
+    assert page.status_code == 200 and "Splint Therapy" in page.content.decode() and "/study/questions/" not in page.content.decode()
+    assert client.get("/study/questions/").status_code == 404

@@ -156,6 +156,8 @@ def test_a_patient_on_a_phone_who_had_rituximab_is_told_they_are_probably_not_el
     page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True)
     page.goto(f"{base}/study/")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling on a phone
+    # on a phone the tables stack, each cell saying which column it was
+    assert page.evaluate("getComputedStyle(document.querySelector('td[data-label]'), '::before').content") == '"Group: "'
     assert accessibility_problems(page) == []
     _shot(page, "public-11-study-page-phone")
     page.get_by_role("link", name="Answer the questions").click()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tests.public.pagetext import expected_on_study_page, visible_text
 from trialdesk.cli import app
 from trialdesk.protocol.loader import load
-from trialdesk.public.page import render_study_page
+from trialdesk.public.page import render_study_page, stylesheet
 
 SECOND = Path(__file__).resolve().parents[1] / "fixtures" / "protocols" / "hand_trial.yaml"
 
@@ -40,6 +40,7 @@ def test_the_page_loads_nothing_from_elsewhere(protocol) -> None:  # type: ignor
     html = render_study_page(protocol, questionnaire_url="/study/questionnaire/")
     assert "<script" not in html and "<link" not in html and "<img" not in html and "@import" not in html
     assert "@media print" in html and 'name="viewport"' in html and '<html lang="en">' in html
+    assert stylesheet() in html  # inlined as written: an escaped quote would break the phone and print rules
 
 
 def test_headings_run_in_order_with_one_page_title(protocol) -> None:  # type: ignore[no-untyped-def]

@@ -112,6 +112,9 @@ def test_nothing_is_stored_until_the_person_confirms_and_the_referral_is_audited
     assert (entry.action, entry.model, entry.username, entry.role, entry.screening_id) == (
         "create", "referrals.Referral", "public self-referral", "public", "R-0001")
     assert entry.changes["name"] == [None, "Rosa Parks"]
+    from trialdesk.edc.audit.trail import verify
+
+    assert verify().ok
 
 
 @pytest.mark.django_db

@@ -272,3 +272,28 @@ def test_a_protocol_without_a_questionnaire_has_a_study_page_and_no_questions(p,
     page = client.get("/study/")
     assert page.status_code == 200 and "Splint Therapy" in page.content.decode() and "/study/questions/" not in page.content.decode()
     assert client.get("/study/questions/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_coordinator_marks_a_referral_contacted_with_a_reason_and_it_is_audited(p, client_as) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.audit.models import AuditEntry
+    from trialdesk.edc.referrals.models import Referral
+
+    refer(Client(), p)
+    coordinator = client_as("coordinator")
+    no_reason = coordinator.post("/referrals/R-0001/status/", {"status": "contacted", "version": "1", "reason": ""}, follow=True)
+    assert "R-0001 not changed" in no_reason.content.decode() and Referral.objects.get().status == "new"
+    done = coordinator.post("/referrals/R-0001/status/", {"status": "contacted", "version": "1", "reason": "phoned, visit booked"},
+                            follow=True)
+    assert "R-0001 marked contacted." in done.content.decode()
+    assert Referral.objects.get().status == "contacted"
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert entry is not None
+    assert (entry.action, entry.username, entry.changes, entry.reason) == ("update", "coordinator", {"status": ["new", "contacted"]},
+                                                                           "phoned, visit booked")
+    stale = coordinator.post("/referrals/R-0001/status/", {"status": "closed", "version": "1", "reason": "x"}, follow=True)
+    assert "was changed by someone else" in stale.content.decode() and Referral.objects.get().status == "contacted"
+    for role in ("dsmb", "sponsor", "monitor"):
+        assert client_as(role).post("/referrals/R-0001/status/", {"status": "closed", "version": "2", "reason": "x"}).status_code == 403
+    assert Client().post("/referrals/R-0001/status/", {"status": "closed", "version": "2", "reason": "x"}).status_code == 302  # to login
+    assert Referral.objects.get().status == "contacted"

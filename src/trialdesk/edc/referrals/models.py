@@ -9,6 +9,7 @@ from django.db import models
 
 from trialdesk.edc.records import TrialRecord
 
+STATUSES = [("new", "New"), ("contacted", "Contacted"), ("screened", "Screened"), ("closed", "Closed (not pursued)")]
 VERDICTS = [("may_be_eligible", "May be eligible"), ("probably_not_eligible", "Probably not eligible")]
 
 
@@ -28,6 +29,7 @@ class Referral(TrialRecord):
     consent_text = models.TextField(help_text="the consent sentence as shown to the person")
     fingerprint = models.CharField(max_length=64, db_index=True, help_text="hash of protocol, name and contact: finds repeats")
     submission = models.CharField(max_length=32, unique=True, help_text="one confirm step; a second press of Confirm is a repeat")
+    status = models.CharField(max_length=16, choices=STATUSES, default="new", help_text="where the coordinators are with this person")
 
     FORM = "referral"
     AUDIT_EXCLUDE = (*TrialRecord.AUDIT_EXCLUDE, "fingerprint", "submission")

@@ -121,6 +121,15 @@ class Listed:
     answers: list[tuple[str, str]]
 
 
-def listed(protocol: Protocol, limit: int = 200) -> list[Listed]:
-    """The newest self-referrals for the coordinators' screening log, answers in words."""
-    return [Listed(r, summary(protocol, r.answers)) for r in Referral.objects.all()[:limit]]
+@dataclass(frozen=True)
+class ReferralLog:
+    """The 'Self-referrals' section of the screening log: newest first, answers in words."""
+
+    items: list[Listed]
+    statuses: list[tuple[str, str]]
+
+
+def listed(protocol: Protocol, limit: int = 200) -> ReferralLog:
+    from trialdesk.edc.referrals.models import STATUSES
+
+    return ReferralLog([Listed(r, summary(protocol, r.answers)) for r in Referral.objects.all()[:limit]], list(STATUSES))

@@ -1,4 +1,4 @@
-"""Public URLs (no login): the study page and the self-referral steps."""
+"""Public URLs (no login): the study page and the self-referral steps; and the coordinators' status change."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ urlpatterns = [
 
 #: the URL names anyone may open without logging in
 PUBLIC_URL_NAMES = frozenset(p.name for p in urlpatterns if p.name)
+
+urlpatterns += [
+    path("referrals/<str:number>/status/", views.set_status, name="referral_status"),  # coordinators: the 'screen' action
+]

@@ -1,6 +1,7 @@
-"""The public pages: the study page, the questionnaire, the contact step, the confirm step.
+"""The public pages: the study page, the questionnaire, the contact step, the confirm step;
+and the one coordinator action on a referral (its status, audited).
 
-No login (these views do not use :func:`trialdesk.edc.web.requires`); CSRF-protected by the
+The public pages need no login (these views do not use :func:`trialdesk.edc.web.requires`); CSRF-protected by the
 middleware like every other form; POSTs rate-limited per address through Django's cache (the
 address is hashed with the secret key and kept only for the hour the count lasts). Nothing is
 stored until the person presses Confirm: between the steps the answers travel in a signed,
@@ -16,21 +17,26 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.core import signing
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from trialdesk.edc.audit import trail
 from trialdesk.edc.referrals import service
 from trialdesk.edc.referrals.forms import ContactForm, QuestionnaireForm
-from trialdesk.edc.web import protocol
+from trialdesk.edc.referrals.models import STATUSES, Referral
+from trialdesk.edc.web import protocol, requires
 from trialdesk.protocol.model import Protocol
 from trialdesk.public.page import render_study_page, stylesheet
 from trialdesk.public.questionnaire import AnswerProblems, Answers, evaluate, read_answers
+from trialdesk.trial.errors import ConductError
 
 SALT = "trialdesk.referrals"
 TOKEN_MAX_AGE = 2 * 60 * 60  # seconds a person has between answering and confirming
@@ -169,3 +175,32 @@ def confirm(request: HttpRequest) -> HttpResponse:
     except service.Repeat as repeat:
         return _page(request, "referrals/done.html", {"title": "Already received", "repeat": repeat, "referral": repeat.existing})
     return _page(request, "referrals/done.html", {"title": "Thank you", "referral": referral})
+
+
+# --- the coordinators' side (logged in, through the permission table) -----------------
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=STATUSES)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(max_length=500, label="Reason or note", help_text="required: e.g. 'phoned, screening visit booked 3 May'")
+
+
+@requires("screen")
+@require_POST
+def set_status(request: HttpRequest, number: str) -> HttpResponse:
+    """A coordinator records where they are with a self-referred person (audited, with a reason)."""
+    referral = get_object_or_404(Referral, number=number)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"{number} not changed — {problems}")
+        return redirect(f"{reverse('screening_list')}#{number}")
+    d = form.cleaned_data
+    try:
+        trail.update(referral, request.user, changes={"status": d["status"]}, reason=d["reason"], version=d["version"])
+    except ConductError as e:
+        messages.error(request, f"{number} not changed — {e.message}")
+    else:
+        messages.success(request, f"{number} marked {dict(STATUSES)[d['status']].lower()}.")
+    return redirect(f"{reverse('screening_list')}#{number}")

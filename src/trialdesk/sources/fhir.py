@@ -392,8 +392,9 @@ def _take(resource: JsonDict, file: str, line: int | None, scope: str, full_url:
     reading.pending.append(FhirRecord(rtype, rid, resource, file, line, scope, full_url))
 
 
-#: below this many resources, validating in other processes costs more than it saves
-PARALLEL_FROM = 400
+#: below this many resources, forking validating processes costs more than it saves (a
+#: 2,000-resource chart was slower in two processes than in one; see BENCHMARKS.md)
+PARALLEL_FROM = 5000
 
 
 def _settle(reading: FhirReading, workers: int) -> None:
@@ -408,10 +409,14 @@ def _settle(reading: FhirReading, workers: int) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        # forked workers inherit the resources: only index ranges go out and error lists come back
         size = -(-len(items) // (workers * 4))
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            errors = [e for chunk in pool.map(_validate_chunk, chunks) for e in chunk]
+        _FORKED[:] = items
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                errors = [e for chunk in pool.map(_validate_range, range(0, len(items), size), [size] * len(items)) for e in chunk]
+        finally:
+            _FORKED.clear()
     else:
         errors = _validate_chunk(items)
     for record, errs in zip(pending, errors, strict=True):
@@ -435,6 +440,14 @@ def _settle(reading: FhirReading, workers: int) -> None:
 
 def _validate_chunk(items: list[tuple[str, JsonDict]]) -> list[list[tuple[str | None, str]]]:
     return [_validation_errors(rtype, resource) for rtype, resource in items]
+
+
+#: the resources a pool of forked workers validates (set only while the pool runs)
+_FORKED: list[tuple[str, JsonDict]] = []
+
+
+def _validate_range(start: int, size: int) -> list[list[tuple[str | None, str]]]:
+    return _validate_chunk(_FORKED[start:start + size])
 
 
 def _validation_errors(rtype: str, resource: JsonDict) -> list[tuple[str | None, str]]:

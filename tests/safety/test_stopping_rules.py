@@ -137,3 +137,18 @@ def test_the_half_integer_posterior_agrees_with_numerical_integration() -> None:
 def test_participants_infused_count_once_each(protocol) -> None:  # type: ignore[no-untyped-def]
     extra = trial_data(infusions=[*INFUSIONS, infusion("001", 3, "2020-03-16", 0.5)])
     assert evaluate(extra, protocol).bayes.participants == 3  # type: ignore[union-attr]
+
+
+def test_the_pause_starts_on_the_site_s_calendar_date_from_the_protocol_s_time_zone(protocol) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    # learned at 02:00 UTC on 2 June: still 1 June in Jacksonville, already 2 June in Berlin
+    death = ae("D", "002", "Respiratory failure", 5, "2020-06-01", "unrelated",
+               learned_at=at("2020-06-02 02:00", ZoneInfo("UTC")))
+    data = trial_data(adverse_events=[death])
+    assert protocol.site_time_zone() == "America/New_York"
+    [pause] = evaluate(data, protocol).pauses()
+    assert pause.since.isoformat() == "2020-06-01"
+    berlin = protocol.model_copy(update={"locations": [protocol.locations[0].model_copy(update={"time_zone": "Europe/Berlin"})]})
+    [pause] = evaluate(data, berlin).pauses()
+    assert pause.since.isoformat() == "2020-06-02"

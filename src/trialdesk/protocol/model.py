@@ -276,6 +276,21 @@ class Location(_Model):
     country: str
     status: str | None = None
     contact_line: str | None = None
+    #: the site's clock (IANA name): calendar dates of events, SAE deadlines and pauses are
+    #: the site's dates. Not in the registry record; set it for each site.
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as America/New_York") from None
+        return value
 
 
 # --- the public face: self-referral questions ----------------------------------------
@@ -515,6 +530,10 @@ class Protocol(_Model):
             if c.computable is not None:
                 out |= value_sets_used(c.computable)
         return out
+
+    def site_time_zone(self) -> str | None:
+        """The first location's time zone, if the protocol file gives one."""
+        return next((loc.time_zone for loc in self.locations if loc.time_zone), None)
 
     def attestation_items(self) -> list[tuple[str, str, str]]:
         """(criterion id, attestation id, question) for every item a person must sign."""

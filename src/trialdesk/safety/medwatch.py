@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.attribution import attribute
-from trialdesk.safety.site_time import SITE_TZ, site_date
+from trialdesk.safety.site_time import site_date, site_zone
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.death import AUTOPSY, DeathReport
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
@@ -173,8 +173,9 @@ def _labs(ae: AdverseEvent, data: TrialData) -> str:
 def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, report_date: dt.date, reporter: Reporter | None = None,
                    age_at_event: int | None = None, premedication: Mapping[int, str] | None = None,
                    follow_ups: Sequence[FollowUpNote] = (), death: DeathReport | None = None, history: str = "",
-                   ind_number: str = "", tz: ZoneInfo = SITE_TZ) -> MedwatchForm:
+                   ind_number: str = "", tz: ZoneInfo | None = None) -> MedwatchForm:
     """The 3500A blocks for ``ae`` (a serious AE of ``data``); ``premedication`` maps infusion number to what was given."""
+    tz = tz or site_zone(protocol)
     participant = next((p for p in data.participants if p.subject_id == ae.subject_id), None)
     if participant is None:
         raise KeyError(f"{ae.subject_id} is not a participant of the data cut")

@@ -126,21 +126,22 @@ def _conduct(folder: Path, seed: int) -> Conducted:
 
 
 def _safety(cutoff: dt.date) -> None:
+    from django.utils.timezone import localtime
+
     from trialdesk.edc.adverse_events.service import cut, open_suggestions, reports_due, safety_status
 
     data = cut(cutoff)
     status = safety_status(data)
     table = Table(title=f"Stopping rules on the data cut of {cutoff}", title_justify="left")
-    for col in ("rule", "status"):
-        table.add_column(col)
+    table.add_column("rule")
     for rule in status.rules:
-        table.add_row(rule.rule_id, rule.sentence())
+        table.add_row(rule.sentence())
     out.print(table)
     if status.bayes is not None:
         out.print(f"Bayesian monitor: {status.bayes}")
     for r in reports_due(data):
         out.print(f"SAE clock: {r.ae_id} {r.rule_id} to {r.recipient}: due {r.due_at:%Y-%m-%d %H:%M %Z}, {r.status}"
-                  + (f" at {r.submitted_at:%Y-%m-%d %H:%M}" if r.submitted_at else ""))
+                  + (f" at {localtime(r.submitted_at):%Y-%m-%d %H:%M %Z}" if r.submitted_at else ""))
     out.print(f"open suggestions from labs and vital signs: {len(open_suggestions(data))}")
 
 

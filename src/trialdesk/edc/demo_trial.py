@@ -232,19 +232,19 @@ class _Desk:
         minutes = 45 + (20 if reaction == 2 else 0)
         stop = (dt.datetime.combine(day, start) + dt.timedelta(minutes=minutes)).time()
         after_temp = 38.2 if reaction else round(self.rng.uniform(36.5, 37.3), 1)
-        vitals = {"before": {"systolic": self.rng.randint(112, 138), "diastolic": self.rng.randint(66, 84), "pulse": self.rng.randint(64, 88),
-                             "temperature": round(self.rng.uniform(36.4, 37.1), 1), "spo2": self.rng.randint(91, 97)},
-                  "during": {"systolic": self.rng.randint(110, 140), "diastolic": self.rng.randint(64, 86),
-                             "pulse": self.rng.randint(66, 96), "temperature": round(self.rng.uniform(36.5, 37.4), 1),
-                             "spo2": self.rng.randint(91, 97)},
-                  "after": {"systolic": self.rng.randint(110, 140), "diastolic": self.rng.randint(64, 86), "pulse": self.rng.randint(66, 98),
-                            "temperature": after_temp, "spo2": self.rng.randint(90, 97)}}
+        vitals = {"before": self._infusion_vitals(round(self.rng.uniform(36.4, 37.1), 1)),
+                  "during": self._infusion_vitals(round(self.rng.uniform(36.5, 37.4), 1)),
+                  "after": self._infusion_vitals(after_temp)}
         record_infusion(self.users["coordinator"], participant, number=number, date=day, started_at=start, stopped_at=stop,
                         weight_kg=weight, total_cells=total, lot=f"MSC-24-{self.rng.randint(100, 999)}",
                         donor_id=f"D-{self.rng.randint(1000, 9999)}",
                         premedication="acetaminophen 650 mg PO and diphenhydramine 25 mg PO, 30 min before",
                         vitals=vitals, interrupted=reaction == 2,
                         interruptions="paused 20 min for chills and flushing; restarted at half rate" if reaction == 2 else "")
+
+    def _infusion_vitals(self, temperature: float) -> dict[str, float]:
+        return {"systolic": self.rng.randint(110, 140), "diastolic": self.rng.randint(64, 86), "pulse": self.rng.randint(64, 96),
+                "temperature": temperature, "spo2": self.rng.randint(90, 97)}
 
     def _visit_date(self, v: Any, index: int) -> None:
         from trialdesk.edc.visits.service import record_visit
@@ -314,7 +314,8 @@ class _Desk:
             elif form_id == "pulmonary_function":
                 fvc = round(self.rng.uniform(1.9, 3.2), 2)
                 self._save(v, form_id, {"pft_date": day.isoformat(), "fvc": fvc, "fvc_pct": round(self.rng.uniform(55, 78), 1),
-                                        "fev1": round(fvc * self.rng.uniform(0.78, 0.88), 2), "dlco_pct": round(self.rng.uniform(35, 62), 1)})
+                                        "fev1": round(fvc * self.rng.uniform(0.78, 0.88), 2),
+                                        "dlco_pct": round(self.rng.uniform(35, 62), 1)})
             elif form_id == "six_minute_walk":
                 self._save(v, form_id, {"smw_date": day.isoformat(), "smw_distance": self.rng.randint(280, 460),
                                         "smw_spo2_nadir": self.rng.randint(84, 91), "smw_borg": self.rng.randint(2, 5)})

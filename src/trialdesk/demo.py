@@ -177,13 +177,15 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     out.print(Rule("[bold]the trial, as conducted"))
     out.print(f"  screened {done.screened} (screen failed {done.screen_failed}); enrolled {len(done.enrolled)}: {', '.join(done.enrolled)}")
     out.print(f"  the next eligible person was refused: {done.refused_enrolment}")
+    out.print(f"  {done.pending} more pre-screen candidates wait in the screening log for the PI's review and signature")
     out.print(f"  adverse events: {done.adverse_events}; SAE {done.sae}; {'; '.join(done.sae_reports)}")
     out.print(f"  confirmed from a lab suggestion: {done.confirmed_suggestion}")
     out.print(f"  data cut {done.cutoff}; every participant completed 6 months of follow-up")
     accounts = Table(title=f"Demo accounts (password for every account: {PASSWORD})", title_justify="left")
     for col in ("user", "role", "name", "look at"):
         accounts.add_column(col)
-    look = {"pi": "Screening (sign eligibility), Safety, DSMB report", "sub_investigator": "Participants, Adverse events",
+    look = {"pi": "Screening (worksheets waiting for your signature), Safety, DSMB report",
+            "sub_investigator": "Participants, Adverse events",
             "coordinator": "Screening, Participants (infusions, visits, forms), Adverse events, Queries to answer",
             "data_manager": "Queries, Results and exports (refused while a query is open), Audit trail",
             "monitor": "Queries (one answered, waiting to be closed), source data verification on a participant, Audit trail",

@@ -127,6 +127,7 @@ class Conducted:
     sae_reports: list[str] = field(default_factory=list)
     confirmed_suggestion: str = ""
     queries: int = 0
+    pending: int = 0
     cutoff: dt.date | None = None
 
 
@@ -148,6 +149,12 @@ class _Desk:
     def jitter(self, low: int, high: int) -> int:
         return self.rng.randint(low, high)
 
+    def done_until(self) -> dt.date:
+        from trialdesk.edc.visits.models import Visit
+
+        last = Visit.objects.exclude(done_on=None).order_by("-done_on").values_list("done_on", flat=True).first()
+        return last or timezone.localdate()
+
     # --- screening -------------------------------------------------------------------------------
     def screen(self, candidate: Candidate | None, as_of: dt.date, on: dt.date) -> Any:
         from trialdesk.edc.audit import trail
@@ -165,6 +172,23 @@ class _Desk:
         return trail.update(entry, coordinator, changes={"given_name": given, "family_name": family, "mrn": mrn,
                                                          "birth_date": candidate.birth_date, "sex": sex},
                             reason="identity from the clinic chart at the screening visit", version=entry.version)
+
+    def referral_identity(self, entries: Sequence[Any], bundle: Path) -> None:
+        """The referral letter names the patient; the worksheet came from the FHIR record without the identity."""
+        import json
+
+        from trialdesk.edc.audit import trail
+
+        patients = {e["resource"]["id"]: e["resource"] for e in json.loads(bundle.read_text(encoding="utf-8"))["entry"]
+                    if e["resource"]["resourceType"] == "Patient"}
+        for entry in entries:
+            patient = patients.get(entry.source_ref.rsplit("Patient/", 1)[-1])
+            if patient is None:
+                continue
+            trail.update(entry, self.users["coordinator"], changes={
+                "given_name": "Evelyn", "family_name": "Hart", "mrn": f"MRN-{self.rng.randint(1_000_000, 9_999_999)}",
+                "birth_date": dt.date.fromisoformat(patient["birthDate"]), "sex": patient.get("gender", "unknown")},
+                reason="identity from the referral letter", version=entry.version)
 
     def sign(self, entry: Any, fate: str) -> str:
         from trialdesk.edc.screening.service import sign_off
@@ -208,7 +232,7 @@ class _Desk:
             if v.code == "SCREENING":
                 continue
             if v.infusion_number == 2:
-                self._infuse(participant, 2, v.target, weight + round(self.rng.uniform(-1.5, 1.5), 1), reactions[2])
+                self._infuse(participant, 2, v.target, round(weight + self.rng.uniform(-1.5, 1.5), 1), reactions[2])
                 v.refresh_from_db()
             elif v.done_on is None:
                 self._visit_date(v, index)
@@ -404,10 +428,12 @@ class _Desk:
         for p in participants[:5]:
             for infusion in p.infusions.all():
                 verify_source(monitor, p, infusion, note="checked against the infusion record and the pharmacy log")
-        asks = [(participants[1], "infusion 1: weight_kg", "Weight on the infusion record differs from the clinic scale; please confirm."),
-                (participants[4], "M3: pulmonary_function", "FVC percent predicted: which reference equations were used (GLI 2012)?"),
-                (participants[7], "D7: laboratory", "Please file the laboratory's reference ranges for the week-1 panel.")]
-        for i, (p, target, text) in enumerate(asks):
+        asks = [(1, "infusion 1: weight_kg", "Weight on the infusion record differs from the clinic scale; please confirm."),
+                (4, "M3: pulmonary_function", "FVC percent predicted: which reference equations were used (GLI 2012)?"),
+                (7, "D7: laboratory", "Please file the laboratory's reference ranges for the week-1 panel.")]
+        asks = [a for a in asks if a[0] < len(participants)]
+        for i, (n, target, text) in enumerate(asks):
+            p = participants[n]
             q = raise_query(monitor, p, target=target, text=text, origin="monitor")
             q = answer_query(coordinator, q, answer="Checked against the source; the entry is correct as recorded.", version=q.version)
             if i < len(asks) - 1:  # the last one waits for the monitor to close it
@@ -415,13 +441,17 @@ class _Desk:
             self.done.queries += 1
 
 
-def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int, referral: Path | None = None,
+def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int, referral: Path | None = None, enrol: int | None = None,
                   say: Callable[[str], None] = print, advance: Callable[[], None] = lambda: None) -> Conducted:
-    """Run the whole trial in the configured trial-desk database (which must be empty and migrated)."""
+    """Run the whole trial in the configured trial-desk database (which must be empty and migrated).
+
+    ``enrol`` stops after that many participants (default: the protocol's target, then an eleventh is refused);
+    tests use it to leave places for a coordinator to fill in the browser."""
     from trialdesk.edc.accounts.models import User
     from trialdesk.edc.accounts.service import create_user
     from trialdesk.edc.participants.models import Participant
-    from trialdesk.edc.participants.service import complete_study, enrol
+    from trialdesk.edc.participants.service import complete_study
+    from trialdesk.edc.participants.service import enrol as enrol_participant
     from trialdesk.edc.screening.service import screen_fhir
     from trialdesk.edc.web import protocol
 
@@ -437,6 +467,7 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
     if referral is not None:
         entries = screen_fhir(desk.users["coordinator"], referral, as_of=as_of, screened_on=as_of + dt.timedelta(days=1),
                               label="referral from pulmonology")
+        desk.referral_identity(entries, referral)
         desk.done.screened += len(entries)
         desk.done.screen_failed += sum(e.outcome == "screen_failed" for e in entries)
     queue = list(candidates)
@@ -460,7 +491,8 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
         entry.refresh_from_db()
         enrolled_on = screened_on + dt.timedelta(days=rng.randint(2, 6))
         try:
-            participant = enrol(desk.users["coordinator"], entry, enrolled_on=enrolled_on, planned_first_infusion=first_infusion)
+            participant = enrol_participant(desk.users["coordinator"], entry, enrolled_on=enrolled_on,
+                                            planned_first_infusion=first_infusion)
         except ConductError as refusal:
             if len(participants) < target:
                 raise
@@ -473,6 +505,12 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
         desk.conduct(participant, first_infusion, index=len(participants))
         advance()
         first_infusion += dt.timedelta(days=stagger + rng.randint(0, 6))
+        if enrol is not None and len(participants) >= enrol:
+            break
+    for _ in range(2):  # the pre-screen's next candidates, screened last week: waiting for the PI's review
+        if queue:
+            desk.screen(queue.pop(0), as_of, min(desk.done_until(), timezone.localdate()))
+            desk.done.pending += 1
     desk.monitor(participants)
     for participant in Participant.objects.order_by("subject_id"):
         last = participant.visits.order_by("-day").first()

@@ -32,7 +32,8 @@ PAGES = [
     ("participant", "coordinator", "/participants/006/"),
     ("visit-forms", "coordinator", "/participants/003/visits/D7/"),
     ("adverse-events", "coordinator", "/adverse-events/"),
-    ("eligibility-signoff", "pi", "/screening/S-0001/"),
+    ("eligibility-signoff", "pi", "/screening/S-0016/sign/"),
+    ("fhir-referral-worksheet", "pi", "/screening/S-0001/"),
     ("safety-dashboard-dsmb", "dsmb", "/safety/"),
     ("dsmb-report", "dsmb", "/safety/dsmb/"),
     ("queries-monitor", "monitor", "/queries/"),
@@ -50,6 +51,17 @@ def _login(page: Page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def _save(page: Page, path: Path) -> None:
+    """A 256-colour PNG: a third of the size, and the pages are flat colours anyway."""
+    from PIL import Image
+
+    page.screenshot(path=str(path))
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
@@ -59,21 +71,19 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 760})
+        page = browser.new_page(viewport={"width": 1360, "height": 800})
         who = None
         for name, user, path in PAGES:
             if user != who:
                 _login(page, a.base, user)
                 who = user
             page.goto(f"{a.base}{path}")
-            page.screenshot(path=str(a.out / f"{name}.png"))
-            print(f"wrote {a.out / name}.png")
+            _save(page, a.out / f"{name}.png")
         plot = a.demo / "reports" / "primary_outcome" / "primary_outcome.png"
         if plot.exists():
             page.set_viewport_size({"width": 900, "height": 560})
             page.goto(plot.resolve().as_uri())
-            page.screenshot(path=str(a.out / "primary-outcome-plot.png"))
-            print(f"wrote {a.out / 'primary-outcome-plot.png'}")
+            _save(page, a.out / "primary-outcome-plot.png")
         browser.close()
 
 

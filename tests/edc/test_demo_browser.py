@@ -38,6 +38,8 @@ def _build(enrol: int | None = None):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
+    from django.db import connections
+
     assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install -y chromium"
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the live server thread uses the ORM while Playwright's loop runs here
     try:
@@ -45,6 +47,9 @@ def browser() -> Iterator[Browser]:
             b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             yield b
             b.close()
+            # Playwright's sync API runs the test in its own context, where Django opens its own connection:
+            # close it here, or it outlives the test and blocks dropping the PostgreSQL test database
+            connections.close_all()
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 

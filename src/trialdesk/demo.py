@@ -224,19 +224,26 @@ def demo(
     _run(["patient", "check", str(referral), "--as-of", AS_OF])
     _run(["patient", "check", str(referral), "--as-of", AS_OF, "--format", "html", "--out", str(folder / "worksheet.html")])
     _run(["safety", "simulate", "--plot", str(folder / "stopping_rules.png")])
+    marks = [("pre-screen and safety simulation", time.monotonic())]
     out.print(Rule("[bold]the trial, conducted in the trial desk"))
     database = _desk(folder)
     out.print(f"trial desk database: {database}")
     done = _conduct(folder, seed)
+    marks.append(("trial conducted in the trial desk", time.monotonic()))
     assert done.cutoff is not None
     out.print(Rule("[bold]safety rules"))
     _safety(done.cutoff)
     reports = _reports(folder, done.cutoff)
     _run(["audit", "verify"])
+    marks.append(("safety rules, reports and audit check", time.monotonic()))
     address = f"http://{host}:{port}/"
-    _where_to_look(folder, reports, done, address if not no_serve else f"{address} (after: trialdesk serve, with"
-                   f" TRIALDESK_DATA_DIR={database.parent})")
-    out.print(f"[bold]demo built in {time.monotonic() - started:.0f} s[/]")
+    _where_to_look(folder, reports, done, address if not no_serve else f"{address} (after: TRIALDESK_DEBUG=1"
+                   f" TRIALDESK_DATA_DIR={database.parent} trialdesk serve)")
+    steps, last = [], started
+    for name, at in marks:
+        steps.append(f"{name} {at - last:.0f} s")
+        last = at
+    out.print(f"[bold]demo built in {time.monotonic() - started:.0f} s[/] ({'; '.join(steps)})")
     if no_serve:
         return
     from trialdesk.edc.commands import serve

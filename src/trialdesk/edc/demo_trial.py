@@ -190,7 +190,7 @@ class _Desk:
                 "birth_date": dt.date.fromisoformat(patient["birthDate"]), "sex": patient.get("gender", "unknown")},
                 reason="identity from the referral letter", version=entry.version)
 
-    def sign(self, entry: Any, fate: str) -> str:
+    def sign(self, entry: Any, fate: str, *, by: str = "pi") -> str:
         from trialdesk.edc.screening.service import sign_off
         from trialdesk.edc.web import protocol
         from trialdesk.trial.signoff import open_criteria
@@ -206,8 +206,9 @@ class _Desk:
         if fate == "declines_contraception":
             answers["contraception"] = True
             note = "Unwilling to use contraception during the trial: excluded (E10)."
-        pi = self.users["pi"]
-        signoff = sign_off(pi, entry, answers=answers, decisions=decisions, password=PASSWORD, printed_name=pi.get_full_name(), note=note)
+        investigator = self.users[by]
+        signoff = sign_off(investigator, entry, answers=answers, decisions=decisions, password=PASSWORD,
+                           printed_name=investigator.get_full_name(), note=note)
         return signoff.overall
 
     def consent(self, entry: Any, on: dt.date) -> Any:
@@ -468,6 +469,9 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
         entries = screen_fhir(desk.users["coordinator"], referral, as_of=as_of, screened_on=as_of + dt.timedelta(days=1),
                               label="referral from pulmonology")
         desk.referral_identity(entries, referral)
+        for e in entries:
+            say(f"{e.number} FHIR referral: the engine finds it {e.engine_overall.replace('_', ' ')}"
+                f" ({', '.join(e.failed_criteria) or 'nothing excludes'})")
         desk.done.screened += len(entries)
         desk.done.screen_failed += sum(e.outcome == "screen_failed" for e in entries)
     queue = list(candidates)
@@ -480,9 +484,9 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
         screened_on = max(screened_on, as_of + dt.timedelta(days=1))
         entry = desk.screen(queue.pop(0) if queue else None, as_of, screened_on)
         fate = _FATES.get(n, "enrol")
-        if desk.sign(entry, fate) != "eligible":
+        if desk.sign(entry, fate, by="sub_investigator" if n % 4 == 0 else "pi") != "eligible":
             desk.done.screen_failed += 1
-            say(f"{entry.number} screen failed at the PI's sign-off ({fate.replace('_', ' ')})")
+            say(f"{entry.number} screen failed at the investigator's sign-off ({fate.replace('_', ' ')})")
             continue
         if fate == "declines_consent":
             say(f"{entry.number} eligible, but declined to take part after the consent discussion")

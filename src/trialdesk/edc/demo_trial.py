@@ -134,11 +134,10 @@ class Conducted:
 class _Desk:
     """The study team at work: each method is one act, through the trial desk's services."""
 
-    def __init__(self, rng: random.Random, say: Callable[[str], None]) -> None:
+    def __init__(self, rng: random.Random) -> None:
         from trialdesk.edc.accounts.models import User
 
         self.rng = rng
-        self.say = say
         self.users = {u.role: u for u in User.objects.all()}
         self.done = Conducted()
 
@@ -238,7 +237,7 @@ class _Desk:
             elif v.done_on is None:
                 self._visit_date(v, index)
                 v.refresh_from_db()
-            self._visit_forms(v, weight, baseline, ranges, lab_alt_high=(index == 3 and v.code == "D7"))
+            self._forms_at(v, weight, baseline, ranges, alt_high=(index == 3 and v.code == "D7"))
         self._adverse_events(participant, first_infusion, reactions, index)
 
     def _reaction_grade(self) -> int:
@@ -344,10 +343,6 @@ class _Desk:
             elif form_id == "six_minute_walk":
                 self._save(v, form_id, {"smw_date": day.isoformat(), "smw_distance": self.rng.randint(280, 460),
                                         "smw_spo2_nadir": self.rng.randint(84, 91), "smw_borg": self.rng.randint(2, 5)})
-
-    def _visit_forms(self, v: Any, weight: float, baseline: dict[str, float], ranges: dict[str, tuple[float, float]], *,
-                     lab_alt_high: bool) -> None:
-        self._forms_at(v, weight, baseline, ranges, alt_high=lab_alt_high)
 
     # --- adverse events --------------------------------------------------------------------------------
     def _ae(self, participant: Any, **values: Any) -> Any:
@@ -462,7 +457,7 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
     for username, role, first, last in ACCOUNTS:
         create_user(username, role, PASSWORD, first_name=first, last_name=last, email=f"{username}@demo.trialdesk.invalid",
                     must_change_password=False)
-    desk = _Desk(rng, say)
+    desk = _Desk(rng)
     p = protocol()
     target, stagger = p.enrolment.target, p.enrolment.stagger_days
     if referral is not None:

@@ -114,3 +114,18 @@ def lift_pause(user: Any, pause: Pause, *, on: dt.date, note: str) -> Pause:
     if not note.strip():
         raise ConductError("lift_note", "record the DSMB's decision that lifts the pause")
     return trail.update(pause, user, changes={"lifted_on": on, "lift_note": note}, reason="lifted by the DSMB", version=pause.version)
+
+
+def complete_study(user: Any, participant: Participant, *, on: dt.date, version: int) -> Participant:
+    """The participant finished the protocol's follow-up (their last scheduled visit) on ``on``."""
+    if participant.status != "on_study":
+        raise ConductError("status", f"{participant.subject_id} is already {participant.get_status_display().lower()}")
+    if on > today():
+        raise ConductError("off_study_on", "the date cannot be in the future")
+    last = participant.visits.order_by("-day").first()
+    if last is None or last.done_on is None or on < last.done_on:
+        raise ConductError("off_study_on", "a participant completes the study on or after the date of the last scheduled visit;"
+                                           " enter that visit first")
+    return trail.update(participant, user, changes={"status": "completed", "off_study_on": on,
+                                                    "off_study_reason": "completed the protocol's follow-up"},
+                        reason="completed the study", version=version)

@@ -52,6 +52,7 @@ class Row:
     json: bool = False
     files: Callable[[S], dict[str, Any]] = field(default=lambda s: {})
     setup: Callable[[S], Any] | None = None  # what must be true first (e.g. no safety pause in force)
+    spoil_all: str | None = None  # put this value in every field of the valid submission
 
 
 def _now() -> str:
@@ -93,6 +94,19 @@ def user_form(s: S) -> dict[str, Any]:
 
 def api_screen(s: S) -> dict[str, Any]:
     return {"given_name": "Eve", "family_name": "Hostile", "screened_on": days_ago(1).isoformat(), "sex": "female"}
+
+
+def _hopeful(s: S) -> dict[str, Any]:
+    from tests.public.test_questionnaire import hopeful
+    from trialdesk.edc.web import protocol
+
+    return dict(hopeful(protocol()))
+
+
+def _decision() -> dict[str, Any]:
+    from .test_death_dsmb_medwatch import decision_form
+
+    return decision_form("continue")
 
 
 def _entry_named(family: str) -> Callable[[S], bool]:
@@ -290,6 +304,23 @@ ROWS: list[Row] = [
         lambda s: {}, {"cutoff": "2026-13-45"}, "refused", method="get"),
     Row("DSMB report: a cut-off that is not a date falls back to today", "dsmb_report", "dsmb", lambda s: "/safety/dsmb/",
         lambda s: {}, {"cutoff": "'; DROP TABLE x;--"}, "refused", method="get"),
+    # --- the public self-referral (tests/edc/test_referrals.py has its own hostile cases: markup, CSRF, tampered tokens)
+    Row("self-referral: SQL as an answer is refused or read as text", "referral_questions", "anonymous", lambda s: "/study/questions/",
+        _hopeful, {"__all__": ""}, "refused", spoil_all=SQL),
+    Row("self-referral: a contact step with a token that is a path is refused", "referral_contact", "anonymous",
+        lambda s: "/study/contact/", lambda s: {"name": "Rosa Parks", "phone": "+1 904 555 0100", "consent": "on"},
+        {"token": "../../../etc/passwd"}, "refused", says="answer the questions again"),
+    Row("self-referral: a confirmation with markup for a token is refused", "referral_confirm", "anonymous",
+        lambda s: "/study/confirm/", lambda s: {}, {"token": SCRIPT}, "refused", says="answer the questions again"),
+    Row("self-referral status: a version that is not a number is refused", "referral_status", "coordinator",
+        lambda s: f"/referrals/{s['referral'].number}/status/", lambda s: {"status": "contacted", "reason": "phoned"},
+        {"version": "1 OR 1=1"}, "refused", says="not changed"),
+    # --- death reports and DSMB decisions
+    Row("death report: a day-first date is refused", "death_report", "pi", lambda s: "/participants/001/death/",
+        lambda s: {"causes": "Respiratory failure", "autopsy": "no", "relatedness": "unlikely", "narrative": "as above"},
+        {"date_of_death": "31/12/2025"}, "refused", says="Enter a valid date"),
+    Row("DSMB decision: a kind that is not a decision is refused", "dsmb_decisions", "dsmb", lambda s: "/safety/dsmb/decisions/",
+        lambda s: _decision(), {"kind": "<b>explode</b>"}, "refused", says="Select a valid choice"),
     # --- the API (the fuzzer covers types and shapes; these are the named cases)
     Row("API screening: script in the family name is stored and shown escaped", "POST /api/screening", "coordinator",
         lambda s: "/api/screening",
@@ -396,6 +427,15 @@ def _user_named(text: str) -> bool:
     return User.objects.filter(first_name=text).exists()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit():  # type: ignore[no-untyped-def]
+    from django.core.cache import cache
+
+    cache.clear()  # the self-referral pages count POSTs per address per hour
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def scenario(trial) -> S:  # type: ignore[no-untyped-def]
     from trialdesk.edc.adverse_events.service import record_adverse_event
@@ -418,8 +458,16 @@ def scenario(trial) -> S:  # type: ignore[no-untyped-def]
     second = trial.enrol("Dora", ago=2)  # enrolled, not yet infused
     day1 = Visit.objects.get(participant=p, code="D1")
     record_visit(trial.users["coordinator"], day1, done_on=days_ago(19), reason="", version=day1.version)
+    from django.test import Client
+
+    from trialdesk.edc.referrals.models import Referral
+    from trialdesk.edc.web import protocol
+
+    from .test_referrals import refer
+
+    refer(Client(), protocol())
     return {"p": p, "inf": inf, "ready": ready, "signed": signed, "ae": a, "q": q, "pause": pause, "second": second,
-            "users": trial.users}
+            "users": trial.users, "referral": Referral.objects.get()}
 
 
 def _audit_length() -> int:
@@ -444,6 +492,8 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
     if row.setup is not None:
         row.setup(scenario)
     data = row.data(scenario) | row.spoil
+    if row.spoil_all is not None:
+        data = {k: row.spoil_all for k in row.data(scenario)}
     before = _audit_length()
     path = row.path(scenario)
     if row.method == "get":
@@ -472,7 +522,7 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
 #: pages and API operations that take no input a person types (nothing to spoil)
 NO_INPUT = {"static", "api:openapi-json", "api:openapi-view", "api:api-root", "dashboard", "logout", "participants",
             "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
-            "GET /api/audit/verify", "GET /api/adverse-events"}
+            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf"}
 
 
 def test_every_page_and_api_operation_that_takes_input_has_a_row() -> None:

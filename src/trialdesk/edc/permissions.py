@@ -121,6 +121,15 @@ PAGES: dict[str, str] = {
     "dsmb_report_pdf": "view_dsmb_report",
     "exports": "export_results",
     "export_download": "export_results",  # identified SDTM: export_identified
+    "ae_medwatch": "print_medwatch",
+    "ae_medwatch_pdf": "print_medwatch",
+    "death_report": "view_participants",  # POST: record_death
+    "dsmb_decisions": "view_reports",  # POST: record_dsmb_decision
+    "study_page": PUBLIC,  # the public study page and self-referral: no login, no trial data
+    "referral_questions": PUBLIC,
+    "referral_contact": PUBLIC,
+    "referral_confirm": PUBLIC,
+    "referral_status": "screen",
 }
 
 #: "METHOD /path" of each API operation -> the action it asks

@@ -268,7 +268,7 @@ def ae_medwatch(request: HttpRequest, pk: int) -> HttpResponse:
     _, form = _medwatch(request, pk, "html")
     if form is None:
         return redirect("ae_detail", pk=pk)
-    return HttpResponse(medwatch_html(form))
+    return allow_inline_styles(HttpResponse(medwatch_html(form)))
 
 
 @requires("print_medwatch")

@@ -32,7 +32,7 @@ from trialdesk.edc.audit import trail
 from trialdesk.edc.referrals import service
 from trialdesk.edc.referrals.forms import ContactForm, QuestionnaireForm
 from trialdesk.edc.referrals.models import STATUSES, Referral
-from trialdesk.edc.web import protocol, requires
+from trialdesk.edc.web import allow_inline_styles, protocol, requires
 from trialdesk.protocol.model import Protocol
 from trialdesk.public.page import render_study_page, stylesheet
 from trialdesk.public.questionnaire import AnswerProblems, Answers, evaluate, read_answers
@@ -84,7 +84,8 @@ def _questionnaire_protocol() -> Protocol:
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     p = protocol()
     lines = [loc.contact_line or loc.facility for loc in p.locations]
-    return render(request, template, {"css": stylesheet(), "p": p, "contact_lines": lines, **context}, status=status)
+    page = render(request, template, {"css": stylesheet(), "p": p, "contact_lines": lines, **context}, status=status)
+    return allow_inline_styles(page)  # the public pages inline their stylesheet; the Content Security Policy allows it by hash
 
 
 def _sign(payload: dict[str, Any]) -> str:
@@ -125,7 +126,7 @@ def _result(request: HttpRequest, p: Protocol, answers: Answers, contact_form: C
 def study_page(request: HttpRequest) -> HttpResponse:
     p = protocol()
     url = reverse("referral_questions") if p.self_referral is not None else None
-    return HttpResponse(render_study_page(p, questionnaire_url=url))
+    return allow_inline_styles(HttpResponse(render_study_page(p, questionnaire_url=url)))
 
 
 @never_cache

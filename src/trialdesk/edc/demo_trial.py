@@ -267,8 +267,9 @@ class _Desk:
                         interruptions="paused 20 min for chills and flushing; restarted at half rate" if reaction == 2 else "")
 
     def _infusion_vitals(self, temperature: float) -> dict[str, float]:
-        return {"systolic": self.rng.randint(110, 140), "diastolic": self.rng.randint(64, 86), "pulse": self.rng.randint(64, 96),
-                "temperature": temperature, "spo2": self.rng.randint(90, 97)}
+        # the codes of the infusion form (trialdesk.edc.dosing.service.VITALS), which the dosing service checks
+        return {"sbp": self.rng.randint(110, 140), "dbp": self.rng.randint(64, 86), "pulse": self.rng.randint(64, 96),
+                "temp": temperature, "spo2": self.rng.randint(90, 97)}
 
     def _visit_date(self, v: Any, index: int) -> None:
         from trialdesk.edc.visits.service import record_visit

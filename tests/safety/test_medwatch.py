@@ -25,7 +25,7 @@ def test_patient_section_is_de_identified_with_age_sex_and_infusion_weight(proto
     form = form_for(protocol, "A5", age_at_event=61)
     assert form.block("A1").value.startswith("002 ")
     assert (form.block("A2").value, form.block("A3").value) == ("61 years", "Female")
-    assert form.block("A4").value == "80 kg (at infusion 2, 2020-03-09)"
+    assert form.block("A4").value == "80.0 kg (at infusion 2, 2020-03-09)"
 
 
 def test_outcomes_dates_and_relevant_labs_near_the_onset(protocol) -> None:  # type: ignore[no-untyped-def]
@@ -38,7 +38,7 @@ def test_outcomes_dates_and_relevant_labs_near_the_onset(protocol) -> None:  # t
 def test_suspect_product_lists_each_infusion_before_onset_with_dose_route_and_lot(protocol) -> None:  # type: ignore[no-untyped-def]
     form = form_for(protocol, "A5", premedication={2: "paracetamol 650 mg PO"})
     dose = form.block("C2").value.splitlines()
-    assert dose[1] == "#2: 0.50 × 10^6 cells/kg (40,000,000 cells at 80 kg), once, intravenous"
+    assert dose[1] == "#2: 0.50 × 10^6 cells/kg (40,000,000 cells at 80.0 kg), once, intravenous"
     assert form.block("C3").value == "#1: 2020-02-10\n#2: 2020-03-09"
     assert form.block("C6").value == "#1: LOT-002-1\n#2: LOT-002-2"
     assert form.block("C10").value == "with infusion #2 (2020-03-09): paracetamol 650 mg PO"

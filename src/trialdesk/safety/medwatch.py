@@ -54,6 +54,7 @@ from trialdesk.safety.attribution import attribute
 from trialdesk.safety.site_time import site_date, site_zone
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.death import AUTOPSY, DeathReport
+from trialdesk.trial.dosing import dose_text, weight_text
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
 
 __all__ = ["Block", "FollowUpNote", "MedwatchForm", "Reporter", "Section", "build_medwatch", "render_html"]
@@ -127,10 +128,6 @@ class MedwatchForm:
         raise KeyError(f"no block {code}")
 
 
-def _million(x: float) -> str:
-    return f"{x / 1e6:.2f} × 10^6"
-
-
 def _report_type(ae: AdverseEvent, follow_ups: int) -> str:
     suspected = is_related(ae.relatedness)
     if ae.serious and suspected and not ae.expected:
@@ -195,13 +192,13 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
         Block("A1", "Patient identifier", f"{ae.subject_id} (subject id; in confidence)", True),
         Block("A2", "Age at time of event", age, True),
         Block("A3", "Sex", participant.sex.capitalize() if participant.sex != "unknown" else "", True),
-        Block("A4", "Weight", f"{suspect.weight_kg:g} kg (at infusion {suspect.number}, {suspect.date})" if suspect else "", True),
+        Block("A4", "Weight", f"{weight_text(suspect.weight_kg)} (at infusion {suspect.number}, {suspect.date})" if suspect else "", True),
     ))
 
     outcomes = [_CRITERIA.get(c, c) for c in ae.seriousness]
     if death is not None:
         outcomes = [f"{o} ({death.date_of_death})" if o == "Death" else o for o in outcomes]
-    attribution = (f"follows infusion {suspect.number} of {suspect.date} ({_million(suspect.dose_per_kg)} cells/kg),"
+    attribution = (f"follows infusion {suspect.number} of {suspect.date} ({dose_text(suspect.dose_per_kg)}),"
                    f" onset {att.days_after_infusion} day(s) after it" if suspect else "onset before the first infusion (pre-treatment)")
     description = [
         f"{ae.term} (CTCAE v5.0 grade {ae.grade}" + (f": {term.grade_definition(ae.grade)}" if term else "") + ")",
@@ -235,7 +232,7 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
     product = Section("C", "Suspect product(s)", (
         Block("C1", "Name, strength, manufacturer", f"{intervention.name} — investigational; {sponsor}", True),
         Block("C2", "Dose, frequency and route used",
-              "\n".join(f"#{i.number}: {_million(i.dose_per_kg)} cells/kg ({i.total_cells:,.0f} cells at {i.weight_kg:g} kg), once,"
+              "\n".join(f"#{i.number}: {dose_text(i.dose_per_kg)} ({i.total_cells:,.0f} cells at {weight_text(i.weight_kg)}), once,"
                         f" {route or 'route not in the protocol'}" for i in given) if given else none_given, True),
         Block("C3", "Therapy dates", "\n".join(f"#{i.number}: {i.date}" for i in given) if given else none_given, True),
         Block("C4", "Diagnosis for use (indication)", "; ".join(protocol.conditions)),

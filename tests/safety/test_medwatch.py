@@ -109,3 +109,27 @@ def test_the_day_received_is_the_sites_calendar_day(protocol) -> None:  # type: 
     form = build_medwatch(late, data, protocol, report_date=TODAY)
     assert form.block("G4").value == "2020-03-21"
     assert "The site learned of the event on 2020-03-21 22:30 EDT" in form.block("B5.1").value
+
+
+def test_the_ind_number_comes_from_the_protocol_file(protocol) -> None:  # type: ignore[no-untyped-def]
+    with_ind = protocol.model_copy(update={"identification": protocol.identification.model_copy(update={"ind_number": "012345"})})
+    form = form_for(with_ind, "A7")
+    assert form.block("G5").value == "012345" and "G5 IND #" not in form.missing
+    assert form_for(with_ind, "A7", ind_number="IND 99999").block("G5").value == "IND 99999"  # a caller's override wins
+
+
+def test_nct03929120_has_no_ind_number_so_the_form_keeps_asking_for_it(protocol) -> None:  # type: ignore[no-untyped-def]
+    # the registry record does not give the IND number and we do not know it: it must never be invented
+    assert protocol.identification.ind_number is None
+    assert form_for(protocol, "A7").block("G5").shown == "missing: IND #"
+
+
+def test_a_blank_ind_number_in_the_protocol_file_is_refused(protocol) -> None:  # type: ignore[no-untyped-def]
+    import pydantic
+
+    from trialdesk.protocol.model import Identification
+
+    fields = protocol.identification.model_dump()
+    for bad in ("", "  012345"):
+        with pytest.raises(pydantic.ValidationError, match="ind_number"):
+            Identification(**{**fields, "ind_number": bad})

@@ -30,8 +30,9 @@ Readings for an IND sponsor-investigator (the PI holds the IND; the sponsor is t
   again after it, no when it was given and the term did not recur, "does not apply" when none was given.
 - **C10** lists the premedication recorded on the infusion forms (the trial desk records no other
   concomitant medications).
-- **E** is the principal investigator of the protocol; **G** is the lead sponsor with the IND number,
-  which the protocol file does not hold yet: the caller passes it, and without it G5 is listed as missing.
+- **E** is the principal investigator of the protocol; **G** is the lead sponsor with the IND number
+  from the protocol file (``identification.ind_number``, not in the registry record; a caller may pass
+  ``ind_number`` to override it); without one G5 is listed as missing.
 - **B5** and **G4** give the instant the site learned of the event at the site (``tz``): the day
   received counts in the site's calendar, as the SAE clocks do (:mod:`trialdesk.safety.sae_clock`).
 - **G7** is a 7-day report for an unexpected fatal or life-threatening suspected adverse reaction,
@@ -170,7 +171,7 @@ def _labs(ae: AdverseEvent, data: TrialData) -> str:
 def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, report_date: dt.date, reporter: Reporter | None = None,
                    age_at_event: int | None = None, premedication: Mapping[int, str] | None = None,
                    follow_ups: Sequence[FollowUpNote] = (), death: DeathReport | None = None, history: str = "",
-                   ind_number: str = "", tz: ZoneInfo | None = None) -> MedwatchForm:
+                   ind_number: str | None = None, tz: ZoneInfo | None = None) -> MedwatchForm:
     """The 3500A blocks for ``ae`` (a serious AE of ``data``); ``premedication`` maps infusion number to what was given."""
     tz = tz or site_zone(protocol)
     participant = next((p for p in data.participants if p.subject_id == ae.subject_id), None)
@@ -260,7 +261,7 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
         Block("G1", "Contact office", f"{sponsor}; {reporter.name} (sponsor-investigator)" if reporter.name.strip() else sponsor, True),
         Block("G3", "Report source", "Study"),
         Block("G4", "Date received by manufacturer", site_date(ae.learned_at, "learned_at", tz).isoformat() if ae.learned_at else "", True),
-        Block("G5", "IND #", ind_number.strip(), True),
+        Block("G5", "IND #", (ind_number or protocol.identification.ind_number or "").strip(), True),
         Block("G6", "Protocol #", f"{protocol.identification.nct_id} (protocol version {protocol.version})", True),
         Block("G7", "Type of report", _report_type(ae, len(follow_ups))),
         Block("G8", "Adverse event term(s)", f"{ae.term} (MedDRA LLT {ae.meddra_code}; {ae.soc})"),

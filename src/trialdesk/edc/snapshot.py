@@ -60,7 +60,7 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                           lot=i.lot, donor_id=i.donor_id, interrupted=i.interrupted)
                  for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff) if i.participant.subject_id in ids]
     screening = [ScreeningEntry(screening_id=s.number, screened_on=s.screened_on,
-                                outcome={"eligible": "pending", "rescreened": "screen_failed"}.get(s.outcome, s.outcome),  # type: ignore[arg-type]
+                                outcome={"rescreened": "screen_failed"}.get(s.outcome, s.outcome),  # type: ignore[arg-type]
                                 failed_criteria=list(s.failed_criteria), reason=s.fail_note or None)
                  for s in ScreeningRow.objects.filter(screened_on__lte=cutoff)]
     visits = [VisitRecord(subject_id=v.participant.subject_id, code=v.code, date=v.done_on if v.done_on and v.done_on <= cutoff else None,

@@ -318,8 +318,7 @@ def medwatch(user: Any, ae: AdverseEvent, *, fmt: str) -> MedwatchForm:
     form = build_medwatch(core_ae, data, protocol(), report_date=today(), reporter=reporter, age_at_event=age,
                           premedication=premedication,
                           follow_ups=[FollowUpNote(f.received_at, f.information) for f in ae.follow_ups.all()],
-                          death=report.core() if report and report.adverse_event_id == ae.pk else None,
-                          ind_number=str(getattr(settings, "TRIALDESK_IND_NUMBER", "") or ""), tz=site_tz())
+                          death=report.core() if report and report.adverse_event_id == ae.pk else None, tz=site_tz())
     trail.append(user, "print", model=ae._meta.label, object_id=str(ae.pk), subject_id=ae.audit_subject(),
                  screening_id=ae.audit_screening(), form="medwatch_3500a",
                  changes={"medwatch_3500a": [None, f"{fmt}; missing: {', '.join(form.missing) or 'none'}"]})

@@ -71,12 +71,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Check the hash chain of the audit trail; exit 1 and name the first broken entry if it is not intact."""
+    """Check the audit trail's hash chain and every record against its history; exit 1 naming each broken entry and changed record."""
     _django()
     from trialdesk.edc.audit.trail import verify as run
 
     result = run()
-    typer.echo(result.sentence())
+    typer.echo(result.report())
     if not result.ok:
         raise typer.Exit(1)
 

@@ -24,10 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = "trialdesk_durability_template"
 
 
-def workload_env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRIALDESK_TEST_DATABASE_URL",)}
-    env.update(DATABASE_URL=url, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]), TRIALDESK_SECRET_KEY="durability-tests-only",
+def workload_env(db: str) -> dict[str, str]:
+    """The environment of a child process on ``db``: a PostgreSQL URL, or an SQLite data directory."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRIALDESK_TEST_DATABASE_URL", "DATABASE_URL", "TRIALDESK_DATA_DIR")}
+    env.update(PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]), TRIALDESK_SECRET_KEY="durability-tests-only",
                TRIALDESK_SECURE_COOKIES="0")
+    env.update(DATABASE_URL=db) if db.startswith("postgresql://") else env.update(TRIALDESK_DATA_DIR=db)
     return env
 
 
@@ -42,7 +44,9 @@ def workload(url: str, *args: str, check: bool = True, timeout: float = 300) -> 
 
 
 def trialdesk_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from trialdesk.cli import main; main()", *args], env=workload_env(url), cwd=REPO,
+    """``trialdesk <args>`` for the trial desk's commands (the EDC's own command group: the same functions the
+    main command line mounts, without importing the analytics stack at every start)."""
+    return subprocess.run([sys.executable, "-c", "from trialdesk.edc.commands import app; app()", *args], env=workload_env(url), cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
 

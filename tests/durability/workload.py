@@ -26,8 +26,8 @@ from typing import Any
 
 os.environ.setdefault("TRIALDESK_SECRET_KEY", "durability-tests-only")
 os.environ["DJANGO_SETTINGS_MODULE"] = "trialdesk.edc.settings"
-if not os.environ.get("DATABASE_URL"):
-    sys.exit("workload: set DATABASE_URL to the database to drive")
+if not os.environ.get("DATABASE_URL") and not os.environ.get("TRIALDESK_DATA_DIR"):
+    sys.exit("workload: set DATABASE_URL (PostgreSQL) or TRIALDESK_DATA_DIR (SQLite) to the database to drive")
 
 import django
 
@@ -106,6 +106,8 @@ def prepare(args: argparse.Namespace) -> None:
     from trialdesk.edc.accounts.service import create_user
 
     if args.migrate:
+        if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+            Path(settings.DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
     for role in ROLES:
         create_user(role, role, PASSWORD, first_name=role.replace("_", " ").title(), last_name="Tester", validate=False,
@@ -285,6 +287,29 @@ def check(args: argparse.Namespace) -> None:
     sys.exit(1 if problems else 0)
 
 
+def digest(args: argparse.Namespace) -> None:
+    """A fingerprint of every trial record's values and of the audit chain, to compare two databases."""
+    import hashlib
+
+    from trialdesk.edc.audit.models import AuditEntry, ChainHead
+    from trialdesk.edc.audit.trail import values
+
+    h = hashlib.sha256()
+    counts = {}
+    for model in audited_models():
+        rows = sorted(json.dumps({"pk": o.pk, "version": o.version, **values(o)}, sort_keys=True) for o in model.objects.all())
+        counts[model._meta.label] = len(rows)
+        h.update("\n".join(rows).encode())
+    head = ChainHead.objects.filter(pk=1).first()
+    emit({"sha256": h.hexdigest(), "records": counts, "audit_entries": AuditEntry.objects.count(),
+          "last_hash": head.last_hash if head else None})
+
+
+def one_ae(args: argparse.Namespace) -> None:
+    ack = write_ae(random.Random(args.seed))
+    emit(ack)
+
+
 # --- enrol (one coordinator of two racing for the last slot) -----------------------------------------
 
 
@@ -323,8 +348,10 @@ def main() -> None:
     e = sub.add_parser("enrol")
     e.add_argument("--screening", required=True)
     e.add_argument("--at", type=float, required=True)
+    sub.add_parser("digest")
+    sub.add_parser("one-ae").add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    {"prepare": prepare, "write": write, "check": check, "enrol": enrol_at}[args.command](args)
+    {"prepare": prepare, "write": write, "check": check, "enrol": enrol_at, "digest": digest, "one-ae": one_ae}[args.command](args)
 
 
 if __name__ == "__main__":

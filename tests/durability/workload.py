@@ -40,7 +40,8 @@ from django.utils import timezone  # noqa: E402
 from trialdesk.edc.permissions import ROLES  # noqa: E402
 from trialdesk.trial.errors import ConductError  # noqa: E402
 
-settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # sign-off checks passwords; argon2 is tested elsewhere
+if os.environ.get("WORKLOAD_PRODUCTION_HASHING") != "1":  # sign-off checks passwords; argon2 is tested elsewhere
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PASSWORD = "Correct-horse-42"
 STAGGER = 14  # the protocol's stagger_days: first infusions are at least this far apart
 NEWEST_INFUSION_AGO = 20
@@ -119,6 +120,12 @@ def prepare(args: argparse.Namespace) -> None:
             infuse(p, infusion_ago(i, args.enrol))
         out.append(p.subject_id)
     ready_only = [ready(f"R{j}", NEWEST_INFUSION_AGO).number for j in range(args.ready)]
+    if args.visits_done:
+        from trialdesk.edc.visits.models import Visit
+        from trialdesk.edc.visits.service import record_visit
+
+        for v in Visit.objects.filter(done_on__isnull=True, target__lte=timezone.localdate()).order_by("pk"):
+            record_visit(user("coordinator"), v, done_on=v.target, version=v.version)
     emit({"enrolled": out, "ready": ready_only})
 
 
@@ -338,6 +345,7 @@ def main() -> None:
     p.add_argument("--infuse", type=int, default=4)
     p.add_argument("--ready", type=int, default=0, help="also screen, sign and consent this many people, not enrolled")
     p.add_argument("--migrate", action="store_true")
+    p.add_argument("--visits-done", action="store_true", help="enter the date of every visit due by today")
     w = sub.add_parser("write")
     w.add_argument("--kind", choices=sorted(WRITERS), required=True)
     w.add_argument("--seed", type=int, required=True)

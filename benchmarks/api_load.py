@@ -11,7 +11,8 @@
    with the trial desk's own settings and one extra minimal view (benchmarks/api_load_site.py).
 3. ``--clients`` threads each log in as the study coordinator (own session), then run the
    phases one after another (after a short unmeasured warm-up), each for ``--seconds`` or ``--max-requests``, whichever is first,
-   back to back with no think time (the worst case for latency: every client always waiting):
+   back to back (the worst case: every client always waiting; ``--think S`` adds a pause drawn
+   uniformly from 0 to 2S after each request, as a person reading the page):
    - minimal: GET of a view that only checks the login and returns two bytes (the floor:
      server, middleware, session and database round trip, no trialdesk work);
    - dashboard: GET /participants/<subject>/ (the participant's page: visits, forms, infusions);
@@ -110,6 +111,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    by_kind: dict[str, list[float]] = field(default_factory=dict)  # the mixed phase, per kind of request
 
 
 class Client:
@@ -169,12 +171,15 @@ class Client:
     def mixed(self) -> tuple[bool, str]:
         kind = self.rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
         action: Callable[[], tuple[bool, str]] = getattr(self, kind)
+        self.last_kind = kind
         return action()
+
+    last_kind = ""
 
     visit_date = ""
 
 
-def run_phase(clients: list[Client], phase: str, seconds: float, max_requests: int) -> Result:
+def run_phase(clients: list[Client], phase: str, seconds: float, max_requests: int, think: float = 0.0) -> Result:
     result = Result()
     lock = threading.Lock()
     budget = [max_requests]
@@ -197,8 +202,12 @@ def run_phase(clients: list[Client], phase: str, seconds: float, max_requests: i
             elapsed = time.perf_counter() - t0
             with lock:
                 result.latencies.append(elapsed)
+                if phase == "mixed":
+                    result.by_kind.setdefault(c.last_kind, []).append(elapsed)
                 if not ok:
                     result.errors[what] = result.errors.get(what, 0) + 1
+            if think:
+                time.sleep(c.rng.uniform(0, 2 * think))  # a person reading the page before the next click
 
     threads = [threading.Thread(target=work, args=(c,)) for c in clients]
     for t in threads:
@@ -232,6 +241,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers; more: gthread workers)")
     ap.add_argument("--phases", default=",".join(PHASES))
+    ap.add_argument("--think", type=float, default=0.0, help="mean pause (s) of each client between requests; 0: back to back")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = ap.parse_args()
 
@@ -260,12 +270,13 @@ def main() -> None:
         for phase in PHASES[:-1]:  # warm-up, not measured: each worker loads the protocol, CTCAE catalogue and templates once
             run_phase(clients[: args.workers * 2], phase, 60.0, args.workers * 4)
         kind = "sync workers" if args.threads <= 1 else f"gthread workers x {args.threads} threads"
-        print(f"gunicorn, {args.workers} {kind}, {args.clients} clients logged in; {args.seconds:g} s per phase", flush=True)
+        pause = f"mean think time {args.think:g} s" if args.think else "no think time"
+        print(f"gunicorn, {args.workers} {kind}, {args.clients} clients logged in ({pause}); {args.seconds:g} s per phase", flush=True)
         header = f"{'phase':<10} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'p50 / minimal':>13}"
         print(header)
         floor = None
         for phase in args.phases.split(","):
-            r = run_phase(clients, phase, args.seconds, args.max_requests)
+            r = run_phase(clients, phase, args.seconds, args.max_requests, args.think)
             ms = sorted(x * 1000 for x in r.latencies)
             if not ms:
                 print(f"{phase:<10} no requests")
@@ -277,6 +288,9 @@ def main() -> None:
             errors = sum(r.errors.values())
             print(f"{phase:<10} {len(ms):>8} {len(ms) / r.seconds:>7.1f} {p50:>7.1f} {pct(ms, 95):>7.1f} {pct(ms, 99):>7.1f} {errors:>6}"
                   f" {ratio:>13}" + (f"   {r.errors}" if errors else ""), flush=True)
+            for kind, lat in sorted(r.by_kind.items()):
+                k = sorted(x * 1000 for x in lat)
+                print(f"  {kind:<10} {len(k):>6} {'':>7} {pct(k, 50):>7.1f} {pct(k, 95):>7.1f} {pct(k, 99):>7.1f}", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         try:

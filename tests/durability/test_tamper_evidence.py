@@ -97,6 +97,25 @@ def test_a_row_and_an_entry_edited_together_are_both_reported_by_the_command(hea
             f" in the audit trail (entry {seq})") in out.output
 
 
+def test_a_data_migration_that_records_what_it_filled_in_still_verifies(headache) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.audit import trail
+
+    with tampering() as cur:  # as a migration's RunPython would, followed by its audit entry
+        cur.execute("UPDATE adverse_events_adverseevent SET suggested_from = 'lab ALT 3xULN' WHERE id = %s", [headache.pk])
+    trail.append(None, "migrate", model="adverse_events.AdverseEvent", object_id=str(headache.pk),
+                 changes={"suggested_from": [None, "lab ALT 3xULN"]}, reason="migration 0009 filled suggested_from")
+    assert _verify().ok
+
+
+def test_the_monitor_sees_every_finding_on_the_verification_page(headache, client_as) -> None:  # type: ignore[no-untyped-def]
+    with tampering() as cur:
+        cur.execute("UPDATE adverse_events_adverseevent SET grade = 2 WHERE id = %s", [headache.pk])
+        cur.execute("UPDATE audit_auditentry SET reason = 'nothing to see' WHERE seq = 2")
+    page = client_as("monitor").get("/audit/verify/").content.decode()
+    assert "audit trail BROKEN at entry 2" in page
+    assert f"adverse_events.AdverseEvent {headache.pk} (adverse_event): grade is &#x27;2&#x27; in the database" in page
+
+
 def test_a_record_deleted_behind_the_desks_back_is_reported(headache) -> None:  # type: ignore[no-untyped-def]
     with tampering() as cur:
         cur.execute("DELETE FROM adverse_events_adverseevent WHERE id = %s", [headache.pk])

@@ -9,6 +9,10 @@ change to signed data voids the signature.
 or link no longer holds), then every trial record against its audit history replayed from the
 first entry, so a row changed, inserted or deleted directly in the database is named with the
 field and the entry that last set it. (The chain alone would only protect the history.)
+The bookkeeping columns (version, created_at, updated_at) are not in the history; the version
+is checked against the number of changes. A migration that fills a new column of existing
+records must append an audit entry for each (``append(None, "migrate", model=..., object_id=...,
+changes={column: [None, value]})``), or verify reports the new column as changed outside the desk.
 """
 
 from __future__ import annotations
@@ -216,11 +220,12 @@ def _records() -> tuple[int, list[str]]:
     from trialdesk.edc.records import TrialRecord
 
     history: dict[tuple[str, str], dict[str, Any]] = {}
-    for seq, model, object_id, action, changes in (AuditEntry.objects.filter(action__in=("create", "update", "delete"))
+    for seq, model, object_id, action, changes in (AuditEntry.objects.filter(action__in=("create", "update", "delete", "migrate"))
                                                    .order_by("seq").values_list("seq", "model", "object_id", "action", "changes")
                                                    .iterator(chunk_size=2000)):
         h = history.setdefault((model, object_id), {"values": {}, "set_by": {}, "created": 0, "updates": 0, "deleted": False})
-        h["created" if action == "create" else "updates" if action == "update" else "deleted"] += 1
+        if action != "migrate":  # a migration's entry sets values without a new version
+            h["created" if action == "create" else "updates" if action == "update" else "deleted"] += 1
         for name, pair in (changes or {}).items():
             if isinstance(pair, list) and len(pair) == 2:
                 h["values"][name] = pair[1]

@@ -66,6 +66,11 @@ def test_backup_and_restore_round_trip_and_a_damaged_file_changes_nothing(db: st
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "audit trail intact" in restored.stdout
     assert workload(db, "digest") == at_backup
+    if db.startswith("postgresql://"):  # the audit table's append-only trigger came back with the data
+        import psycopg
+
+        with psycopg.connect(db) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("DELETE FROM audit_auditentry WHERE seq = 1")
 
 
 def test_a_postgresql_backup_is_not_restored_into_sqlite(cluster: Cluster, tmp_path: Path) -> None:

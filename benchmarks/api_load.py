@@ -301,8 +301,10 @@ def main() -> None:
             drop(args.server_url, args.database)
         log.seek(0)
         errors = log.read().strip()
+        log.close()
+        os.unlink(log.name)
         if errors:
-            print(f"gunicorn's log ({log.name}):\n{errors[-3000:]}")
+            print(f"gunicorn's log:\n{errors[-3000:]}")
 
 
 if __name__ == "__main__":

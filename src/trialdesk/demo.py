@@ -1,20 +1,26 @@
-"""``trialdesk demo``: the newcomer's path through what trialdesk does today, on embedded
-defaults — the protocol as data, a synthetic hospital pre-screened for it, one referred
-patient's worksheet, and the safety rules' operating characteristics.
+"""``trialdesk demo``: the newcomer's path through the whole trial, on embedded defaults — the
+protocol as data, a synthetic hospital pre-screened for it, one referred patient's worksheet, the
+safety rules' operating characteristics, then the trial itself conducted in the trial desk
+(:mod:`trialdesk.edc.demo_trial`), its safety rules and reports, and the trial desk served on
+localhost with one account per role.
 
-Each step is the same command a user would type, so the demo shows real usage.
+Each step outside the trial desk is the same command a user would type, so the demo shows real
+usage; inside it, every act goes through the trial desk's own services.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import typer
 from rich.rule import Rule
+from rich.table import Table
 
 from trialdesk.console import fail, out
+from trialdesk.edc.demo_trial import Conducted
 
 AS_OF = "2024-06-01"
 
@@ -80,12 +86,135 @@ def _referral(folder: Path) -> Path:
     return path
 
 
+def _desk(folder: Path) -> Path:
+    """Point the trial desk at a fresh SQLite database under the demo folder and migrate it."""
+    import os
+
+    data_dir = (folder / "trialdesk-data").resolve()
+    if os.environ.pop("DATABASE_URL", None):
+        out.print("[yellow]DATABASE_URL is ignored by the demo: it writes only to its own SQLite database[/]")
+    os.environ["TRIALDESK_DATA_DIR"] = str(data_dir)
+    os.environ["TRIALDESK_DEBUG"] = "1"  # 'trialdesk serve' without --production: Django's development server on localhost
+    os.environ.setdefault("TRIALDESK_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")  # SAE notices stay in memory
+    from django.conf import settings
+
+    if settings.configured and Path(settings.DATA_DIR).resolve() != data_dir:
+        fail(f"the trial desk is already configured for {settings.DATA_DIR}; run the demo in a fresh process")
+    database = data_dir / "trialdesk.sqlite3"
+    for stale in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    from trialdesk.edc.commands import _django, _migrate
+
+    _django(debug=True, offline=False)
+    _migrate()
+    return database
+
+
+def _conduct(folder: Path, seed: int) -> Conducted:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trialdesk.edc.demo_trial import conduct_trial, read_candidates
+    from trialdesk.edc.web import protocol
+
+    candidates = read_candidates(folder / "screen" / "candidates.csv", folder / "hospital.duckdb")
+    target = protocol().enrolment.target
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out) as progress:
+        task = progress.add_task("participants through 6 months", total=target)
+        return conduct_trial(candidates, as_of=dt.date.fromisoformat(AS_OF), seed=seed, referral=folder / "referral.json",
+                             say=lambda line: progress.console.print(f"  {line}"), advance=lambda: progress.advance(task))
+
+
+def _safety(cutoff: dt.date) -> None:
+    from django.utils.timezone import localtime
+
+    from trialdesk.edc.adverse_events.service import cut, open_suggestions, reports_due, safety_status
+
+    data = cut(cutoff)
+    status = safety_status(data)
+    table = Table(title=f"Stopping rules on the data cut of {cutoff}", title_justify="left")
+    table.add_column("rule")
+    for rule in status.rules:
+        table.add_row(rule.sentence())
+    out.print(table)
+    if status.bayes is not None:
+        out.print(f"Bayesian monitor: {status.bayes}")
+    for r in reports_due(data):
+        out.print(f"SAE clock: {r.ae_id} {r.rule_id} to {r.recipient}: due {r.due_at:%Y-%m-%d %H:%M %Z}, {r.status}"
+                  + (f" at {localtime(r.submitted_at):%Y-%m-%d %H:%M %Z}" if r.submitted_at else ""))
+    out.print(f"open suggestions from labs and vital signs: {len(open_suggestions(data))}")
+
+
+def _reports(folder: Path, cutoff: dt.date) -> Path:
+    """The data cut as the EDC exports it, then the report and export commands on it, and the DSMB report."""
+    from trialdesk.edc.adverse_events.service import cut, safety_status
+    from trialdesk.edc.web import protocol
+    from trialdesk.safety.dsmb_pdf import render_pdf
+    from trialdesk.safety.dsmb_report import build_report, render_html
+
+    reports = folder / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    data = cut(cutoff)
+    data_file = reports / "data_cut.json"
+    data_file.write_text(data.model_dump_json(indent=2), encoding="utf-8")
+    _run(["report", "primary-outcome", "--data", str(data_file), "--out", str(reports / "primary_outcome")])
+    _run(["report", "participant-flow", "--data", str(data_file), "--out", str(reports / "participant_flow")])
+    _run(["export", "ctgov-results", "--data", str(data_file), "--out", str(reports / "ctgov_results.json")])
+    _run(["export", "sdtm", "--data", str(data_file), "--out", str(reports / "sdtm")])
+    _run(["export", "odm", "--data", str(data_file), "--out", str(reports / "odm.xml")])
+    out.print(Rule("[bold]DSMB safety report"))
+    report = build_report(data, protocol(), safety_status(data))
+    (reports / "dsmb_report.html").write_text(render_html(report), encoding="utf-8")
+    (reports / "dsmb_report.pdf").write_bytes(render_pdf(report))
+    out.print(f"wrote {reports / 'dsmb_report.html'}\nwrote {reports / 'dsmb_report.pdf'}")
+    return reports
+
+
+def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -> None:
+    from trialdesk.edc.demo_trial import ACCOUNTS, PASSWORD
+    from trialdesk.edc.permissions import ROLES
+
+    out.print(Rule("[bold]the trial, as conducted"))
+    out.print(f"  screened {done.screened} (screen failed {done.screen_failed}); enrolled {len(done.enrolled)}: {', '.join(done.enrolled)}")
+    out.print(f"  the next eligible person was refused: {done.refused_enrolment}")
+    out.print(f"  {done.pending} more pre-screen candidates wait in the screening log for the PI's review and signature")
+    out.print(f"  adverse events: {done.adverse_events}; SAE {done.sae}; {'; '.join(done.sae_reports)}")
+    out.print(f"  confirmed from a lab suggestion: {done.confirmed_suggestion}")
+    out.print(f"  data cut {done.cutoff}; every participant completed 6 months of follow-up")
+    accounts = Table(title=f"Demo accounts (password for every account: {PASSWORD})", title_justify="left")
+    for col in ("user", "role", "name", "look at"):
+        accounts.add_column(col)
+    look = {"pi": "Screening (worksheets waiting for your signature), Safety, DSMB report",
+            "sub_investigator": "Participants, Adverse events",
+            "coordinator": "Screening, Participants (infusions, visits, forms), Adverse events, Queries to answer",
+            "data_manager": "Queries, Results and exports (refused while a query is open), Audit trail",
+            "monitor": "Queries (one answered, waiting to be closed), source data verification on a participant, Audit trail",
+            "dsmb": "Safety dashboard and DSMB report — subject ids only, no names", "sponsor": "Safety, DSMB report, exports",
+            "admin": "Users"}
+    for username, role, first, last in ACCOUNTS:
+        accounts.add_row(username, ROLES[role], f"{first} {last}", look[role])
+    out.print(accounts)
+    out.print(Rule("[bold]where to look"))
+    out.print(f"  the trial desk: {address}")
+    out.print(f"  pre-screen funnel and candidates: {folder / 'screen'}/funnel.csv, candidates.csv, person_criteria.parquet")
+    out.print(f"  printable eligibility worksheet of the FHIR referral: {folder / 'worksheet.html'}")
+    out.print(f"  stopping rules' operating characteristics: {folder / 'stopping_rules.png'}")
+    out.print(f"  primary outcome (counts and plot): {reports / 'primary_outcome'}")
+    out.print(f"  DSMB report: {reports / 'dsmb_report.html'} and .pdf")
+    out.print(f"  ClinicalTrials.gov results: {reports / 'ctgov_results.json'};  SDTM: {reports / 'sdtm'};  ODM: {reports / 'odm.xml'}")
+    out.print(f"  the trial desk's database: {folder / 'trialdesk-data' / 'trialdesk.sqlite3'}")
+
+
 def demo(
     persons: int = typer.Option(20_000, "--persons", help="people in the synthetic hospital"),
     folder: Path = typer.Option(Path("trialdesk-demo"), "--out", help="where the demo writes its files"),
     seed: int = typer.Option(20191105, "--seed"),
+    no_serve: bool = typer.Option(False, "--no-serve", help="build everything, then exit instead of serving the trial desk"),
+    host: str = typer.Option("127.0.0.1", help="address the trial desk listens on"),
+    port: int = typer.Option(8000, help="port the trial desk listens on"),
 ) -> None:
-    """Run the demo: protocol, pre-screen of a synthetic hospital, a patient worksheet, safety rules."""
+    """Run the whole trial as a demo: pre-screen a synthetic hospital, conduct the trial in the trial desk, report, serve."""
+    started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
     _run(["protocol", "show", "nct03929120"])
     hospital = folder / "hospital.duckdb"
@@ -95,8 +224,28 @@ def demo(
     _run(["patient", "check", str(referral), "--as-of", AS_OF])
     _run(["patient", "check", str(referral), "--as-of", AS_OF, "--format", "html", "--out", str(folder / "worksheet.html")])
     _run(["safety", "simulate", "--plot", str(folder / "stopping_rules.png")])
-    out.print(Rule("[bold]where to look"))
-    out.print(f"  pre-screen funnel and candidates: {folder / 'screen'}/funnel.csv, candidates.csv, person_criteria.parquet")
-    out.print(f"  printable eligibility worksheet:  {folder / 'worksheet.html'}")
-    out.print(f"  stopping rules' operating characteristics: {folder / 'stopping_rules.png'}")
-    out.print("  the trial desk (EDC): trialdesk serve  (create accounts with: trialdesk users create NAME --role coordinator)")
+    marks = [("pre-screen and safety simulation", time.monotonic())]
+    out.print(Rule("[bold]the trial, conducted in the trial desk"))
+    database = _desk(folder)
+    out.print(f"trial desk database: {database}")
+    done = _conduct(folder, seed)
+    marks.append(("trial conducted in the trial desk", time.monotonic()))
+    assert done.cutoff is not None
+    out.print(Rule("[bold]safety rules"))
+    _safety(done.cutoff)
+    reports = _reports(folder, done.cutoff)
+    _run(["audit", "verify"])
+    marks.append(("safety rules, reports and audit check", time.monotonic()))
+    address = f"http://{host}:{port}/"
+    _where_to_look(folder, reports, done, address if not no_serve else f"{address} (after: TRIALDESK_DEBUG=1"
+                   f" TRIALDESK_DATA_DIR={database.parent} trialdesk serve)")
+    steps, last = [], started
+    for name, at in marks:
+        steps.append(f"{name} {at - last:.0f} s")
+        last = at
+    out.print(f"[bold]demo built in {time.monotonic() - started:.0f} s[/] ({'; '.join(steps)})")
+    if no_serve:
+        return
+    from trialdesk.edc.commands import serve
+
+    serve(host=host, port=port, production=False, threads=8)

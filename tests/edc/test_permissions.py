@@ -22,7 +22,10 @@ def _scenario(trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     entry = trial.screen("Second")
     q = raise_query(trial.users["monitor"], p, target="x", text="check")
     pause = record_pause(trial.users["pi"], rule_id="S3", action="", since=days_ago(1), description="")
-    return {"p": p, "inf": inf, "entry": entry, "q": q, "pause": pause}
+    from .test_adverse_events import record
+
+    sae = record(trial, p, term="Lung infection", grade=3, serious=True, seriousness=["hospitalisation"])
+    return {"p": p, "inf": inf, "entry": entry, "q": q, "pause": pause, "sae": sae}
 
 
 Request = Callable[[Any, dict[str, Any]], Any]
@@ -54,6 +57,9 @@ ENDPOINTS: dict[str, Request] = {
     "record_ae": lambda c, s: c.get("/adverse-events/new/"),
     "view_safety_dashboard": lambda c, s: c.get("/safety/"),
     "view_dsmb_report": lambda c, s: c.get("/safety/dsmb/"),
+    "record_dsmb_decision": lambda c, s: c.post("/safety/dsmb/decisions/", {"kind": "continue"}),
+    "record_death": lambda c, s: c.get("/participants/001/death/"),
+    "print_medwatch": lambda c, s: c.get(f"/adverse-events/{s['sae'].pk}/medwatch/"),
     "export_results": lambda c, s: c.get("/exports/"),
     "export_identified": lambda c, s: c.post("/exports/sdtm/", {"cutoff": days_ago(0).isoformat(), "identified": "on",
                                                              "export_anyway": "on"}),

@@ -6,7 +6,6 @@ Screening date 2024-06-01; the planned first infusion is 14 days later (2024-06-
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 from tests.eligibility.helpers import AS_OF, NORMAL_LABS, person, screened, statuses
@@ -136,7 +135,7 @@ def test_rituximab_evidence_names_the_record_its_date_and_code(tmp_path: Path) -
         b.drug(1, D(2024, 5, 1), source_value="121191")
     result = screened(tmp_path, build)
     row = next(r for r in result.person_criteria().to_pylist() if r["criterion_id"] == "E2")
-    evidence = json.loads(row["evidence"])
+    evidence = row["evidence"]
     assert evidence[0]["table"] == "drug_exposure" and evidence[0]["date"] == "2024-05-01"
     assert evidence[0]["code"] == "121191" and evidence[0]["record_id"] >= 1
 
@@ -168,7 +167,7 @@ def test_spo2_in_a_unit_that_cannot_be_converted_is_unknown_and_says_why(tmp_pat
     result = screened(tmp_path, build)
     row = next(r for r in result.person_criteria().to_pylist() if r["criterion_id"] == "E3")
     assert row["status"] == "unknown"
-    assert "cannot be converted" in json.loads(row["evidence"])[0]["note"]
+    assert "cannot be converted" in row["evidence"][0]["note"]
 
 
 # --- E4 active infection or malignancy -------------------------------------------

@@ -42,6 +42,13 @@ def test_screen_writes_funnel_person_criteria_and_candidates(tmp_path: Path) -> 
     table = pq.read_table(out / "person_criteria.parquet")
     assert table.column_names == ["person_id", "criterion_id", "status", "evidence"]
     assert table.num_rows == 3 * 15
+    rows = table.to_pylist()
+    order = ["I1", "I2", "I3", "I4", *[f"E{i}" for i in range(1, 12)]]
+    assert [(r["person_id"], r["criterion_id"]) for r in rows] == [(p, c) for p in (1, 2, 3) for c in order]
+    # the SpO2 that excludes person 2 is cited as a typed record, not as text
+    e3 = next(r for r in rows if r["person_id"] == 2 and r["criterion_id"] == "E3")
+    assert e3["status"] == "met" and e3["evidence"][0]["table"] == "measurement"
+    assert e3["evidence"][0]["value"] == 85.0 and e3["evidence"][0]["unit"] == "%"
     candidates = list(csv.DictReader((out / "candidates.csv").open()))
     assert [c["person_id"] for c in candidates] == ["1"]
 

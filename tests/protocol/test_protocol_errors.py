@@ -107,3 +107,11 @@ def test_cli_show_prints_the_criteria_and_schedule() -> None:
     assert result.exit_code == 0, result.output
     for text in ("NCT03929120", "Mayo Clinic", "Exposure to rituximab or cyclophosphamide", "Month 6", "S2"):
         assert text in result.output
+
+
+def test_an_unknown_site_time_zone_names_its_line_and_an_example(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "time_zone: America/New_York", "time_zone: Florida/Jacksonville")
+    line = _line_of(path, "time_zone: Florida/Jacksonville")
+    message = _error(path)
+    assert message.startswith(f"nct03929120.yaml:{line} locations[0].time_zone:")
+    assert "unknown time zone 'Florida/Jacksonville'" in message and "America/New_York" in message

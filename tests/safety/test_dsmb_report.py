@@ -85,13 +85,16 @@ def test_stopping_rule_status_and_the_pause(report: DsmbReport) -> None:
     t = report.table("stopping_rules")
     assert t.row("S2")[3:] == ("2 / 2", "A7, A6", "IN FORCE")
     assert t.row("BAYES")[-1] == "not triggered"
-    assert report.status_sentence == "Enrolment and dosing are paused (rule S1, S2, S3) until the DSMB records a decision."
+    # participant 002's death was judged unrelated, and still pauses: "any death" (S4)
+    assert t.row("S4")[3:] == ("1 / 1", "A9", "IN FORCE")
+    assert report.status_sentence == "Enrolment and dosing are paused (rule S1, S2, S3, S4) until the DSMB records a decision."
     assert report.bayes_sentence.startswith("2 of 3 infused with a qualifying event: posterior Beta(2.5, 5.5)")
 
 
 def test_after_the_dsmb_resumes_the_report_says_so(protocol) -> None:  # type: ignore[no-untyped-def]
     data = trial_data()
     resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Chair") for r in ("S1", "S2", "S3")]
+    resume.append(DsmbDecision("S4", at("2020-06-03 15:00"), "resume", "Chair"))  # after reviewing the death of 1 June
     r = build_report(data, protocol, evaluate(data, protocol, resume))
     assert r.status_sentence.startswith("No stopping rule is in force")
     assert r.table("stopping_rules").row("S1")[-1] == "resumed by DSMB"
@@ -113,3 +116,20 @@ def test_the_pdf_is_a_pdf_and_the_same_cut_gives_the_same_file(report: DsmbRepor
     pdf = render_pdf(report)
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     assert render_pdf(report) == pdf
+
+
+def test_dsmb_decisions_are_listed_and_a_stop_heads_the_report(protocol) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from trialdesk.trial.dsmb_decision import Decision
+
+    data = trial_data()
+    decisions = [Decision("pause", dt.date(2020, 3, 12), dt.date(2020, 3, 11), "anaphylaxis in 003", signed_by="Chair — DSMB decision"),
+                 Decision("stop", dt.date(2020, 6, 5), dt.date(2020, 6, 3), "a second severe related event and a death"),
+                 Decision("continue", dt.date(2020, 10, 5), dt.date(2020, 10, 1), "after the cut-off: not in this report")]
+    r = build_report(data, protocol, evaluate(data, protocol), decisions)
+    assert r.status_sentence == "The trial was stopped by the DSMB on 2020-06-05: no further enrolment or dosing."
+    t = r.table("dsmb_decisions")
+    assert t.column("decision") == ["Pause enrolment and dosing", "Stop the trial"]
+    assert t.row("2020-03-12")[-1] == "Chair — DSMB decision" and t.row("2020-06-05")[-1] == "unsigned"
+    assert 'id="dsmb_decisions"' in render_html(r)

@@ -40,16 +40,19 @@ def test_two_participants_with_related_grade_3_events_trigger_s2_on_the_second(p
     assert (s2.evidence, s2.participants, s2.triggered_at) == (("A7", "A6"), ("003", "002"), at("2020-03-10 00:00"))
 
 
-def test_an_unrelated_death_does_not_meet_s1_as_encoded(protocol) -> None:  # type: ignore[no-untyped-def]
+def test_an_unrelated_death_pauses_enrolment_and_dosing_under_s4_not_s1(protocol) -> None:  # type: ignore[no-untyped-def]
     only_death = trial_data(adverse_events=[e for e in ADVERSE_EVENTS if e.id == "A9"])
-    assert evaluate(only_death, protocol).rule("S1").triggered is False
+    status = evaluate(only_death, protocol)
+    assert status.rule("S1").triggered is False  # S1 asks for relatedness
+    assert status.rule("S4").triggered and status.rule("S4").evidence == ("A9",)
+    assert status.action == "pause_enrolment_and_dosing"
 
 
 def test_s1_pauses_enrolment_and_dosing(protocol) -> None:  # type: ignore[no-untyped-def]
     status = evaluate(DATA, protocol)
     assert status.action == "pause_enrolment_and_dosing" and status.paused_enrolment and status.paused_dosing and not status.stopped
     assert first_stopping_enrolment(status.pauses()) is not None and first_stopping_dosing(status.pauses()) is not None
-    assert {p.rule_id for p in status.pauses()} == {"S1", "S2", "S3"}
+    assert {p.rule_id for p in status.pauses()} == {"S1", "S2", "S3", "S4"}
 
 
 def test_a_grade_3_infusion_reaction_alone_pauses_dosing_but_not_enrolment(protocol) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +76,7 @@ def test_nothing_qualifying_leaves_the_trial_running(protocol) -> None:  # type:
 
 def test_the_pause_holds_until_a_dsmb_decision_to_resume_each_rule(protocol) -> None:  # type: ignore[no-untyped-def]
     resume = [DsmbDecision(rule_id, at("2020-03-20 15:00"), "resume", "Dr DSMB Chair") for rule_id in ("S1", "S2")]
+    resume.append(DsmbDecision("S4", at("2020-06-03 15:00"), "resume", "Dr DSMB Chair"))  # after reviewing the death of 1 June
     status = evaluate(DATA, protocol, resume)
     assert status.rule("S1").state == "resumed" and status.rule("S1").decision == resume[0]
     assert status.action == "pause_dosing"  # S3 has no decision yet
@@ -86,7 +90,7 @@ def test_a_decision_taken_before_the_trigger_does_not_lift_it(protocol) -> None:
 
 
 def test_a_new_related_grade_4_event_after_a_resume_pauses_again(protocol) -> None:  # type: ignore[no-untyped-def]
-    resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Dr DSMB Chair") for r in ("S1", "S2", "S3")]
+    resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Dr DSMB Chair") for r in ("S1", "S2", "S3", "S4")]
     later = ae("L", "001", "Hypoxia", 4, "2020-04-01", "possibly", serious=True, seriousness=["life_threatening"],
                learned_at=at("2020-04-01 12:00"))
     status = evaluate(trial_data(adverse_events=[*ADVERSE_EVENTS, later]), protocol, resume)
@@ -133,3 +137,18 @@ def test_the_half_integer_posterior_agrees_with_numerical_integration() -> None:
 def test_participants_infused_count_once_each(protocol) -> None:  # type: ignore[no-untyped-def]
     extra = trial_data(infusions=[*INFUSIONS, infusion("001", 3, "2020-03-16", 0.5)])
     assert evaluate(extra, protocol).bayes.participants == 3  # type: ignore[union-attr]
+
+
+def test_the_pause_starts_on_the_site_s_calendar_date_from_the_protocol_s_time_zone(protocol) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    # learned at 02:00 UTC on 2 June: still 1 June in Jacksonville, already 2 June in Berlin
+    death = ae("D", "002", "Respiratory failure", 5, "2020-06-01", "unrelated",
+               learned_at=at("2020-06-02 02:00", ZoneInfo("UTC")))
+    data = trial_data(adverse_events=[death])
+    assert protocol.site_time_zone() == "America/New_York"
+    [pause] = evaluate(data, protocol).pauses()
+    assert pause.since.isoformat() == "2020-06-01"
+    berlin = protocol.model_copy(update={"locations": [protocol.locations[0].model_copy(update={"time_zone": "Europe/Berlin"})]})
+    [pause] = evaluate(data, berlin).pauses()
+    assert pause.since.isoformat() == "2020-06-02"

@@ -382,3 +382,23 @@ def test_entered_in_error_records_are_left_out_and_counted(tmp_path: Path) -> No
     con, report, _ = mapped(tmp_path / "b.json")
     assert rows(con, "select count(*) from procedure_occurrence") == [(0,)]
     assert report.excluded == {"Procedure status entered-in-error": 2}
+
+
+def test_a_large_record_validated_in_two_processes_keeps_every_record_and_names_the_same_bad_ones(tmp_path: Path) -> None:
+    from trialdesk.sources.fhir import PARALLEL_FROM
+
+    entries = [{"resource": {"resourceType": "Patient", "id": "big", "gender": "female", "birthDate": "1970-01-01"}}]
+    for i in range(PARALLEL_FROM + 50):
+        value: object = "thirty" if i in (7, 301) else 90 + i % 10  # two SpO2 values that are not numbers
+        entries.append({"resource": {
+            "resourceType": "Observation", "id": f"spo2-{i}", "status": "final", "subject": {"reference": "Patient/big"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]},
+            "effectiveDateTime": (dt.date(2024, 1, 1) + dt.timedelta(days=i % 300)).isoformat(),
+            "valueQuantity": {"value": value, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}})
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    serial, parallel = read_fhir(path), read_fhir(path, workers=2)
+    assert [r.id for r in parallel.records] == [r.id for r in serial.records]
+    assert len(parallel.records) == len(entries) - 2
+    assert [str(p) for p in parallel.problems] == [str(p) for p in serial.problems]
+    assert sorted({p.resource_id for p in parallel.problems}) == ["spo2-301", "spo2-7"]

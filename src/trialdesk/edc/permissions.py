@@ -53,6 +53,9 @@ TABLE: dict[str, frozenset[str]] = {
     "record_ae": _SITE,  # also follow-ups, SAE reports submitted, suggestions confirmed or dismissed
     "view_safety_dashboard": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},
     "view_dsmb_report": frozenset({"dsmb", "pi", "sponsor"}),  # de-identified
+    "record_dsmb_decision": frozenset({"dsmb"}),  # continue / with modifications / pause / stop, e-signed
+    "record_death": _INVESTIGATORS,  # the death report (takes the participant off study)
+    "print_medwatch": _SITE,  # the MedWatch 3500A summary of an SAE (identified: age at event, lot); every print audited
     # results and exports (de-identified; identified SDTM only for export_identified; every export audited)
     "export_results": _SITE | {"data_manager", "sponsor"},
     "export_identified": frozenset({"data_manager"}),  # SDTM with dates

@@ -7,7 +7,8 @@ Everything a deployment changes comes from the environment:
 - ``DATABASE_URL`` (``postgresql://user:pass@host:5432/name``); SQLite in ``TRIALDESK_DATA_DIR`` otherwise;
 - ``TRIALDESK_ALLOWED_HOSTS`` (comma-separated), ``TRIALDESK_SECURE_COOKIES`` (1 behind HTTPS, the default unless DEBUG);
 - ``TRIALDESK_PROTOCOL`` (the protocol id, ``nct03929120`` by default);
-- ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default).
+- ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default);
+- ``TRIALDESK_REFERRAL_POSTS_PER_HOUR`` how many public self-referral POSTs one address may send an hour (30).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "trialdesk.edc.quality",
     "trialdesk.edc.adverse_events",
     "trialdesk.edc.exports",
+    "trialdesk.edc.referrals",
 ]
 
 MIDDLEWARE = [
@@ -148,3 +150,6 @@ LOGGING = {"version": 1, "disable_existing_loggers": False,
 # The lockout is per account (five failures lock the user id, wherever they come from), as the
 # study's access policy asks; axes warns that IP is not part of the key, which is intended.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# The public self-referral form: POSTs allowed per address per hour (counted in Django's cache,
+# per process with the default local-memory cache; give several processes a shared CACHES).
+TRIALDESK_REFERRAL_POSTS_PER_HOUR = int(os.environ.get("TRIALDESK_REFERRAL_POSTS_PER_HOUR", "30"))

@@ -45,6 +45,7 @@ urlpatterns = [
     path("audit/verify/", audit.verify, name="audit_verify"),
     path("", include("trialdesk.edc.adverse_events.urls")),
     path("", include("trialdesk.edc.exports.urls")),
+    path("", include("trialdesk.edc.referrals.urls")),  # public: the study page and self-referral, no login
     path("api/", api.urls),
     # a handful of small files; served by the app so 'trialdesk serve' needs no web server in front
     path("static/<path:path>", serve, {"document_root": HERE / "static"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -70,6 +71,7 @@ def check(
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, or html (printable, for signing on paper)"),
     protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
     out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
+    workers: int = typer.Option(0, "--workers", help="processes validating a large record (0: one per CPU)"),
 ) -> None:
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")
@@ -80,7 +82,7 @@ def check(
     if not source.exists():
         fail(f"{source}: no such file or folder; give a FHIR Bundle, an export folder or a folder of Bundles")
     try:
-        sheets = check_fhir(source, protocol, as_of_date)
+        sheets = check_fhir(source, protocol, as_of_date, workers=workers or os.cpu_count() or 1)
     except FhirError as exc:
         fail(str(exc))
     if not sheets:

@@ -9,7 +9,6 @@ files in an embedded DuckDB, so every backend produces byte-for-byte the same fi
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trialdesk.eligibility.compiler import Compiler, Plan
 from trialdesk.eligibility.status import Status
@@ -55,71 +56,60 @@ class ScreenResult:
         con = duckdb.connect()
         con.register("s", self.statuses)
         con.register("e", self.evidence)
-        lc = [(k, cid) for k, cids in self.plan.leaf_criteria.items() for cid in sorted(cids)]
+        ordinal = {cid: i for i, cid in enumerate(self.criterion_ids)}
+        lc = [(k, ordinal[cid]) for k, cids in self.plan.leaf_criteria.items() for cid in sorted(cids)]
         con.register("lc", pa.table({"leaf": pa.array([k for k, _ in lc], pa.int32()),
-                                     "criterion_id": pa.array([c for _, c in lc], pa.string())}))
+                                     "ord": pa.array([o for _, o in lc], pa.int8())}))
         names = self.plan.concept_names
         con.register("cn", pa.table({"concept_id": pa.array(list(names), pa.int64()),
                                      "display": pa.array(list(names.values()), pa.string())}))
         order = self.criterion_ids
-        con.register("co", pa.table({"criterion_id": order, "ord": list(range(len(order)))}))
+        con.register("co", pa.table({"criterion_id": order, "ord": pa.array(range(len(order)), pa.int8())}))
         return con
 
-    def _long_sql(self, ordered: bool = True) -> str:
-        """person × criterion rows with status label and evidence as a JSON list; ``ordered``
-        sorts by person and criterion (the file written for a whole population is not sorted:
-        sorting 15 million rows with their evidence costs more than the rest of the write)."""
+    def _evidence_sql(self) -> str:
+        """Every cited record as one flat row: ``row`` (the person's rank by person id times
+        the number of criteria, plus the criterion's ordinal) and the evidence fields,
+        sorted by row, newest first, then by record id."""
         as_of = self.anchors.as_of
-        unions = " UNION ALL ".join(f"SELECT person_id, '{cid}' AS criterion_id, c_{cid} AS status FROM s"
-                                    for cid in self.criterion_ids)
-        status_case = "CASE l.status " + " ".join(f"WHEN {k} THEN '{v}'" for k, v in LABELS.items()) + " END"
-        age_ev = f"""
-          SELECT person_id, 'I1' AS criterion_id, to_json([struct_pack(
-              "table" := 'person', record_id := person_id,
-              birth := concat_ws('-', year_of_birth::VARCHAR, lpad(month_of_birth::VARCHAR, 2, '0'), lpad(day_of_birth::VARCHAR, 2, '0')),
-              note := 'age on {as_of}: ' || CASE WHEN day_of_birth IS NOT NULL AND month_of_birth IS NOT NULL
-                   THEN (date_sub('year', make_date(year_of_birth, month_of_birth, day_of_birth), DATE '{as_of}'))::VARCHAR
-                   ELSE 'from birth year' || CASE WHEN month_of_birth IS NOT NULL THEN ' and month' ELSE '' END END)])::VARCHAR AS evidence
-          FROM s WHERE year_of_birth IS NOT NULL"""
-        sex_ev = """
-          SELECT person_id, 'I2' AS criterion_id, to_json([struct_pack(
-              "table" := 'person', record_id := person_id, concept_id := gender_concept_id,
-              display := CASE gender_concept_id WHEN 8532 THEN 'FEMALE' WHEN 8507 THEN 'MALE' ELSE 'not recorded' END)])::VARCHAR
-          FROM s"""
-        has_i1 = "I1" in self.criterion_ids and self._kind("I1") == "age"
-        has_i2 = "I2" in self.criterion_ids and self._kind("I2") == "sex"
-        demo = " UNION ALL ".join(x for x, ok in ((age_ev, has_i1), (sex_ev, has_i2)) if ok) or \
-            "SELECT NULL::BIGINT AS person_id, NULL::VARCHAR AS criterion_id, NULL::VARCHAR AS evidence WHERE false"
+        ordinal = {cid: i for i, cid in enumerate(self.criterion_ids)}
+        age = _item_columns(
+            table="'person'", record_id="person_id",
+            birth="concat_ws('-', year_of_birth::VARCHAR, lpad(month_of_birth::VARCHAR, 2, '0'), lpad(day_of_birth::VARCHAR, 2, '0'))",
+            note=f"'age on {as_of}: ' || CASE WHEN day_of_birth IS NOT NULL AND month_of_birth IS NOT NULL "
+                 f"THEN (date_sub('year', make_date(year_of_birth, month_of_birth, day_of_birth), DATE '{as_of}'))::VARCHAR "
+                 "ELSE 'from birth year' || CASE WHEN month_of_birth IS NOT NULL THEN ' and month' ELSE '' END END")
+        sex = _item_columns(table="'person'", record_id="person_id", concept_id="gender_concept_id",
+                            display="CASE gender_concept_id WHEN 8532 THEN 'FEMALE' WHEN 8507 THEN 'MALE' ELSE 'not recorded' END")
+        demo = []
+        if "I1" in ordinal and self._kind("I1") == "age":
+            demo.append(f"SELECT person_id, {ordinal['I1']} AS ord, 0 AS newest, {age} FROM s WHERE year_of_birth IS NOT NULL")
+        if "I2" in ordinal and self._kind("I2") == "sex":
+            demo.append(f"SELECT person_id, {ordinal['I2']} AS ord, 0 AS newest, {sex} FROM s")
+        records = _item_columns(table='e."table"', record_id="e.record_id", date="e.date::VARCHAR", concept_id="e.concept_id",
+                                code="e.source_value", display="cn.display", value="e.value", unit="e.unit",
+                                range_low="e.range_low", range_high="e.range_high", note="e.note")
         return f"""
-        WITH l AS ({unions}),
-        ev AS (
-          -- newest first, then by record id: the list is sorted on a key packed before each
-          -- item (an aggregate's own ORDER BY is several times slower in DuckDB at this size)
-          SELECT e.person_id, e.criterion_id,
-                 to_json(list_transform(list_sort(list(struct_pack(
-                     newest := date_diff('day', e.date, DATE '1970-01-01'), record_id := e.record_id, "table" := e."table",
-                     item := struct_pack("table" := e."table", record_id := e.record_id, date := e.date::VARCHAR,
-                        concept_id := e.concept_id, code := e.source_value, display := cn.display, value := e.value,
-                        unit := e.unit, range_low := e.range_low, range_high := e.range_high, note := e.note)))),
-                   lambda x: x.item))::VARCHAR AS evidence
-          FROM (SELECT lc.criterion_id, e.* EXCLUDE (leaf)
+        SELECT pos.pos * {len(ordinal)} + x.ord AS "row", x.* EXCLUDE (person_id, ord, newest)
+        FROM (
+          SELECT e.person_id, e.ord, date_diff('day', e.date, DATE '1970-01-01') AS newest, {records}
+          FROM (SELECT lc.ord, e.* EXCLUDE (leaf)
                 FROM e JOIN lc ON e.leaf = lc.leaf JOIN s ON s.person_id = e.person_id
                 WHERE {self._deciding_sql()}
                 -- a record cited by two parts of a criterion is listed once, with its note
-                QUALIFY row_number() OVER (PARTITION BY e.person_id, lc.criterion_id, e."table", e.record_id
+                QUALIFY row_number() OVER (PARTITION BY e.person_id, lc.ord, e."table", e.record_id
                                            ORDER BY e.note NULLS LAST) = 1) e
                LEFT JOIN cn ON e.concept_id = cn.concept_id
-          GROUP BY ALL
-          UNION ALL {demo}
-        )
-        SELECT l.person_id, l.criterion_id, {status_case} AS status, coalesce(ev.evidence, '[]') AS evidence
-        FROM l LEFT JOIN ev USING (person_id, criterion_id) JOIN co USING (criterion_id)
-        {"ORDER BY l.person_id, co.ord" if ordered else ""}"""
+          {"".join(" UNION ALL " + d for d in demo)}
+        ) x JOIN pos USING (person_id)
+        ORDER BY "row", x.newest, x.record_id, x."table"
+        """
 
     def _deciding_sql(self) -> str:
         """True when the evidence row's leaf decided its criterion for that person."""
         cols = set(self.statuses.column_names)
-        arms = [f"WHEN lc.criterion_id = '{cid}' AND e.leaf = {k} THEN s.d_{cid}_{k}"
+        ordinal = {cid: i for i, cid in enumerate(self.criterion_ids)}
+        arms = [f"WHEN lc.ord = {ordinal[cid]} AND e.leaf = {k} THEN s.d_{cid}_{k}"
                 for k, cids in self.plan.leaf_criteria.items() for cid in cids if f"d_{cid}_{k}" in cols]
         return "CASE " + " ".join(arms) + " ELSE TRUE END" if arms else "TRUE"
 
@@ -128,11 +118,44 @@ class ScreenResult:
         return c.kind if c is not None else None
 
     def person_criteria(self) -> pa.Table:
-        return self._con().execute(self._long_sql()).fetch_arrow_table()
+        """One row per person and criterion, sorted by person id and then in the protocol's
+        order: person_id, criterion_id, status, and evidence — the records that decided the
+        status, newest first, as a list of structs (a typed list in Parquet, a list of dicts
+        in Python; every item has every field of :data:`EVIDENCE_FIELDS`, NULL where it does
+        not apply).
+
+        The long table is assembled in Arrow from the wide status table and the flat, sorted
+        evidence rows (list offsets from a count per row). Built in SQL, the same table cost
+        several times more: DuckDB's list aggregate over 12-field structs and the join of 15
+        million rows with their lists dominated the whole screen at a million persons."""
+        cids = self.criterion_ids
+        m = len(cids)
+        s = self.statuses
+        order = np.argsort(s["person_id"].to_numpy(zero_copy_only=False), kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order), dtype=np.int64)
+        con = self._con()
+        con.register("pos", pa.table({"person_id": s["person_id"], "pos": rank}))
+        flat = con.execute(self._evidence_sql()).fetch_arrow_table().combine_chunks()
+        counts = np.bincount(flat["row"].to_numpy(), minlength=len(order) * m)
+        offsets = np.zeros(len(order) * m + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        items = pa.StructArray.from_arrays([flat[f].chunk(0) if flat[f].num_chunks else pa.array([], flat[f].type)
+                                            for f in EVIDENCE_FIELDS], names=list(EVIDENCE_FIELDS))
+        undecided = [c for c in cids if s[f"c_{c}"].null_count]
+        if undecided:  # every criterion has a status for every person; a NULL is a compiler bug
+            raise AssertionError(f"criteria without a status for some persons: {undecided}")
+        codes = np.stack([s[f"c_{c}"].to_numpy(zero_copy_only=False) for c in cids], axis=1)[order].ravel() if m else np.array([])
+        low = min(LABELS)
+        status = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8) - low, pa.int8()),
+                                                pa.array([LABELS[k] for k in range(low, low + len(LABELS))]))
+        criterion = pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(m, dtype=np.int8), len(order))), pa.array(cids))
+        return pa.table({"person_id": pa.array(np.repeat(s["person_id"].to_numpy(zero_copy_only=False)[order], m), pa.int64()),
+                         "criterion_id": criterion, "status": status,
+                         "evidence": pa.ListArray.from_arrays(pa.array(offsets), items)})
 
     def write_person_criteria(self, path: Path) -> None:
-        con = self._con()
-        con.execute(f"COPY ({self._long_sql(ordered=False)}) TO '{_sql_str(str(path))}' (FORMAT parquet, COMPRESSION zstd)")
+        pq.write_table(self.person_criteria(), path, compression="zstd")
 
     # -- funnel and candidates ------------------------------------------------------
 
@@ -201,7 +224,24 @@ class ScreenResult:
         from trialdesk.eligibility.status import overall
 
         return {"overall": overall(statuses),
-                "criteria": [{"id": r["criterion_id"], "status": r["status"], "evidence": json.loads(r["evidence"])} for r in rows]}
+                "criteria": [{"id": r["criterion_id"], "status": r["status"], "evidence": r["evidence"]} for r in rows]}
+
+
+#: one cited record; every item has every field (NULL where it does not apply), so the
+#: evidence column is a typed list in Parquet and a list of dicts in Python
+EVIDENCE_FIELDS: dict[str, str] = {
+    "table": "VARCHAR", "record_id": "BIGINT", "date": "VARCHAR", "concept_id": "BIGINT", "code": "VARCHAR",
+    "display": "VARCHAR", "value": "DOUBLE", "unit": "VARCHAR", "range_low": "DOUBLE", "range_high": "DOUBLE",
+    "note": "VARCHAR", "birth": "VARCHAR",
+}
+
+
+def _item_columns(**given: str) -> str:
+    """SQL select-list of one evidence item's fields from the given expressions; the rest NULL."""
+    unknown = set(given) - set(EVIDENCE_FIELDS)
+    if unknown:
+        raise KeyError(f"not evidence fields: {sorted(unknown)}")
+    return ", ".join(f'({given.get(k, "NULL")})::{t} AS "{k}"' for k, t in EVIDENCE_FIELDS.items())
 
 
 def _sql_str(text: str) -> str:

@@ -99,12 +99,10 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
     texts = {c.id: c.text for c in protocol.eligibility.criteria}
     items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
     by_person: dict[int, list[dict[str, Any]]] = {}
-    import json
-
     for row in result.person_criteria().to_pylist():
         by_person.setdefault(row["person_id"], []).append(
             {"id": row["criterion_id"], "text": texts[row["criterion_id"]], "status": row["status"],
-             "evidence": _enrich(json.loads(row["evidence"]), provenance)})
+             "evidence": _enrich(row["evidence"], provenance)})
     out = []
     for person in report.persons:
         problems = [str(p) for p in report.problems_for(person.person_id)]
@@ -114,10 +112,12 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
 
 
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
-               value_sets: dict[str, ValueSet] | None = None) -> list[Worksheet]:
+               value_sets: dict[str, ValueSet] | None = None, workers: int = 1) -> list[Worksheet]:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
-    Bundles, or a list of files), screened together in one batch."""
-    reading = read_many(source) if isinstance(source, list) else read_fhir(source)
+    Bundles, or a list of files), screened together in one batch; ``workers`` > 1
+    validates a large reading in that many processes (the command line does; a caller
+    inside a threaded server should not fork, so the default is 1)."""
+    reading = read_many(source, workers=workers) if isinstance(source, list) else read_fhir(source, workers=workers)
     con = duckdb.connect()
     report = map_to_omop(reading, con)
     _observe_until(con, as_of)

@@ -124,3 +124,16 @@ def _write_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         fail(f"{path}: cannot write ({exc.strerror}); choose another --out")
+
+
+@app.command("page")
+def page(
+    ref: str = typer.Argument("nct03929120", help="protocol id or file"),
+    out_file: Path = typer.Option(..., "--out", help="where to write the study page (.html)"),
+) -> None:
+    """Write the public study page (one self-contained HTML file) from the protocol file."""
+    from trialdesk.public.page import render_study_page
+
+    p = _load(ref)
+    _write_atomically(out_file, render_study_page(p))
+    out.print(f"wrote {out_file}")

@@ -276,6 +276,87 @@ class Location(_Model):
     country: str
     status: str | None = None
     contact_line: str | None = None
+    #: the site's clock (IANA name): calendar dates of events, SAE deadlines and pauses are
+    #: the site's dates. Not in the registry record; set it for each site.
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as America/New_York") from None
+        return value
+
+
+# --- the public face: self-referral questions ----------------------------------------
+
+
+class QuestionConflict(_Model):
+    """Two answers that cannot both be true; the message is shown beside this question."""
+
+    question: str
+    answer: str
+    when: str = Field(description="this question's answer that conflicts")
+    message: str = Field(min_length=1)
+
+
+class PatientQuestion(_Model):
+    """One plain-language question a person can answer about themselves, derived from the
+    criteria in ``criteria``.
+
+    ``kind: yes_no`` offers yes / no / not sure; ``excludes_when`` is the answer that makes the
+    person probably not eligible, and ``reason`` says why in plain words. ``kind: age`` asks the
+    age in years; ``min_age`` (inclusive) and ``below_age`` (exclusive) bound who may take part.
+    ``not_applicable`` adds a "does not apply to me" choice (e.g. pregnancy for a man).
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    criteria: list[str] = Field(min_length=1)
+    kind: Literal["yes_no", "age"] = "yes_no"
+    text: str = Field(min_length=1)
+    help: str | None = None
+    excludes_when: Literal["yes", "no"] | None = None
+    min_age: int | None = Field(default=None, ge=0, le=120)
+    below_age: int | None = Field(default=None, ge=1, le=121)
+    not_applicable: str | None = Field(default=None, description="label of a 'does not apply to me' choice")
+    reason: str = Field(min_length=1, description="why this answer makes the person probably not eligible, in plain words")
+    conflicts: list[QuestionConflict] = []
+
+    @model_validator(mode="after")
+    def _kind_has_its_fields(self) -> PatientQuestion:
+        if self.kind == "yes_no" and self.excludes_when is None:
+            raise ValueError(f"question {self.id}: a yes_no question needs excludes_when: yes or excludes_when: no")
+        if self.kind == "age" and self.min_age is None and self.below_age is None:
+            raise ValueError(f"question {self.id}: an age question needs min_age, below_age or both")
+        if self.min_age is not None and self.below_age is not None and self.min_age >= self.below_age:
+            raise ValueError(f"question {self.id}: min_age ({self.min_age}) must be below below_age ({self.below_age})")
+        return self
+
+
+class SelfReferral(_Model):
+    """The public self-referral questionnaire: optional; a protocol without it has a study page
+    but no questionnaire. ``contact_line`` and the questions are the protocol team's words."""
+
+    intro: str | None = None
+    questions: list[PatientQuestion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> SelfReferral:
+        ids = [q.id for q in self.questions]
+        for i, qid in enumerate(ids):
+            if qid in ids[:i]:
+                raise ValueError(f"questions[{i}].id: duplicate question id {qid!r}")
+        for i, q in enumerate(self.questions):
+            for j, c in enumerate(q.conflicts):
+                if c.question not in ids:
+                    raise ValueError(f"questions[{i}].conflicts[{j}].question: {c.question!r} is not a question id;"
+                                     f" known: {', '.join(ids)}")
+        return self
 
 
 # --- running the trial: schedule and safety -------------------------------------------
@@ -400,6 +481,7 @@ class Protocol(_Model):
     enrolment: Enrolment
     schedule: Schedule
     safety: Safety
+    self_referral: SelfReferral | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
@@ -421,6 +503,13 @@ class Protocol(_Model):
                     f"schedule has infusion visits {infused} but the infusion plan gives {plan.count};"
                     " mark one visit per infusion with 'infusion: n'"
                 )
+        if self.self_referral is not None:
+            known = {c.id for c in self.eligibility.criteria}
+            for i, q in enumerate(self.self_referral.questions):
+                for cid in q.criteria:
+                    if cid not in known:
+                        raise ValueError(f"self_referral.questions[{i}].criteria: {cid!r} is not a criterion id;"
+                                         f" known: {', '.join(sorted(known))}")
         return self
 
     @property
@@ -441,6 +530,10 @@ class Protocol(_Model):
             if c.computable is not None:
                 out |= value_sets_used(c.computable)
         return out
+
+    def site_time_zone(self) -> str | None:
+        """The first location's time zone, if the protocol file gives one."""
+        return next((loc.time_zone for loc in self.locations if loc.time_zone), None)
 
     def attestation_items(self) -> list[tuple[str, str, str]]:
         """(criterion id, attestation id, question) for every item a person must sign."""

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from trialdesk.protocol.model import Protocol
-from trialdesk.safety.site_time import SITE_TZ, NaiveDatetimeError, site_date
+from trialdesk.safety.site_time import NaiveDatetimeError, site_date, site_zone
 from trialdesk.terminology.ctcae import Ctcae, GradeError, UnknownTermError
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
@@ -118,11 +118,13 @@ def _check_seriousness(ae: AdverseEvent) -> None:
                                               " (it starts the reporting clock)")
 
 
-def check_adverse_event(ae: AdverseEvent, data: TrialData, protocol: Protocol, ctcae: Ctcae, tz: ZoneInfo = SITE_TZ) -> AdverseEvent:
+def check_adverse_event(ae: AdverseEvent, data: TrialData, protocol: Protocol, ctcae: Ctcae, tz: ZoneInfo | None = None) -> AdverseEvent:
     """``ae`` with ``expected`` computed, if it passes every check; :class:`AdverseEventError` otherwise.
 
-    ``data`` is the trial as stored (the AE itself need not be in it).
+    ``data`` is the trial as stored (the AE itself need not be in it); dates are the site's
+    (``tz``, by default the protocol's site zone).
     """
+    tz = tz or site_zone(protocol)
     _check_coding(ae, ctcae)
     _check_dates(ae, data, tz)
     _check_relatedness(ae, data)
@@ -132,13 +134,14 @@ def check_adverse_event(ae: AdverseEvent, data: TrialData, protocol: Protocol, c
 
 
 def adverse_event_from_form(
-    fields: Mapping[str, Any], data: TrialData, protocol: Protocol, ctcae: Ctcae, tz: ZoneInfo = SITE_TZ
+    fields: Mapping[str, Any], data: TrialData, protocol: Protocol, ctcae: Ctcae, tz: ZoneInfo | None = None
 ) -> AdverseEvent:
     """Check a form's cleaned fields (typed values: dates, ints, datetimes) and build the AE.
 
     The checks run on an unvalidated record first so that each refusal names its field; the
     record's own validation then catches what remains (types, missing fields).
     """
+    tz = tz or site_zone(protocol)
     values = dict(fields)
     values["expected"] = is_expected(str(values.get("term", "")), protocol)
     missing = [name for name, f in AdverseEvent.model_fields.items() if f.is_required() and name not in values]

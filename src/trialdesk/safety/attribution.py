@@ -80,6 +80,15 @@ class Attribution:
     def treatment_emergent(self) -> bool:
         return not self.pre_treatment and self.within_follow_up
 
+    def sentence(self) -> str:
+        """For a page: 'infusion 2 (0.75 × 10^6 cells/kg), 3 days after it', or why there is none."""
+        if self.infusion is None:
+            return "before the first infusion (pre-treatment)"
+        days = self.days_after_infusion
+        when = "on the day of it" if days == 0 else f"{days} day{'s' if days != 1 else ''} after it"
+        tail = "" if self.within_follow_up else f" (study day {self.study_day}: after the {self.follow_up_days}-day follow-up)"
+        return f"infusion {self.infusion.number} ({self.infusion.dose_per_kg / 1e6:.2f} × 10^6 cells/kg), {when}{tail}"
+
 
 def attribute(ae: AdverseEvent, infusions: list[Infusion], follow_up_days: int) -> Attribution:
     """Attribute ``ae`` among the participant's ``infusions`` (any order)."""

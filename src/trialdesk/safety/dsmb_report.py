@@ -18,7 +18,8 @@ Counting conventions (stated in the report too):
 De-identification: participants appear by subject id only; no names, screening numbers, ages at
 enrolment, product lot or donor ids, verbatim AE descriptions (free text can name people), or calendar
 dates of participants' events. Times are study days from each participant's first infusion; the only
-calendar date is the data cut-off.
+calendar dates are the data cut-off and those of the DSMB's own decisions (listed with their rationale
+and signature; a decision to stop heads the report).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from trialdesk.safety.attribution import Attribution, attribute_all, dose_level,
 from trialdesk.safety.stopping_rules import SafetyStatus
 from trialdesk.safety.swimmer_plot import swimmer_plot
 from trialdesk.terminology.ctcae import catalogue
+from trialdesk.trial.dsmb_decision import DECISIONS, Decision
 from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, TrialData
 
 __all__ = ["DsmbReport", "ReportTable", "build_report", "render_html"]
@@ -223,7 +225,17 @@ def _rules(status: SafetyStatus, protocol: Protocol) -> ReportTable:
                                                              "evidence (AE ids)", "state"), tuple(rows))
 
 
-def _status_sentence(status: SafetyStatus) -> str:
+def _decisions(decisions: Sequence[Decision]) -> ReportTable:
+    rows = tuple((d.decided_on.isoformat(), DECISIONS[d.kind], d.report_cutoff.isoformat(), d.rationale, d.modifications or "-",
+                  d.signed_by or "unsigned") for d in sorted(decisions, key=lambda d: d.decided_on))
+    return ReportTable("dsmb_decisions", "DSMB decisions", ("decided on", "decision", "report cut-off reviewed", "rationale",
+                                                            "modifications", "signed"), rows)
+
+
+def _status_sentence(status: SafetyStatus, decisions: Sequence[Decision] = ()) -> str:
+    stop = next((d for d in decisions if d.kind == "stop"), None)
+    if stop is not None:
+        return f"The trial was stopped by the DSMB on {stop.decided_on}: no further enrolment or dosing."
     if status.action is None:
         return "No stopping rule is in force: enrolment and dosing may continue."
     in_force = ", ".join(r.rule_id for r in status.in_force)
@@ -232,7 +244,8 @@ def _status_sentence(status: SafetyStatus) -> str:
     return f"{what} (rule {in_force}) until the DSMB records a decision."
 
 
-def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus) -> DsmbReport:
+def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus, decisions: Sequence[Decision] = ()) -> DsmbReport:
+    """The report; ``decisions`` are the DSMB's recorded decisions up to the cut-off (listed, and a stop heads the report)."""
     att = attribute_all(data, protocol)
     emergent = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent]
     svg = swimmer_plot(data, att, protocol.safety.ae_follow_up_days, "svg").decode("utf-8")
@@ -247,13 +260,14 @@ def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus) -> D
         _sae_listing(data, att),
         _deaths(data, att),
         _rules(status, protocol),
+        _decisions([d for d in decisions if d.decided_on <= data.cutoff]),
     )
     return DsmbReport(
         nct_id=protocol.identification.nct_id,
         title=protocol.identification.brief_title,
         protocol_version=protocol.version,
         cutoff=data.cutoff.isoformat(),
-        status_sentence=_status_sentence(status),
+        status_sentence=_status_sentence(status, [d for d in decisions if d.decided_on <= data.cutoff]),
         bayes_sentence=status.bayes.sentence() if status.bayes is not None else "No Bayesian monitor is configured.",
         tables=tables,
         swimmer_svg=svg[svg.index("<svg"):],

@@ -9,8 +9,8 @@ The clock starts at ``learned_at``, when the site learned of the event; it must 
 - **Calendar days** (``due_calendar_days``, 7 and 15 days under 21 CFR 312.32(c)) count the site's
   calendar: day 0 is the date at the site on which it learned of the event, and the report is due
   by the end of day N (23:59:59.999999 at the site). Weekends and holidays do not extend them.
-- Dates at the site are in ``tz`` (default America/New_York, Jacksonville, Florida). The protocol model
-  has no time-zone setting yet: the lead should add one (e.g. ``Location.time_zone``) and pass it here.
+- Dates at the site are in ``tz``: pass ``site_zone(protocol)`` (the protocol file's
+  ``locations[].time_zone``); the default is America/New_York (Jacksonville, Florida).
 
 Which rules apply to a serious AE (``serious`` is true):
 

@@ -1,16 +1,21 @@
 """The site's clock: instants must carry a time zone, and calendar dates are the site's.
 
-The protocol model has no time-zone setting yet; NCT03929120 runs at Mayo Clinic in Florida
-(Jacksonville), so the default is ``America/New_York``. Functions that turn instants into
-calendar dates take ``tz`` so that another site's protocol can pass its own.
+The protocol file names the site's zone (``locations[].time_zone``); :func:`site_zone` reads
+it, falling back to ``America/New_York`` (NCT03929120 runs at Mayo Clinic in Florida,
+Jacksonville). Functions that turn instants into calendar dates take ``tz``; when it is not
+given they use the protocol's zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-__all__ = ["SITE_TZ", "NaiveDatetimeError", "require_aware", "site_date"]
+if TYPE_CHECKING:
+    from trialdesk.protocol.model import Protocol
+
+__all__ = ["SITE_TZ", "NaiveDatetimeError", "require_aware", "site_date", "site_zone"]
 
 #: Jacksonville, Florida (NCT03929120's only location)
 SITE_TZ = ZoneInfo("America/New_York")
@@ -38,3 +43,9 @@ def require_aware(value: dt.datetime, field: str) -> dt.datetime:
 def site_date(value: dt.datetime, field: str, tz: ZoneInfo = SITE_TZ) -> dt.date:
     """The calendar date at the site of an aware instant."""
     return require_aware(value, field).astimezone(tz).date()
+
+
+def site_zone(protocol: Protocol) -> ZoneInfo:
+    """The protocol's site clock (its first location with a time zone), else :data:`SITE_TZ`."""
+    name = protocol.site_time_zone()
+    return ZoneInfo(name) if name else SITE_TZ

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import BayesianMonitor, Protocol, StoppingRule
 from trialdesk.safety.bayesian_monitor import Posterior, posterior
-from trialdesk.safety.site_time import SITE_TZ, require_aware
+from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
 from trialdesk.trial.pause import Pause, PauseAction
 from trialdesk.trial.records import AdverseEvent, Relatedness, TrialData, at_least
 
@@ -108,6 +108,7 @@ class SafetyStatus:
     cutoff: dt.date
     rules: tuple[RuleStatus, ...]
     bayes: Posterior | None  # the monitor's posterior on the whole data cut
+    tz: ZoneInfo = SITE_TZ  # the site's clock the rules were evaluated on
 
     @property
     def triggered(self) -> list[RuleStatus]:
@@ -143,9 +144,11 @@ class SafetyStatus:
                 return r
         raise KeyError(f"no rule {rule_id!r}; rules: {', '.join(r.rule_id for r in self.rules)}")
 
-    def pauses(self, tz: ZoneInfo = SITE_TZ) -> list[Pause]:
-        """The pauses in force, in the form the trial desk's enrolment and dosing checks take."""
-        return [Pause(r.rule_id, r.effective_action, r.triggered_at.astimezone(tz).date(), r.description)
+    def pauses(self, tz: ZoneInfo | None = None) -> list[Pause]:
+        """The pauses in force, in the form the trial desk's enrolment and dosing checks take
+        (dated on the site's calendar)."""
+        zone = tz or self.tz
+        return [Pause(r.rule_id, r.effective_action, r.triggered_at.astimezone(zone).date(), r.description)
                 for r in self.in_force if r.triggered_at is not None]
 
 
@@ -230,8 +233,10 @@ def _bayes(m: BayesianMonitor, data: TrialData, tz: ZoneInfo) -> _Rule:
     return _Rule(BAYES_RULE_ID, description, BAYES_ACTION, lambda ae: qualifies(ae, m.min_grade, m.min_relatedness), holds)
 
 
-def evaluate(data: TrialData, protocol: Protocol, decisions: Iterable[DsmbDecision] = (), tz: ZoneInfo = SITE_TZ) -> SafetyStatus:
-    """The stopping rules and the Bayesian monitor on the data cut, with the DSMB's decisions applied."""
+def evaluate(data: TrialData, protocol: Protocol, decisions: Iterable[DsmbDecision] = (), tz: ZoneInfo | None = None) -> SafetyStatus:
+    """The stopping rules and the Bayesian monitor on the data cut, with the DSMB's decisions
+    applied; dates are the site's (``tz``, by default the protocol's site zone)."""
+    tz = tz or site_zone(protocol)
     on_treatment = _on_treatment(data)
     aes = [ae for ae in data.adverse_events if ae.onset <= data.cutoff and on_treatment(ae)]
     decided = list(decisions)
@@ -245,4 +250,4 @@ def evaluate(data: TrialData, protocol: Protocol, decisions: Iterable[DsmbDecisi
         infused = len({i.subject_id for i in data.infusions if i.date <= data.cutoff})
         with_event = len({ae.subject_id for ae in aes if qualifies(ae, monitor.min_grade, monitor.min_relatedness)})
         bayes = posterior(monitor, with_event, max(infused, with_event))
-    return SafetyStatus(data.cutoff, statuses, bayes)
+    return SafetyStatus(data.cutoff, statuses, bayes, tz)

@@ -181,9 +181,12 @@ class FhirReading:
     problems: list[Problem] = field(default_factory=list)
     skipped_types: Counter[str] = field(default_factory=Counter)
     files: list[str] = field(default_factory=list)
+    #: resources read but not yet validated (see :func:`_settle`)
+    pending: list[FhirRecord] = field(default_factory=list)
 
     def extend(self, other: FhirReading) -> None:
         self.records.extend(other.records)
+        self.pending.extend(other.pending)
         self.problems.extend(other.problems)
         self.skipped_types.update(other.skipped_types)
         self.files.extend(other.files)
@@ -192,7 +195,7 @@ class FhirReading:
 # --------------------------------------------------------------------------- entry points
 
 
-def read_fhir(path: str | Path, *, skip_unreadable: bool = False) -> FhirReading:
+def read_fhir(path: str | Path, *, skip_unreadable: bool = False, workers: int = 1) -> FhirReading:
     """Read a Bundle file, a Bulk Data export folder, or a folder of Bundle files.
 
     A folder holding ``*.ndjson`` files (with or without ``manifest.json``) is one Bulk
@@ -200,8 +203,15 @@ def read_fhir(path: str | Path, *, skip_unreadable: bool = False) -> FhirReading
     its own scope (one patient's chart, usually), so 200 copies of one Bundle are 200
     patients. With ``skip_unreadable``, an unreadable file inside a folder becomes a
     :class:`Problem` and the rest of the folder is read; a single unreadable file always
-    raises :class:`FhirError`.
+    raises :class:`FhirError`. ``workers`` > 1 validates a large record in that many
+    processes (see :func:`_settle`).
     """
+    reading = _read(path, skip_unreadable=skip_unreadable)
+    _settle(reading, workers)
+    return reading
+
+
+def _read(path: str | Path, *, skip_unreadable: bool) -> FhirReading:
     p = Path(path)
     if not p.exists():
         raise FhirError(f"{p}: no such file or folder")
@@ -214,16 +224,17 @@ def read_fhir(path: str | Path, *, skip_unreadable: bool = False) -> FhirReading
     return _read_folder(p, skip_unreadable=skip_unreadable)
 
 
-def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False) -> FhirReading:
+def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1) -> FhirReading:
     """Read several inputs (files or folders) into one reading, for one batch."""
     reading = FhirReading()
     for p in paths:
         try:
-            reading.extend(read_fhir(p, skip_unreadable=skip_unreadable))
+            reading.extend(_read(p, skip_unreadable=skip_unreadable))
         except FhirError as e:
             if not skip_unreadable:
                 raise
             reading.problems.append(Problem(file=str(p), message=str(e)))
+    _settle(reading, workers)
     return reading
 
 
@@ -322,7 +333,7 @@ def _read_json_file(path: Path) -> FhirReading:
 
 def _read_ndjson(path: Path, scope: str, reading: FhirReading) -> None:
     name = str(path)
-    taken_before = len(reading.records) + sum(reading.skipped_types.values())
+    taken_before = len(reading.records) + len(reading.pending) + sum(reading.skipped_types.values())
     bad_lines = 0
     for lineno, raw in _lines(path):
         if not raw.strip():
@@ -339,7 +350,7 @@ def _read_ndjson(path: Path, scope: str, reading: FhirReading) -> None:
             continue
         _check_version_marks(resource, name, lineno)
         _take(resource, name, lineno, scope, None, reading)
-    taken = len(reading.records) + sum(reading.skipped_types.values()) - taken_before
+    taken = len(reading.records) + len(reading.pending) + sum(reading.skipped_types.values()) - taken_before
     if bad_lines and not taken:
         raise FhirError(f"{name}: no line is a FHIR resource ({bad_lines} unreadable); expected NDJSON, one resource a line")
 
@@ -378,23 +389,65 @@ def _take(resource: JsonDict, file: str, line: int | None, scope: str, full_url:
         else:
             reading.skipped_types[rtype] += 1
         return
-    errors = _validation_errors(rtype, resource)
-    if errors:
-        subject = _subject_ref(resource)
-        for fld, msg in errors:
+    reading.pending.append(FhirRecord(rtype, rid, resource, file, line, scope, full_url))
+
+
+#: below this many resources, forking validating processes costs more than it saves (a
+#: 2,000-resource chart was slower in two processes than in one; see BENCHMARKS.md)
+PARALLEL_FROM = 5000
+
+
+def _settle(reading: FhirReading, workers: int) -> None:
+    """Validate the pending resources: valid ones become records, the others problems.
+
+    Validation with fhir.resources is most of the time spent reading a chart (its
+    validators are Python code run for every element), so a large reading is validated
+    in ``workers`` processes, in chunks; the records stay in reading order."""
+    pending, reading.pending = reading.pending, []
+    items = [(r.resource_type, r.data) for r in pending]
+    if workers > 1 and len(items) >= PARALLEL_FROM:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forked workers inherit the resources: only index ranges go out and error lists come back
+        size = -(-len(items) // (workers * 4))
+        _FORKED[:] = items
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                errors = [e for chunk in pool.map(_validate_range, range(0, len(items), size), [size] * len(items)) for e in chunk]
+        finally:
+            _FORKED.clear()
+    else:
+        errors = _validate_chunk(items)
+    for record, errs in zip(pending, errors, strict=True):
+        if not errs:
+            reading.records.append(record)
+            continue
+        subject = _subject_ref(record.data)
+        for fld, msg in errs:
             reading.problems.append(
                 Problem(
-                    file=file,
-                    line=line,
-                    resource_type=rtype,
-                    resource_id=rid or full_url,
+                    file=record.file,
+                    line=record.line,
+                    resource_type=record.resource_type,
+                    resource_id=record.id or record.full_url,
                     field=fld,
                     message=f"fails FHIR R4 validation: {msg}; the resource is not used",
                     subject=subject,
                 )
             )
-        return
-    reading.records.append(FhirRecord(rtype, rid, resource, file, line, scope, full_url))
+
+
+def _validate_chunk(items: list[tuple[str, JsonDict]]) -> list[list[tuple[str | None, str]]]:
+    return [_validation_errors(rtype, resource) for rtype, resource in items]
+
+
+#: the resources a pool of forked workers validates (set only while the pool runs)
+_FORKED: list[tuple[str, JsonDict]] = []
+
+
+def _validate_range(start: int, size: int) -> list[list[tuple[str | None, str]]]:
+    return _validate_chunk(_FORKED[start:start + size])
 
 
 def _validation_errors(rtype: str, resource: JsonDict) -> list[tuple[str | None, str]]:

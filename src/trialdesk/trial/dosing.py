@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.consent import Consent, require_consent
+from trialdesk.trial.death import check_alive
 from trialdesk.trial.enrolment import Enrolled, check_stagger
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.pause import Pause, first_stopping_dosing
@@ -31,6 +32,7 @@ class DosingParticipant:
     enrolled_on: dt.date
     consent: Consent | None
     previous: Sequence[tuple[int, dt.date]] = ()  # (number, date) of infusions already given
+    died_on: dt.date | None = None  # trialdesk.trial.death.died_on: the date of death, or a grade 5 AE's onset
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ def check_infusion(protocol: Protocol, participant: DosingParticipant, entry: In
     ``others`` are the other enrolled participants with their first infusion dates (for
     the stagger rule); ``pauses`` the stopping-rule pauses in force.
     """
+    check_alive(participant.subject_id, participant.died_on, entry.date, procedure="infusion")
     if participant.status not in ("enrolled", "on_study"):
         raise ConductError("participant", f"{participant.subject_id} is {participant.status.replace('_', ' ')};"
                                           " only an enrolled participant on study may be infused")
     pause = first_stopping_dosing(pauses)
     if pause is not None:
-        raise ConductError("participant", f"{pause.sentence()}; no infusion may be given until the DSMB lifts the pause")
+        raise ConductError("participant", f"{pause.sentence()}; no infusion may be given {pause.until()}")
     if entry.date > today:
         raise ConductError("date", f"an infusion cannot be recorded in the future ({entry.date}); record it on the day it is given")
     require_consent(participant.consent, entry.date, procedure="infusion")

@@ -81,7 +81,7 @@ def check_enrolment(protocol: Protocol, candidate: Candidate, enrolled: Sequence
     """Refuse with a :class:`ConductError` or return the subject id to assign."""
     pause = first_stopping_enrolment(pauses)
     if pause is not None:
-        raise ConductError("enrolment", f"{pause.sentence()}; no one may be enrolled until the DSMB lifts the pause")
+        raise ConductError("enrolment", f"{pause.sentence()}; no one may be enrolled {pause.until()}")
     target = protocol.enrolment.target
     if len(enrolled) >= target:
         raise ConductError("enrolment", f"the protocol's enrolment target of {target} participants is reached"

@@ -1,5 +1,5 @@
-"""Adverse events as the site records them, their follow-ups and SAE reports, and the data
-suggestions a coordinator dismissed. Every rule about them is the core's
+"""Adverse events as the site records them, their follow-ups and SAE reports, the data
+suggestions a coordinator dismissed, death reports and the DSMB's signed decisions. Every rule about them is the core's
 (:mod:`trialdesk.safety.adverse_events`); these models only persist what passed."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from django.db import models
 
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.records import TrialRecord
+from trialdesk.trial.death import DeathReport as CoreDeathReport
+from trialdesk.trial.dsmb_decision import Decision as CoreDecision
 from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
 
 RELATEDNESS = [("unrelated", "Unrelated"), ("unlikely", "Unlikely"), ("possibly", "Possibly"), ("probably", "Probably"),
@@ -143,3 +145,69 @@ class DismissedSuggestion(TrialRecord):
 
     def audit_screening(self) -> str:
         return self.participant.screening.number
+
+
+AUTOPSY = [("yes", "Yes"), ("no", "No"), ("unknown", "Unknown")]
+
+
+class DeathReport(TrialRecord):
+    """A participant's death, linked to the grade 5 adverse event it reports (rules: :mod:`trialdesk.trial.death`)."""
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="death_report")
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="death_reports")
+    date_of_death = models.DateField()
+    causes = models.TextField("cause(s) of death", help_text="one per line, immediate cause first")
+    autopsy = models.CharField("autopsy performed", max_length=8, choices=AUTOPSY)
+    relatedness = models.CharField("relation to the study product", max_length=16, choices=RELATEDNESS)
+    narrative = models.TextField()
+
+    FORM = "death_report"
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number
+
+    def casebook(self) -> Any:
+        return self.participant
+
+    def cause_list(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.causes.splitlines() if c.strip())
+
+    def core(self) -> CoreDeathReport:
+        return CoreDeathReport(self.participant.subject_id, self.date_of_death, self.cause_list(), self.autopsy,  # type: ignore[arg-type]
+                               self.relatedness, self.narrative, self.adverse_event.ae_id)  # type: ignore[arg-type]
+
+
+DECISION_KINDS = [("continue", "Continue the trial unchanged"), ("continue_with_modifications", "Continue with modifications"),
+                  ("pause", "Pause enrolment and dosing"), ("stop", "Stop the trial")]
+
+
+class DsmbDecision(TrialRecord):
+    """A DSMB member's signed decision after reviewing a safety report (rules: :mod:`trialdesk.trial.dsmb_decision`)."""
+
+    kind = models.CharField("decision", max_length=32, choices=DECISION_KINDS)
+    decided_on = models.DateField()
+    report_cutoff = models.DateField("data cut-off of the report reviewed")
+    rationale = models.TextField()
+    modifications = models.TextField(blank=True)
+
+    FORM = "dsmb_decision"
+
+    class Meta:
+        ordering = ["-decided_on", "-pk"]
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"kind": self.kind, "decided_on": self.decided_on, "report_cutoff": self.report_cutoff, "rationale": self.rationale,
+                "modifications": self.modifications}
+
+    def current_signature(self) -> Any:
+        from trialdesk.edc.signatures.service import current_signature
+
+        return current_signature(self)
+
+    def core(self) -> CoreDecision:
+        sig = self.current_signature()
+        return CoreDecision(self.kind, self.decided_on, self.report_cutoff, self.rationale, self.modifications,  # type: ignore[arg-type]
+                            sig.manifestation() if sig else "")

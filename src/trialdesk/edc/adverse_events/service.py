@@ -1,6 +1,8 @@
 """Recording adverse events and what follows from them: the core decides (grading, dates,
 relatedness, seriousness, expectedness, stopping rules, SAE clocks, suggestions); this module
-reads and writes the records, pauses the trial when a rule triggers and sends the SAE notice.
+reads and writes the records, pauses the trial when a rule triggers and sends the SAE notice; it
+also records death reports (the participant goes off study), the DSMB's signed decisions (which lift
+pauses, pause, or stop the trial for good) and prints the MedWatch 3500A summary of an SAE (audited).
 
 Pauses: after every AE save the stopping rules run on the whole data cut, and a rule in force
 with no pause in force gets one (the existing enrolment and dosing checks then refuse). A pause
@@ -22,18 +24,24 @@ from django.db import transaction
 from django.utils import timezone
 
 from trialdesk.edc.accounts.models import User
-from trialdesk.edc.adverse_events.models import AdverseEvent, DismissedSuggestion, FollowUp, SaeReport
+from trialdesk.edc.adverse_events.models import AdverseEvent, DeathReport, DismissedSuggestion, DsmbDecision, FollowUp, SaeReport
 from trialdesk.edc.audit import trail
 from trialdesk.edc.audit.models import ChainHead
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.permissions import allowed
 from trialdesk.edc.web import protocol, today
 from trialdesk.safety.adverse_events import adverse_event_from_form
+from trialdesk.safety.attribution import Attribution, attribute_all
+from trialdesk.safety.medwatch import FollowUpNote, MedwatchForm, Reporter, build_medwatch
 from trialdesk.safety.sae_clock import DueReport, FollowUpReceived, SubmittedReport, due_reports
-from trialdesk.safety.stopping_rules import DsmbDecision, SafetyStatus, evaluate
+from trialdesk.safety.stopping_rules import DsmbDecision as RuleDecision
+from trialdesk.safety.stopping_rules import SafetyStatus, evaluate
 from trialdesk.safety.suggestions import Suggestion, suggest_adverse_events
 from trialdesk.terminology.ctcae import catalogue
+from trialdesk.trial import death as core_death
+from trialdesk.trial.dsmb_decision import Decision, check_decision, consequences
 from trialdesk.trial.errors import ConductError
+from trialdesk.trial.pause import check_lift
 from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
 from trialdesk.trial.records import TrialData
 
@@ -101,6 +109,7 @@ def edit_adverse_event(user: Any, ae: AdverseEvent, *, changes: dict[str, Any], 
         was_serious = AdverseEvent.objects.get(pk=ae.pk).serious
         merged = {name: changes.get(name, getattr(ae, name)) for name in FIELDS}
         core = _checked(ae.participant, merged, ae_id=ae.ae_id, without=ae.pk)
+        _keep_death_report_consistent(user, ae, core)
         ae = trail.update(ae, user, changes=_stored(core), reason=reason, version=version)
         apply_stopping_rules(user)
     if ae.serious and not was_serious:
@@ -132,9 +141,9 @@ def record_report(user: Any, ae: AdverseEvent, *, rule_id: str, submitted_at: dt
 # --- stopping rules ------------------------------------------------------------------------------
 
 
-def dsmb_decisions() -> list[DsmbDecision]:
+def dsmb_decisions() -> list[RuleDecision]:
     """Each pause the DSMB lifted, as its decision to resume (at the instant it was lifted)."""
-    return [DsmbDecision(p.rule_id, p.updated_at, "resume", "DSMB") for p in Pause.objects.filter(lifted_on__isnull=False)]
+    return [RuleDecision(p.rule_id, p.updated_at, "resume", "DSMB") for p in Pause.objects.filter(lifted_on__isnull=False)]
 
 
 def safety_status(data: TrialData | None = None) -> SafetyStatus:
@@ -223,3 +232,154 @@ def dismiss_suggestion(user: Any, key: str, *, reason: str) -> DismissedSuggesti
     participant = Participant.objects.get(subject_id=s.subject_id)
     return trail.create(DismissedSuggestion(participant=participant, term=s.term, onset=s.date, grade=s.grade, source=s.source_label,
                                             reason=reason.strip()), user)
+
+
+# --- infusion attribution (the core's one implementation, shown on the pages) ----------------------
+
+
+def attributions(data: TrialData | None = None) -> dict[str, Attribution]:
+    """Each AE's attribution to the infusion it follows, by AE id (``AE-<pk>``)."""
+    return dict(attribute_all(data or cut(), protocol()))
+
+
+# --- deaths --------------------------------------------------------------------------------------
+
+
+def death_report_of(participant: Participant) -> DeathReport | None:
+    return DeathReport.objects.select_related("adverse_event").filter(participant=participant).first()
+
+
+def died_on(participant: Participant) -> dt.date | None:
+    """The date of death on the report, or else the onset of the participant's grade 5 AE (core rule)."""
+    report = death_report_of(participant)
+    fatal = [ae.core() for ae in AdverseEvent.objects.filter(participant=participant, grade=5).select_related("participant")]
+    return core_death.died_on(participant.subject_id, [report.core()] if report else [], fatal)
+
+
+def deaths_due() -> list[AdverseEvent]:
+    """Grade 5 AEs whose participant has no death report yet."""
+    reported = set(DeathReport.objects.values_list("participant_id", flat=True))
+    return list(AdverseEvent.objects.select_related("participant").filter(grade=5).exclude(participant_id__in=reported).order_by("pk"))
+
+
+def record_death(user: Any, participant: Participant, *, adverse_event: AdverseEvent | None, date_of_death: dt.date, causes: str,
+                 autopsy: str, relatedness: str, narrative: str) -> DeathReport:
+    """Store the death report and take the participant off study (reason: death), or refuse with nothing stored."""
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        participant = Participant.objects.select_related("screening").get(pk=participant.pk)
+        report = core_death.DeathReport(participant.subject_id, date_of_death, tuple(c.strip() for c in causes.splitlines() if c.strip()),
+                                        autopsy, relatedness, narrative.strip(),  # type: ignore[arg-type]
+                                        adverse_event.ae_id if adverse_event else None)
+        core_death.check_death_report(report, ae=adverse_event.core() if adverse_event else None, enrolled_on=participant.enrolled_on,
+                                      already_reported=DeathReport.objects.filter(participant=participant).exists(), today=today())
+        assert adverse_event is not None
+        stored = trail.create(DeathReport(participant=participant, adverse_event=adverse_event, date_of_death=date_of_death,
+                                          causes="\n".join(report.causes), autopsy=autopsy, relatedness=relatedness,
+                                          narrative=report.narrative), user)
+        if participant.status == "on_study":
+            trail.update(participant, user, changes={"status": "off_study", "off_study_on": date_of_death,
+                                                     "off_study_reason": f"{core_death.OFF_STUDY_DEATH}: {'; '.join(report.causes)}"},
+                         reason="death report recorded", version=participant.version)
+    return stored
+
+
+def _keep_death_report_consistent(user: Any, ae: AdverseEvent, core: CoreAdverseEvent) -> None:
+    """An AE a death report links stays grade 5; a change of its relatedness is carried to the report."""
+    report = DeathReport.objects.filter(adverse_event=ae).first()
+    if report is None:
+        return
+    if core.grade != 5:
+        raise ConductError("grade", f"{ae.ae_id} is the fatal event of {ae.participant.subject_id}'s death report; it stays grade 5")
+    if core.onset > report.date_of_death:
+        raise ConductError("onset", f"the onset cannot be after the date of death on the death report ({report.date_of_death})")
+    if core.relatedness != report.relatedness:
+        trail.update(report, user, changes={"relatedness": core.relatedness}, reason=f"relatedness of {ae.ae_id} changed",
+                     version=report.version)
+
+
+# --- MedWatch 3500A summary ----------------------------------------------------------------------
+
+
+def medwatch(user: Any, ae: AdverseEvent, *, fmt: str) -> MedwatchForm:
+    """The 3500A-style summary of a serious AE; each print is audited."""
+    if not ae.serious:
+        raise ConductError("serious", f"{ae.ae_id} is not serious; the MedWatch 3500A summary is for serious adverse events")
+    participant = ae.participant
+    data = cut()
+    core_ae = next((a for a in data.adverse_events if a.id == ae.ae_id), ae.core())
+    birth = participant.screening.birth_date
+    age = None
+    if birth is not None:
+        age = ae.onset.year - birth.year - ((ae.onset.month, ae.onset.day) < (birth.month, birth.day))
+    from trialdesk.edc.dosing.models import Infusion
+
+    premedication = dict(Infusion.objects.filter(participant=participant).values_list("number", "premedication"))
+    report = death_report_of(participant)
+    pi = next((o for o in protocol().overall_officials if o.role == "PRINCIPAL_INVESTIGATOR"), None)
+    reporter = Reporter(name=pi.name, institution=pi.affiliation or "") if pi else None  # None: the form lists E1 as missing
+    form = build_medwatch(core_ae, data, protocol(), report_date=today(), reporter=reporter, age_at_event=age,
+                          premedication=premedication,
+                          follow_ups=[FollowUpNote(f.received_at, f.information) for f in ae.follow_ups.all()],
+                          death=report.core() if report and report.adverse_event_id == ae.pk else None,
+                          ind_number=str(getattr(settings, "TRIALDESK_IND_NUMBER", "") or ""), tz=site_tz())
+    trail.append(user, "print", model=ae._meta.label, object_id=str(ae.pk), subject_id=ae.audit_subject(),
+                 screening_id=ae.audit_screening(), form="medwatch_3500a",
+                 changes={"medwatch_3500a": [None, f"{fmt}; missing: {', '.join(form.missing) or 'none'}"]})
+    return form
+
+
+# --- DSMB decisions ------------------------------------------------------------------------------
+
+
+def recorded_decisions() -> list[Decision]:
+    return [d.core() for d in DsmbDecision.objects.order_by("decided_on", "pk")]
+
+
+def record_dsmb_decision(user: Any, *, kind: str, decided_on: dt.date, report_cutoff: dt.date, rationale: str, modifications: str = "",
+                         password: str, printed_name: str) -> DsmbDecision:
+    """Store and sign the decision, then lift or add pauses as it says; refused whole (nothing stored) on any error."""
+    from trialdesk.edc.signatures.service import sign
+
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        in_force = list(Pause.objects.select_for_update().filter(lifted_on__isnull=True).order_by("since", "pk"))
+        decision = Decision(kind, decided_on, report_cutoff, rationale.strip(), modifications.strip())  # type: ignore[arg-type]
+        check_decision(decision, pauses=[p.core() for p in in_force], today=today())
+        stored = trail.create(DsmbDecision(kind=kind, decided_on=decided_on, report_cutoff=report_cutoff, rationale=decision.rationale,
+                                           modifications=decision.modifications), user)
+        sign(stored, user, password=password, printed_name=printed_name, meaning=f"DSMB decision: {stored.get_kind_display()}")
+        effect = consequences(decision, [p.core() for p in in_force])
+        lifted = {(p.rule_id, p.since, p.action) for p in effect.lift}
+        for row in in_force:
+            if (row.rule_id, row.since, row.action) in lifted:
+                check_lift(row.core())
+                trail.update(row, user, changes={"lifted_on": decided_on, "lift_note": f"DSMB decision {stored.pk}: {decision.rationale}"},
+                             reason="lifted by the DSMB's decision", version=row.version)
+        if effect.add is not None:
+            trail.create(Pause(rule_id=effect.add.rule_id, action=effect.add.action, since=effect.add.since,
+                               description=effect.add.description), user)
+    return stored
+
+
+def correct_death_report(user: Any, report: DeathReport, *, changes: dict[str, Any], reason: str, version: int) -> DeathReport:
+    """Correct a death report (re-checked whole by the core, with a reason); a new date of death moves the off-study date."""
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        report = DeathReport.objects.select_related("participant__screening", "adverse_event").get(pk=report.pk)
+        fields = ("date_of_death", "causes", "autopsy", "relatedness", "narrative")
+        merged = {name: changes.get(name, getattr(report, name)) for name in fields}
+        causes = tuple(c.strip() for c in str(merged["causes"]).splitlines() if c.strip())
+        participant = report.participant
+        core_death.check_death_report(
+            core_death.DeathReport(participant.subject_id, merged["date_of_death"], causes, merged["autopsy"], merged["relatedness"],
+                                   str(merged["narrative"]).strip(), report.adverse_event.ae_id),
+            ae=report.adverse_event.core(), enrolled_on=participant.enrolled_on, already_reported=False, today=today())
+        merged.update(causes="\n".join(causes), narrative=str(merged["narrative"]).strip())
+        old_date = report.date_of_death
+        report = trail.update(report, user, changes=merged, reason=reason, version=version)
+        if participant.off_study_reason.startswith(core_death.OFF_STUDY_DEATH) and participant.off_study_on == old_date:
+            trail.update(participant, user, changes={"off_study_on": report.date_of_death,
+                                                     "off_study_reason": f"{core_death.OFF_STUDY_DEATH}: {'; '.join(causes)}"},
+                         reason="death report corrected", version=participant.version)
+    return report

@@ -1,4 +1,5 @@
-"""The adverse-event pages, the safety dashboard and the DSMB report."""
+"""The adverse-event pages, the safety dashboard, the DSMB report and decisions, death reports and
+the MedWatch 3500A summary."""
 
 from __future__ import annotations
 
@@ -13,13 +14,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from trialdesk.edc.adverse_events import service
-from trialdesk.edc.adverse_events.models import ACTIONS, OUTCOMES, RELATEDNESS, SERIOUSNESS, AdverseEvent
+from trialdesk.edc.adverse_events.models import (
+    ACTIONS,
+    AUTOPSY,
+    DECISION_KINDS,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUSNESS,
+    AdverseEvent,
+    DsmbDecision,
+)
 from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.permissions import allowed, deidentified
 from trialdesk.edc.web import protocol, refuse, requires, today
 from trialdesk.safety.dsmb_pdf import render_pdf
 from trialdesk.safety.dsmb_report import build_report, render_html
+from trialdesk.safety.medwatch import render_html as medwatch_html
+from trialdesk.safety.medwatch_pdf import render_pdf as medwatch_pdf
 from trialdesk.terminology.ctcae import CtcaeTerm, catalogue
 from trialdesk.trial.errors import ConductError
 
@@ -87,7 +99,15 @@ def ae_list(request: HttpRequest) -> HttpResponse:
     subject = request.GET.get("subject", "")
     if subject:
         aes = aes.filter(participant__subject_id=subject)
-    return render(request, "adverse_events/ae_list.html", {"aes": aes, "subject": subject})
+    return render(request, "adverse_events/ae_list.html", {"aes": with_attribution(list(aes)), "subject": subject})
+
+
+def with_attribution(aes: list[AdverseEvent]) -> list[AdverseEvent]:
+    """Each AE with ``.attribution``: the infusion it follows, from :mod:`trialdesk.safety.attribution`."""
+    att = service.attributions()
+    for ae in aes:
+        ae.attribution = att.get(ae.ae_id)  # type: ignore[attr-defined]
+    return aes
 
 
 @requires("record_ae")
@@ -124,8 +144,12 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("ae_detail", pk=pk)
     due = [r for r in service.reports_due() if r.ae_id == ae.ae_id] if ae.serious else []
     term = _term(ae.term)
+    with_attribution([ae])
+    death = service.death_report_of(ae.participant)
     return render(request, "adverse_events/ae_detail.html", {
-        "ae": ae, "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(),
+        "ae": ae, "death_report": death if death and death.adverse_event_id == ae.pk else None,
+        "death_due": ae.grade == 5 and death is None,
+        "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(),
         "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user)})
 
 
@@ -204,13 +228,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "adverse_events/dashboard.html", {
         "due": [d for d in due if d["r"].status != "submitted"], "submitted": [d for d in due if d["r"].status == "submitted"],
         "status": status, "pauses": Pause.objects.filter(lifted_on__isnull=True), "now": timezone.localtime(),
+        "deaths_due": service.deaths_due(),
         "suggestions": len(service.open_suggestions(data)) if allowed(request.user, "record_ae") else None,
         "report_form_initial": timezone.localtime().replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")})
 
 
 def _report(request: HttpRequest) -> Any:
     data = service.cut(_cutoff(request))
-    return build_report(data, protocol(), service.safety_status(data))
+    return build_report(data, protocol(), service.safety_status(data), service.recorded_decisions())
 
 
 @requires("view_dsmb_report")
@@ -224,3 +249,141 @@ def dsmb_report_pdf(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(render_pdf(report), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="dsmb-report-{report.nct_id}-{report.cutoff}.pdf"'
     return response
+
+
+# --- MedWatch 3500A summary ----------------------------------------------------------------------
+
+
+def _medwatch(request: HttpRequest, pk: int, fmt: str) -> Any:
+    ae = get_object_or_404(AdverseEvent.objects.select_related("participant__screening"), pk=pk)
+    try:
+        return ae, service.medwatch(request.user, ae, fmt=fmt)
+    except ConductError as e:
+        messages.error(request, e.message)
+        return ae, None
+
+
+@requires("print_medwatch")
+def ae_medwatch(request: HttpRequest, pk: int) -> HttpResponse:
+    _, form = _medwatch(request, pk, "html")
+    if form is None:
+        return redirect("ae_detail", pk=pk)
+    return HttpResponse(medwatch_html(form))
+
+
+@requires("print_medwatch")
+def ae_medwatch_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    ae, form = _medwatch(request, pk, "pdf")
+    if form is None:
+        return redirect("ae_detail", pk=pk)
+    response = HttpResponse(medwatch_pdf(form), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="medwatch-3500a-{form.nct_id}-{ae.ae_id}-{form.report_date}.pdf"'
+    return response
+
+
+# --- death report --------------------------------------------------------------------------------
+
+
+class DeathReportForm(forms.Form):
+    adverse_event = forms.ChoiceField(label="The fatal (grade 5) adverse event", required=False)  # the core names what is missing
+    date_of_death = forms.DateField(widget=DATE)
+    causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                             help_text="one per line, immediate cause first")
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
+
+    def __init__(self, *args: Any, participant: Participant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        fatal = AdverseEvent.objects.filter(participant=participant, grade=5)
+        self.fields["adverse_event"].choices = [("", "— none recorded: record a grade 5 AE first —" if not fatal else "—")] + [  # type: ignore[attr-defined]
+            (str(ae.pk), f"{ae.ae_id}: {ae.term} (onset {ae.onset})") for ae in fatal]
+
+
+@requires("view_participants")
+def death_report(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """Whoever sees the participant sees a recorded report; recording or correcting one is ``record_death``."""
+    p = get_object_or_404(Participant.objects.select_related("screening"), subject_id=subject_id)
+    existing = service.death_report_of(p)
+    if (request.method == "POST" or existing is None) and not allowed(request.user, "record_death"):
+        raise PermissionDenied("your role may not record death")
+    if existing is not None:
+        return _death_report_page(request, p, existing)
+    fatal = AdverseEvent.objects.filter(participant=p, grade=5).first()
+    initial = {"adverse_event": str(fatal.pk) if fatal else "", "date_of_death": fatal.onset if fatal else today(),
+               "relatedness": fatal.relatedness if fatal else None}
+    form = DeathReportForm(request.POST or None, participant=p, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        d = dict(form.cleaned_data)
+        ae = AdverseEvent.objects.filter(participant=p, pk=d.pop("adverse_event") or 0).first()
+        try:
+            service.record_death(request.user, p, adverse_event=ae, **d)
+        except ConductError as e:
+            refuse(form, e if e.field != "ae_id" else ConductError("adverse_event", e.message))
+        else:
+            messages.success(request, f"Death report recorded; {subject_id} is off study. No further visits or infusions.")
+            return redirect("participant_detail", subject_id=subject_id)
+    return render(request, "edc/form.html", {"form": form, "title": f"Death report — subject {subject_id}", "submit": "Record death",
+                                             "back": f"/participants/{subject_id}/"}, status=422 if form.errors else 200)
+
+
+class CorrectDeathReportForm(forms.Form):
+    date_of_death = forms.DateField(widget=DATE)
+    causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
+    reason = forms.CharField(label="Reason for change", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+def _death_report_page(request: HttpRequest, p: Participant, report: Any) -> HttpResponse:
+    """The recorded report; an investigator may correct it (with a reason, audited)."""
+    initial = {name: getattr(report, name) for name in ("date_of_death", "causes", "autopsy", "relatedness", "narrative")}
+    form = CorrectDeathReportForm(request.POST or None, initial={**initial, "version": report.version})
+    if request.method == "POST" and form.is_valid():
+        d = dict(form.cleaned_data)
+        version, reason = d.pop("version"), d.pop("reason")
+        try:
+            service.correct_death_report(request.user, report, changes=d, reason=reason, version=version)
+        except ConductError as e:  # StaleEdit too
+            refuse(form, e)
+        else:
+            messages.success(request, "Death report corrected.")
+            return redirect("death_report", subject_id=p.subject_id)
+    return render(request, "adverse_events/death_report.html", {"p": p, "report": report, "form": form},
+                  status=422 if form.errors else 200)
+
+
+# --- DSMB decisions ------------------------------------------------------------------------------
+
+
+class DsmbDecisionForm(forms.Form):
+    kind = forms.ChoiceField(label="Decision", choices=DECISION_KINDS, widget=forms.RadioSelect)
+    report_cutoff = forms.DateField(label="Data cut-off of the report reviewed", widget=DATE)
+    decided_on = forms.DateField(label="Decided on", widget=DATE)
+    rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    modifications = forms.CharField(label="Modifications required (for 'continue with modifications')",
+                                    widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    printed_name = forms.CharField(label="Your full name (signature)", max_length=200, required=False)
+    password = forms.CharField(label="Your password (signature)", widget=forms.PasswordInput, required=False)
+
+
+@requires("view_reports")
+def dsmb_decisions(request: HttpRequest) -> HttpResponse:
+    form = DsmbDecisionForm(request.POST or None, initial={"decided_on": today(), "report_cutoff": today()})
+    if request.method == "POST":
+        if not allowed(request.user, "record_dsmb_decision"):
+            raise PermissionDenied("your role may not record dsmb decision")
+        if form.is_valid():
+            try:
+                decision = service.record_dsmb_decision(request.user, **form.cleaned_data)
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                messages.success(request, f"DSMB decision recorded and signed: {decision.get_kind_display()}.")
+                return redirect("dsmb_decisions")
+    rows = [{"d": d, "signature": d.current_signature()} for d in DsmbDecision.objects.all()]
+    return render(request, "adverse_events/dsmb_decisions.html", {
+        "form": form, "decisions": rows, "pauses": Pause.objects.filter(lifted_on__isnull=True).order_by("since"),
+        "stopped": any(p.core().final for p in Pause.objects.filter(lifted_on__isnull=True))}, status=422 if form.errors else 200)

@@ -35,8 +35,10 @@ def record_infusion(user: Any, participant: Participant, *, number: int, **data:
         ChainHead.objects.select_for_update().get_or_create(pk=1)
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         previous = [(i.number, i.date) for i in participant.infusions.all()]
+        from trialdesk.edc.adverse_events.service import died_on
+
         who = DosingParticipant(participant.subject_id, participant.status, participant.enrolled_on,
-                                participant.current_consent().core(), previous)
+                                participant.current_consent().core(), previous, died_on=died_on(participant))
         entry = InfusionEntry(number, data["date"], float(data["weight_kg"]), float(data["total_cells"]))
         dose = check_infusion(protocol(), who, entry, others=enrolled(), pauses=Pause.in_force(), today=today())
         _times(data)

@@ -16,8 +16,10 @@ from trialdesk.edc.screening.models import ScreeningEntry
 from trialdesk.edc.screening.service import signed_decision
 from trialdesk.edc.web import protocol, today
 from trialdesk.trial import consent as core_consent
+from trialdesk.trial.death import check_off_study_reason
 from trialdesk.trial.enrolment import Candidate, Enrolled, check_enrolment
 from trialdesk.trial.errors import ConductError
+from trialdesk.trial.pause import check_lift
 
 
 def _serialise() -> None:
@@ -87,6 +89,7 @@ def take_off_study(user: Any, participant: Participant, *, on: dt.date, reason: 
         raise ConductError("off_study_on", f"the date is before enrolment ({participant.enrolled_on})")
     if not reason.strip():
         raise ConductError("off_study_reason", "give the reason the participant went off study")
+    check_off_study_reason(reason)
     return trail.update(participant, user, changes={"status": "off_study", "off_study_on": on, "off_study_reason": reason.strip()},
                         reason="taken off study", version=version)
 
@@ -107,6 +110,22 @@ def record_pause(user: Any, *, rule_id: str, action: str, since: dt.date, descri
 
 
 def lift_pause(user: Any, pause: Pause, *, on: dt.date, note: str) -> Pause:
+    check_lift(pause.core())
     if not note.strip():
         raise ConductError("lift_note", "record the DSMB's decision that lifts the pause")
     return trail.update(pause, user, changes={"lifted_on": on, "lift_note": note}, reason="lifted by the DSMB", version=pause.version)
+
+
+def complete_study(user: Any, participant: Participant, *, on: dt.date, version: int) -> Participant:
+    """The participant finished the protocol's follow-up (their last scheduled visit) on ``on``."""
+    if participant.status != "on_study":
+        raise ConductError("status", f"{participant.subject_id} is already {participant.get_status_display().lower()}")
+    if on > today():
+        raise ConductError("off_study_on", "the date cannot be in the future")
+    last = participant.visits.order_by("-day").first()
+    if last is None or last.done_on is None or on < last.done_on:
+        raise ConductError("off_study_on", "a participant completes the study on or after the date of the last scheduled visit;"
+                                           " enter that visit first")
+    return trail.update(participant, user, changes={"status": "completed", "off_study_on": on,
+                                                    "off_study_reason": "completed the protocol's follow-up"},
+                        reason="completed the study", version=version)

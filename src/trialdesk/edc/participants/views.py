@@ -98,10 +98,18 @@ def participant_detail(request: HttpRequest, subject_id: str) -> HttpResponse:
     return render(request, "edc/participant_detail.html", {
         "p": p, "consent": p.current_consent(), "visits": visits, "infusions": infusions,
         "next_infusion": len(infusions) + 1 if plan and len(infusions) < plan.count else None,
-        "queries": p.queries.all(),
+        "queries": p.queries.all(), **_safety(p),
         "withdraw_form": WithdrawForm(initial={"withdrawn_at": timezone.localtime().replace(second=0, microsecond=0)}),
         "off_form": OffStudyForm(initial={"off_study_on": today(), "version": p.version}),
     })
+
+
+def _safety(p: Participant) -> dict[str, object]:
+    """The participant's AEs with the infusion each is attributed to, and the death report (or that one is due)."""
+    from trialdesk.edc.adverse_events.service import death_report_of, died_on
+    from trialdesk.edc.adverse_events.views import with_attribution
+
+    return {"adverse_events": with_attribution(list(p.adverse_events.all())), "death_report": death_report_of(p), "died_on": died_on(p)}
 
 
 @requires("withdraw_consent")

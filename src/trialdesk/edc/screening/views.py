@@ -56,7 +56,9 @@ def screening_list(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"{entry.number} added to the screening log.")
                 return redirect("screening_detail", number=entry.number)
     entries = ScreeningEntry.objects.select_related("previous").prefetch_related("rescreens")
-    return render(request, "edc/screening_list.html", {"entries": entries, "form": form,
+    from trialdesk.edc.referrals.service import listed
+
+    return render(request, "edc/screening_list.html", {"entries": entries, "form": form, "referrals": listed(protocol()),
                                                        "upload": UploadForm(initial={"as_of": today(), "screened_on": today()})})
 
 

@@ -14,6 +14,7 @@ from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.visits.crf import range_problems, to_json
 from trialdesk.edc.visits.models import FormEntry, Visit
 from trialdesk.edc.web import protocol, today
+from trialdesk.trial.death import check_alive
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.schedule import ScheduledVisit, check_visit_date, visit_flag, visit_schedule
 
@@ -48,6 +49,9 @@ def record_visit(user: Any, visit: Visit, *, done_on: dt.date, reason: str = "",
     participant = visit.participant
     flag = check_visit_date(_scheduled(visit), done_on, consented_on=participant.current_consent().signed_at.date(),
                             enrolled_on=participant.enrolled_on, today=today())
+    from trialdesk.edc.adverse_events.service import died_on
+
+    check_alive(participant.subject_id, died_on(participant), done_on, procedure="visit")
     if participant.status != "on_study" and (participant.off_study_on is None or done_on >= participant.off_study_on):
         status = participant.get_status_display().lower()
         raise ConductError("date", f"{participant.subject_id} is {status} from {participant.off_study_on}")

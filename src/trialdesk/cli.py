@@ -7,7 +7,7 @@ import typer
 
 from trialdesk.analysis.commands import export_app, report_app
 from trialdesk.demo import demo
-from trialdesk.edc.commands import audit_app, serve_app, users_app
+from trialdesk.edc.commands import audit_app, backup_command, restore_command, serve_app, users_app
 from trialdesk.eligibility.commands import screen_command
 from trialdesk.eligibility.patient_commands import app as patient_app
 from trialdesk.protocol.commands import app as protocol_app
@@ -31,6 +31,8 @@ app.add_typer(export_app, name="export")
 app.add_typer(serve_app, name="serve")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

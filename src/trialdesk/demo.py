@@ -175,7 +175,8 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     from trialdesk.edc.permissions import ROLES
 
     out.print(Rule("[bold]the trial, as conducted"))
-    out.print(f"  screened {done.screened} (screen failed {done.screen_failed}); enrolled {len(done.enrolled)}: {', '.join(done.enrolled)}")
+    screened = done.screened - done.pending  # as the DSMB report counts: entries with a screening decision
+    out.print(f"  screened {screened} (screen failed {done.screen_failed}); enrolled {len(done.enrolled)}: {', '.join(done.enrolled)}")
     out.print(f"  the next eligible person was refused: {done.refused_enrolment}")
     out.print(f"  {done.pending} more pre-screen candidates wait in the screening log for the PI's review and signature")
     out.print(f"  adverse events: {done.adverse_events}; SAE {done.sae}; {'; '.join(done.sae_reports)}")

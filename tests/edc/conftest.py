@@ -4,8 +4,11 @@ pytest-django creates and drops test_<name> there)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
+from typing import Any
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "trialdesk.edc.settings"
 os.environ.setdefault("TRIALDESK_SECRET_KEY", "test-only-secret-key-for-the-edc-suite")
@@ -129,3 +132,16 @@ class Trial:
 @pytest.fixture
 def trial(users):  # type: ignore[no-untyped-def]
     return Trial(users)
+
+
+@contextlib.contextmanager
+def tampering() -> Iterator[Any]:
+    """A cursor that writes behind the trial desk's back, as someone with database access would.
+    On PostgreSQL the audit table's append-only trigger is disabled first (a table owner can;
+    inside the test's transaction, so the rollback restores it)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE audit_auditentry DISABLE TRIGGER audit_entry_append_only")
+        yield cur

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from typer.testing import CliRunner
 
 from trialdesk.edc.audit import trail
@@ -9,7 +8,7 @@ from trialdesk.edc.audit.models import AuditEntry
 from trialdesk.edc.signatures.models import Signature
 from trialdesk.trial.errors import ConductError
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, tampering
 
 
 def test_creation_is_audited_with_who_when_and_new_values(trial) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +56,7 @@ def test_verify_passes_on_an_intact_chain(trial) -> None:  # type: ignore[no-unt
 def test_verify_names_the_entry_whose_row_was_tampered_with(trial) -> None:  # type: ignore[no-untyped-def]
     trial.enrol()
     target = AuditEntry.objects.order_by("seq")[4]
-    with connection.cursor() as cur:
+    with tampering() as cur:
         cur.execute("UPDATE audit_auditentry SET reason = %s WHERE seq = %s", ["nobody will notice", target.seq])
     result = trail.verify()
     assert not result.ok and result.broken_seq == target.seq and "content no longer matches" in result.problem
@@ -65,7 +64,7 @@ def test_verify_names_the_entry_whose_row_was_tampered_with(trial) -> None:  # t
 
 def test_verify_detects_a_removed_entry(trial) -> None:  # type: ignore[no-untyped-def]
     trial.enrol()
-    with connection.cursor() as cur:
+    with tampering() as cur:
         cur.execute("DELETE FROM audit_auditentry WHERE seq = 3")
     result = trail.verify()
     assert not result.ok and result.broken_seq == 4
@@ -74,7 +73,7 @@ def test_verify_detects_a_removed_entry(trial) -> None:  # type: ignore[no-untyp
 def test_verify_detects_entries_cut_from_the_end(trial) -> None:  # type: ignore[no-untyped-def]
     trial.enrol()
     last = AuditEntry.objects.order_by("-seq").first()
-    with connection.cursor() as cur:
+    with tampering() as cur:
         cur.execute("DELETE FROM audit_auditentry WHERE seq = %s", [last.seq])
     assert not trail.verify().ok
 
@@ -86,7 +85,7 @@ def test_audit_verify_command_exits_1_and_names_the_broken_entry(trial) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["audit", "verify"])
     assert ok.exit_code == 0 and "intact" in ok.output
-    with connection.cursor() as cur:
+    with tampering() as cur:
         cur.execute("UPDATE audit_auditentry SET username = 'mallory' WHERE seq = 2")
     bad = runner.invoke(app, ["audit", "verify"])
     assert bad.exit_code == 1 and "BROKEN at entry 2" in bad.output

@@ -25,8 +25,24 @@ def report(protocol) -> DsmbReport:  # type: ignore[no-untyped-def]
 def test_enrolment_counts_screened_enrolled_and_infused(report: DsmbReport) -> None:
     t = report.table("enrolment")
     counts = {row[0]: row[1] for row in t.rows}
-    assert counts == {"Screened": 6, "Screen failed": 2, "Enrolled": 4, "Enrolment target": 10, "Received infusion 1": 3,
+    assert counts == {"Screened": 6, "Screen failed": 2, "Pending eligibility sign-off": 0, "Enrolled": 4, "Enrolment target": 10,
+                      "Received infusion 1": 3,
                       "Received infusion 2": 2, "On study": 2, "Completed follow-up": 0, "Withdrawn": 1, "Off study (other)": 1}
+
+
+def test_entries_awaiting_sign_off_are_not_counted_as_screened(protocol) -> None:  # type: ignore[no-untyped-def]
+    from tests.safety.fixtures import SCREENING
+    from trialdesk.analysis.participant_flow import participant_flow
+    from trialdesk.trial.records import ScreeningEntry
+
+    waiting = [ScreeningEntry(screening_id=f"S9{n}", screened_on=at(f"2020-06-0{n}").date(), outcome="pending") for n in (1, 2)]
+    signed = ScreeningEntry(screening_id="S93", screened_on=at("2020-06-03").date(), outcome="eligible")
+    data = trial_data(screening=[*SCREENING, *waiting, signed])
+    counts = {row[0]: row[1] for row in build_report(data, protocol, evaluate(data, protocol)).table("enrolment").rows}
+    # 6 decided in the fixture + 1 signed eligible (not yet enrolled) = 7 screened; the 2 unsigned entries are shown apart
+    assert (counts["Screened"], counts["Screen failed"], counts["Pending eligibility sign-off"]) == (7, 2, 2)
+    flow = participant_flow(data, protocol)
+    assert (flow.screened, flow.pending, flow.eligible_not_enrolled) == (counts["Screened"], counts["Pending eligibility sign-off"], 1)
 
 
 def test_participant_status_shows_doses_and_study_days(report: DsmbReport) -> None:

@@ -25,7 +25,7 @@ def test_patient_section_is_de_identified_with_age_sex_and_infusion_weight(proto
     form = form_for(protocol, "A5", age_at_event=61)
     assert form.block("A1").value.startswith("002 ")
     assert (form.block("A2").value, form.block("A3").value) == ("61 years", "Female")
-    assert form.block("A4").value == "80 kg (at infusion 2, 2020-03-09)"
+    assert form.block("A4").value == "80.0 kg (at infusion 2, 2020-03-09)"
 
 
 def test_outcomes_dates_and_relevant_labs_near_the_onset(protocol) -> None:  # type: ignore[no-untyped-def]
@@ -38,7 +38,7 @@ def test_outcomes_dates_and_relevant_labs_near_the_onset(protocol) -> None:  # t
 def test_suspect_product_lists_each_infusion_before_onset_with_dose_route_and_lot(protocol) -> None:  # type: ignore[no-untyped-def]
     form = form_for(protocol, "A5", premedication={2: "paracetamol 650 mg PO"})
     dose = form.block("C2").value.splitlines()
-    assert dose[1] == "#2: 0.50 × 10^6 cells/kg (40,000,000 cells at 80 kg), once, intravenous"
+    assert dose[1] == "#2: 0.50 × 10^6 cells/kg (40,000,000 cells at 80.0 kg), once, intravenous"
     assert form.block("C3").value == "#1: 2020-02-10\n#2: 2020-03-09"
     assert form.block("C6").value == "#1: LOT-002-1\n#2: LOT-002-2"
     assert form.block("C10").value == "with infusion #2 (2020-03-09): paracetamol 650 mg PO"
@@ -109,3 +109,27 @@ def test_the_day_received_is_the_sites_calendar_day(protocol) -> None:  # type: 
     form = build_medwatch(late, data, protocol, report_date=TODAY)
     assert form.block("G4").value == "2020-03-21"
     assert "The site learned of the event on 2020-03-21 22:30 EDT" in form.block("B5.1").value
+
+
+def test_the_ind_number_comes_from_the_protocol_file(protocol) -> None:  # type: ignore[no-untyped-def]
+    with_ind = protocol.model_copy(update={"identification": protocol.identification.model_copy(update={"ind_number": "012345"})})
+    form = form_for(with_ind, "A7")
+    assert form.block("G5").value == "012345" and "G5 IND #" not in form.missing
+    assert form_for(with_ind, "A7", ind_number="IND 99999").block("G5").value == "IND 99999"  # a caller's override wins
+
+
+def test_nct03929120_has_no_ind_number_so_the_form_keeps_asking_for_it(protocol) -> None:  # type: ignore[no-untyped-def]
+    # the registry record does not give the IND number and we do not know it: it must never be invented
+    assert protocol.identification.ind_number is None
+    assert form_for(protocol, "A7").block("G5").shown == "missing: IND #"
+
+
+def test_a_blank_ind_number_in_the_protocol_file_is_refused(protocol) -> None:  # type: ignore[no-untyped-def]
+    import pydantic
+
+    from trialdesk.protocol.model import Identification
+
+    fields = protocol.identification.model_dump()
+    for bad in ("", "  012345"):
+        with pytest.raises(pydantic.ValidationError, match="ind_number"):
+            Identification(**{**fields, "ind_number": bad})

@@ -134,3 +134,18 @@ def test_first_infusion_13_days_after_the_previous_participants_is_refused(proto
 def test_an_infusion_already_recorded_is_refused(protocol) -> None:  # type: ignore[no-untyped-def]
     p = person(previous=[(1, dt.date(2020, 5, 15))])
     assert "already recorded" in refusal(protocol, p=p, e=entry(number=1)).message
+
+
+def test_a_weight_reads_to_a_tenth_of_a_kilogram_without_float_noise() -> None:
+    from trialdesk.trial.dosing import plain_weight, weight_text
+
+    assert weight_text(59.2 + 0.1) == "59.3 kg"
+    assert weight_text(80) == "80.0 kg"
+    assert plain_weight(59.2 + 0.1) == 59.3 and plain_weight(59.25) == 59.25
+
+
+def test_a_dose_reads_in_millions_of_cells_per_kilogram() -> None:
+    from trialdesk.trial.dosing import dose_text
+
+    assert dose_text(44_475_000 / 59.300000000000004) == "0.75 × 10^6 cells/kg"
+    assert dose_text(1_000_000) == "1.00 × 10^6 cells/kg"

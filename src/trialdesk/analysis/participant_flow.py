@@ -1,7 +1,9 @@
 """Participant flow: from the screening log to the end of the six months, as a table and as a
 CONSORT-style diagram (boxes and arrows, SVG and PNG).
 
-Completed 6 months: status ``completed``, or the end-of-study visit (the schedule's visit at or
+Screened: screening entries with a screening decision; entries still pending the investigator's
+eligibility sign-off are counted apart (:mod:`trialdesk.trial.screening_log`, the definition the DSMB
+report uses too). Completed 6 months: status ``completed``, or the end-of-study visit (the schedule's visit at or
 after the primary outcome's time frame, M6 on day 183) done. Withdrawn: withdrawn or off study
 for any reason but completion, counted by reason in the SDTM disposition terms.
 """
@@ -24,6 +26,7 @@ from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import dsdecod, has_left
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.records import TrialData
+from trialdesk.trial.screening_log import tally
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class ParticipantFlow:
     screen_failed: int
     failed_by_criterion: dict[str, int]
     withdrew_before_enrolment: int
-    pending: int
+    pending: int  # awaiting eligibility sign-off: not counted in ``screened``
     consented: int
     enrolled: int
     infused: dict[int, int]  # infusion number -> participants who received it
@@ -42,12 +45,15 @@ class ParticipantFlow:
     ongoing: int
     note: str | None = None
     completed_ids: list[str] = field(default_factory=list)
+    eligible_not_enrolled: int = 0  # screened, signed eligible, not (yet) enrolled
 
     def rows(self) -> list[tuple[str, str, int]]:
         """(stage, detail, participants) in the order of the flow."""
         out = [("screened", "", self.screened), ("screen_failed", "", self.screen_failed)]
         out += [("screen_failed", f"criterion {c}", n) for c, n in self.failed_by_criterion.items()]
-        out += [("withdrew_before_enrolment", "", self.withdrew_before_enrolment), ("screening_pending", "", self.pending),
+        out += [("withdrew_before_enrolment", "", self.withdrew_before_enrolment),
+                ("eligible_not_enrolled", "", self.eligible_not_enrolled),
+                ("screening_pending", "awaiting eligibility sign-off; not counted as screened", self.pending),
                 ("consented", "", self.consented), ("enrolled", "", self.enrolled)]
         out += [("infused", f"infusion {k}", n) for k, n in self.infused.items()]
         out += [("completed_6_months", "", self.completed), ("withdrawn", "", self.withdrawn)]
@@ -70,7 +76,7 @@ class ParticipantFlow:
         main.append(f"Completed 6 months\nn = {self.completed}")
         failed = "\n".join([f"Screen failed n = {self.screen_failed}"] + [f"  {c}: {n}" for c, n in self.failed_by_criterion.items()]
                            + [f"Withdrew before enrolment n = {self.withdrew_before_enrolment}"]
-                           + ([f"Screening pending n = {self.pending}"] if self.pending else []))
+                           + ([f"Eligible, not yet enrolled n = {self.eligible_not_enrolled}"] if self.eligible_not_enrolled else []))
         left = "\n".join([f"Withdrawn n = {self.withdrawn}"] + [f"  {r.lower()}: {n}" for r, n in self.withdrawn_by_reason.items()]
                          + [f"Ongoing n = {self.ongoing}"])
         height = 1.6 * len(main) + 0.6
@@ -87,8 +93,10 @@ class ParticipantFlow:
         ax.annotate("", xy=(5.6, (ys[0] + ys[1]) / 2), xytext=(3.0, (ys[0] + ys[1]) / 2), arrowprops={"arrowstyle": "->"})
         _box(ax, 7.6, (ys[-1] + ys[-2]) / 2, left, small=True)
         ax.annotate("", xy=(5.6, (ys[-1] + ys[-2]) / 2), xytext=(3.0, (ys[-1] + ys[-2]) / 2), arrowprops={"arrowstyle": "->"})
-        if self.note:
-            fig.text(0.01, 0.01, self.note, fontsize=7)
+        notes = ([f"Not counted as screened: {self.pending} awaiting eligibility sign-off."] if self.pending else [])
+        notes += [self.note] if self.note else []
+        if notes:
+            fig.text(0.01, 0.01, "\n".join(notes), fontsize=7)
         paths = [directory / f"{stem}.svg", directory / f"{stem}.png"]
         with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable and readable by screen readers
             for path in paths:
@@ -104,7 +112,7 @@ def _box(ax: Axes, x: float, y: float, text: str, small: bool = False) -> None:
 
 def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = False) -> ParticipantFlow:
     note = check_enrolled(data, "participant flow", allow_empty)
-    outcomes = Counter(s.outcome for s in data.screening)
+    log = tally(data.screening)
     failed = Counter(c for s in data.screening if s.outcome == "screen_failed" for c in s.failed_criteria)
     order = {c.id: i for i, c in enumerate(protocol.eligibility.criteria)}
     by_criterion = {c: failed[c] for c in sorted(failed, key=lambda c: (order.get(c, len(order)), c))}
@@ -117,11 +125,11 @@ def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = Fa
     reasons = Counter(dsdecod(p) for p in left)
     infused = Counter(i.number for i in data.infusions)
     return ParticipantFlow(
-        screened=len(data.screening),
-        screen_failed=outcomes["screen_failed"],
+        screened=log.screened,
+        screen_failed=log.screen_failed,
         failed_by_criterion=by_criterion,
-        withdrew_before_enrolment=outcomes["withdrew_before_enrolment"],
-        pending=outcomes["pending"],
+        withdrew_before_enrolment=log.withdrew_before_enrolment,
+        pending=log.pending_signoff,
         consented=len(data.participants),
         enrolled=len(data.participants),
         infused={k: infused[k] for k in sorted(infused)},
@@ -131,4 +139,5 @@ def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = Fa
         ongoing=len(data.participants) - len(completed) - len(left),
         note=note,
         completed_ids=completed,
+        eligible_not_enrolled=log.eligible_not_enrolled,
     )

@@ -218,7 +218,7 @@ def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[In
 def verify(request: HttpRequest) -> VerifyOut:
     _need(request, "verify_audit")
     r = trail.verify()
-    return VerifyOut(ok=r.ok, checked=r.checked, broken_seq=r.broken_seq, message=r.sentence())
+    return VerifyOut(ok=r.ok, checked=r.checked, broken_seq=r.broken_seq, message=r.report())
 
 
 @api.get("/trial-data", response={200: TrialData, **DENIED})

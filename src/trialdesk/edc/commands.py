@@ -1,9 +1,11 @@
-"""``trialdesk serve``, ``trialdesk audit verify`` and ``trialdesk users ...`` (mounted by the main CLI)."""
+"""``trialdesk serve``, ``trialdesk audit verify``, ``trialdesk users ...``, ``trialdesk backup`` and ``trialdesk restore``
+(mounted by the main CLI)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -71,12 +73,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Check the hash chain of the audit trail; exit 1 and name the first broken entry if it is not intact."""
+    """Check the audit trail's hash chain and every record against its history; exit 1 naming each broken entry and changed record."""
     _django()
     from trialdesk.edc.audit.trail import verify as run
 
     result = run()
-    typer.echo(result.sentence())
+    typer.echo(result.report())
     if not result.ok:
         raise typer.Exit(1)
 
@@ -127,10 +129,53 @@ def unlock(username: str) -> None:
     typer.echo(f"cleared {n} lockout record(s) for {username}")
 
 
+def backup_command(out: Path = typer.Option(..., "--out", help="the backup file to write (a tar with a manifest and the database copy)")
+                   ) -> None:
+    """Back up the trial desk's database (PostgreSQL or SQLite) into one file with a manifest and SHA-256 checksum."""
+    _django()
+    from trialdesk.edc.backup import BackupError, backup
+
+    try:
+        m = backup(out)
+    except BackupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"backup written to {out}: {m['engine']} database {m['database']}, {m['audit']['entries']} audit entries,"
+               f" {sum(m['records'].values())} trial records, {len(m['migrations'])} migrations; SHA-256 {m['payload']['sha256']}")
+
+
+def restore_command(file: Path = typer.Argument(..., help="a file written by 'trialdesk backup'"),
+                    yes: bool = typer.Option(False, "--yes", help="replace the database without asking")) -> None:
+    """Replace the trial desk's database with a backup, after checking the whole file; a damaged file changes nothing."""
+    _django()
+    from trialdesk.edc.audit.trail import verify as run_verify
+    from trialdesk.edc.backup import BackupError, restore
+
+    if not yes and not typer.confirm(f"Replace the database with the backup in {file}? Everything written since is lost"):
+        raise typer.Exit(1)
+    try:
+        outcome = restore(file)
+    except BackupError as e:
+        typer.echo(f"error: {e}", err=True)
+        typer.echo("the database was not changed", err=True)
+        raise typer.Exit(2) from None
+    m = outcome["manifest"]
+    typer.echo(f"restored the backup of {m['created_at']} ({m['audit']['entries']} audit entries,"
+               f" {sum(m['records'].values())} trial records)")
+    if outcome["differs"]:
+        typer.echo(f"warning: the restored {' and '.join(outcome['differs'])} differ from the manifest", err=True)
+    result = run_verify()
+    typer.echo(result.report())
+    if not result.ok or outcome["differs"]:
+        raise typer.Exit(1)
+
+
 app = typer.Typer(help="The trial desk (EDC).", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -45,10 +45,10 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
     from trialdesk.edc.visits.models import FormEntry, Visit
     from trialdesk.edc.web import protocol
 
-    rows = ParticipantRow.objects.select_related("screening").filter(enrolled_on__lte=cutoff)
+    rows = ParticipantRow.objects.select_related("screening", "consent").filter(enrolled_on__lte=cutoff)
     participants = []
     for p in rows:
-        consent = p.current_consent()
+        consent = p.consent  # the consent in force (what current_consent() reads, one query per participant)
         status = p.status if (p.off_study_on is None or p.off_study_on <= cutoff) else "on_study"
         participants.append(Participant(
             subject_id=p.subject_id, screening_id=p.screening.number, age_at_enrolment=_age(p.screening.birth_date, p.enrolled_on),
@@ -60,7 +60,7 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                           lot=i.lot, donor_id=i.donor_id, interrupted=i.interrupted)
                  for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff) if i.participant.subject_id in ids]
     screening = [ScreeningEntry(screening_id=s.number, screened_on=s.screened_on,
-                                outcome={"eligible": "pending", "rescreened": "screen_failed"}.get(s.outcome, s.outcome),  # type: ignore[arg-type]
+                                outcome={"rescreened": "screen_failed"}.get(s.outcome, s.outcome),  # type: ignore[arg-type]
                                 failed_criteria=list(s.failed_criteria), reason=s.fail_note or None)
                  for s in ScreeningRow.objects.filter(screened_on__lte=cutoff)]
     visits = [VisitRecord(subject_id=v.participant.subject_id, code=v.code, date=v.done_on if v.done_on and v.done_on <= cutoff else None,

@@ -40,6 +40,9 @@ class Worksheet:
     criteria: list[dict[str, Any]]
     attestations: list[dict[str, str]]
     problems: list[str] = field(default_factory=list)
+    #: the Patient resource's birth date and gender; kept out of :meth:`to_json` (the worksheet cites evidence, not identity)
+    birth_date: dt.date | None = None
+    gender: str | None = None
 
     @property
     def overall(self) -> str:
@@ -107,7 +110,8 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
     for person in report.persons:
         problems = [str(p) for p in report.problems_for(person.person_id)]
         out.append(Worksheet(protocol=protocol, as_of=result.anchors.as_of, patient=person.patient_id, file=person.file,
-                             criteria=by_person.get(person.person_id, []), attestations=items, problems=problems))
+                             criteria=by_person.get(person.person_id, []), attestations=items, problems=problems,
+                             birth_date=person.birth_date, gender=person.gender))
     return out
 
 

@@ -38,6 +38,11 @@ class Identification(_Model):
     brief_title: str = Field(min_length=1)
     official_title: str = Field(min_length=1)
     acronym: str | None = None
+    #: the FDA Investigational New Drug application number. Not in the registry record (ClinicalTrials.gov
+    #: does not publish it, so the API v2 import and export leave it alone): the sponsor's regulatory staff
+    #: set it in the protocol file. The MedWatch 3500A summary prints it in block G5 and lists it as missing
+    #: while it is unset.
+    ind_number: str | None = Field(default=None, min_length=1, pattern=r"^\S(.*\S)?$")
 
 
 OverallStatus = Literal[

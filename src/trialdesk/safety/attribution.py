@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trialdesk.protocol.model import Protocol
+from trialdesk.trial.dosing import dose_text
 from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
 
 __all__ = ["DOSE_LEVEL_STEP", "Attribution", "attribute", "attribute_all", "dose_level", "dose_level_label"]
@@ -87,7 +88,7 @@ class Attribution:
         days = self.days_after_infusion
         when = "on the day of it" if days == 0 else f"{days} day{'s' if days != 1 else ''} after it"
         tail = "" if self.within_follow_up else f" (study day {self.study_day}: after the {self.follow_up_days}-day follow-up)"
-        return f"infusion {self.infusion.number} ({self.infusion.dose_per_kg / 1e6:.2f} × 10^6 cells/kg), {when}{tail}"
+        return f"infusion {self.infusion.number} ({dose_text(self.infusion.dose_per_kg)}), {when}{tail}"
 
 
 def attribute(ae: AdverseEvent, infusions: list[Infusion], follow_up_days: int) -> Attribution:

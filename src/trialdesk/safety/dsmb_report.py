@@ -39,6 +39,7 @@ from trialdesk.safety.swimmer_plot import swimmer_plot
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.dsmb_decision import DECISIONS, Decision
 from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, TrialData
+from trialdesk.trial.screening_log import tally
 
 __all__ = ["DsmbReport", "ReportTable", "build_report", "render_html"]
 
@@ -92,9 +93,11 @@ def _enrolment(data: TrialData, protocol: Protocol) -> ReportTable:
     plan = protocol.infusion_plan
     count = plan.count if plan is not None else max((i.number for i in data.infusions), default=1)
     statuses = Counter(p.status for p in data.participants)
+    log = tally(data.screening)
     rows: list[tuple[Cell, ...]] = [
-        ("Screened", len(data.screening)),
-        ("Screen failed", sum(1 for s in data.screening if s.outcome == "screen_failed")),
+        ("Screened", log.screened),
+        ("Screen failed", log.screen_failed),
+        ("Pending eligibility sign-off", log.pending_signoff),
         ("Enrolled", len(data.participants)),
         ("Enrolment target", protocol.enrolment.target),
     ]
@@ -105,7 +108,9 @@ def _enrolment(data: TrialData, protocol: Protocol) -> ReportTable:
         ("Withdrawn", statuses["withdrawn"]),
         ("Off study (other)", statuses["off_study"]),
     ]
-    return ReportTable("enrolment", "Enrolment and infusions", ("", "participants"), tuple(rows))
+    return ReportTable("enrolment", "Enrolment and infusions", ("", "participants"), tuple(rows),
+                       "Screened: screening entries with a screening decision (signed, excluded by the data, enrolled or withdrawn"
+                       " before enrolment); entries pending the investigator's eligibility sign-off are not counted as screened.")
 
 
 def _participant_status(data: TrialData) -> ReportTable:

@@ -30,8 +30,9 @@ Readings for an IND sponsor-investigator (the PI holds the IND; the sponsor is t
   again after it, no when it was given and the term did not recur, "does not apply" when none was given.
 - **C10** lists the premedication recorded on the infusion forms (the trial desk records no other
   concomitant medications).
-- **E** is the principal investigator of the protocol; **G** is the lead sponsor with the IND number,
-  which the protocol file does not hold yet: the caller passes it, and without it G5 is listed as missing.
+- **E** is the principal investigator of the protocol; **G** is the lead sponsor with the IND number
+  from the protocol file (``identification.ind_number``, not in the registry record; a caller may pass
+  ``ind_number`` to override it); without one G5 is listed as missing.
 - **B5** and **G4** give the instant the site learned of the event at the site (``tz``): the day
   received counts in the site's calendar, as the SAE clocks do (:mod:`trialdesk.safety.sae_clock`).
 - **G7** is a 7-day report for an unexpected fatal or life-threatening suspected adverse reaction,
@@ -54,6 +55,7 @@ from trialdesk.safety.attribution import attribute
 from trialdesk.safety.site_time import site_date, site_zone
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.death import AUTOPSY, DeathReport
+from trialdesk.trial.dosing import dose_text, weight_text
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
 
 __all__ = ["Block", "FollowUpNote", "MedwatchForm", "Reporter", "Section", "build_medwatch", "render_html"]
@@ -127,10 +129,6 @@ class MedwatchForm:
         raise KeyError(f"no block {code}")
 
 
-def _million(x: float) -> str:
-    return f"{x / 1e6:.2f} × 10^6"
-
-
 def _report_type(ae: AdverseEvent, follow_ups: int) -> str:
     suspected = is_related(ae.relatedness)
     if ae.serious and suspected and not ae.expected:
@@ -173,7 +171,7 @@ def _labs(ae: AdverseEvent, data: TrialData) -> str:
 def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, report_date: dt.date, reporter: Reporter | None = None,
                    age_at_event: int | None = None, premedication: Mapping[int, str] | None = None,
                    follow_ups: Sequence[FollowUpNote] = (), death: DeathReport | None = None, history: str = "",
-                   ind_number: str = "", tz: ZoneInfo | None = None) -> MedwatchForm:
+                   ind_number: str | None = None, tz: ZoneInfo | None = None) -> MedwatchForm:
     """The 3500A blocks for ``ae`` (a serious AE of ``data``); ``premedication`` maps infusion number to what was given."""
     tz = tz or site_zone(protocol)
     participant = next((p for p in data.participants if p.subject_id == ae.subject_id), None)
@@ -195,13 +193,13 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
         Block("A1", "Patient identifier", f"{ae.subject_id} (subject id; in confidence)", True),
         Block("A2", "Age at time of event", age, True),
         Block("A3", "Sex", participant.sex.capitalize() if participant.sex != "unknown" else "", True),
-        Block("A4", "Weight", f"{suspect.weight_kg:g} kg (at infusion {suspect.number}, {suspect.date})" if suspect else "", True),
+        Block("A4", "Weight", f"{weight_text(suspect.weight_kg)} (at infusion {suspect.number}, {suspect.date})" if suspect else "", True),
     ))
 
     outcomes = [_CRITERIA.get(c, c) for c in ae.seriousness]
     if death is not None:
         outcomes = [f"{o} ({death.date_of_death})" if o == "Death" else o for o in outcomes]
-    attribution = (f"follows infusion {suspect.number} of {suspect.date} ({_million(suspect.dose_per_kg)} cells/kg),"
+    attribution = (f"follows infusion {suspect.number} of {suspect.date} ({dose_text(suspect.dose_per_kg)}),"
                    f" onset {att.days_after_infusion} day(s) after it" if suspect else "onset before the first infusion (pre-treatment)")
     description = [
         f"{ae.term} (CTCAE v5.0 grade {ae.grade}" + (f": {term.grade_definition(ae.grade)}" if term else "") + ")",
@@ -235,7 +233,7 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
     product = Section("C", "Suspect product(s)", (
         Block("C1", "Name, strength, manufacturer", f"{intervention.name} — investigational; {sponsor}", True),
         Block("C2", "Dose, frequency and route used",
-              "\n".join(f"#{i.number}: {_million(i.dose_per_kg)} cells/kg ({i.total_cells:,.0f} cells at {i.weight_kg:g} kg), once,"
+              "\n".join(f"#{i.number}: {dose_text(i.dose_per_kg)} ({i.total_cells:,.0f} cells at {weight_text(i.weight_kg)}), once,"
                         f" {route or 'route not in the protocol'}" for i in given) if given else none_given, True),
         Block("C3", "Therapy dates", "\n".join(f"#{i.number}: {i.date}" for i in given) if given else none_given, True),
         Block("C4", "Diagnosis for use (indication)", "; ".join(protocol.conditions)),
@@ -263,7 +261,7 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
         Block("G1", "Contact office", f"{sponsor}; {reporter.name} (sponsor-investigator)" if reporter.name.strip() else sponsor, True),
         Block("G3", "Report source", "Study"),
         Block("G4", "Date received by manufacturer", site_date(ae.learned_at, "learned_at", tz).isoformat() if ae.learned_at else "", True),
-        Block("G5", "IND #", ind_number.strip(), True),
+        Block("G5", "IND #", (ind_number or protocol.identification.ind_number or "").strip(), True),
         Block("G6", "Protocol #", f"{protocol.identification.nct_id} (protocol version {protocol.version})", True),
         Block("G7", "Type of report", _report_type(ae, len(follow_ups))),
         Block("G8", "Adverse event term(s)", f"{ae.term} (MedDRA LLT {ae.meddra_code}; {ae.soc})"),

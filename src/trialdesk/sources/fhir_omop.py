@@ -203,6 +203,9 @@ class MappedPerson:
     patient_id: str | None
     file: str
     scope: str
+    #: the Patient's birthDate when it names a full day, and its gender as written (female, male, other, unknown)
+    birth_date: dt.date | None = None
+    gender: str | None = None
 
 
 @dataclass
@@ -508,7 +511,8 @@ class _Mapper:
             "gender_source_value": gender,
         }  # fmt: skip
         self._record("person", r, row, None, [], None)
-        self.report.persons.append(MappedPerson(person_id, r.id, r.file, r.scope))
+        self.report.persons.append(MappedPerson(person_id, r.id, r.file, r.scope, self.birth[person_id],
+                                                gender if isinstance(gender, str) else None))
         self.persons_by_scope[r.scope].append(person_id)
 
     # ----- Condition

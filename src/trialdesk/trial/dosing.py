@@ -51,6 +51,21 @@ def _fmt_million(x: float) -> str:
     return f"{x / 1e6:.2f} × 10^6"
 
 
+def weight_text(weight_kg: float) -> str:
+    """A body weight as every page shows it: to 0.1 kg ('59.3 kg', never '59.300000000000004 kg')."""
+    return f"{weight_kg:.1f} kg"
+
+
+def dose_text(dose_per_kg: float) -> str:
+    """A dose per kilogram as every page shows it: '0.75 × 10^6 cells/kg'."""
+    return f"{_fmt_million(dose_per_kg)} cells/kg"
+
+
+def plain_weight(weight_kg: float) -> float:
+    """The weight without binary floating-point noise (59.300000000000004 -> 59.3), for a form to show and take back."""
+    return float(f"{weight_kg:.12g}")
+
+
 def check_weight(weight_kg: float) -> None:
     low, high = WEIGHT_KG
     if not low <= weight_kg <= high:

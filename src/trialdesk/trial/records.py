@@ -44,7 +44,9 @@ class ScreeningEntry(_Record):
 
     screening_id: str
     screened_on: dt.date
-    outcome: Literal["enrolled", "screen_failed", "pending", "withdrew_before_enrolment"]
+    #: pending: awaiting the investigator's eligibility sign-off (no screening decision yet, see trialdesk.trial.screening_log);
+    #: eligible: signed eligible, not (yet) enrolled
+    outcome: Literal["enrolled", "screen_failed", "eligible", "pending", "withdrew_before_enrolment"]
     failed_criteria: list[str] = []
     reason: str | None = None
 

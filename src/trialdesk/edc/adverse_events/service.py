@@ -65,7 +65,8 @@ def cut(cutoff: dt.date | None = None, *, without: int | None = None) -> TrialDa
     return base.model_copy(update={"adverse_events": aes})
 
 
-def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, without: int | None) -> CoreAdverseEvent:
+def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, without: int | None,
+             data: TrialData | None = None) -> CoreAdverseEvent:
     """The core's verdict on the entered values; MedDRA code and SOC come from the catalogue's term."""
     fields = {k: v for k, v in values.items() if k in FIELDS}
     fields["seriousness"] = list(fields.get("seriousness") or [])
@@ -76,7 +77,7 @@ def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, wi
     else:
         fields.update(meddra_code=0, soc="")  # the core refuses the term, naming it
     fields.update(id=ae_id, subject_id=participant.subject_id)
-    return adverse_event_from_form(fields, cut(without=without), protocol(), catalogue(), site_tz())
+    return adverse_event_from_form(fields, data or cut(without=without), protocol(), catalogue(), site_tz())
 
 
 def _stored(core: CoreAdverseEvent) -> dict[str, Any]:
@@ -91,9 +92,11 @@ def record_adverse_event(user: Any, participant: Participant, **values: Any) -> 
     with transaction.atomic():
         ChainHead.objects.select_for_update().get_or_create(pk=1)
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
-        core = _checked(participant, values, ae_id="new", without=None)
+        before = cut()  # read once: the data cut after the save is this one with the new AE at the end
+        core = _checked(participant, values, ae_id="new", without=None, data=before)
         ae = trail.create(AdverseEvent(participant=participant, **_stored(core)), user)
-        apply_stopping_rules(user)
+        after = [*before.adverse_events, ae.core()] if ae.onset <= before.cutoff else before.adverse_events
+        apply_stopping_rules(user, before.model_copy(update={"adverse_events": after}))
     if ae.serious:
         notify_sae(ae)
     return ae
@@ -147,9 +150,9 @@ def safety_status(data: TrialData | None = None) -> SafetyStatus:
     return evaluate(data or cut(), protocol(), dsmb_decisions(), site_tz())
 
 
-def apply_stopping_rules(user: Any) -> list[Pause]:
+def apply_stopping_rules(user: Any, data: TrialData | None = None) -> list[Pause]:
     """Evaluate the rules on the current data; add a pause for each rule in force that has none. Returns the new pauses."""
-    status = safety_status()
+    status = safety_status(data)
     open_rules = set(Pause.objects.filter(lifted_on__isnull=True).values_list("rule_id", flat=True))
     created = []
     for core in status.pauses(site_tz()):
@@ -318,8 +321,7 @@ def medwatch(user: Any, ae: AdverseEvent, *, fmt: str) -> MedwatchForm:
     form = build_medwatch(core_ae, data, protocol(), report_date=today(), reporter=reporter, age_at_event=age,
                           premedication=premedication,
                           follow_ups=[FollowUpNote(f.received_at, f.information) for f in ae.follow_ups.all()],
-                          death=report.core() if report and report.adverse_event_id == ae.pk else None,
-                          ind_number=str(getattr(settings, "TRIALDESK_IND_NUMBER", "") or ""), tz=site_tz())
+                          death=report.core() if report and report.adverse_event_id == ae.pk else None, tz=site_tz())
     trail.append(user, "print", model=ae._meta.label, object_id=str(ae.pk), subject_id=ae.audit_subject(),
                  screening_id=ae.audit_screening(), form="medwatch_3500a",
                  changes={"medwatch_3500a": [None, f"{fmt}; missing: {', '.join(form.missing) or 'none'}"]})

@@ -4,6 +4,15 @@ An edit after first entry needs a reason; the edit carries the version the write
 and if someone saved in between, :class:`StaleEdit` tells the second writer (whose input
 the form keeps) instead of overwriting. A change to a locked casebook is refused, and a
 change to signed data voids the signature.
+
+:func:`verify` checks both halves of the evidence: the hash chain (every entry whose content
+or link no longer holds), then every trial record against its audit history replayed from the
+first entry, so a row changed, inserted or deleted directly in the database is named with the
+field and the entry that last set it. (The chain alone would only protect the history.)
+The bookkeeping columns (version, created_at, updated_at) are not in the history; the version
+is checked against the number of changes. A migration that fills a new column of existing
+records must append an audit entry for each (``append(None, "migrate", model=..., object_id=...,
+changes={column: [None, value]})``), or verify reports the new column as changed outside the desk.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -173,32 +184,119 @@ class Verification:
     checked: int
     broken_seq: int | None = None
     problem: str = ""
+    #: every problem found, one sentence each: broken entries first, then records that no longer match their history
+    findings: tuple[str, ...] = ()
+    records: int = 0
 
     def sentence(self) -> str:
         if self.ok:
-            return f"audit trail intact: {self.checked} entries, every hash matches its content and the one before"
-        return f"audit trail BROKEN at entry {self.broken_seq}: {self.problem}"
+            return (f"audit trail intact: {self.checked} entries, every hash matches its content and the one before;"
+                    f" {self.records} records match their audit history")
+        if self.broken_seq is not None:
+            return f"audit trail BROKEN at entry {self.broken_seq}: {self.problem}"
+        return f"audit trail BROKEN: {self.problem}"
+
+    def report(self) -> str:
+        """The sentence, then every finding on its own line."""
+        more = self.findings[1:] if len(self.findings) > 1 else ()
+        return "\n".join([self.sentence(), *(f"- {f}" for f in more)])
 
 
-def verify() -> Verification:
-    """Walk the chain from the start; report the first entry that does not match."""
+def _chain() -> tuple[int, list[tuple[int | None, str]]]:
+    """Walk the whole chain; every entry whose content or link does not hold (seq, sentence)."""
+    found: list[tuple[int | None, str]] = []
     prev = GENESIS
     expected_seq = 1
     count = 0
     for entry in AuditEntry.objects.order_by("seq").iterator(chunk_size=2000):
         if entry.seq != expected_seq:
-            return Verification(False, count, entry.seq, f"entry {expected_seq} is missing (the next stored entry is {entry.seq})")
-        if entry.prev_hash != prev:
-            return Verification(False, count, entry.seq,
-                    "its link to the previous entry does not match (an entry before it was changed or removed)")
+            gap = f"entry {expected_seq} is" if entry.seq == expected_seq + 1 else f"entries {expected_seq}–{entry.seq - 1} are"
+            found.append((entry.seq, f"{gap} missing (the next stored entry is {entry.seq})"))
+        elif entry.prev_hash != prev:
+            found.append((entry.seq, "its link to the previous entry does not match (an entry before it was changed or removed)"))
         if entry.compute_hash() != entry.hash:
-            return Verification(False, count, entry.seq,
-                    f"its content no longer matches its hash ({entry.model} {entry.object_id}, {entry.action})")
+            found.append((entry.seq, f"its content no longer matches its hash ({entry.model} {entry.object_id}, {entry.action})"))
         prev = entry.hash
-        expected_seq += 1
+        expected_seq = entry.seq + 1
         count += 1
     head = ChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.length != count or head.last_hash != prev):
-        return Verification(False, count, count + 1 if head.length > count else count,
-                            f"the chain holds {count} entries but {head.length} were written (entries at the end were removed)")
-    return Verification(True, count)
+    if head is not None and head.length != count:
+        found.append((count + 1 if head.length > count else count,
+                      f"the chain holds {count} entries but {head.length} were written (entries at the end were removed)"))
+    elif head is not None and head.last_hash != prev:
+        found.append((count, "the last entry's hash is not the one written (it was changed and its hash recomputed)"))
+    return count, found
+
+
+def _same(field: models.Field[Any, Any], stored: str | None, audited: str | None) -> bool:
+    """The value in the row against the value its audit history gives, compared as the field's type
+    (the history keeps text: 70 and 70.0 are one weight). A first entry leaves out empty values."""
+    if stored in (None, "") or audited in (None, ""):
+        return stored in (None, "") and audited in (None, "")
+    if stored == audited:
+        return True
+    try:
+        return _text(field.to_python(stored)) == _text(field.to_python(audited))
+    except (ValueError, TypeError, ValidationError):
+        return False
+
+
+def _records() -> tuple[int, list[str]]:
+    """Replay the audit history of every trial record and compare it with the row in the database.
+
+    The chain proves the history was not changed; this proves the data was not changed outside
+    the history: a direct edit of a row, a row inserted or deleted behind the trial desk's back.
+    Reported per record and field, naming the last audit entry that set the field."""
+    from trialdesk.edc.records import TrialRecord
+
+    history: dict[tuple[str, str], dict[str, Any]] = {}
+    for seq, model, object_id, action, changes in (AuditEntry.objects.filter(action__in=("create", "update", "delete", "migrate"))
+                                                   .order_by("seq").values_list("seq", "model", "object_id", "action", "changes")
+                                                   .iterator(chunk_size=2000)):
+        h = history.setdefault((model, object_id), {"values": {}, "set_by": {}, "created": 0, "updates": 0, "deleted": False})
+        if action != "migrate":  # a migration's entry sets values without a new version
+            h["created" if action == "create" else "updates" if action == "update" else "deleted"] += 1
+        for name, pair in (changes or {}).items():
+            if isinstance(pair, list) and len(pair) == 2:
+                h["values"][name] = pair[1]
+                h["set_by"][name] = seq
+    findings: list[str] = []
+    count = 0
+    for model in (m for m in apps.get_models() if issubclass(m, TrialRecord)):
+        label = model._meta.label
+        fields = [f for f in model._meta.concrete_fields if f.name not in set(model.AUDIT_EXCLUDE) | {"id"}]
+        seen = set()
+        for obj in model.objects.all().iterator(chunk_size=2000):
+            count += 1
+            key = (label, str(obj.pk))
+            seen.add(key)
+            h = history.get(key)
+            what = f"{label} {obj.pk} ({obj.FORM})"
+            if h is None or not h["created"]:
+                findings.append(f"{what} has no entry in the audit trail: it was written outside the trial desk")
+                continue
+            for f in fields:
+                stored, audited = _text(getattr(obj, f.attname)), h["values"].get(f.name)
+                if not _same(f, stored, audited):
+                    by = f"entry {h['set_by'][f.name]}" if f.name in h["set_by"] else "its first entry, which left it empty"
+                    findings.append(f"{what}: {f.name} is {stored!r} in the database but {audited!r} in the audit trail ({by});"
+                                    " the row was changed outside the trial desk")
+            if obj.version != 1 + h["updates"]:
+                findings.append(f"{what} is at version {obj.version} but the audit trail holds {h['updates']} changes to it")
+        for key, h in history.items():
+            if key[0] == label and key not in seen and h["created"] and not h["deleted"]:
+                findings.append(f"{label} {key[1]} is in the audit trail but not in the database: it was deleted outside the trial desk")
+    return count, findings
+
+
+def verify() -> Verification:
+    """Check the chain (every entry, not only the first broken one), then every record against its history."""
+    count, broken = _chain()
+    records, changed = _records()
+    findings = tuple([f"entry {seq}: {text}" for seq, text in broken] + changed)
+    if broken:
+        seq, text = broken[0]
+        return Verification(False, count, seq, text, findings, records)
+    if changed:
+        return Verification(False, count, None, changed[0], findings, records)
+    return Verification(True, count, records=records)

@@ -6,6 +6,7 @@ from django.db import models
 
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.records import TrialRecord
+from trialdesk.trial.dosing import dose_text, weight_text
 
 
 class Infusion(TrialRecord):
@@ -33,8 +34,12 @@ class Infusion(TrialRecord):
         constraints = [models.UniqueConstraint(fields=["participant", "number"], name="one_record_per_infusion_number")]
 
     @property
-    def dose_millions(self) -> str:
-        return f"{self.dose_per_kg / 1e6:.2f}"
+    def weight_text(self) -> str:
+        return weight_text(self.weight_kg)
+
+    @property
+    def dose_text(self) -> str:
+        return dose_text(self.dose_per_kg)
 
     def audit_subject(self) -> str:
         return self.participant.subject_id

@@ -13,6 +13,7 @@ from trialdesk.edc.dosing.models import Infusion
 from trialdesk.edc.dosing.service import PHASES, VITALS
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.web import protocol, refuse, requires, today
+from trialdesk.trial.dosing import dose_text, plain_weight, weight_text
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -71,7 +72,7 @@ def new_infusion(request: HttpRequest, subject_id: str) -> HttpResponse:
         except ConductError as e:
             refuse(form, e)
         else:
-            messages.success(request, f"Infusion {number} recorded: {inf.dose_per_kg / 1e6:.2f} × 10^6 cells/kg.")
+            messages.success(request, f"Infusion {number} recorded: {dose_text(inf.dose_per_kg)} at {weight_text(inf.weight_kg)}.")
             return redirect("participant_detail", subject_id=subject_id)
     return render(request, "edc/form.html", {"form": form, "title": f"Infusion {number} — subject {subject_id}",
             "submit": "Record infusion",
@@ -86,11 +87,14 @@ def edit_infusion(request: HttpRequest, subject_id: str, number: int) -> HttpRes
         for code, v in values.items():
             initial[f"{phase}_{code}"] = v
     initial["version"] = inf.version
+    initial["weight_kg"] = plain_weight(inf.weight_kg)
     form = EditInfusionForm(request.POST or None, initial=initial)
     current = None
     if request.method == "POST" and form.is_valid():
         d = form.record()
         version, reason = d.pop("version"), d.pop("reason")
+        if d.get("weight_kg") == plain_weight(inf.weight_kg):
+            d["weight_kg"] = inf.weight_kg  # the weight as the form showed it, taken back unchanged: not an edit
         try:
             service.edit_infusion(request.user, inf, changes=d, reason=reason, version=version)
         except StaleEdit as e:
@@ -101,5 +105,6 @@ def edit_infusion(request: HttpRequest, subject_id: str, number: int) -> HttpRes
         else:
             messages.success(request, "Infusion record corrected.")
             return redirect("participant_detail", subject_id=subject_id)
+    lead = f"{_lead(inf.participant)} Recorded: {weight_text(inf.weight_kg)}, {dose_text(inf.dose_per_kg)}."
     return render(request, "edc/form.html", {"form": form, "title": f"Correct infusion {number} — subject {subject_id}",
-                                             "submit": "Save", "lead": _lead(inf.participant), "current": current})
+                                             "submit": "Save", "lead": lead, "current": current})

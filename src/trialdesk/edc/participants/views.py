@@ -42,6 +42,21 @@ class OffStudyForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
+class CompletionForm(forms.Form):
+    """The investigator's confirmation that the participant completed the protocol's follow-up."""
+
+    completed_on = forms.DateField(label="Completed on (on or after the last scheduled visit)", widget=DATE)
+    confirm = forms.BooleanField(label="I confirm the participant completed the protocol's follow-up: the study ends for them"
+                                       " and no further visits or infusions are recorded")
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+def last_visit_done(p: Participant) -> bool:
+    """The last scheduled visit has its date: the study can be completed (the service checks again)."""
+    last = p.visits.order_by("-day").first()
+    return last is not None and last.done_on is not None
+
+
 def _screening_form_page(request: HttpRequest, entry: ScreeningEntry, form: forms.Form, title: str) -> HttpResponse:
     return render(request, "edc/form.html", {"form": form, "title": title, "submit": "Save",
                                              "back": f"/screening/{entry.number}/"})
@@ -92,7 +107,7 @@ def participant_list(request: HttpRequest) -> HttpResponse:
 @requires("view_participants")
 def participant_detail(request: HttpRequest, subject_id: str) -> HttpResponse:
     p = get_object_or_404(Participant.objects.select_related("screening"), subject_id=subject_id)
-    visits = [{"v": v, "flag": flag(v), "entries": {e.form: e for e in v.entries.all()}} for v in p.visits.all()]
+    visits = [{"v": v, "flag": flag(v), "entries": {e.form: e for e in v.entries.all()}} for v in p.visits.prefetch_related("entries")]
     infusions = [{"i": i, "verified": verified(i)} for i in p.infusions.all()]
     plan = protocol().infusion_plan
     return render(request, "edc/participant_detail.html", {
@@ -101,6 +116,7 @@ def participant_detail(request: HttpRequest, subject_id: str) -> HttpResponse:
         "queries": p.queries.all(), **_safety(p),
         "withdraw_form": WithdrawForm(initial={"withdrawn_at": timezone.localtime().replace(second=0, microsecond=0)}),
         "off_form": OffStudyForm(initial={"off_study_on": today(), "version": p.version}),
+        "may_complete": p.status == "on_study" and not p.locked and last_visit_done(p),
     })
 
 
@@ -130,6 +146,8 @@ def withdraw(request: HttpRequest, subject_id: str) -> HttpResponse:
 @requires("mark_off_study")
 def off_study(request: HttpRequest, subject_id: str) -> HttpResponse:
     p = get_object_or_404(Participant, subject_id=subject_id)
+    if request.GET.get("complete") == "1":
+        return _complete(request, p)
     form = OffStudyForm(request.POST or None, initial={"off_study_on": today(), "version": p.version})
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -141,6 +159,27 @@ def off_study(request: HttpRequest, subject_id: str) -> HttpResponse:
             messages.success(request, f"{subject_id} is off study.")
             return redirect("participant_detail", subject_id=subject_id)
     return render(request, "edc/form.html", {"form": form, "title": f"Off study — {subject_id}", "submit": "Save"})
+
+
+def _complete(request: HttpRequest, p: Participant) -> HttpResponse:
+    """Study completion, on the off-study page (same permission): a confirmation, then the audited change."""
+    last = p.visits.order_by("-day").first()
+    form = CompletionForm(request.POST or None, initial={"completed_on": last.done_on if last else today(), "version": p.version})
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            service.complete_study(request.user, p, on=d["completed_on"], version=d["version"])
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"{p.subject_id} completed the study.")
+            return redirect("participant_detail", subject_id=p.subject_id)
+    done = f" ({last.name} done {last.done_on})" if last is not None and last.done_on else ""
+    return render(request, "edc/form.html", {
+        "form": form, "title": f"Study completion — {p.subject_id}", "submit": "Record completion",
+        "back": f"/participants/{p.subject_id}/",
+        "lead": f"Record that {p.subject_id} completed the protocol's follow-up{done}. This takes the participant off study as completed;"
+                " it is audited and cannot be undone here."})
 
 
 @requires("lock_casebook")

@@ -18,6 +18,7 @@ from trialdesk.edc.screening.models import EligibilitySignoff, ScreeningEntry
 from trialdesk.edc.signatures.service import current_signature, sign
 from trialdesk.edc.web import protocol, today
 from trialdesk.trial.errors import ConductError
+from trialdesk.trial.identity import RecordIdentity, discrepancies, to_fill
 from trialdesk.trial.signoff import decide, manual_worksheet, prescreen_worksheet
 
 SIGN_MEANING = "I confirm eligibility: I reviewed the worksheet and answered every attestation"
@@ -103,9 +104,29 @@ def screen_fhir(user: Any, path: Path, *, as_of: dt.date, screened_on: dt.date, 
         for sheet in sheets:
             snap = sheet.to_json()
             snap["source"] = "fhir"
-            out.append(_create(user, snapshot=snap, source="fhir", source_ref=f"{label or path.name}: Patient/{sheet.patient}",
-                               screened_on=screened_on))
+            ref = f"{label or path.name}: Patient/{sheet.patient}"
+            snap["patient_record"] = RecordIdentity.from_fhir(sheet.birth_date, sheet.gender, f"FHIR record ({ref})").as_snapshot()
+            entry = _create(user, snapshot=snap, source="fhir", source_ref=ref, screened_on=screened_on)
+            out.append(identity_from_record(user, entry))
     return out
+
+
+def identity_from_record(user: Any, entry: ScreeningEntry) -> ScreeningEntry:
+    """Copy the record's birth date and sex into the fields of ``entry`` nobody has filled (an audited change
+    with the record as its reason); a value already entered is never overwritten (see :func:`record_discrepancies`)."""
+    record = RecordIdentity.from_snapshot(entry.snapshot)
+    if record is None:
+        return entry
+    fill = to_fill({"birth_date": entry.birth_date, "sex": entry.sex}, record)
+    if not fill:
+        return entry
+    return trail.update(entry, user, changes=fill, reason=f"copied from the {record.source}", version=entry.version)  # type: ignore[no-any-return]
+
+
+def record_discrepancies(entry: ScreeningEntry) -> list[str]:
+    """Where the entered birth date or sex differs from the record the entry was screened from."""
+    record = RecordIdentity.from_snapshot(entry.snapshot)
+    return [] if record is None else discrepancies({"birth_date": entry.birth_date, "sex": entry.sex}, record)
 
 
 def rescreen(user: Any, entry: ScreeningEntry, *, screened_on: dt.date) -> ScreeningEntry:

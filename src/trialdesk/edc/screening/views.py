@@ -108,7 +108,8 @@ def detail(request: HttpRequest, number: str) -> HttpResponse:
 
     return render(request, "edc/screening_detail.html", {
         "entry": entry, "signoff": signoff, "signatures": sigs, "signature": next((s for s in reversed(sigs) if s.valid), None),
-        "consent": current_consent(entry), "participant": getattr(entry, "participant", None),
+        "discrepancies": service.record_discrepancies(entry), "consent": current_consent(entry),
+        "participant": getattr(entry, "participant", None),
         "consent_form": ConsentForm(initial={"signed_at": timezone.localtime().replace(second=0, microsecond=0),
                                              "obtained_by": request.user.get_full_name()}),
         "enrol_form": EnrolForm(initial={"enrolled_on": today()}),

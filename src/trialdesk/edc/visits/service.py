@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db import transaction
+
 from trialdesk.edc.audit import trail
+from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.visits.crf import range_problems, to_json
 from trialdesk.edc.visits.models import FormEntry, Visit
@@ -60,6 +64,7 @@ def flag(visit: Visit, as_of: dt.date | None = None) -> str:
 
 
 def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *, reason: str = "", version: int | None = None) -> FormEntry:
+    """First entry (``version`` None: the writer saw no saved entry) or a change of the entry read at ``version``."""
     if form_id not in visit.forms:
         raise ConductError("form", f"form {form_id!r} is not due at visit {visit.code}; due: {', '.join(visit.forms)}")
     if visit.done_on is None:
@@ -70,7 +75,12 @@ def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *,
     for k, v in data.items():
         if k.endswith("_date") and dt.date.fromisoformat(v) > today():
             raise ConductError(k, "the date cannot be in the future")
-    existing = FormEntry.objects.filter(visit=visit, form=form_id).first()
-    if existing is None:
-        return trail.create(FormEntry(visit=visit, form=form_id, data=data), user)
-    return trail.update(existing, user, changes={"data": data}, reason=reason, version=existing.version if version is None else version)
+    with transaction.atomic():
+        # serialised with every audited write, so two first entries of one form cannot race to the unique constraint
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        existing = FormEntry.objects.filter(visit=visit, form=form_id).first()
+        if existing is None:
+            return trail.create(FormEntry(visit=visit, form=form_id, data=data), user)
+        if version is None:  # the writer saw no entry, but someone saved one since: theirs is not overwritten
+            raise StaleEdit(existing)
+        return trail.update(existing, user, changes={"data": data}, reason=reason, version=version)

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# the project's shared reference folder sits beside the repository; a checkout elsewhere
-# (a git worktree, a CI clone) names it with TRIALDESK_SHARED
-SHARED = Path(os.environ.get("TRIALDESK_SHARED") or REPO.parent / "shared")
+# the project's shared reference folder (the registry record the protocol is checked against)
+# sits beside the repository; a checkout elsewhere (a git worktree, a CI clone) names it with
+# TRIALDESK_SHARED, or finds it where this workplace keeps it
+_CANDIDATES = [Path(p) for p in (os.environ.get("TRIALDESK_SHARED"),) if p] + [REPO.parent / "shared", Path("/work/shared")]
+SHARED = next((p for p in _CANDIDATES if (p / "seed").is_dir()), _CANDIDATES[0])
 SEED = SHARED / "seed" / "000_0df2fa15144651cc.txt"
 PROTOCOL_FILE = REPO / "src" / "trialdesk" / "protocols" / "nct03929120.yaml"
 

@@ -130,3 +130,21 @@ def test_the_audit_trail_of_the_demo_verifies(demo: tuple[Path, str]) -> None:
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "intact" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_dsmb_signed_an_interim_decision_and_the_sae_has_its_medwatch_summary(demo: tuple[Path, str]) -> None:
+    folder, printed = demo
+    con = _db(folder)
+    (decision,) = con.execute("select id, kind, decided_on, report_cutoff from adverse_events_dsmbdecision").fetchall()
+    assert decision["kind"] == "continue" and decision["decided_on"] > decision["report_cutoff"]
+    signed = con.execute("select count(*) from signatures_signature where model = 'adverse_events.DsmbDecision' and object_id = ?",
+                         (str(decision["id"]),)).fetchone()[0]
+    assert signed == 1
+    dsmb = (folder / "reports" / "dsmb_report.html").read_text()
+    assert decision["report_cutoff"] in dsmb  # the interim decision is listed in the final report
+    (sae_id,) = con.execute("select id from adverse_events_adverseevent where serious = 1").fetchone()
+    medwatch = (folder / "reports" / f"medwatch_AE-{sae_id}.html").read_text()
+    assert "Lung infection" in medwatch and "missing: IND #" in medwatch  # the IND number is not known for this trial
+    assert (folder / "reports" / f"medwatch_AE-{sae_id}.pdf").read_bytes().startswith(b"%PDF")
+    assert "DSMB interim decision: continue" in printed

@@ -145,9 +145,9 @@ def _safety(cutoff: dt.date) -> None:
     out.print(f"open suggestions from labs and vital signs: {len(open_suggestions(data))}")
 
 
-def _reports(folder: Path, cutoff: dt.date) -> Path:
+def _reports(folder: Path, cutoff: dt.date, sae_id: str = "") -> Path:
     """The data cut as the EDC exports it, then the report and export commands on it, and the DSMB report."""
-    from trialdesk.edc.adverse_events.service import cut, safety_status
+    from trialdesk.edc.adverse_events.service import cut, medwatch, recorded_decisions, safety_status
     from trialdesk.edc.web import protocol
     from trialdesk.safety.dsmb_pdf import render_pdf
     from trialdesk.safety.dsmb_report import build_report, render_html
@@ -163,10 +163,20 @@ def _reports(folder: Path, cutoff: dt.date) -> Path:
     _run(["export", "sdtm", "--data", str(data_file), "--out", str(reports / "sdtm")])
     _run(["export", "odm", "--data", str(data_file), "--out", str(reports / "odm.xml")])
     out.print(Rule("[bold]DSMB safety report"))
-    report = build_report(data, protocol(), safety_status(data))
+    report = build_report(data, protocol(), safety_status(data), recorded_decisions())
     (reports / "dsmb_report.html").write_text(render_html(report), encoding="utf-8")
     (reports / "dsmb_report.pdf").write_bytes(render_pdf(report))
     out.print(f"wrote {reports / 'dsmb_report.html'}\nwrote {reports / 'dsmb_report.pdf'}")
+    if sae_id:  # the SAE as the PI would print it for the sponsor and the FDA (the print is audited)
+        from trialdesk.edc.accounts.models import User
+        from trialdesk.edc.adverse_events.models import AdverseEvent
+        from trialdesk.safety.medwatch import render_html as medwatch_html
+        from trialdesk.safety.medwatch_pdf import render_pdf as medwatch_pdf
+
+        pi, ae = User.objects.get(username="pi"), AdverseEvent.objects.get(pk=int(sae_id.removeprefix("AE-")))
+        (reports / f"medwatch_{sae_id}.html").write_text(medwatch_html(medwatch(pi, ae, fmt="html")), encoding="utf-8")
+        (reports / f"medwatch_{sae_id}.pdf").write_bytes(medwatch_pdf(medwatch(pi, ae, fmt="pdf")))
+        out.print(f"wrote {reports / f'medwatch_{sae_id}.html'} and .pdf (MedWatch 3500A-style summary of the SAE)")
     return reports
 
 
@@ -181,6 +191,7 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     out.print(f"  {done.pending} more pre-screen candidates wait in the screening log for the PI's review and signature")
     out.print(f"  adverse events: {done.adverse_events}; SAE {done.sae}; {'; '.join(done.sae_reports)}")
     out.print(f"  confirmed from a lab suggestion: {done.confirmed_suggestion}")
+    out.print(f"  DSMB interim decision: {done.dsmb_decision}")
     out.print(f"  data cut {done.cutoff}; every participant completed 6 months of follow-up")
     accounts = Table(title=f"Demo accounts (password for every account: {PASSWORD})", title_justify="left")
     for col in ("user", "role", "name", "look at"):
@@ -201,7 +212,7 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     out.print(f"  printable eligibility worksheet of the FHIR referral: {folder / 'worksheet.html'}")
     out.print(f"  stopping rules' operating characteristics: {folder / 'stopping_rules.png'}")
     out.print(f"  primary outcome (counts and plot): {reports / 'primary_outcome'}")
-    out.print(f"  DSMB report: {reports / 'dsmb_report.html'} and .pdf")
+    out.print(f"  DSMB report: {reports / 'dsmb_report.html'} and .pdf; the SAE's MedWatch summary: {reports}/medwatch_*.html")
     out.print(f"  ClinicalTrials.gov results: {reports / 'ctgov_results.json'};  SDTM: {reports / 'sdtm'};  ODM: {reports / 'odm.xml'}")
     out.print(f"  the trial desk's database: {folder / 'trialdesk-data' / 'trialdesk.sqlite3'}")
 
@@ -234,7 +245,7 @@ def demo(
     assert done.cutoff is not None
     out.print(Rule("[bold]safety rules"))
     _safety(done.cutoff)
-    reports = _reports(folder, done.cutoff)
+    reports = _reports(folder, done.cutoff, done.sae_id)
     _run(["audit", "verify"])
     marks.append(("safety rules, reports and audit check", time.monotonic()))
     address = f"http://{host}:{port}/"

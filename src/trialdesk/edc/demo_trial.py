@@ -124,7 +124,9 @@ class Conducted:
     refused_enrolment: str = ""
     adverse_events: int = 0
     sae: str = ""
+    sae_id: str = ""
     sae_reports: list[str] = field(default_factory=list)
+    dsmb_decision: str = ""
     confirmed_suggestion: str = ""
     queries: int = 0
     pending: int = 0
@@ -403,6 +405,7 @@ class _Desk:
                            reason="follow-up: discharge summary received", version=ae.version)
         record_report(coordinator, ae, rule_id="R4", submitted_at=received + dt.timedelta(days=5))
         self.done.sae = f"{ae.ae_id} ({participant.subject_id}, Lung infection grade 3, hospitalisation)"
+        self.done.sae_id = ae.ae_id
         self.done.sae_reports = ["R1 submitted 17 h after the site learned of it", "R4 (follow-up) submitted 5 days after receipt"]
 
     def _confirm_lab_suggestion(self, participant: Any) -> None:
@@ -416,6 +419,22 @@ class _Desk:
                 self.done.confirmed_suggestion = f"{ae.ae_id} ({participant.subject_id}, {s.term} grade {s.grade}, from {s.source_label})"
                 return
         raise ConductError("suggestions", f"the planted ALT rise of {participant.subject_id} gave no suggestion; the demo data is wrong")
+
+    def dsmb_review(self, participants: Sequence[Any]) -> None:
+        """The DSMB's interim review once half the participants are a month past their first
+        infusion: the report is read and a signed decision to continue recorded."""
+        from trialdesk.edc.adverse_events.service import record_dsmb_decision
+
+        half = participants[len(participants) // 2 - 1] if len(participants) >= 2 else participants[-1]
+        first = half.infusions.order_by("number").first()
+        interim = first.date + dt.timedelta(days=35)
+        decided = interim + dt.timedelta(days=7)
+        decision = record_dsmb_decision(
+            self.users["dsmb"], kind="continue", decided_on=decided, report_cutoff=interim, password=PASSWORD,
+            printed_name=self.users["dsmb"].get_full_name(), rationale=(
+                f"Interim review of the report cut on {interim}: no stopping rule met, no related grade 3 or higher event, "
+                "infusion reactions mild and transient. Enrolment and dosing continue as planned."))
+        self.done.dsmb_decision = f"continue, signed {decision.decided_on} (report cut {interim})"
 
     # --- monitoring ------------------------------------------------------------------------------------
     def monitor(self, participants: Sequence[Any]) -> None:
@@ -512,6 +531,8 @@ def conduct_trial(candidates: Sequence[Candidate], *, as_of: dt.date, seed: int,
             desk.screen(queue.pop(0), as_of, min(desk.done_until(), timezone.localdate()))
             desk.done.pending += 1
     desk.monitor(participants)
+    if participants:
+        desk.dsmb_review(participants)
     for participant in Participant.objects.order_by("subject_id"):
         last = participant.visits.order_by("-day").first()
         complete_study(desk.users["pi"], participant, on=last.done_on, version=participant.version)

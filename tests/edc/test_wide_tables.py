@@ -24,6 +24,8 @@ def test_every_table_on_the_lists_and_the_safety_dashboard_scrolls_within_its_ca
     assert tables, f"{url} shows no table"
     bare = [before for before in tables if not before.endswith('<div class="table-scroll">')]
     assert not bare, f"{url}: {len(bare)} of {len(tables)} tables are not in a table-scroll wrapper"
+    from pathlib import Path
+
     from django.contrib.staticfiles import finders
 
-    assert ".table-scroll { overflow-x: auto" in open(str(finders.find("edc/app.css")), encoding="utf-8").read()
+    assert ".table-scroll { overflow-x: auto" in Path(str(finders.find("edc/app.css"))).read_text(encoding="utf-8")

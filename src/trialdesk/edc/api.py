@@ -213,7 +213,7 @@ def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[In
     p = Participant.objects.filter(subject_id=subject_id).first()
     if p is None:
         raise ConductError("participant", f"there is no enrolled participant {subject_id!r}; only an enrolled participant may be infused")
-    inf = record_infusion(request.user, p, number=p.infusions.count() + 1, **body.dict())
+    inf = record_infusion(request.user, p, **body.dict())  # the number is the next one, counted under the service's lock
     return Status(201, InfusionOut(subject_id=subject_id, number=inf.number, date=inf.date, dose_per_kg=inf.dose_per_kg))
 
 

@@ -1,5 +1,7 @@
 """Two people at once: the second editor of a form is told and loses nothing; two
-coordinators enrolling into the last slot at the same instant enrol exactly one person."""
+coordinators enrolling into the last slot at the same instant enrol exactly one person; two API
+requests recording a participant's infusion at once store one infusion 1 (the number is counted
+under the same lock as the insert)."""
 
 from __future__ import annotations
 
@@ -112,3 +114,34 @@ def test_three_coordinators_enrolling_into_the_last_of_ten_slots_at_once_enrol_e
     assert len(refused) == 2 and all("enrolment target of 10 participants is reached" in r["refusal"] for r in refused), results
     count = cluster.pg.psql("trialdesk_last_slot", "SELECT count(*) FROM participants_participant")
     assert count.strip() == "10"
+
+
+# --- two API requests recording an infusion ---------------------------------------------------------
+
+
+def _race(cluster: Cluster, name: str, first_ago: int, second_ago: int) -> dict[str, Any]:
+    url = cluster.database(name)
+    workload(url, "prepare", "--enrol", "0")
+    result = workload(url, "race-infusions", "--first-ago", str(first_ago), "--second-ago", str(second_ago))
+    assert all(a is not None for a in result["answers"]), result  # both requests answered (no thread died)
+    return result
+
+
+@pytest.mark.slow
+def test_two_api_requests_recording_the_same_infusion_at_once_store_one_infusion_1_and_refuse_the_other(cluster: Cluster) -> None:
+    result = _race(cluster, "trialdesk_infusion_race_same", 20, 20)
+    (first_status, first_body), (second_status, second_body) = result["answers"]
+    assert first_status == 201 and json.loads(first_body)["number"] == 1, result
+    assert second_status == 422, result  # a refusal the client can show, not a server error
+    refusal = json.loads(second_body)
+    # counted under the lock, the second request is the infusion after infusion 1, and on the same day it is refused as such
+    assert refusal["field"] == "date" and refusal["detail"].startswith("infusion 2 "), refusal
+    assert result["stored"] == [[1, days_ago(20).isoformat()]], result
+
+
+@pytest.mark.slow
+def test_the_next_infusion_posted_while_the_first_is_being_stored_becomes_infusion_2(cluster: Cluster) -> None:
+    result = _race(cluster, "trialdesk_infusion_race_next", 50, 22)  # 28 days apart: the protocol's interval
+    assert [a[0] for a in result["answers"]] == [201, 201], result
+    assert [json.loads(a[1])["number"] for a in result["answers"]] == [1, 2], result
+    assert result["stored"] == [[1, days_ago(50).isoformat()], [2, days_ago(22).isoformat()]], result

@@ -5,6 +5,7 @@ database (``DATABASE_URL``), through the trial desk's own services, as the views
     python -m tests.durability.workload write    --kind ae|infusion|form --seed N --log FILE --stop FILE
     python -m tests.durability.workload check    --log FILE ...
     python -m tests.durability.workload enrol    --screening S-0010 --at EPOCH
+    python -m tests.durability.workload race-infusions --first-ago 20 --second-ago 20
 
 ``write`` records every write the service acknowledged (returned from, so committed) as one
 JSON line, flushed before the next write; the server may be killed under it at any moment,
@@ -337,6 +338,58 @@ def enrol_at(args: argparse.Namespace) -> None:
         emit({"screening": args.screening, "enrolled": p.subject_id, "refusal": None})
 
 
+# --- two API requests recording the same participant's infusion at once -----------------------------
+
+
+def race_infusions(args: argparse.Namespace) -> None:
+    """Enrol one participant, then POST /api/participants/{subject}/infusions from two threads (two
+    coordinators' sessions): the first to reach the dosing check (inside the service's lock) waits
+    there a moment, and the second request is sent meanwhile. Prints both answers and what is stored."""
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from trialdesk.edc.dosing import service
+    from trialdesk.edc.dosing.models import Infusion
+
+    participant = enrol_one("Race", args.first_ago)
+    inside = threading.Event()
+    real = service.check_infusion
+
+    def slow(*a: Any, **k: Any) -> float:
+        if not inside.is_set():
+            inside.set()
+            time.sleep(0.5)
+        return real(*a, **k)
+
+    service.check_infusion = slow  # type: ignore[assignment]  # this process only: hold the lock while the other request arrives
+    answers: list[Any] = [None, None]
+
+    def post(i: int, ago: int) -> None:
+        client = Client(HTTP_HOST="127.0.0.1")
+        client.force_login(user(("coordinator", "sub_investigator")[i]))
+        body = {"date": days_ago(ago).isoformat(), "started_at": "09:00", "stopped_at": "09:45", "weight_kg": 70,
+                "total_cells": 52_500_000, "lot": "LOT-1", "donor_id": "D-7", "vitals": {"before": {"sbp": 120}}}
+        try:
+            r = client.post(f"/api/participants/{participant.subject_id}/infusions", body, content_type="application/json")
+            answers[i] = [r.status_code, r.content.decode()]
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=post, args=(0, args.first_ago))
+    first.start()
+    if not inside.wait(60):
+        sys.exit("race-infusions: the first request never reached the dosing check")
+    second = threading.Thread(target=post, args=(1, args.second_ago))
+    second.start()
+    first.join(120)
+    second.join(120)
+    rows = Infusion.objects.filter(participant=participant).order_by("number").values_list("number", "date")
+    stored = [[n, d.isoformat()] for n, d in rows]
+    emit({"subject": participant.subject_id, "answers": answers, "stored": stored})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="workload")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -358,8 +411,12 @@ def main() -> None:
     e.add_argument("--at", type=float, required=True)
     sub.add_parser("digest")
     sub.add_parser("one-ae").add_argument("--seed", type=int, default=1)
+    r = sub.add_parser("race-infusions")
+    r.add_argument("--first-ago", type=int, required=True, help="the first request's infusion date, days before today")
+    r.add_argument("--second-ago", type=int, required=True, help="the second request's infusion date, days before today")
     args = parser.parse_args()
-    {"prepare": prepare, "write": write, "check": check, "enrol": enrol_at, "digest": digest, "one-ae": one_ae}[args.command](args)
+    {"prepare": prepare, "write": write, "check": check, "enrol": enrol_at, "digest": digest, "one-ae": one_ae,
+     "race-infusions": race_infusions}[args.command](args)
 
 
 if __name__ == "__main__":

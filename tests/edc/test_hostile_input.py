@@ -520,7 +520,7 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
 
 
 #: pages and API operations that take no input a person types (nothing to spoil)
-NO_INPUT = {"static", "api:openapi-json", "api:openapi-view", "api:api-root", "dashboard", "logout", "participants",
+NO_INPUT = {"static", "api:openapi-json", "api:api-root", "dashboard", "logout", "participants",
             "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
             "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf"}
 

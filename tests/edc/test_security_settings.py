@@ -113,6 +113,17 @@ def test_every_page_carries_the_content_security_policy(client_as) -> None:  # t
     assert page.status_code == 200 and "script-src 'self'" in page["Content-Security-Policy"]
 
 
+def test_the_api_offers_its_schema_and_no_docs_page_that_would_load_scripts_from_a_cdn(client_as) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    coordinator = client_as("coordinator")
+    schema = coordinator.get("/api/openapi.json")
+    assert schema.status_code == 200 and "/api/participants/{subject_id}/infusions" in json.loads(schema.content)["paths"]
+    docs = coordinator.get("/api/docs")
+    assert docs.status_code == 404, "a Swagger UI page would fetch scripts from a CDN that the Content Security Policy refuses"
+    assert b"cdn.jsdelivr" not in docs.content and b"swagger-ui" not in docs.content
+
+
 def test_the_dsmb_report_may_use_its_own_inline_style_and_no_other(trial, client_as) -> None:  # type: ignore[no-untyped-def]
     import base64
     import hashlib

@@ -1,4 +1,4 @@
-"""The REST API (OpenAPI schema at /api/openapi.json, docs at /api/docs).
+"""The REST API (OpenAPI schema at /api/openapi.json; no docs page: Swagger UI would load its scripts from a CDN).
 
 It authenticates with the session (and CSRF) like the pages, asks the same permission
 table, and calls the same services, so a refusal here is the core's refusal there.
@@ -47,7 +47,10 @@ class TableAuth(SessionAuth):
         return user
 
 
-api = NinjaAPI(title="trialdesk EDC", version="1", auth=TableAuth(), urls_namespace="api",
+# docs_url=None: ninja's Swagger UI page loads its scripts from a CDN (unless ninja is an installed app, and then from
+# /static/ninja/, which this site's static route does not serve); the Content Security Policy refuses both, and there
+# is no internet at run time. Read the schema at /api/openapi.json with any OpenAPI viewer instead.
+api = NinjaAPI(title="trialdesk EDC", version="1", auth=TableAuth(), urls_namespace="api", docs_url=None,
                description="Screening, consent, enrolment and infusions for the trial in TRIALDESK_PROTOCOL.")
 
 
@@ -210,7 +213,7 @@ def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[In
     p = Participant.objects.filter(subject_id=subject_id).first()
     if p is None:
         raise ConductError("participant", f"there is no enrolled participant {subject_id!r}; only an enrolled participant may be infused")
-    inf = record_infusion(request.user, p, number=p.infusions.count() + 1, **body.dict())
+    inf = record_infusion(request.user, p, **body.dict())  # the number is the next one, counted under the service's lock
     return Status(201, InfusionOut(subject_id=subject_id, number=inf.number, date=inf.date, dose_per_kg=inf.dose_per_kg))
 
 

@@ -83,7 +83,6 @@ PAGES: dict[str, str] = {
     "login": PUBLIC,
     "static": PUBLIC,
     "api:openapi-json": PUBLIC,  # the API's schema: no data
-    "api:openapi-view": PUBLIC,
     "api:api-root": PUBLIC,
     "dashboard": SIGNED_IN,
     "logout": SIGNED_IN,

@@ -31,6 +31,12 @@ def _age(birth: dt.date | None, on: dt.date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
+def core_infusion(row: Any) -> Infusion:
+    """The core's record of a stored infusion (``row`` with its participant loaded)."""
+    return Infusion(subject_id=row.participant.subject_id, number=row.number, date=row.date, weight_kg=row.weight_kg,
+                    total_cells=row.total_cells, lot=row.lot, donor_id=row.donor_id, interrupted=row.interrupted)
+
+
 def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
     import django
 
@@ -55,10 +61,8 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
             sex=p.screening.sex, consented_on=consent.signed_at.date(), enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
             off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None))
     ids = {p.subject_id for p in participants}
-    infusions = [Infusion(subject_id=i.participant.subject_id, number=i.number, date=i.date, weight_kg=i.weight_kg,
-            total_cells=i.total_cells,
-                          lot=i.lot, donor_id=i.donor_id, interrupted=i.interrupted)
-                 for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff) if i.participant.subject_id in ids]
+    infusions = [core_infusion(i) for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff)
+                 if i.participant.subject_id in ids]
     screening = [ScreeningEntry(screening_id=s.number, screened_on=s.screened_on,
                                 outcome={"rescreened": "screen_failed"}.get(s.outcome, s.outcome),  # type: ignore[arg-type]
                                 failed_criteria=list(s.failed_criteria), reason=s.fail_note or None)

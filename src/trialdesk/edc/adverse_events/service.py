@@ -31,7 +31,7 @@ from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.permissions import allowed
 from trialdesk.edc.web import protocol, today
 from trialdesk.safety.adverse_events import adverse_event_from_form
-from trialdesk.safety.attribution import Attribution, attribute_all
+from trialdesk.safety.attribution import Attribution, attribute, attribute_all
 from trialdesk.safety.medwatch import FollowUpNote, MedwatchForm, Reporter, build_medwatch
 from trialdesk.safety.sae_clock import DueReport, FollowUpReceived, SubmittedReport, due_reports
 from trialdesk.safety.stopping_rules import DsmbDecision as RuleDecision
@@ -240,6 +240,21 @@ def dismiss_suggestion(user: Any, key: str, *, reason: str) -> DismissedSuggesti
 def attributions(data: TrialData | None = None) -> dict[str, Attribution]:
     """Each AE's attribution to the infusion it follows, by AE id (``AE-<pk>``)."""
     return dict(attribute_all(data or cut(), protocol()))
+
+
+def attributions_of(aes: list[AdverseEvent], cutoff: dt.date | None = None) -> dict[str, Attribution]:
+    """The attribution of these AEs only, by AE id: what :func:`attributions` gives for them, reading only their
+    participants' infusions (a page showing one participant's AEs need not build the whole trial's data cut).
+    As in the data cut, an AE with onset after the cut-off, or of a participant enrolled after it, has none."""
+    from trialdesk.edc.dosing.models import Infusion
+    from trialdesk.edc.snapshot import core_infusion
+
+    cutoff = cutoff or today()
+    aes = [ae for ae in aes if ae.onset <= cutoff and ae.participant.enrolled_on <= cutoff]
+    rows = Infusion.objects.select_related("participant").filter(participant_id__in={ae.participant_id for ae in aes}, date__lte=cutoff)
+    infusions = [core_infusion(i) for i in rows]
+    days = protocol().safety.ae_follow_up_days
+    return {ae.ae_id: attribute(ae.core(), infusions, days) for ae in aes}
 
 
 # --- deaths --------------------------------------------------------------------------------------

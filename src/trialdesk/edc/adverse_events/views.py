@@ -104,7 +104,7 @@ def ae_list(request: HttpRequest) -> HttpResponse:
 
 def with_attribution(aes: list[AdverseEvent]) -> list[AdverseEvent]:
     """Each AE with ``.attribution``: the infusion it follows, from :mod:`trialdesk.safety.attribution`."""
-    att = service.attributions()
+    att = service.attributions_of(aes)
     for ae in aes:
         ae.attribution = att.get(ae.ae_id)  # type: ignore[attr-defined]
     return aes

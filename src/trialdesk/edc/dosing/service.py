@@ -51,12 +51,17 @@ def _vitals(vitals: Any) -> None:
                 raise ConductError("vitals", f"{phase}: {label} {value!r} is outside {low}–{high}; check the value and its unit")
 
 
-def record_infusion(user: Any, participant: Participant, *, number: int, **data: Any) -> Infusion:
-    """Store the infusion or refuse with the core's reason; nothing is stored on refusal."""
+def record_infusion(user: Any, participant: Participant, *, number: int | None = None, **data: Any) -> Infusion:
+    """Store the infusion or refuse with the core's reason; nothing is stored on refusal.
+
+    ``number`` None: the participant's next infusion, counted under the same lock as the insert (two
+    simultaneous requests cannot both take the same number; the second is checked as the one after)."""
     with transaction.atomic():
         ChainHead.objects.select_for_update().get_or_create(pk=1)
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         previous = [(i.number, i.date) for i in participant.infusions.all()]
+        if number is None:
+            number = len(previous) + 1
         from trialdesk.edc.adverse_events.service import died_on
 
         who = DosingParticipant(participant.subject_id, participant.status, participant.enrolled_on,

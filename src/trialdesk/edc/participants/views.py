@@ -125,7 +125,8 @@ def _safety(p: Participant) -> dict[str, object]:
     from trialdesk.edc.adverse_events.service import death_report_of, died_on
     from trialdesk.edc.adverse_events.views import with_attribution
 
-    return {"adverse_events": with_attribution(list(p.adverse_events.all())), "death_report": death_report_of(p), "died_on": died_on(p)}
+    aes = with_attribution(list(p.adverse_events.select_related("participant")))
+    return {"adverse_events": aes, "death_report": death_report_of(p), "died_on": died_on(p)}
 
 
 @requires("withdraw_consent")

@@ -90,12 +90,12 @@ SHOTS = Path(os.environ.get("TRIALDESK_ARTIFACTS", "/tmp/trialdesk-artifacts")) 
 
 
 @pytest.mark.slow
-def test_the_infusion_table_scrolls_inside_its_card_at_1200_pixels(live_server, users, trial) -> None:  # type: ignore[no-untyped-def]
+def test_the_infusion_table_scrolls_inside_its_card_at_1200_pixels(live_server, users, trial, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from .conftest import PASSWORD
 
     participant = trial.enrol()
     trial.infuse(participant, ago=20, total_cells=CELLS, weight=NOISY_WEIGHT)
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the live server thread uses the ORM while Playwright's loop runs
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})

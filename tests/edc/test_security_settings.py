@@ -18,7 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: what this suite sets for itself and a deployment would not
-TEST_ONLY = ("TRIALDESK_DEBUG", "TRIALDESK_SECURE_COOKIES", "TRIALDESK_HTTPS", "DATABASE_URL", "TRIALDESK_TEST_DATABASE_URL")
+TEST_ONLY = ("TRIALDESK_DEBUG", "TRIALDESK_SECURE_COOKIES", "TRIALDESK_HTTPS", "DATABASE_URL", "TRIALDESK_TEST_DATABASE_URL",
+             "DJANGO_ALLOW_ASYNC_UNSAFE")  # the browser tests' switch for their live-server thread
 
 
 def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -37,3 +37,28 @@ class TrialRecord(models.Model):
     def signed_dependants(self) -> list[Any]:
         """Records whose signatures cover this record's data (voided when it changes)."""
         return [self]
+
+
+class ParticipantRecord(TrialRecord):
+    """A record that belongs to one participant: audited under their subject id and screening
+    number, and (unless ``IN_CASEBOOK`` is false) held by their casebook's lock. A record
+    reached through another one (an AE's follow-up, a visit's form) names the participant in
+    :meth:`owner`."""
+
+    #: whether locking the participant's casebook freezes this record
+    IN_CASEBOOK = True
+
+    class Meta:
+        abstract = True
+
+    def owner(self) -> Any:
+        return self.participant  # type: ignore[attr-defined]
+
+    def audit_subject(self) -> str:
+        return str(self.owner().subject_id)
+
+    def audit_screening(self) -> str:
+        return str(self.owner().screening.number)
+
+    def casebook(self) -> Any:
+        return self.owner() if self.IN_CASEBOOK else None

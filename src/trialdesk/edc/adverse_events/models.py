@@ -9,7 +9,7 @@ from typing import Any
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import TrialRecord
+from trialdesk.edc.records import ParticipantRecord, TrialRecord
 from trialdesk.trial.death import DeathReport as CoreDeathReport
 from trialdesk.trial.dsmb_decision import Decision as CoreDecision
 from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
@@ -28,7 +28,7 @@ ACTIONS = [("none", "None"), ("infusion_interrupted", "Infusion interrupted"), (
            ("treatment_given", "Treatment given for the event")]
 
 
-class AdverseEvent(TrialRecord):
+class AdverseEvent(ParticipantRecord):
     """One adverse event, CTCAE v5.0 graded. ``meddra_code``, ``soc`` and ``expected`` are
     filled by the core from the term; they are never typed."""
 
@@ -61,15 +61,6 @@ class AdverseEvent(TrialRecord):
     def ae_id(self) -> str:
         return f"AE-{self.pk}"
 
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
-
-    def casebook(self) -> Any:
-        return self.participant
-
     def core(self) -> CoreAdverseEvent:
         return CoreAdverseEvent(
             id=self.ae_id, subject_id=self.participant.subject_id, term=self.term, meddra_code=int(self.meddra_code), soc=self.soc,
@@ -83,7 +74,7 @@ class AdverseEvent(TrialRecord):
         return [labels.get(c, c) for c in self.seriousness]
 
 
-class FollowUp(TrialRecord):
+class FollowUp(ParticipantRecord):
     """New information about an event, received at a known instant (it starts an SAE follow-up clock)."""
 
     adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="follow_ups")
@@ -92,20 +83,14 @@ class FollowUp(TrialRecord):
 
     FORM = "ae_follow_up"
 
+    def owner(self) -> Any:
+        return self.adverse_event.participant
+
     class Meta:
         ordering = ["received_at"]
 
-    def audit_subject(self) -> str:
-        return self.adverse_event.audit_subject()
 
-    def audit_screening(self) -> str:
-        return self.adverse_event.audit_screening()
-
-    def casebook(self) -> Any:
-        return self.adverse_event.participant
-
-
-class SaeReport(TrialRecord):
+class SaeReport(ParticipantRecord):
     """A report under one of the protocol's ``sae_reporting`` rules, as submitted."""
 
     adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="reports")
@@ -113,18 +98,16 @@ class SaeReport(TrialRecord):
     submitted_at = models.DateTimeField()
 
     FORM = "sae_report"
+    IN_CASEBOOK = False
+
+    def owner(self) -> Any:
+        return self.adverse_event.participant
 
     class Meta:
         ordering = ["submitted_at"]
 
-    def audit_subject(self) -> str:
-        return self.adverse_event.audit_subject()
 
-    def audit_screening(self) -> str:
-        return self.adverse_event.audit_screening()
-
-
-class DismissedSuggestion(TrialRecord):
+class DismissedSuggestion(ParticipantRecord):
     """An AE suggested by a lab value or vital sign that the coordinator judged not to be one, and why."""
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="dismissed_suggestions")
@@ -135,22 +118,17 @@ class DismissedSuggestion(TrialRecord):
     reason = models.TextField()
 
     FORM = "ae_suggestion"
+    IN_CASEBOOK = False
 
     class Meta:
         ordering = ["-onset"]
         constraints = [models.UniqueConstraint(fields=["participant", "term", "onset"], name="one_dismissal_per_suggestion")]
 
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
-
 
 AUTOPSY = [("yes", "Yes"), ("no", "No"), ("unknown", "Unknown")]
 
 
-class DeathReport(TrialRecord):
+class DeathReport(ParticipantRecord):
     """A participant's death, linked to the grade 5 adverse event it reports (rules: :mod:`trialdesk.trial.death`)."""
 
     participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="death_report")
@@ -162,15 +140,6 @@ class DeathReport(TrialRecord):
     narrative = models.TextField()
 
     FORM = "death_report"
-
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
-
-    def casebook(self) -> Any:
-        return self.participant
 
     def cause_list(self) -> tuple[str, ...]:
         return tuple(c.strip() for c in self.causes.splitlines() if c.strip())

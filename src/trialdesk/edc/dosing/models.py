@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import TrialRecord
+from trialdesk.edc.records import ParticipantRecord
 from trialdesk.trial.dosing import dose_text, weight_text
 
 
-class Infusion(TrialRecord):
+class Infusion(ParticipantRecord):
     """One infusion of the investigational product, with its chain of identity (lot, donor)."""
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="infusions")
@@ -40,12 +38,3 @@ class Infusion(TrialRecord):
     @property
     def dose_text(self) -> str:
         return dose_text(self.dose_per_kg)
-
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
-
-    def casebook(self) -> Any:
-        return self.participant

@@ -8,12 +8,12 @@ from django.conf import settings
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import TrialRecord
+from trialdesk.edc.records import ParticipantRecord
 
 QUERY_STATUSES = [("open", "Open"), ("answered", "Answered"), ("closed", "Closed")]
 
 
-class Query(TrialRecord):
+class Query(ParticipantRecord):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="queries")
     target = models.CharField(max_length=100, help_text="the form and field queried, e.g. 'infusion 1: weight_kg'")
     text = models.TextField()
@@ -26,22 +26,17 @@ class Query(TrialRecord):
     closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     FORM = "query"
+    IN_CASEBOOK = False
 
     class Meta:
         ordering = ["status", "-created_at"]
         verbose_name_plural = "queries"
 
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
-
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("queries are never deleted; close it instead")
 
 
-class SourceVerification(TrialRecord):
+class SourceVerification(ParticipantRecord):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="verifications")
     model = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64)
@@ -50,9 +45,4 @@ class SourceVerification(TrialRecord):
     note = models.TextField(blank=True)
 
     FORM = "sdv"
-
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
+    IN_CASEBOOK = False

@@ -8,10 +8,10 @@ from typing import Any
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import TrialRecord
+from trialdesk.edc.records import ParticipantRecord
 
 
-class Visit(TrialRecord):
+class Visit(ParticipantRecord):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
     code = models.CharField(max_length=20)
     name = models.CharField(max_length=100)
@@ -31,32 +31,17 @@ class Visit(TrialRecord):
         ordering = ["participant", "day"]
         constraints = [models.UniqueConstraint(fields=["participant", "code"], name="one_visit_per_code")]
 
-    def audit_subject(self) -> str:
-        return self.participant.subject_id
 
-    def audit_screening(self) -> str:
-        return self.participant.screening.number
-
-    def casebook(self) -> Any:
-        return self.participant
-
-
-class FormEntry(TrialRecord):
+class FormEntry(ParticipantRecord):
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="entries")
     form = models.CharField(max_length=40)
     data = models.JSONField(default=dict)
 
     FORM = "crf"
 
+    def owner(self) -> Any:
+        return self.visit.participant
+
     class Meta:
         ordering = ["visit", "form"]
         constraints = [models.UniqueConstraint(fields=["visit", "form"], name="one_entry_per_form_per_visit")]
-
-    def audit_subject(self) -> str:
-        return self.visit.participant.subject_id
-
-    def audit_screening(self) -> str:
-        return self.visit.participant.screening.number
-
-    def casebook(self) -> Any:
-        return self.visit.participant

@@ -52,11 +52,16 @@ class ScreenResult:
     def criterion_ids(self) -> list[str]:
         return [c.id for c in self.protocol.eligibility.criteria]
 
+    @property
+    def ordinal(self) -> dict[str, int]:
+        """Each criterion's place in the protocol (the key the long table is built on)."""
+        return {cid: i for i, cid in enumerate(self.criterion_ids)}
+
     def _con(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         con.register("s", self.statuses)
         con.register("e", self.evidence)
-        ordinal = {cid: i for i, cid in enumerate(self.criterion_ids)}
+        ordinal = self.ordinal
         lc = [(k, ordinal[cid]) for k, cids in self.plan.leaf_criteria.items() for cid in sorted(cids)]
         con.register("lc", pa.table({"leaf": pa.array([k for k, _ in lc], pa.int32()),
                                      "ord": pa.array([o for _, o in lc], pa.int8())}))
@@ -72,7 +77,7 @@ class ScreenResult:
         the number of criteria, plus the criterion's ordinal) and the evidence fields,
         sorted by row, newest first, then by record id."""
         as_of = self.anchors.as_of
-        ordinal = {cid: i for i, cid in enumerate(self.criterion_ids)}
+        ordinal = self.ordinal
         age = _item_columns(
             table="'person'", record_id="person_id",
             birth="concat_ws('-', year_of_birth::VARCHAR, lpad(month_of_birth::VARCHAR, 2, '0'), lpad(day_of_birth::VARCHAR, 2, '0'))",
@@ -108,7 +113,7 @@ class ScreenResult:
     def _deciding_sql(self) -> str:
         """True when the evidence row's leaf decided its criterion for that person."""
         cols = set(self.statuses.column_names)
-        ordinal = {cid: i for i, cid in enumerate(self.criterion_ids)}
+        ordinal = self.ordinal
         arms = [f"WHEN lc.ord = {ordinal[cid]} AND e.leaf = {k} THEN s.d_{cid}_{k}"
                 for k, cids in self.plan.leaf_criteria.items() for cid in cids if f"d_{cid}_{k}" in cols]
         return "CASE " + " ".join(arms) + " ELSE TRUE END" if arms else "TRUE"

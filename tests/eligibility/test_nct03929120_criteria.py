@@ -9,6 +9,10 @@ import datetime as dt
 from pathlib import Path
 
 from tests.eligibility.helpers import AS_OF, NORMAL_LABS, person, screened, statuses
+from trialdesk.eligibility.language import Occurrence
+from trialdesk.eligibility.screen import screen
+from trialdesk.protocol.loader import load, resolve
+from trialdesk.sources.omop import open_omop
 
 D = dt.date
 
@@ -138,6 +142,35 @@ def test_rituximab_evidence_names_the_record_its_date_and_code(tmp_path: Path) -
     evidence = row["evidence"]
     assert evidence[0]["table"] == "drug_exposure" and evidence[0]["date"] == "2024-05-01"
     assert evidence[0]["code"] == "121191" and evidence[0]["record_id"] >= 1
+
+
+def test_a_record_found_by_its_concept_and_by_its_source_code_is_cited_once(tmp_path: Path) -> None:
+    """A rituximab exposure is a hit through its RxNorm concept, through its source code, or
+    both; each way it counts, and a record found both ways is one record, not two."""
+    def build(b):  # type: ignore[no-untyped-def]
+        person(b, 1)
+        b.drug(1, D(2024, 5, 1), source_value="121191")  # concept and source code both match
+        rituximab = b._resolve("drug", None, "121191")[0]
+        person(b, 2)
+        b.drug(2, D(2024, 5, 1), concept_id=rituximab, source_value="RITUXAN 500MG VIAL")  # the concept only
+        person(b, 3)
+        b.drug(3, D(2024, 5, 1), concept_id=0, source_value="121191")  # the source code only
+    result = screened(tmp_path, build)
+    e2 = {r["person_id"]: r for r in result.person_criteria().to_pylist() if r["criterion_id"] == "E2"}
+    for pid in (1, 2, 3):
+        assert e2[pid]["status"] == "met"
+        assert [(e["table"], e["date"]) for e in e2[pid]["evidence"]] == [("drug_exposure", "2024-05-01")]
+    # were the record counted twice, "at least 2 exposures" would be met by one infusion
+    e2_rule = "computable: {kind: drug, value_set: rituximab_or_cyclophosphamide, window: {start: -2, end: 0, unit: months}"
+    text = resolve("nct03929120").read_text()
+    assert text.count(e2_rule) == 1
+    (tmp_path / "two_exposures.yaml").write_text(text.replace(e2_rule, e2_rule + ", min_count: 2"))
+    protocol = load(tmp_path / "two_exposures.yaml")
+    rule = protocol.eligibility.criterion("E2").computable
+    assert isinstance(rule, Occurrence) and rule.min_count == 2
+    twice = screen(open_omop(tmp_path / "cdm.duckdb"), protocol, AS_OF)
+    assert {r["person_id"]: r["status"] for r in twice.person_criteria().to_pylist()
+            if r["criterion_id"] == "E2"} == {1: "not_met", 2: "not_met", 3: "not_met"}
 
 
 # --- E3 SpO2 < 88 % at rest -----------------------------------------------------

@@ -217,9 +217,15 @@ class Compiler:
         distinct_expr = base.select("source_value").distinct()
         distinct = distinct_expr.to_pyarrow()["source_value"].to_pylist()
         sm = self.db.upload(vsr.match_source_values(distinct, self.value_sets, sets), f"{domain}_sources")
+        # A record is a hit of a value set through its concept or its source value. The
+        # source-value branch leaves out what the concept branch already holds (an
+        # anti-join on concept and value set, over the few rows matched), so the two add up
+        # with UNION ALL: a UNION DISTINCT over every column of millions of hits cost more
+        # than reading the table (BENCHMARKS.md).
         by_concept = base.join(cm, base.concept_id == cm.concept_id).select(*base.columns, "value_set")
         by_source = base.join(sm, base.source_value == sm.source_value).select(*base.columns, "value_set")
-        hits = by_concept.union(by_source, distinct=True)
+        by_source = by_source.anti_join(cm, [by_source.concept_id == cm.concept_id, by_source.value_set == cm.value_set])
+        hits = by_concept.union(by_source, distinct=False)
         if domain == "measurement":
             hits = self._with_unit(hits)
         self._steps.domains.append(_DomainStep(domain, self._sql(distinct_expr), self._sql(hits), sets))

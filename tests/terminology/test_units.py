@@ -163,3 +163,22 @@ def test_analytes_are_found_by_name_abbreviation_or_loinc() -> None:
     assert alt is not None and alt.id == "alanine_aminotransferase"
     assert analyte("1742-6") == alt
     assert analyte("not an analyte") is None
+
+
+def test_a_registry_warmed_up_in_the_background_is_built_once_and_converts_as_usual() -> None:
+    import threading
+
+    from trialdesk.terminology import units
+
+    for cached in (units._build_registry, units._quantity, units.normalise, units.linear_factor):
+        cached.cache_clear()  # together: a cached quantity belongs to the registry that made it
+    units.warm_up()
+    results: list[float | None] = []
+    readers = [threading.Thread(target=lambda: results.append(convert(1.0, "mg/dL", "umol/L", "creatinine")))
+               for _ in range(4)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert results == [pytest.approx(88.42, abs=0.01)] * 4
+    assert units._build_registry.cache_info().misses == 1

@@ -167,30 +167,29 @@ class ScreenResult:
     def _excl(self, cid: str) -> str:
         return f"(c_{cid} = {int(Status.NOT_MET)})" if cid.startswith("I") else f"(c_{cid} = {int(Status.MET)})"
 
+    def _codes(self, cid: str) -> np.ndarray:
+        return np.asarray(self.statuses[f"c_{cid}"].to_numpy(zero_copy_only=False))
+
+    def _excluded(self, cid: str) -> np.ndarray:
+        """Who criterion ``cid`` excludes: an inclusion not met, an exclusion met."""
+        return np.asarray(self._codes(cid) == int(Status.NOT_MET if cid.startswith("I") else Status.MET))
+
     def funnel(self) -> list[dict[str, Any]]:
-        """Criteria applied in order; counts among those still remaining before each step."""
-        con = self._con()
+        """Criteria applied in order; counts among those still remaining before each step
+        (counted in NumPy over the status columns: one pass per criterion)."""
         rows: list[dict[str, Any]] = []
-        base = "TRUE"
+        remaining = np.ones(self.statuses.num_rows, dtype=bool)
         if self.active_within_months is not None:
-            total, active = con.execute("SELECT count(*), count(*) FILTER (WHERE active) FROM s").fetchone()  # type: ignore[misc]
-            rows.append({"criterion_id": f"ACTIVE_{self.active_within_months}M", "met": active, "not_met": total - active,
-                         "unknown": 0, "needs_review": 0, "remaining": active})
-            base = "active"
-        excluded_so_far: list[str] = []
+            remaining = self.statuses["active"].to_numpy(zero_copy_only=False).astype(bool)
+            active = int(remaining.sum())
+            rows.append({"criterion_id": f"ACTIVE_{self.active_within_months}M", "met": active,
+                         "not_met": self.statuses.num_rows - active, "unknown": 0, "needs_review": 0, "remaining": active})
         for cid in self.criterion_ids:
-            remaining_before = " AND ".join([base, *[f"NOT {x}" for x in excluded_so_far]])
-            q = f"""SELECT {', '.join(f"count(*) FILTER (WHERE c_{cid} = {k})" for k in LABELS)}
-                    FROM s WHERE {remaining_before}"""
-            counts = con.execute(q).fetchone()
-            assert counts is not None
-            excluded_so_far.append(self._excl(cid))
-            still_in = " AND ".join([base, *[f"NOT {x}" for x in excluded_so_far]])
-            remaining = con.execute(f"SELECT count(*) FROM s WHERE {still_in}").fetchone()
-            assert remaining is not None
-            by = dict(zip(LABELS.values(), counts, strict=True))
+            counts = np.bincount(self._codes(cid)[remaining].astype(np.int64), minlength=len(LABELS))
+            by = {LABELS[k]: int(counts[k]) for k in LABELS}
+            remaining &= ~self._excluded(cid)
             rows.append({"criterion_id": cid, "met": by["met"], "not_met": by["not_met"], "unknown": by["unknown"],
-                         "needs_review": by["needs_review"], "remaining": remaining[0]})
+                         "needs_review": by["needs_review"], "remaining": int(remaining.sum())})
         return rows
 
     def candidates(self) -> pa.Table:
@@ -257,6 +256,9 @@ def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: 
            planned_first_infusion: dt.date | None = None, active_within_months: int | None = None,
            check_bounds: bool = True, progress: Callable[[str], None] | None = None) -> ScreenResult:
     """Screen every person in ``db`` against ``protocol`` as of ``as_of``."""
+    from trialdesk.terminology.units import warm_up
+
+    warm_up()  # the unit registry is built while the database reads the domain tables
     if check_bounds:
         lo, hi = observation_bounds(db)
         if lo is None or hi is None:

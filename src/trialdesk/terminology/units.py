@@ -38,7 +38,9 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -113,12 +115,36 @@ def _data() -> _UnitData:
     return _UnitData(spellings, folded, analytes)
 
 
-@functools.cache
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    # a process forked while the warm-up thread held the lock would wait on it forever
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def _registry() -> Any:
-    # Imported lazily: building the registry parses the UCUM grammar (about half a second).
+    with _REGISTRY_LOCK:  # built once, even when a warm-up thread is still building it
+        return _build_registry()
+
+
+@functools.cache
+def _build_registry() -> Any:
+    # Imported lazily: building the registry parses the UCUM grammar (0.5-1.5 s).
     # ucumvert ships no type information; import_module keeps mypy --strict quiet without a per-module override.
     ucumvert = importlib.import_module("ucumvert")
     return ucumvert.PintUcumRegistry()
+
+
+def warm_up() -> None:
+    """Start building the unit registry in a background thread, so that a caller about to
+    spend seconds in the database (which releases the GIL) does not pay for it afterwards."""
+    if not _build_registry.cache_info().currsize:
+        threading.Thread(target=_registry, name="ucum-registry", daemon=True).start()
 
 
 def analyte(name_or_code: str | None) -> Analyte | None:

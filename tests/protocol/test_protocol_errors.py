@@ -115,3 +115,26 @@ def test_an_unknown_site_time_zone_names_its_line_and_an_example(tmp_path: Path)
     message = _error(path)
     assert message.startswith(f"nct03929120.yaml:{line} locations[0].time_zone:")
     assert "unknown time zone 'Florida/Jacksonville'" in message and "America/New_York" in message
+
+
+def test_an_edited_value_set_file_is_read_again_and_a_broken_edit_is_refused(tmp_path: Path) -> None:
+    """Value sets are parsed once per state of their folder; editing a file is seen at once."""
+    import shutil
+    import time
+
+    from trialdesk.protocol.loader import load_value_sets
+    from trialdesk.terminology.value_set import library_dir
+
+    folder = tmp_path / "value_sets"
+    shutil.copytree(library_dir(), folder)
+    first = load_value_sets(folder)
+    assert load_value_sets(folder) == first
+    victim = next(f for f in sorted(folder.glob("*.yaml")) if "id: rituximab_or_cyclophosphamide" in f.read_text())
+    time.sleep(0.01)
+    victim.write_text(victim.read_text().replace("id: rituximab_or_cyclophosphamide", "id: rituximab_only"))
+    edited = load_value_sets(folder)
+    assert "rituximab_only" in edited and "rituximab_or_cyclophosphamide" not in edited
+    victim.write_text("- not a value set\n")
+    with pytest.raises(ProtocolError) as err:
+        load_value_sets(folder)
+    assert victim.name in str(err.value)

@@ -133,20 +133,33 @@ class ScreenResult:
         evidence rows (list offsets from a count per row). Built in SQL, the same table cost
         several times more: DuckDB's list aggregate over 12-field structs and the join of 15
         million rows with their lists dominated the whole screen at a million persons."""
+        long = self.long_statuses()
+        m = len(self.criterion_ids)
+        persons = long.num_rows // m if m else 0
+        con = self._con()
+        con.register("pos", pa.table({"person_id": self.statuses["person_id"], "pos": self._person_rank()}))
+        flat = con.execute(self._evidence_sql()).fetch_arrow_table().combine_chunks()
+        counts = np.bincount(flat["row"].to_numpy(), minlength=persons * m)
+        offsets = np.zeros(persons * m + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        items = pa.StructArray.from_arrays([flat[f].chunk(0) if flat[f].num_chunks else pa.array([], flat[f].type)
+                                            for f in EVIDENCE_FIELDS], names=list(EVIDENCE_FIELDS))
+        return long.append_column("evidence", pa.ListArray.from_arrays(pa.array(offsets), items))
+
+    def _person_rank(self) -> np.ndarray:
+        """Each status row's place when the persons are sorted by id."""
+        order = np.argsort(self.statuses["person_id"].to_numpy(zero_copy_only=False), kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order), dtype=np.int64)
+        return rank
+
+    def long_statuses(self) -> pa.Table:
+        """person_id, criterion_id and status: one row per person and criterion, sorted by
+        person id and then in the protocol's order (:meth:`person_criteria` without the evidence)."""
         cids = self.criterion_ids
         m = len(cids)
         s = self.statuses
         order = np.argsort(s["person_id"].to_numpy(zero_copy_only=False), kind="stable")
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order), dtype=np.int64)
-        con = self._con()
-        con.register("pos", pa.table({"person_id": s["person_id"], "pos": rank}))
-        flat = con.execute(self._evidence_sql()).fetch_arrow_table().combine_chunks()
-        counts = np.bincount(flat["row"].to_numpy(), minlength=len(order) * m)
-        offsets = np.zeros(len(order) * m + 1, dtype=np.int32)
-        np.cumsum(counts, out=offsets[1:])
-        items = pa.StructArray.from_arrays([flat[f].chunk(0) if flat[f].num_chunks else pa.array([], flat[f].type)
-                                            for f in EVIDENCE_FIELDS], names=list(EVIDENCE_FIELDS))
         undecided = [c for c in cids if s[f"c_{c}"].null_count]
         if undecided:  # every criterion has a status for every person; a NULL is a compiler bug
             raise AssertionError(f"criteria without a status for some persons: {undecided}")
@@ -156,8 +169,7 @@ class ScreenResult:
                                                 pa.array([LABELS[k] for k in range(low, low + len(LABELS))]))
         criterion = pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(m, dtype=np.int8), len(order))), pa.array(cids))
         return pa.table({"person_id": pa.array(np.repeat(s["person_id"].to_numpy(zero_copy_only=False)[order], m), pa.int64()),
-                         "criterion_id": criterion, "status": status,
-                         "evidence": pa.ListArray.from_arrays(pa.array(offsets), items)})
+                         "criterion_id": criterion, "status": status})
 
     def write_person_criteria(self, path: Path) -> None:
         pq.write_table(self.person_criteria(), path, compression="zstd")

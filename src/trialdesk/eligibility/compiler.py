@@ -486,6 +486,8 @@ class Compiler:
             wide = wide.select(*people.columns, *[f"l{k}" for k in sorted(self.plan.leaf_nodes)])
         else:
             wide = people.mutate(**{f"l{k}": ibis.null("int8") for k in sorted(self.plan.leaf_nodes)})
+        computed = [c for c in self.plan.protocol.eligibility.criteria if c.id not in self.plan.missing and c.computable]
+        wide, node = self._node_columns(wide, [c.computable for c in computed if c.computable is not None])
         crit = {}
         for c in self.plan.protocol.eligibility.criteria:
             if c.id in self.plan.missing:
@@ -493,9 +495,9 @@ class Compiler:
             elif c.computable is None:
                 crit[f"c_{c.id}"] = ibis.literal(NEEDS_REVIEW, "int8")
             else:
-                crit[f"c_{c.id}"] = self._expr(c.computable, wide).cast("int8")
+                crit[f"c_{c.id}"] = node(c.computable).cast("int8")
                 deciding: dict[int, Any] = {}
-                self._deciding(c.computable, wide, ibis.literal(True), deciding)
+                self._deciding(c.computable, node, ibis.literal(True), deciding)
                 for k, flag in deciding.items():
                     crit[f"d_{c.id}_{k}"] = flag
         table = wide.select(*people.columns, **crit)
@@ -505,7 +507,39 @@ class Compiler:
             ev = self.db.upload(pa.table({n: pa.array([], t.to_pyarrow()) for n, t in EVIDENCE_SCHEMA.items()}), "no_evidence")
         return table, ev
 
-    def _deciding(self, node: Expression, w: ir.Table, needed: Any, out: dict[int, Any]) -> None:
+    def _node_columns(self, wide: ir.Table, roots: list[Expression]) -> tuple[ir.Table, Callable[[Expression], Any]]:
+        """Every node of the criteria's trees as its own status column (``n0``, ``n1``, …),
+        added in layers from the leaves up, so that each node is computed once and its
+        parent refers to it by name. (Nested inline, the status of an ANY inside an ALL was
+        repeated in every flag that names the evidence: the statement grew to 40 kB, and
+        DuckDB spent 50 ms planning it for every one-patient check.) Returns the table and
+        a function giving the column of a node."""
+        names: dict[str, str] = {}
+        depth: dict[str, int] = {}
+        nodes: dict[str, Expression] = {}
+
+        def visit(n: Expression) -> int:
+            key = n.model_dump_json()
+            if key not in depth:
+                children = n.items if isinstance(n, (All, AnyOf)) else [n.item] if isinstance(n, Not) else []
+                depth[key] = 1 + max((visit(c) for c in children), default=-1)
+                nodes[key], names[key] = n, f"n{len(names)}"
+            return depth[key]
+
+        for root in roots:
+            visit(root)
+        def column_in(t: ir.Table) -> Callable[[Expression], Any]:
+            def status_of(n: Expression) -> Any:
+                return t[names[n.model_dump_json()]]
+            return status_of
+
+        w = wide
+        for level in range(max(depth.values(), default=-1) + 1):
+            below = column_in(w)  # the nodes of lower levels are columns of w
+            w = w.mutate(**{names[k]: self._expr(nodes[k], w, below) for k in depth if depth[k] == level})
+        return w, column_in(w)
+
+    def _deciding(self, node: Expression, status_of: Callable[[Expression], Any], needed: Any, out: dict[int, Any]) -> None:
         """Which leaves decided a criterion's status for a person, so the evidence cited is
         the evidence that counted: under an ALL that is not met, only the parts not met;
         under an ANY that is met, only the parts met; otherwise every part."""
@@ -513,15 +547,15 @@ class Compiler:
             k = self.plan.leaves[node.model_dump_json()]
             out[k] = _or(out.get(k), needed)
         elif isinstance(node, (All, AnyOf)):
-            status = self._expr(node, w)
+            status = status_of(node)
             decisive = NOT_MET if isinstance(node, All) else MET
             for item in node.items:
-                child = self._expr(item, w)
-                self._deciding(item, w, needed & ((status != decisive) | (child == decisive)), out)
+                self._deciding(item, status_of, needed & ((status != decisive) | (status_of(item) == decisive)), out)
         elif isinstance(node, Not):
-            self._deciding(node.item, w, needed, out)
+            self._deciding(node.item, status_of, needed, out)
 
-    def _expr(self, node: Expression, w: ir.Table) -> ir.IntegerValue:
+    def _expr(self, node: Expression, w: ir.Table, child: Callable[[Expression], Any]) -> ir.IntegerValue:
+        """The status of one node over table ``w``; ``child`` gives a child node's status."""
         if isinstance(node, Attestation):
             return ibis.literal(NEEDS_REVIEW, "int8")
         if isinstance(node, Age):
@@ -537,12 +571,12 @@ class Compiler:
                 return ibis.coalesce(col, UNKNOWN)
             return ibis.coalesce(col, ibis.ifelse(w.observed, NOT_MET, UNKNOWN))
         if isinstance(node, (All, AnyOf)):
-            parts = [self._expr(i, w) for i in node.items]
+            parts = [child(i) for i in node.items]
             if len(parts) == 1:
                 return parts[0]
             return ibis.least(*parts) if isinstance(node, All) else ibis.greatest(*parts)
         if isinstance(node, Not):
-            inner = self._expr(node.item, w)
+            inner = child(node.item)
             return ibis.cases((inner == MET, NOT_MET), (inner == NOT_MET, MET), else_=inner)
         raise TypeError(f"unsupported criterion node {type(node).__name__}")
 

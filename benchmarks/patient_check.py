@@ -1,6 +1,6 @@
 """How fast ``trialdesk patient check`` turns FHIR R4 charts into eligibility worksheets.
 
-    python benchmarks/patient_check.py [--runs 10] [--size 2000] [--patients 2000] [--workers 2]
+    python benchmarks/patient_check.py [--runs 10] [--size 2000] [--patients 2000] [--workers 2] [--no-cli]
 
 1. latency: one warm check of a 2,000-resource bundle (the SSc-ILD referral padded with
    observations, as in benchmarks/fhir_map.py), the steps of ``check_fhir`` timed apart:
@@ -8,11 +8,14 @@
    time to the as-of date), screen (the 15 criteria and the worksheets with their evidence);
    p50 and p95 of the warm runs. Goal: p50 <= 250 ms.
 2. throughput: a folder of N one-patient bundles (the test charts in turn, ids renamed so
-   that each is another patient) checked in one batch, as ``trialdesk patient check <folder>``
-   does: patients per second. Goal: >= 200 patients/s for 10,000 on this 2-core machine.
-
-Both are measured serially (one process, what a caller inside the trial desk gets) and with
-validation in ``--workers`` processes (what ``trialdesk patient check`` does), in one run.
+   that each is another patient) checked in one batch: patients per second, wall and CPU
+   seconds (this process and its children). Goal: >= 200 patients/s for 10,000 on this
+   2-core machine. In one run, alternated: serially (one process, steps timed apart), with
+   only validation in ``--workers`` processes (``read_fhir(workers=N)``, the earlier way),
+   and in parts (``check_fhir(workers=N)``: each process reads, validates, maps and screens
+   its part); the worksheets of the three are checked to be the same. Then, unless
+   ``--no-cli``, the command itself in a fresh interpreter (``trialdesk patient check
+   <folder> --format json --out ...``), start-up, imports and writing the JSON included.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +36,7 @@ import ibis
 from fhir_map import FIXTURES, big_bundle  # benchmarks/ is on sys.path when run as a script
 
 from trialdesk.eligibility.screen import screen
-from trialdesk.eligibility.worksheet import Worksheet, _observe_until, worksheets
+from trialdesk.eligibility.worksheet import Worksheet, _observe_until, check_fhir, worksheets
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import map_to_omop, read_fhir
@@ -76,12 +82,18 @@ def write_batch(folder: Path, patients: int) -> int:
     return resources
 
 
+def cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--size", type=int, default=2000, help="resources in the one-patient bundle")
     ap.add_argument("--patients", type=int, default=2000, help="patients in the batch (the goal is stated for 10000)")
-    ap.add_argument("--workers", type=int, default=2, help="validating processes in the parallel runs")
+    ap.add_argument("--workers", type=int, default=2, help="processes in the parallel runs")
+    ap.add_argument("--no-cli", action="store_true", help="skip the run of the command in a fresh interpreter")
     args = ap.parse_args()
     protocol = load("nct03929120")
 
@@ -101,16 +113,39 @@ def main() -> None:
         folder = Path(tmp) / "batch"
         folder.mkdir()
         resources = write_batch(folder, args.patients)
-        for workers in (1, args.workers):
-            times, sheets = timed_check(folder, protocol, workers)
+        print(f"batch of {args.patients} patients ({resources} resources) in one check:")
+        results: dict[str, list[dict[str, object]]] = {}
+        for how in ("serial", "validation pool", "parts"):
+            c0, t0 = cpu(), time.perf_counter()
+            if how == "parts":
+                sheets = check_fhir(folder, protocol, AS_OF, workers=args.workers)
+                steps = ""
+            else:
+                times, sheets = timed_check(folder, protocol, 1 if how == "serial" else args.workers)
+                steps = " (" + ", ".join(f"{step} {times[step]:.1f} s" for step in STEPS[:-1]) + ")"
+            wall, used = time.perf_counter() - t0, cpu() - c0
             n = len(sheets)
             assert n == args.patients, f"{n} worksheets for {args.patients} patients"
+            results[how] = [s.to_json() for s in sheets]
             overall: dict[str, int] = {}
             for s in sheets:
                 overall[s.overall] = overall.get(s.overall, 0) + 1
-            print(f"batch of {n} patients ({resources} resources) in one check, {workers} validating process(es): "
-                  f"{times['total']:.1f} s, {n / times['total']:.0f} patients/s")  # fmt: skip
-            print("  " + ", ".join(f"{step} {times[step]:.1f} s" for step in STEPS[:-1]) + f"; overall {dict(sorted(overall.items()))}")
+            procs = 1 if how == "serial" else args.workers
+            print(f"  {how:<16} {procs} process{'es' if procs > 1 else '  '}: {wall:6.1f} s wall, {used:6.1f} s CPU, "
+                  f"{n / wall:4.0f} patients/s{steps}; overall {dict(sorted(overall.items()))}")
+        same = results["parts"] == results["serial"] == results["validation pool"]
+        print(f"  the worksheets of the three runs are {'the same' if same else 'NOT the same'}")
+
+        if not args.no_cli:
+            out = Path(tmp) / "worksheets.json"
+            command = [sys.executable, "-c", "from trialdesk.cli import main; main()", "patient", "check", str(folder),
+                       "--as-of", AS_OF.isoformat(), "--format", "json", "--out", str(out), "--workers", str(args.workers)]
+            c0, t0 = cpu(), time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            wall, used = time.perf_counter() - t0, cpu() - c0
+            n = len(json.loads(out.read_text()))
+            print(f"  trialdesk patient check --workers {args.workers} --format json (fresh interpreter): {wall:.1f} s wall, "
+                  f"{used:.1f} s CPU, {n / wall:.0f} patients/s")
 
 
 if __name__ == "__main__":

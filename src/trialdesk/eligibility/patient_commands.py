@@ -71,7 +71,7 @@ def check(
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, or html (printable, for signing on paper)"),
     protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
     out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
-    workers: int = typer.Option(0, "--workers", help="processes validating a large record (0: one per CPU)"),
+    workers: int = typer.Option(0, "--workers", help="processes checking a folder of many Bundles, or validating one large record (0: one per CPU)"),
 ) -> None:
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")

@@ -13,6 +13,8 @@ the absence of, say, a rituximab order in the chart counts as absence.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ import ibis
 from trialdesk.eligibility.screen import ScreenResult, screen
 from trialdesk.eligibility.status import Status, overall
 from trialdesk.protocol.model import Protocol
-from trialdesk.sources.fhir import map_to_omop, read_fhir, read_many
-from trialdesk.sources.fhir_omop import MappingReport
+from trialdesk.sources.fhir import FhirReading, batch_bundles, map_to_omop, read_fhir, read_many
+from trialdesk.sources.fhir_omop import NUMBERED, MappingReport
 from trialdesk.sources.omop import open_omop
 from trialdesk.terminology.value_set import ValueSet
 
@@ -115,20 +117,144 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
     return out
 
 
+#: a folder of at least this many Bundles is checked in parts, one per process, when
+#: ``workers`` > 1; below it, starting the processes and compiling the screen in each costs
+#: more than it saves (see BENCHMARKS.md)
+PARALLEL_FROM_BUNDLES = 200
+
+
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
                value_sets: dict[str, ValueSet] | None = None, workers: int = 1) -> list[Worksheet]:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
-    Bundles, or a list of files), screened together in one batch; ``workers`` > 1
-    validates a large reading in that many processes (the command line does; a caller
-    inside a threaded server should not fork, so the default is 1)."""
+    Bundles, or a list of files), screened together in one batch.
+
+    ``workers`` > 1 uses that many forked processes (the command line does; a caller inside a
+    threaded server should not fork, so the default is 1): a folder of many Bundles is
+    checked in parts, each process reading, validating, mapping and screening its part in
+    its own DuckDB, with the same worksheets, in the same order, as one process gives; a
+    single large record is validated in that many processes."""
+    bundles = batch_bundles(source)
+    if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
+        return _check_in_parts(bundles, protocol, as_of, value_sets, workers)
     reading = read_many(source, workers=workers) if isinstance(source, list) else read_fhir(source, workers=workers)
-    con = duckdb.connect()
-    report = map_to_omop(reading, con)
-    _observe_until(con, as_of)
-    db = open_omop(ibis.duckdb.from_connection(con))
-    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
-    sheets = worksheets(result, report, con)
-    general = [str(p) for p in report.problems if not any(p in report.problems_for(m.person_id) for m in report.persons)]
+    sheets, general = _check(reading, protocol, as_of, value_sets)
     for sheet in sheets:
         sheet.problems.extend(general)
     return sheets
+
+
+def _check(reading: FhirReading, protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+           number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None) -> tuple[list[Worksheet], list[str]]:
+    """The worksheets of a reading, and the problems that belong to none of its patients
+    (each worksheet shows them too), in the order of the files they were found in."""
+    con = duckdb.connect()
+    try:
+        report = map_to_omop(reading, con, number_after=number_after)
+        _observe_until(con, as_of)
+        db = open_omop(ibis.duckdb.from_connection(con))
+        result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
+        sheets = worksheets(result, report, con)
+    finally:
+        con.close()
+    attributed = {id(p) for problems in report.person_problems.values() for p in problems}
+    order = {f: i for i, f in enumerate(reading.files)}
+    general = sorted((p for p in report.problems if id(p) not in attributed), key=lambda p: order.get(p.file, len(order)))
+    return sheets, [str(p) for p in general]
+
+
+# --------------------------------------------------------------------------- a batch in parts
+
+
+@dataclass
+class _Batch:
+    """What forked processes inherit for checking a batch in parts (set while the pool runs)."""
+
+    parts: list[list[Path]]
+    protocol: Protocol
+    as_of: dt.date
+    value_sets: dict[str, ValueSet] | None
+    #: rows of each numbered table before part k: ``before[k * len(NUMBERED) + j]``; -1 when part k - 1 failed
+    before: Any
+    #: set once ``before`` holds part k's numbers
+    ready: list[Any]
+
+
+_BATCH: list[_Batch] = []
+
+# a worksheet without its protocol and attestations (the parent has them): patient, file, criteria, problems, birth date, gender
+_Sheet = tuple[str | None, str, list[dict[str, Any]], list[str], dt.date | None, str | None]
+
+
+def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+                    workers: int) -> list[Worksheet]:
+    """Check a batch of Bundles in contiguous parts, in ``workers`` forked processes.
+
+    Each process reads, validates, maps and screens its part in its own DuckDB. Rows are
+    numbered as the whole batch would number them (part k waits, after mapping, for the row
+    counts of parts before it), so the evidence cites the same record ids in the same order,
+    and each worksheet comes back in reading order: the worksheets are those one process
+    gives. A file that cannot be read raises the same FhirError as in one process: the first
+    such file in reading order."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # the screen's SQL is built once, here, on the first chart (it depends only on the protocol,
+    # the dates and the tables' columns; the first chart also loads what only data need, such
+    # as unit conversions), and the processes inherit it
+    _check(read_many(bundles[:1]), protocol, as_of, value_sets)
+    # each part pays the screen's fixed cost once: two parts a process, for balance
+    n_parts = min(len(bundles), workers * 2)
+    bounds = [len(bundles) * k // n_parts for k in range(n_parts + 1)]
+    parts = [bundles[a:b] for a, b in itertools.pairwise(bounds)]
+    ctx = mp.get_context("fork")
+    before = ctx.Array("q", (n_parts + 1) * len(NUMBERED), lock=False)
+    ready = [ctx.Event() for _ in range(n_parts + 1)]
+    ready[0].set()
+    _BATCH[:] = [_Batch(parts, protocol, as_of, value_sets, before, ready)]
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_check_part, k) for k in range(n_parts)]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    finally:
+        _BATCH.clear()
+    items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
+    sheets = [Worksheet(protocol=protocol, as_of=as_of, patient=patient, file=file, criteria=criteria, attestations=items,
+                        problems=problems, birth_date=birth, gender=gender)
+              for part, _ in results for patient, file, criteria, problems, birth, gender in part]
+    general = [p for _, part_general in results for p in part_general]
+    for sheet in sheets:
+        sheet.problems.extend(general)
+    return sheets
+
+
+def _check_part(k: int) -> tuple[list[_Sheet], list[str]]:
+    b = _BATCH[0]
+    width = len(NUMBERED)
+
+    def number_after(counts: dict[str, int]) -> dict[str, int]:
+        b.ready[k].wait()
+        first = list(b.before[k * width:(k + 1) * width])
+        if first and first[0] < 0:
+            raise _EarlierPartFailed
+        b.before[(k + 1) * width:(k + 2) * width] = [f + counts[t] for f, t in zip(first, NUMBERED, strict=True)]
+        b.ready[k + 1].set()
+        return dict(zip(NUMBERED, first, strict=True))
+
+    try:
+        reading = read_many(b.parts[k])
+        sheets, general = _check(reading, b.protocol, b.as_of, b.value_sets, number_after)
+    except BaseException:
+        if not b.ready[k + 1].is_set():
+            b.before[(k + 1) * width] = -1
+            b.ready[k + 1].set()
+        raise
+    return [(s.patient, s.file, s.criteria, s.problems, s.birth_date, s.gender) for s in sheets], general
+
+
+class _EarlierPartFailed(Exception):
+    """A part before this one could not be checked; its error is the one reported."""

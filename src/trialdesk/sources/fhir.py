@@ -18,7 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -39,6 +39,7 @@ __all__ = [
     "FhirReading",
     "FhirRecord",
     "Problem",
+    "batch_bundles",
     "map_to_omop",
     "read_fhir",
     "read_many",
@@ -238,11 +239,36 @@ def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False, wor
     return reading
 
 
-def map_to_omop(records: FhirReading, con: duckdb.DuckDBPyConnection) -> MappingReport:
+def batch_bundles(source: str | Path | Iterable[str | Path]) -> list[Path] | None:
+    """The Bundle files ``source`` is read from, in reading order, when each is a scope of
+    its own (a folder of ``*.json`` Bundles with no Bulk export in it, or a list of Bundle
+    files): such a batch can be read, mapped and screened in parts, one part per process,
+    since no reference and no problem crosses a file. None for anything else (one file, a
+    Bulk export, a folder mixing both, a list naming folders)."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir() or (folder / "manifest.json").exists():
+            return None
+        files = [f for f in folder.iterdir() if f.is_file()]
+        if any(f.name.endswith((".ndjson", ".ndjson.gz")) for f in files):
+            return None
+        return sorted(f for f in files if f.suffix == ".json")
+    paths = [Path(p) for p in source]
+    if not all(p.is_file() and not p.name.endswith((".ndjson", ".ndjson.gz")) for p in paths):
+        return None
+    return paths
+
+
+def map_to_omop(
+    records: FhirReading,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
+) -> MappingReport:
     """Write OMOP CDM v5.4-shaped tables for ``records`` into ``con``; see ``fhir_omop``."""
     from trialdesk.sources.fhir_omop import map_to_omop as _map
 
-    return _map(records, con)
+    return _map(records, con, number_after=number_after)
 
 
 # --------------------------------------------------------------------------- folders

@@ -456,3 +456,23 @@ def test_an_unreadable_bundle_in_a_batch_checked_in_parts_is_the_same_one_line_e
             check_fhir(folder, protocol, AS_OF, workers=workers)
         errors.append(str(e.value))
     assert errors[0] == errors[1] and errors[0].startswith(str(folder / "m_not_json.json"))
+
+
+def test_validate_full_also_rejects_an_alt_invalid_only_in_its_narrative(tmp_path: Path) -> None:
+    """The worksheet reads no narrative: by default the ALT with a malformed ``text`` is cited;
+    ``--validate full`` drops it and names the element, and E8 has no ALT left."""
+    doc = json.loads((BAD / "invalid_resource.json").read_text())
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["id"] != "bad-alt-invalid"]
+    (alt,) = [e["resource"] for e in doc["entry"] if e["resource"]["id"] == "bad-alt"]
+    alt["text"] = {"status": 12, "div": '<div xmlns="http://www.w3.org/1999/xhtml">ALT 30 U/L</div>'}
+    path = tmp_path / "narrative.json"
+    path.write_text(json.dumps(doc))
+    default = _worksheet(path)
+    assert default["problems"] == []
+    assert [e["resource"] for e in {c["id"]: c for c in default["criteria"]}["E8"]["evidence"]] == ["Observation/bad-alt"]
+    result = check(path, "--format", "json", "--validate", "full")
+    assert result.exit_code == 0, result.output
+    full = json.loads(result.stdout)
+    (problem,) = full["problems"]
+    assert "Observation/bad-alt: text.status: fails FHIR R4 validation" in problem
+    assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == []

@@ -24,6 +24,11 @@ STYLE = {"met": "green", "not_met": "red", "needs_review": "yellow", "unknown": 
          "eligible": "bold green", "not_eligible": "bold red"}
 
 
+class Validate(StrEnum):
+    read = "read"
+    full = "full"
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -71,7 +76,12 @@ def check(
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, or html (printable, for signing on paper)"),
     protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
     out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
-    workers: int = typer.Option(0, "--workers", help="processes checking a folder of many Bundles, or validating one large record (0: one per CPU)"),
+    validate: Validate = typer.Option(
+        Validate.read, "--validate",
+        help="read: validate (fhir.resources) the elements trialdesk reads, the rest is neither validated nor used; "
+             "full: every element of every resource used"),
+    workers: int = typer.Option(
+        0, "--workers", help="processes checking a folder of many Bundles, or validating one large record (0: one per CPU)"),
 ) -> None:
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")
@@ -82,7 +92,8 @@ def check(
     if not source.exists():
         fail(f"{source}: no such file or folder; give a FHIR Bundle, an export folder or a folder of Bundles")
     try:
-        sheets = check_fhir(source, protocol, as_of_date, workers=workers or os.cpu_count() or 1)
+        sheets = check_fhir(source, protocol, as_of_date, workers=workers or os.cpu_count() or 1,
+                            validate="full" if validate is Validate.full else "read")
     except FhirError as exc:
         fail(str(exc))
     if not sheets:

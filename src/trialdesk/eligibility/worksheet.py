@@ -5,6 +5,12 @@ is mapped into OMOP-shaped tables in an in-memory DuckDB and screened by the sam
 that screens whole hospitals, so each criterion has exactly one implementation. The
 evidence the engine cites (table and record id) is traced back to the FHIR resource.
 
+Validation: each resource used is validated (fhir.resources, FHIR R4) on the elements the
+mapping reads, the elements R4 requires and any name R4 does not define; its other
+elements (narrative, meta, identifiers, …) are neither validated nor used. A resource that
+fails is left out and named among the worksheet's problems. ``validate="full"`` (``patient
+check --validate full``) validates every element; see ``trialdesk.sources.fhir``.
+
 Reading: a chart pulled from the EHR is taken as complete up to the screening date. Each
 person's observed time therefore runs from their first dated record to the as-of date, so
 the absence of, say, a rituximab order in the chart counts as absence.
@@ -25,7 +31,7 @@ import ibis
 from trialdesk.eligibility.screen import ScreenResult, screen
 from trialdesk.eligibility.status import Status, overall
 from trialdesk.protocol.model import Protocol
-from trialdesk.sources.fhir import FhirReading, batch_bundles, map_to_omop, read_fhir, read_many
+from trialdesk.sources.fhir import FhirReading, Validation, batch_bundles, map_to_omop, read_fhir, read_many
 from trialdesk.sources.fhir_omop import NUMBERED, MappingReport
 from trialdesk.sources.omop import open_omop
 from trialdesk.terminology.value_set import ValueSet
@@ -124,7 +130,8 @@ PARALLEL_FROM_BUNDLES = 200
 
 
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
-               value_sets: dict[str, ValueSet] | None = None, workers: int = 1) -> list[Worksheet]:
+               value_sets: dict[str, ValueSet] | None = None, workers: int = 1,
+               validate: Validation = "read") -> list[Worksheet]:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
     Bundles, or a list of files), screened together in one batch.
 
@@ -132,11 +139,15 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
     threaded server should not fork, so the default is 1): a folder of many Bundles is
     checked in parts, each process reading, validating, mapping and screening its part in
     its own DuckDB, with the same worksheets, in the same order, as one process gives; a
-    single large record is validated in that many processes."""
+    single large record is validated in that many processes. ``validate``: the elements
+    trialdesk reads (the default) or every element (``"full"``); see ``trialdesk.sources.fhir``."""
     bundles = batch_bundles(source)
     if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
-        return _check_in_parts(bundles, protocol, as_of, value_sets, workers)
-    reading = read_many(source, workers=workers) if isinstance(source, list) else read_fhir(source, workers=workers)
+        return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
+    if isinstance(source, list):
+        reading = read_many(source, workers=workers, validate=validate)
+    else:
+        reading = read_fhir(source, workers=workers, validate=validate)
     sheets, general = _check(reading, protocol, as_of, value_sets)
     for sheet in sheets:
         sheet.problems.extend(general)
@@ -173,6 +184,7 @@ class _Batch:
     protocol: Protocol
     as_of: dt.date
     value_sets: dict[str, ValueSet] | None
+    validate: Validation
     #: rows of each numbered table before part k: ``before[k * len(NUMBERED) + j]``; -1 when part k - 1 failed
     before: Any
     #: set once ``before`` holds part k's numbers
@@ -186,7 +198,7 @@ _Sheet = tuple[str | None, str, list[dict[str, Any]], list[str], dt.date | None,
 
 
 def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
-                    workers: int) -> list[Worksheet]:
+                    workers: int, validate: Validation) -> list[Worksheet]:
     """Check a batch of Bundles in contiguous parts, in ``workers`` forked processes.
 
     Each process reads, validates, maps and screens its part in its own DuckDB. Rows are
@@ -201,7 +213,7 @@ def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, val
     # the screen's SQL is built once, here, on the first chart (it depends only on the protocol,
     # the dates and the tables' columns; the first chart also loads what only data need, such
     # as unit conversions), and the processes inherit it
-    _check(read_many(bundles[:1]), protocol, as_of, value_sets)
+    _check(read_many(bundles[:1], validate=validate), protocol, as_of, value_sets)
     # each part pays the screen's fixed cost once: two parts a process, for balance
     n_parts = min(len(bundles), workers * 2)
     bounds = [len(bundles) * k // n_parts for k in range(n_parts + 1)]
@@ -210,7 +222,7 @@ def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, val
     before = ctx.Array("q", (n_parts + 1) * len(NUMBERED), lock=False)
     ready = [ctx.Event() for _ in range(n_parts + 1)]
     ready[0].set()
-    _BATCH[:] = [_Batch(parts, protocol, as_of, value_sets, before, ready)]
+    _BATCH[:] = [_Batch(parts, protocol, as_of, value_sets, validate, before, ready)]
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_check_part, k) for k in range(n_parts)]
@@ -246,7 +258,7 @@ def _check_part(k: int) -> tuple[list[_Sheet], list[str]]:
         return dict(zip(NUMBERED, first, strict=True))
 
     try:
-        reading = read_many(b.parts[k])
+        reading = read_many(b.parts[k], validate=b.validate)
         sheets, general = _check(reading, b.protocol, b.as_of, b.value_sets, number_after)
     except BaseException:
         if not b.ready[k + 1].is_set():

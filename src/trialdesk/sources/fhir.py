@@ -8,6 +8,21 @@ types trialdesk does not use are counted and passed over without validation. Inp
 that cannot be read as FHIR R4 at all — not JSON, not FHIR, or FHIR of another version —
 raises :class:`FhirError` with a one-line message naming the file.
 
+**What is validated.** By default (``validate="read"``) the *elements trialdesk reads*:
+for each resource type, :data:`READ_ELEMENTS` lists the top-level elements the mapping
+(``fhir_omop``) reads, and the resource is validated, with the same fhir.resources model,
+on those elements, every element R4 requires of the type (Observation.status and code,
+Encounter.class, …), every type of a choice element read (``effective[x]`` is
+effectiveDateTime, effectivePeriod, effectiveInstant and effectiveTiming), the ``_element``
+extension siblings of those, and any top-level name R4 does not define for the type (so a
+misspelt or foreign element still fails). Each kept element is validated whole, down to
+its last nested part. The other elements — narrative ``text``, ``meta``, ``identifier``,
+``performer``, ``note``, ``extension``, … — are **neither validated nor used**: a resource
+invalid only there is kept. ``validate="full"`` validates every element of every used
+resource, as before (``trialdesk patient check --validate full``). Validation costs per
+nested element, so the projection saves most on real EHR exports, which carry much more
+than the elements read.
+
 Rows are later built from the validated JSON dictionaries, not from the pydantic
 models: validation is the expensive part, and the dictionaries are what the mapping
 needs (see ``fhir_omop.map_to_omop``).
@@ -22,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
@@ -34,11 +49,13 @@ if TYPE_CHECKING:
     from trialdesk.sources.fhir_omop import MappingReport
 
 __all__ = [
+    "READ_ELEMENTS",
     "USED_TYPES",
     "FhirError",
     "FhirReading",
     "FhirRecord",
     "Problem",
+    "Validation",
     "batch_bundles",
     "map_to_omop",
     "read_fhir",
@@ -62,6 +79,32 @@ USED_TYPES = frozenset(
         "Encounter",
     }
 )
+
+#: The top-level elements of each used resource type that trialdesk reads (every key
+#: ``fhir_omop`` takes from a resource's dictionary, and ``id``); ``[x]`` is a choice
+#: element, all its types. The default validation covers these (see the module docstring);
+#: a test maps every chart with dictionaries that record what is read, against this list.
+READ_ELEMENTS: dict[str, frozenset[str]] = {
+    rtype: frozenset(elements)
+    for rtype, elements in {
+        "Patient": ("id", "birthDate", "gender"),
+        "Condition": ("id", "subject", "clinicalStatus", "verificationStatus", "code", "onset[x]", "abatement[x]",
+                      "recordedDate"),
+        "MedicationRequest": ("id", "subject", "status", "statusReason", "intent", "medication[x]", "contained",
+                              "authoredOn", "dosageInstruction", "dispenseRequest"),
+        "MedicationStatement": ("id", "subject", "status", "medication[x]", "contained", "effective[x]", "dateAsserted",
+                                "dosage"),
+        "MedicationAdministration": ("id", "subject", "status", "medication[x]", "contained", "effective[x]", "dosage"),
+        "Medication": ("id", "code"),
+        "Observation": ("id", "subject", "status", "code", "category", "effective[x]", "issued", "value[x]", "component",
+                        "referenceRange"),
+        "Procedure": ("id", "subject", "status", "code", "performed[x]"),
+        "Encounter": ("id", "subject", "status", "period"),
+    }.items()
+}  # fmt: skip
+
+#: what :func:`read_fhir` validates: the elements trialdesk reads, or every element
+Validation = Literal["read", "full"]
 
 # Versions read as R4: 4.0.x is R4, 4.3.x is R4B (same shape for every resource used here).
 _R4_VERSION_PREFIXES = ("4.0", "4.3")
@@ -196,7 +239,9 @@ class FhirReading:
 # --------------------------------------------------------------------------- entry points
 
 
-def read_fhir(path: str | Path, *, skip_unreadable: bool = False, workers: int = 1) -> FhirReading:
+def read_fhir(
+    path: str | Path, *, skip_unreadable: bool = False, workers: int = 1, validate: Validation = "read"
+) -> FhirReading:
     """Read a Bundle file, a Bulk Data export folder, or a folder of Bundle files.
 
     A folder holding ``*.ndjson`` files (with or without ``manifest.json``) is one Bulk
@@ -205,10 +250,13 @@ def read_fhir(path: str | Path, *, skip_unreadable: bool = False, workers: int =
     patients. With ``skip_unreadable``, an unreadable file inside a folder becomes a
     :class:`Problem` and the rest of the folder is read; a single unreadable file always
     raises :class:`FhirError`. ``workers`` > 1 validates a large record in that many
-    processes (see :func:`_settle`).
+    processes (see :func:`_settle`). ``validate`` is ``"read"`` (the elements trialdesk
+    reads, the default) or ``"full"`` (every element); see the module docstring.
     """
+    if validate not in ("read", "full"):
+        raise ValueError(f"validate must be 'read' or 'full', not {validate!r}")
     reading = _read(path, skip_unreadable=skip_unreadable)
-    _settle(reading, workers)
+    _settle(reading, workers, validate)
     return reading
 
 
@@ -225,8 +273,12 @@ def _read(path: str | Path, *, skip_unreadable: bool) -> FhirReading:
     return _read_folder(p, skip_unreadable=skip_unreadable)
 
 
-def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1) -> FhirReading:
+def read_many(
+    paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1, validate: Validation = "read"
+) -> FhirReading:
     """Read several inputs (files or folders) into one reading, for one batch."""
+    if validate not in ("read", "full"):
+        raise ValueError(f"validate must be 'read' or 'full', not {validate!r}")
     reading = FhirReading()
     for p in paths:
         try:
@@ -235,7 +287,7 @@ def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False, wor
             if not skip_unreadable:
                 raise
             reading.problems.append(Problem(file=str(p), message=str(e)))
-    _settle(reading, workers)
+    _settle(reading, workers, validate)
     return reading
 
 
@@ -423,7 +475,7 @@ def _take(resource: JsonDict, file: str, line: int | None, scope: str, full_url:
 PARALLEL_FROM = 5000
 
 
-def _settle(reading: FhirReading, workers: int) -> None:
+def _settle(reading: FhirReading, workers: int, validate: Validation = "read") -> None:
     """Validate the pending resources: valid ones become records, the others problems.
 
     Validation with fhir.resources is most of the time spent reading a chart (its
@@ -440,11 +492,12 @@ def _settle(reading: FhirReading, workers: int) -> None:
         _FORKED[:] = items
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-                errors = [e for chunk in pool.map(_validate_range, range(0, len(items), size), [size] * len(items)) for e in chunk]
+                chunks = pool.map(_validate_range, range(0, len(items), size), [size] * len(items), [validate] * len(items))
+                errors = [e for chunk in chunks for e in chunk]
         finally:
             _FORKED.clear()
     else:
-        errors = _validate_chunk(items)
+        errors = _validate_chunk(items, validate)
     for record, errs in zip(pending, errors, strict=True):
         if not errs:
             reading.records.append(record)
@@ -464,19 +517,22 @@ def _settle(reading: FhirReading, workers: int) -> None:
             )
 
 
-def _validate_chunk(items: list[tuple[str, JsonDict]]) -> list[list[tuple[str | None, str]]]:
-    return [_validation_errors(rtype, resource) for rtype, resource in items]
+def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "read") -> list[list[tuple[str | None, str]]]:
+    return [_validation_errors(rtype, resource, validate) for rtype, resource in items]
 
 
 #: the resources a pool of forked workers validates (set only while the pool runs)
 _FORKED: list[tuple[str, JsonDict]] = []
 
 
-def _validate_range(start: int, size: int) -> list[list[tuple[str | None, str]]]:
-    return _validate_chunk(_FORKED[start:start + size])
+def _validate_range(start: int, size: int, validate: Validation) -> list[list[tuple[str | None, str]]]:
+    return _validate_chunk(_FORKED[start:start + size], validate)
 
 
-def _validation_errors(rtype: str, resource: JsonDict) -> list[tuple[str | None, str]]:
+def _validation_errors(rtype: str, resource: JsonDict, validate: Validation = "read") -> list[tuple[str | None, str]]:
+    if validate == "read":
+        keep, known = _projection(rtype)
+        resource = {k: v for k, v in resource.items() if k in keep or k not in known}
     try:
         _model(rtype).model_validate(resource)
     except ValidationError as e:
@@ -486,6 +542,43 @@ def _validation_errors(rtype: str, resource: JsonDict) -> list[tuple[str | None,
             out.append((loc, str(err["msg"])))
         return out
     return []
+
+
+@cache
+def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the JSON names validated under ``validate="read"``, every JSON name R4 defines) of a
+    used resource type: its :data:`READ_ELEMENTS`, the elements R4 requires, all types of
+    a choice element, the ``_element`` siblings, and ``resourceType``."""
+    model = _model(rtype)
+    known = {"resourceType"}
+    choices: dict[str, set[str]] = {}
+    required: set[str] = set()
+    for name, f in model.model_fields.items():
+        json_name = f.alias or name
+        known.update((name, json_name))
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if not extra.get("element_property"):
+            continue
+        group = extra.get("one_of_many")
+        if isinstance(group, str):
+            choices.setdefault(f"{group}[x]", set()).add(json_name)
+            if extra.get("one_of_many_required"):
+                required.add(f"{group}[x]")
+        elif f.is_required() or extra.get("element_required"):
+            required.add(json_name)
+    keep = {"resourceType"}
+    for element in READ_ELEMENTS.get(rtype, frozenset()) | required:
+        if element.endswith("[x]"):
+            if element not in choices:
+                raise AssertionError(f"{rtype}.{element} is not a choice element of FHIR R4")
+            names = choices[element]
+        elif element in known:
+            names = {element}
+        else:
+            raise AssertionError(f"{rtype}.{element} is not an element of FHIR R4")
+        keep.update(names)
+        keep.update(f"_{n}" for n in names)
+    return frozenset(keep), frozenset(known)
 
 
 def _subject_ref(resource: JsonDict) -> str | None:

@@ -480,7 +480,7 @@ def test_every_element_the_mapping_reads_is_one_the_default_validation_covers(tm
         map_to_omop(reading, duckdb.connect())
     assert set(read) == set(READ_ELEMENTS)
     for rtype, elements in read.items():
-        kept, _ = _projection(rtype)
+        kept, _, _ = _projection(rtype)
         assert elements - {"resourceType"} <= kept, f"{rtype}: the mapping reads {sorted(elements - kept)}, not validated"
 
 
@@ -495,14 +495,19 @@ def test_the_elements_read_are_validated_the_same_by_default_and_in_full(tmp_pat
         {**good, "id": "alt-ok"},
         {**good, "id": "alt-abc", "valueQuantity": {"value": "abc", "unit": "U/L"}},
         {**good, "id": "alt-month-13", "effectiveDateTime": "2024-13-45"},
+        {**good, "id": "alt-bad-category-1", "category": [{"coding": [{"code": 5}]}]},
+        {**good, "id": "alt-ok-2"},
+        {**good, "id": "alt-bad-category-2", "category": [{"coding": [{"code": 5}]}]},
     ]
     path = tmp_path / "Observation.ndjson"
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     for validate in ("read", "full"):
         reading = read_fhir(path, validate=validate)  # type: ignore[arg-type]
-        assert [r.id for r in reading.records] == ["p", "alt-ok"]
+        assert [r.id for r in reading.records] == ["p", "alt-ok", "alt-ok-2"]
         named = [(p.file, p.line, p.resource_id, p.field) for p in reading.problems]
-        assert named == [(str(path), 3, "alt-abc", "valueQuantity.value"), (str(path), 4, "alt-month-13", "effectiveDateTime")]
+        assert named == [(str(path), 3, "alt-abc", "valueQuantity.value"), (str(path), 4, "alt-month-13", "effectiveDateTime"),
+                         (str(path), 5, "alt-bad-category-1", "category.0.coding.0.code"),
+                         (str(path), 7, "alt-bad-category-2", "category.0.coding.0.code")]  # fmt: skip
         assert all("fails FHIR R4 validation" in p.message for p in reading.problems)
 
 

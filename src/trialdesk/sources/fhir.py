@@ -518,7 +518,37 @@ def _settle(reading: FhirReading, workers: int, validate: Validation = "read") -
 
 
 def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "read") -> list[list[tuple[str | None, str]]]:
-    return [_validation_errors(rtype, resource, validate) for rtype, resource in items]
+    """The validation errors of each resource (an empty list for a valid one).
+
+    Under ``"read"``, a complex element (a CodeableConcept, a Reference, a list of ranges…)
+    whose exact value was already part of a valid resource of the same type, under the same
+    name, is not validated again: its validity depends on nothing else (fhir.resources checks
+    no rule across elements other than the required ones and the one-type-only rule of a
+    choice, and those elements are always validated). A chart repeats the same codes,
+    categories, subject and reference ranges in most of its resources."""
+    if validate == "full":
+        return [_validation_errors(rtype, resource, "full") for rtype, resource in items]
+    valid: set[tuple[str, str, str]] = set()
+    out = []
+    for rtype, resource in items:
+        keep, known, always = _projection(rtype)
+        projected: JsonDict = {}
+        seen: list[tuple[str, str, str]] = []
+        for k, v in resource.items():
+            if k in keep:
+                if k not in always and isinstance(v, (dict, list)):
+                    key = (rtype, k, json.dumps(v))
+                    if key in valid:
+                        continue
+                    seen.append(key)
+                projected[k] = v
+            elif k not in known:
+                projected[k] = v  # a name R4 does not define: fhir.resources rejects it
+        errors = _validation_errors(rtype, projected, "full")
+        if not errors:
+            valid.update(seen)
+        out.append(errors)
+    return out
 
 
 #: the resources a pool of forked workers validates (set only while the pool runs)
@@ -531,7 +561,7 @@ def _validate_range(start: int, size: int, validate: Validation) -> list[list[tu
 
 def _validation_errors(rtype: str, resource: JsonDict, validate: Validation = "read") -> list[tuple[str | None, str]]:
     if validate == "read":
-        keep, known = _projection(rtype)
+        keep, known, _ = _projection(rtype)
         resource = {k: v for k, v in resource.items() if k in keep or k not in known}
     try:
         _model(rtype).model_validate(resource)
@@ -545,10 +575,12 @@ def _validation_errors(rtype: str, resource: JsonDict, validate: Validation = "r
 
 
 @cache
-def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(the JSON names validated under ``validate="read"``, every JSON name R4 defines) of a
-    used resource type: its :data:`READ_ELEMENTS`, the elements R4 requires, all types of
-    a choice element, the ``_element`` siblings, and ``resourceType``."""
+def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(the JSON names validated under ``validate="read"``, every JSON name R4 defines, the
+    names always validated in every resource: required elements, the types of a choice
+    element, ``resourceType``) of a used resource type. The first are its
+    :data:`READ_ELEMENTS`, the elements R4 requires, all types of a choice element, the
+    ``_element`` siblings, and ``resourceType``."""
     model = _model(rtype)
     known = {"resourceType"}
     choices: dict[str, set[str]] = {}
@@ -567,6 +599,7 @@ def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str]]:
         elif f.is_required() or extra.get("element_required"):
             required.add(json_name)
     keep = {"resourceType"}
+    always = {"resourceType"}
     for element in READ_ELEMENTS.get(rtype, frozenset()) | required:
         if element.endswith("[x]"):
             if element not in choices:
@@ -578,7 +611,10 @@ def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str]]:
             raise AssertionError(f"{rtype}.{element} is not an element of FHIR R4")
         keep.update(names)
         keep.update(f"_{n}" for n in names)
-    return frozenset(keep), frozenset(known)
+        if element in required or element.endswith("[x]"):
+            always.update(names)
+            always.update(f"_{n}" for n in names)
+    return frozenset(keep), frozenset(known), frozenset(always)
 
 
 def _subject_ref(resource: JsonDict) -> str | None:

@@ -539,3 +539,31 @@ def test_every_test_chart_reads_the_same_records_by_default_and_in_full() -> Non
         default, full = read_fhir(source), read_fhir(source, validate="full")
         assert [(r.file, r.id) for r in default.records] == [(r.file, r.id) for r in full.records]
         assert [str(p) for p in default.problems] == [str(p) for p in full.problems]
+
+
+def test_values_seen_before_still_count_for_the_required_and_one_type_only_rules(tmp_path: Path) -> None:
+    """The same code and value in every resource: a second value of another type is still
+    refused, a missing code still named, and a value whose empty form is not valid (sampled
+    data) is validated again each time."""
+    base = {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]}, "effectiveDateTime": "2024-11-02",
+            "valueQuantity": {"value": 95, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}  # fmt: skip
+    sampled = {"origin": {"value": 0}, "period": 1, "dimensions": 1, "data": "95 96"}
+    lines = [
+        {"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01"},
+        {**base, "id": "o-1"},
+        {**base, "id": "o-2"},
+        {**base, "id": "o-two-values", "valueString": "95 %"},
+        {k: v for k, v in base.items() if k != "code"} | {"id": "o-no-code"},
+        {**{k: v for k, v in base.items() if k != "valueQuantity"}, "id": "o-sampled-1", "valueSampledData": sampled},
+        {**{k: v for k, v in base.items() if k != "valueQuantity"}, "id": "o-sampled-2", "valueSampledData": sampled},
+        {**{k: v for k, v in base.items() if k != "valueQuantity"}, "id": "o-sampled-bad",
+         "valueSampledData": {k: v for k, v in sampled.items() if k != "origin"}},
+    ]  # fmt: skip
+    path = tmp_path / "Observation.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    default, full = read_fhir(path), read_fhir(path, validate="full")
+    assert [r.id for r in default.records] == ["p", "o-1", "o-2", "o-sampled-1", "o-sampled-2"]
+    assert [r.id for r in full.records] == [r.id for r in default.records]
+    assert [(p.resource_id, p.field) for p in default.problems] == [(p.resource_id, p.field) for p in full.problems]
+    assert {p.resource_id for p in default.problems} == {"o-two-values", "o-no-code", "o-sampled-bad"}

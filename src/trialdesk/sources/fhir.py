@@ -522,13 +522,17 @@ def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "r
 
     Under ``"read"``, a complex element (a CodeableConcept, a Reference, a list of ranges…)
     whose exact value was already part of a valid resource of the same type, under the same
-    name, is not validated again: its validity depends on nothing else (fhir.resources checks
-    no rule across elements other than the required ones and the one-type-only rule of a
-    choice, and those elements are always validated). A chart repeats the same codes,
-    categories, subject and reference ranges in most of its resources."""
+    name, is not validated again: its validity depends on nothing else, since fhir.resources
+    checks no rule across elements but two, that a required element is present and that a
+    choice has one type only. For those two rules, such an element, when it is required or a
+    choice, is still present, as an empty element (``{}``, or ``[{}]`` for a list), where an
+    empty element of its type is itself valid (tried once per type and name on a valid
+    resource, else the value is validated again). A chart repeats the same codes, categories,
+    subject and reference ranges in most of its resources."""
     if validate == "full":
         return [_validation_errors(rtype, resource, "full") for rtype, resource in items]
     valid: set[tuple[str, str, str]] = set()
+    empty_is_valid: dict[tuple[str, str], bool] = {}
     out = []
     for rtype, resource in items:
         keep, known, always = _projection(rtype)
@@ -536,10 +540,14 @@ def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "r
         seen: list[tuple[str, str, str]] = []
         for k, v in resource.items():
             if k in keep:
-                if k not in always and isinstance(v, (dict, list)):
+                if isinstance(v, (dict, list)):
                     key = (rtype, k, json.dumps(v))
                     if key in valid:
-                        continue
+                        if k not in always:
+                            continue
+                        if empty_is_valid.get((rtype, k)):
+                            projected[k] = {} if isinstance(v, dict) else [{}]
+                            continue
                     seen.append(key)
                 projected[k] = v
             elif k not in known:
@@ -547,6 +555,10 @@ def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "r
         errors = _validation_errors(rtype, projected, "full")
         if not errors:
             valid.update(seen)
+            for _, k, _ in seen:
+                if k in always and (rtype, k) not in empty_is_valid:
+                    empty = {} if isinstance(projected[k], dict) else [{}]
+                    empty_is_valid[(rtype, k)] = not _validation_errors(rtype, {**projected, k: empty}, "full")
         out.append(errors)
     return out
 

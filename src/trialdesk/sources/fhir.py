@@ -557,7 +557,7 @@ def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "r
             valid.update(seen)
             for _, k, _ in seen:
                 if k in always and (rtype, k) not in empty_is_valid:
-                    empty = {} if isinstance(projected[k], dict) else [{}]
+                    empty: JsonDict | list[JsonDict] = {} if isinstance(projected[k], dict) else [{}]
                     empty_is_valid[(rtype, k)] = not _validation_errors(rtype, {**projected, k: empty}, "full")
         out.append(errors)
     return out

@@ -492,3 +492,13 @@ def test_the_value_set_library_is_read_again_only_when_a_file_changes(tmp_path: 
     changed.write_text(changed.read_text() + "\n")
     again = worksheet.library_value_sets()
     assert again is not first and again.keys() == first.keys()
+
+
+def test_the_command_pauses_garbage_collection_only_while_it_checks() -> None:
+    import gc
+
+    assert gc.isenabled()
+    result = check(BAD / "invalid_resource.json", "--format", "json")
+    assert result.exit_code == 0 and gc.isenabled()
+    result = check(BAD / "not_json.json", "--format", "json")
+    assert result.exit_code == 1 and gc.isenabled()

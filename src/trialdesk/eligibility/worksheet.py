@@ -19,6 +19,7 @@ the absence of, say, a rituximab order in the chart counts as absence.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -261,6 +262,9 @@ def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, val
 
 
 def _check_part(k: int) -> tuple[list[_Sheet], list[str]]:
+    # a process of the pool: the cyclic garbage collector would scan every resource of the
+    # part (and the parent's objects, copying their pages) for cycles the check does not make
+    gc.disable()
     b = _BATCH[0]
     width = len(NUMBERED)
 

@@ -125,9 +125,9 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
     return out
 
 
-#: a folder of at least this many Bundles is checked in parts, one per process, when
-#: ``workers`` > 1; below it, starting the processes and compiling the screen in each costs
-#: more than it saves (see BENCHMARKS.md)
+#: a folder of at least this many Bundles is checked in parts, in ``workers`` processes,
+#: when ``workers`` > 1; below it, forking and each part's fixed screen cost (a few hundred ms)
+#: cost about what the second process saves (see BENCHMARKS.md)
 PARALLEL_FROM_BUNDLES = 200
 
 

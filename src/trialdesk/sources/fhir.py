@@ -16,8 +16,10 @@ Encounter.class, …), every type of a choice element read (``effective[x]`` is
 effectiveDateTime, effectivePeriod, effectiveInstant and effectiveTiming), the ``_element``
 extension siblings of those, and any top-level name R4 does not define for the type (so a
 misspelt or foreign element still fails). Each kept element is validated whole, down to
-its last nested part. The other elements — narrative ``text``, ``meta``, ``identifier``,
-``performer``, ``note``, ``extension``, … — are **neither validated nor used**: a resource
+its last nested part, once per reading: a value already part of a valid resource of the same
+type, under the same name, is not validated again (see :func:`_validate_chunk`). The other
+elements — narrative ``text``, ``meta``, ``identifier``, ``performer``, ``note``,
+``extension``, … — are **neither validated nor used**: a resource
 invalid only there is kept. ``validate="full"`` validates every element of every used
 resource, as before (``trialdesk patient check --validate full``). Validation costs per
 nested element, so the projection saves most on real EHR exports, which carry much more

@@ -400,3 +400,105 @@ def test_chart_with_no_measurements_still_gives_a_worksheet_with_labs_unknown(tm
     path.write_text(json.dumps(doc))
     statuses_ = {c["id"]: c["status"] for c in _worksheet(path)["criteria"]}
     assert (statuses_["E3"], statuses_["E8"], statuses_["E9"]) == (UNK, UNK, UNK)
+
+
+# --------------------------------------------------------------------------- a batch in parts
+
+
+def _batch_folder(tmp_path: Path) -> Path:
+    """Every test chart, the readable bad ones, and a Bundle with no Patient (its problem
+    belongs to no one, so every worksheet shows it)."""
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for f in sorted(BUNDLES.glob("*.json")):
+        shutil.copy(f, folder / f.name)
+    for name in ("invalid_resource.json", "missing_patient.json", "unconvertible_unit.json"):
+        shutil.copy(BAD / name, folder / f"bad_{name}")
+    doc = json.loads((BAD / "missing_patient.json").read_text())
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["resourceType"] != "Patient"]
+    (folder / "bad_no_patient.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_a_batch_checked_in_two_processes_gives_the_worksheets_of_one_process(
+    tmp_path: Path, protocol, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from trialdesk.eligibility import worksheet
+
+    folder = _batch_folder(tmp_path)
+    monkeypatch.setattr(worksheet, "PARALLEL_FROM_BUNDLES", 1)
+    parts: list[int] = []
+    in_parts = worksheet._check_in_parts
+    monkeypatch.setattr(worksheet, "_check_in_parts", lambda *a: parts.append(1) or in_parts(*a))
+    one = check_fhir(folder, protocol, AS_OF, workers=1)
+    two = check_fhir(folder, protocol, AS_OF, workers=2)
+    assert parts == [1] and len(one) == len(list(folder.glob("*.json"))) - 1
+    assert json.dumps([s.to_json() for s in two]) == json.dumps([s.to_json() for s in one])
+    assert [(s.birth_date, s.gender) for s in two] == [(s.birth_date, s.gender) for s in one]
+    # the evidence cites the rows of the whole batch, not of one part, and the orphan condition is on every sheet
+    assert max(e["record_id"] for s in one for c in s.criteria for e in c["evidence"] if e["table"] == "person") == len(one)
+    assert all(any("Condition/bad-orphan" in p for p in s.problems) for s in two)
+
+
+def test_an_unreadable_bundle_in_a_batch_checked_in_parts_is_the_same_one_line_error(
+    tmp_path: Path, protocol, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from trialdesk.eligibility import worksheet
+    from trialdesk.sources.fhir import FhirError
+
+    folder = _batch_folder(tmp_path)
+    shutil.copy(BAD / "not_json.json", folder / "m_not_json.json")
+    shutil.copy(BAD / "stu3_condition.json", folder / "s_stu3.json")
+    monkeypatch.setattr(worksheet, "PARALLEL_FROM_BUNDLES", 1)
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(FhirError) as e:
+            check_fhir(folder, protocol, AS_OF, workers=workers)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and errors[0].startswith(str(folder / "m_not_json.json"))
+
+
+def test_validate_full_also_rejects_an_alt_invalid_only_in_its_narrative(tmp_path: Path) -> None:
+    """The worksheet reads no narrative: by default the ALT with a malformed ``text`` is cited;
+    ``--validate full`` drops it and names the element, and E8 has no ALT left."""
+    doc = json.loads((BAD / "invalid_resource.json").read_text())
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["id"] != "bad-alt-invalid"]
+    (alt,) = [e["resource"] for e in doc["entry"] if e["resource"]["id"] == "bad-alt"]
+    alt["text"] = {"status": 12, "div": '<div xmlns="http://www.w3.org/1999/xhtml">ALT 30 U/L</div>'}
+    path = tmp_path / "narrative.json"
+    path.write_text(json.dumps(doc))
+    default = _worksheet(path)
+    assert default["problems"] == []
+    assert [e["resource"] for e in {c["id"]: c for c in default["criteria"]}["E8"]["evidence"]] == ["Observation/bad-alt"]
+    result = check(path, "--format", "json", "--validate", "full")
+    assert result.exit_code == 0, result.output
+    full = json.loads(result.stdout)
+    (problem,) = full["problems"]
+    assert "Observation/bad-alt: text.status: fails FHIR R4 validation" in problem
+    assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == []
+
+
+def test_the_value_set_library_is_read_again_only_when_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trialdesk.eligibility import worksheet
+    from trialdesk.terminology.value_set import library_dir
+
+    library = tmp_path / "value_sets"
+    shutil.copytree(library_dir(), library)
+    monkeypatch.setattr(worksheet, "library_dir", lambda: library)
+    monkeypatch.setattr(worksheet, "_LIBRARY", [])
+    first = worksheet.library_value_sets()
+    assert worksheet.library_value_sets() is first
+    changed = sorted(library.glob("*.yaml"))[0]
+    changed.write_text(changed.read_text() + "\n")
+    again = worksheet.library_value_sets()
+    assert again is not first and again.keys() == first.keys()
+
+
+def test_the_command_pauses_garbage_collection_only_while_it_checks() -> None:
+    import gc
+
+    assert gc.isenabled()
+    result = check(BAD / "invalid_resource.json", "--format", "json")
+    assert result.exit_code == 0 and gc.isenabled()
+    result = check(BAD / "not_json.json", "--format", "json")
+    assert result.exit_code == 1 and gc.isenabled()

@@ -402,3 +402,168 @@ def test_a_large_record_validated_in_two_processes_keeps_every_record_and_names_
     assert len(parallel.records) == len(entries) - 2
     assert [str(p) for p in parallel.problems] == [str(p) for p in serial.problems]
     assert sorted({p.resource_id for p in parallel.problems}) == ["spo2-301", "spo2-7"]
+
+
+# --------------------------------------------------------------------------- what is validated
+
+
+class _Recording(dict):  # type: ignore[type-arg]
+    """A resource's dictionary that notes the top-level elements the mapping reads."""
+
+    read: set[str]
+
+    def __getitem__(self, key: str) -> object:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: object = None) -> object:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def _every_kind_of_record(tmp_path: Path) -> Path:
+    """The SSc chart and the records no test chart has: a Medication cited by reference and
+    one contained, a MedicationAdministration, a Condition that abated over a period, a
+    Procedure over a period, an Observation over a period with a coded, a boolean and a
+    text value, and a stopped order."""
+    doc = json.loads((BUNDLES / "ssc_ild_new.json").read_text())
+    subject = {"reference": "Patient/ssc-new-patient"}
+    rxnorm = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "121191", "display": "rituximab"}]}
+    loinc = {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]}
+    extra = [
+        {"resourceType": "Medication", "id": "med-1", "code": rxnorm},
+        {"resourceType": "MedicationRequest", "id": "mr-ref", "status": "stopped", "intent": "order", "subject": subject,
+         "medicationReference": {"reference": "Medication/med-1"}, "authoredOn": "2024-05-01",
+         "statusReason": {"coding": [{"system": "http://snomed.info/sct", "code": "182862001"}]}},
+        {"resourceType": "MedicationStatement", "id": "ms-contained", "status": "active", "subject": subject,
+         "contained": [{"resourceType": "Medication", "id": "m", "code": rxnorm}], "medicationReference": {"reference": "#m"},
+         "effectivePeriod": {"start": "2024-01-01"}, "dateAsserted": "2024-06-01", "dosage": [{"text": "as directed"}]},
+        {"resourceType": "MedicationAdministration", "id": "ma-1", "status": "completed", "subject": subject,
+         "medicationCodeableConcept": rxnorm, "effectivePeriod": {"start": "2024-02-01T08:00:00Z", "end": "2024-02-01T12:00:00Z"},
+         "dosage": {"dose": {"value": 1000, "unit": "mg"}, "route": {"coding": [{"code": "IV"}]}, "text": "infusion"}},
+        {"resourceType": "Condition", "id": "c-abated", "subject": subject, "code": loinc, "onsetPeriod": {"start": "2020-01-01"},
+         "abatementPeriod": {"start": "2021-01-01", "end": "2021-02-01"}},
+        {"resourceType": "Procedure", "id": "p-period", "status": "completed", "subject": subject,
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40701008"}]},
+         "performedPeriod": {"start": "2024-03-01", "end": "2024-03-02"}},
+        {"resourceType": "Observation", "id": "o-coded", "status": "final", "subject": subject, "code": loinc,
+         "effectivePeriod": {"start": "2024-04-01"},
+         "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "60001007"}]}},
+        {"resourceType": "Observation", "id": "o-bool", "status": "final", "subject": subject, "code": loinc,
+         "effectiveInstant": "2024-04-02T08:00:00Z", "valueBoolean": True},
+        {"resourceType": "Observation", "id": "o-text", "status": "final", "subject": subject, "code": loinc,
+         "issued": "2024-04-03T08:00:00Z", "valueString": "see report"},
+    ]  # fmt: skip
+    doc["entry"] += [{"resource": r} for r in extra]
+    path = tmp_path / "every_kind.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_every_element_the_mapping_reads_is_one_the_default_validation_covers(tmp_path: Path) -> None:
+    from trialdesk.sources.fhir import READ_ELEMENTS, _projection
+
+    inputs = [*sorted(BUNDLES.glob("*.json")), FIXTURES / "export_ssc_ild_new", FIXTURES / "export_bad_lines",
+              BAD / "invalid_resource.json", BAD / "unconvertible_unit.json", BAD / "missing_patient.json",
+              _every_kind_of_record(tmp_path)]  # fmt: skip
+    read: dict[str, set[str]] = {}
+    for source in inputs:
+        reading = read_fhir(source)
+        assert source.parent != tmp_path or reading.problems == []
+        for r in reading.records:
+            r.data = _Recording(r.data)
+            r.data.read = read.setdefault(r.resource_type, set())
+        map_to_omop(reading, duckdb.connect())
+    assert set(read) == set(READ_ELEMENTS)
+    for rtype, elements in read.items():
+        kept, _, _ = _projection(rtype)
+        assert elements - {"resourceType"} <= kept, f"{rtype}: the mapping reads {sorted(elements - kept)}, not validated"
+
+
+def test_the_elements_read_are_validated_the_same_by_default_and_in_full(tmp_path: Path) -> None:
+    """A value that is not a number and a date with month 13 fail either way: the resource is
+    dropped and named by file, line, resource and element."""
+    good = {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1742-6"}]},
+            "effectiveDateTime": "2024-11-02", "valueQuantity": {"value": 30, "unit": "U/L"}}  # fmt: skip
+    lines = [
+        {"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01"},
+        {**good, "id": "alt-ok"},
+        {**good, "id": "alt-abc", "valueQuantity": {"value": "abc", "unit": "U/L"}},
+        {**good, "id": "alt-month-13", "effectiveDateTime": "2024-13-45"},
+        {**good, "id": "alt-bad-category-1", "category": [{"coding": [{"code": 5}]}]},
+        {**good, "id": "alt-ok-2"},
+        {**good, "id": "alt-bad-category-2", "category": [{"coding": [{"code": 5}]}]},
+    ]
+    path = tmp_path / "Observation.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    for validate in ("read", "full"):
+        reading = read_fhir(path, validate=validate)  # type: ignore[arg-type]
+        assert [r.id for r in reading.records] == ["p", "alt-ok", "alt-ok-2"]
+        named = [(p.file, p.line, p.resource_id, p.field) for p in reading.problems]
+        assert named == [(str(path), 3, "alt-abc", "valueQuantity.value"), (str(path), 4, "alt-month-13", "effectiveDateTime"),
+                         (str(path), 5, "alt-bad-category-1", "category.0.coding.0.code"),
+                         (str(path), 7, "alt-bad-category-2", "category.0.coding.0.code")]  # fmt: skip
+        assert all("fails FHIR R4 validation" in p.message for p in reading.problems)
+
+
+def test_an_element_not_read_is_validated_only_in_full(tmp_path: Path) -> None:
+    """A narrative whose status is a number: the mapping never reads ``text``, so by default
+    the ALT is kept; ``validate="full"`` drops it and names text.status. An element R4 does
+    not define fails either way, and so does a missing element R4 requires."""
+    doc = json.loads((BAD / "invalid_resource.json").read_text())
+    (alt,) = [e["resource"] for e in doc["entry"] if e["resource"]["id"] == "bad-alt"]
+    alt["text"] = {"status": 12, "div": '<div xmlns="http://www.w3.org/1999/xhtml">ALT 30 U/L</div>'}
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["id"] != "bad-alt-invalid"]
+    misspelt = {**alt, "id": "alt-misspelt", "valueQuantty": alt["valueQuantity"]}
+    no_code = {k: v for k, v in alt.items() if k != "code"} | {"id": "alt-no-code"}
+    doc["entry"] += [{"resource": misspelt}, {"resource": no_code}]
+    path = tmp_path / "narrative.json"
+    path.write_text(json.dumps(doc))
+
+    default = read_fhir(path)
+    assert [r.id for r in default.records] == ["bad-1", "bad-alt"]
+    assert {(p.resource_id, p.field) for p in default.problems} == {("alt-misspelt", "valueQuantty"), ("alt-no-code", "code")}
+
+    full = read_fhir(path, validate="full")
+    assert [r.id for r in full.records] == ["bad-1"]
+    assert ("bad-alt", "text.status") in {(p.resource_id, p.field) for p in full.problems}
+
+
+def test_every_test_chart_reads_the_same_records_by_default_and_in_full() -> None:
+    for source in (BUNDLES, FIXTURES / "export_ssc_ild_new", FIXTURES / "export_bad_lines", BAD / "invalid_resource.json"):
+        default, full = read_fhir(source), read_fhir(source, validate="full")
+        assert [(r.file, r.id) for r in default.records] == [(r.file, r.id) for r in full.records]
+        assert [str(p) for p in default.problems] == [str(p) for p in full.problems]
+
+
+def test_values_seen_before_still_count_for_the_required_and_one_type_only_rules(tmp_path: Path) -> None:
+    """The same code and value in every resource: a second value of another type is still
+    refused, a missing code still named, and a value whose empty form is not valid (sampled
+    data) is validated again each time."""
+    base = {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]}, "effectiveDateTime": "2024-11-02",
+            "valueQuantity": {"value": 95, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}  # fmt: skip
+    sampled = {"origin": {"value": 0}, "period": 1, "dimensions": 1, "data": "95 96"}
+    lines = [
+        {"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01"},
+        {**base, "id": "o-1"},
+        {**base, "id": "o-2"},
+        {**base, "id": "o-two-values", "valueString": "95 %"},
+        {k: v for k, v in base.items() if k != "code"} | {"id": "o-no-code"},
+        {**{k: v for k, v in base.items() if k != "valueQuantity"}, "id": "o-sampled-1", "valueSampledData": sampled},
+        {**{k: v for k, v in base.items() if k != "valueQuantity"}, "id": "o-sampled-2", "valueSampledData": sampled},
+        {**{k: v for k, v in base.items() if k != "valueQuantity"}, "id": "o-sampled-bad",
+         "valueSampledData": {k: v for k, v in sampled.items() if k != "origin"}},
+    ]  # fmt: skip
+    path = tmp_path / "Observation.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    default, full = read_fhir(path), read_fhir(path, validate="full")
+    assert [r.id for r in default.records] == ["p", "o-1", "o-2", "o-sampled-1", "o-sampled-2"]
+    assert [r.id for r in full.records] == [r.id for r in default.records]
+    assert [(p.resource_id, p.field) for p in default.problems] == [(p.resource_id, p.field) for p in full.problems]
+    assert {p.resource_id for p in default.problems} == {"o-two-values", "o-no-code", "o-sampled-bad"}

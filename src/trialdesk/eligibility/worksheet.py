@@ -5,6 +5,12 @@ is mapped into OMOP-shaped tables in an in-memory DuckDB and screened by the sam
 that screens whole hospitals, so each criterion has exactly one implementation. The
 evidence the engine cites (table and record id) is traced back to the FHIR resource.
 
+Validation: each resource used is validated (fhir.resources, FHIR R4) on the elements the
+mapping reads, the elements R4 requires and any name R4 does not define; its other
+elements (narrative, meta, identifiers, …) are neither validated nor used. A resource that
+fails is left out and named among the worksheet's problems. ``validate="full"`` (``patient
+check --validate full``) validates every element; see ``trialdesk.sources.fhir``.
+
 Reading: a chart pulled from the EHR is taken as complete up to the screening date. Each
 person's observed time therefore runs from their first dated record to the as-of date, so
 the absence of, say, a rituximab order in the chart counts as absence.
@@ -13,6 +19,9 @@ the absence of, say, a rituximab order in the chart counts as absence.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +31,12 @@ import ibis
 
 from trialdesk.eligibility.screen import ScreenResult, screen
 from trialdesk.eligibility.status import Status, overall
+from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
-from trialdesk.sources.fhir import map_to_omop, read_fhir, read_many
-from trialdesk.sources.fhir_omop import MappingReport
+from trialdesk.sources.fhir import FhirReading, Validation, batch_bundles, map_to_omop, read_fhir, read_many
+from trialdesk.sources.fhir_omop import NUMBERED, MappingReport
 from trialdesk.sources.omop import open_omop
-from trialdesk.terminology.value_set import ValueSet
+from trialdesk.terminology.value_set import ValueSet, library_dir
 
 
 @dataclass
@@ -115,20 +125,168 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
     return out
 
 
+#: a folder of at least this many Bundles is checked in parts, in ``workers`` processes,
+#: when ``workers`` > 1; below it, forking and each part's fixed screen cost (a few hundred ms)
+#: cost about what the second process saves (see BENCHMARKS.md)
+PARALLEL_FROM_BUNDLES = 200
+
+
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
-               value_sets: dict[str, ValueSet] | None = None, workers: int = 1) -> list[Worksheet]:
+               value_sets: dict[str, ValueSet] | None = None, workers: int = 1,
+               validate: Validation = "read") -> list[Worksheet]:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
-    Bundles, or a list of files), screened together in one batch; ``workers`` > 1
-    validates a large reading in that many processes (the command line does; a caller
-    inside a threaded server should not fork, so the default is 1)."""
-    reading = read_many(source, workers=workers) if isinstance(source, list) else read_fhir(source, workers=workers)
-    con = duckdb.connect()
-    report = map_to_omop(reading, con)
-    _observe_until(con, as_of)
-    db = open_omop(ibis.duckdb.from_connection(con))
-    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
-    sheets = worksheets(result, report, con)
-    general = [str(p) for p in report.problems if not any(p in report.problems_for(m.person_id) for m in report.persons)]
+    Bundles, or a list of files), screened together in one batch.
+
+    ``workers`` > 1 uses that many forked processes (the command line does; a caller inside a
+    threaded server should not fork, so the default is 1): a folder of many Bundles is
+    checked in parts, each process reading, validating, mapping and screening its part in
+    its own DuckDB, with the same worksheets, in the same order, as one process gives; a
+    single large record is validated in that many processes. ``validate``: the elements
+    trialdesk reads (the default) or every element (``"full"``); see ``trialdesk.sources.fhir``."""
+    value_sets = value_sets if value_sets is not None else library_value_sets()
+    bundles = batch_bundles(source)
+    if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
+        return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
+    if isinstance(source, list):
+        reading = read_many(source, workers=workers, validate=validate)
+    else:
+        reading = read_fhir(source, workers=workers, validate=validate)
+    sheets, general = _check(reading, protocol, as_of, value_sets)
     for sheet in sheets:
         sheet.problems.extend(general)
     return sheets
+
+
+_LIBRARY: list[tuple[tuple[tuple[str, int, int], ...], dict[str, ValueSet]]] = []
+
+
+def library_value_sets() -> dict[str, ValueSet]:
+    """The value set library, read once per process and again only when one of its files
+    changes (reading the YAML took about 75 ms, a third of a warm check of one chart)."""
+    directory = library_dir()
+    files = sorted(directory.glob("*.yaml"))
+    stamp = tuple((str(f), st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()])
+    if not _LIBRARY or _LIBRARY[0][0] != stamp:
+        _LIBRARY[:] = [(stamp, load_value_sets(directory))]
+    return _LIBRARY[0][1]
+
+
+def _check(reading: FhirReading, protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+           number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None) -> tuple[list[Worksheet], list[str]]:
+    """The worksheets of a reading, and the problems that belong to none of its patients
+    (each worksheet shows them too), in the order of the files they were found in."""
+    con = duckdb.connect()
+    try:
+        report = map_to_omop(reading, con, number_after=number_after)
+        _observe_until(con, as_of)
+        db = open_omop(ibis.duckdb.from_connection(con))
+        result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
+        sheets = worksheets(result, report, con)
+    finally:
+        con.close()
+    attributed = {id(p) for problems in report.person_problems.values() for p in problems}
+    order = {f: i for i, f in enumerate(reading.files)}
+    general = sorted((p for p in report.problems if id(p) not in attributed), key=lambda p: order.get(p.file, len(order)))
+    return sheets, [str(p) for p in general]
+
+
+# --------------------------------------------------------------------------- a batch in parts
+
+
+@dataclass
+class _Batch:
+    """What forked processes inherit for checking a batch in parts (set while the pool runs)."""
+
+    parts: list[list[Path]]
+    protocol: Protocol
+    as_of: dt.date
+    value_sets: dict[str, ValueSet] | None
+    validate: Validation
+    #: rows of each numbered table before part k: ``before[k * len(NUMBERED) + j]``; -1 when part k - 1 failed
+    before: Any
+    #: set once ``before`` holds part k's numbers
+    ready: list[Any]
+
+
+_BATCH: list[_Batch] = []
+
+# a worksheet without its protocol and attestations (the parent has them): patient, file, criteria, problems, birth date, gender
+_Sheet = tuple[str | None, str, list[dict[str, Any]], list[str], dt.date | None, str | None]
+
+
+def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+                    workers: int, validate: Validation) -> list[Worksheet]:
+    """Check a batch of Bundles in contiguous parts, in ``workers`` forked processes.
+
+    Each process reads, validates, maps and screens its part in its own DuckDB. Rows are
+    numbered as the whole batch would number them (part k waits, after mapping, for the row
+    counts of parts before it), so the evidence cites the same record ids in the same order,
+    and each worksheet comes back in reading order: the worksheets are those one process
+    gives. A file that cannot be read raises the same FhirError as in one process: the first
+    such file in reading order."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # the screen's SQL is built once, here, on the first chart (it depends only on the protocol,
+    # the dates and the tables' columns; the first chart also loads what only data need, such
+    # as unit conversions), and the processes inherit it
+    _check(read_many(bundles[:1], validate=validate), protocol, as_of, value_sets)
+    # each part pays the screen's fixed cost once: two parts a process, for balance
+    n_parts = min(len(bundles), workers * 2)
+    bounds = [len(bundles) * k // n_parts for k in range(n_parts + 1)]
+    parts = [bundles[a:b] for a, b in itertools.pairwise(bounds)]
+    ctx = mp.get_context("fork")
+    before = ctx.Array("q", (n_parts + 1) * len(NUMBERED), lock=False)
+    ready = [ctx.Event() for _ in range(n_parts + 1)]
+    ready[0].set()
+    _BATCH[:] = [_Batch(parts, protocol, as_of, value_sets, validate, before, ready)]
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_check_part, k) for k in range(n_parts)]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    finally:
+        _BATCH.clear()
+    items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
+    sheets = [Worksheet(protocol=protocol, as_of=as_of, patient=patient, file=file, criteria=criteria, attestations=items,
+                        problems=problems, birth_date=birth, gender=gender)
+              for part, _ in results for patient, file, criteria, problems, birth, gender in part]
+    general = [p for _, part_general in results for p in part_general]
+    for sheet in sheets:
+        sheet.problems.extend(general)
+    return sheets
+
+
+def _check_part(k: int) -> tuple[list[_Sheet], list[str]]:
+    # a process of the pool: the cyclic garbage collector would scan every resource of the
+    # part (and the parent's objects, copying their pages) for cycles the check does not make
+    gc.disable()
+    b = _BATCH[0]
+    width = len(NUMBERED)
+
+    def number_after(counts: dict[str, int]) -> dict[str, int]:
+        b.ready[k].wait()
+        first = list(b.before[k * width:(k + 1) * width])
+        if first and first[0] < 0:
+            raise _EarlierPartFailed
+        b.before[(k + 1) * width:(k + 2) * width] = [f + counts[t] for f, t in zip(first, NUMBERED, strict=True)]
+        b.ready[k + 1].set()
+        return dict(zip(NUMBERED, first, strict=True))
+
+    try:
+        reading = read_many(b.parts[k], validate=b.validate)
+        sheets, general = _check(reading, b.protocol, b.as_of, b.value_sets, number_after)
+    except BaseException:
+        if not b.ready[k + 1].is_set():
+            b.before[(k + 1) * width] = -1
+            b.ready[k + 1].set()
+        raise
+    return [(s.patient, s.file, s.criteria, s.problems, s.birth_date, s.gender) for s in sheets], general
+
+
+class _EarlierPartFailed(Exception):
+    """A part before this one could not be checked; its error is the one reported."""

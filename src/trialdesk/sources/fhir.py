@@ -8,6 +8,23 @@ types trialdesk does not use are counted and passed over without validation. Inp
 that cannot be read as FHIR R4 at all — not JSON, not FHIR, or FHIR of another version —
 raises :class:`FhirError` with a one-line message naming the file.
 
+**What is validated.** By default (``validate="read"``) the *elements trialdesk reads*:
+for each resource type, :data:`READ_ELEMENTS` lists the top-level elements the mapping
+(``fhir_omop``) reads, and the resource is validated, with the same fhir.resources model,
+on those elements, every element R4 requires of the type (Observation.status and code,
+Encounter.class, …), every type of a choice element read (``effective[x]`` is
+effectiveDateTime, effectivePeriod, effectiveInstant and effectiveTiming), the ``_element``
+extension siblings of those, and any top-level name R4 does not define for the type (so a
+misspelt or foreign element still fails). Each kept element is validated whole, down to
+its last nested part, once per reading: a value already part of a valid resource of the same
+type, under the same name, is not validated again (see :func:`_validate_chunk`). The other
+elements — narrative ``text``, ``meta``, ``identifier``, ``performer``, ``note``,
+``extension``, … — are **neither validated nor used**: a resource
+invalid only there is kept. ``validate="full"`` validates every element of every used
+resource, as before (``trialdesk patient check --validate full``). Validation costs per
+nested element, so the projection saves most on real EHR exports, which carry much more
+than the elements read.
+
 Rows are later built from the validated JSON dictionaries, not from the pydantic
 models: validation is the expensive part, and the dictionaries are what the mapping
 needs (see ``fhir_omop.map_to_omop``).
@@ -18,11 +35,11 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
@@ -34,11 +51,14 @@ if TYPE_CHECKING:
     from trialdesk.sources.fhir_omop import MappingReport
 
 __all__ = [
+    "READ_ELEMENTS",
     "USED_TYPES",
     "FhirError",
     "FhirReading",
     "FhirRecord",
     "Problem",
+    "Validation",
+    "batch_bundles",
     "map_to_omop",
     "read_fhir",
     "read_many",
@@ -61,6 +81,32 @@ USED_TYPES = frozenset(
         "Encounter",
     }
 )
+
+#: The top-level elements of each used resource type that trialdesk reads (every key
+#: ``fhir_omop`` takes from a resource's dictionary, and ``id``); ``[x]`` is a choice
+#: element, all its types. The default validation covers these (see the module docstring);
+#: a test maps every chart with dictionaries that record what is read, against this list.
+READ_ELEMENTS: dict[str, frozenset[str]] = {
+    rtype: frozenset(elements)
+    for rtype, elements in {
+        "Patient": ("id", "birthDate", "gender"),
+        "Condition": ("id", "subject", "clinicalStatus", "verificationStatus", "code", "onset[x]", "abatement[x]",
+                      "recordedDate"),
+        "MedicationRequest": ("id", "subject", "status", "statusReason", "intent", "medication[x]", "contained",
+                              "authoredOn", "dosageInstruction", "dispenseRequest"),
+        "MedicationStatement": ("id", "subject", "status", "medication[x]", "contained", "effective[x]", "dateAsserted",
+                                "dosage"),
+        "MedicationAdministration": ("id", "subject", "status", "medication[x]", "contained", "effective[x]", "dosage"),
+        "Medication": ("id", "code"),
+        "Observation": ("id", "subject", "status", "code", "category", "effective[x]", "issued", "value[x]", "component",
+                        "referenceRange"),
+        "Procedure": ("id", "subject", "status", "code", "performed[x]"),
+        "Encounter": ("id", "subject", "status", "period"),
+    }.items()
+}  # fmt: skip
+
+#: what :func:`read_fhir` validates: the elements trialdesk reads, or every element
+Validation = Literal["read", "full"]
 
 # Versions read as R4: 4.0.x is R4, 4.3.x is R4B (same shape for every resource used here).
 _R4_VERSION_PREFIXES = ("4.0", "4.3")
@@ -195,7 +241,9 @@ class FhirReading:
 # --------------------------------------------------------------------------- entry points
 
 
-def read_fhir(path: str | Path, *, skip_unreadable: bool = False, workers: int = 1) -> FhirReading:
+def read_fhir(
+    path: str | Path, *, skip_unreadable: bool = False, workers: int = 1, validate: Validation = "read"
+) -> FhirReading:
     """Read a Bundle file, a Bulk Data export folder, or a folder of Bundle files.
 
     A folder holding ``*.ndjson`` files (with or without ``manifest.json``) is one Bulk
@@ -204,10 +252,13 @@ def read_fhir(path: str | Path, *, skip_unreadable: bool = False, workers: int =
     patients. With ``skip_unreadable``, an unreadable file inside a folder becomes a
     :class:`Problem` and the rest of the folder is read; a single unreadable file always
     raises :class:`FhirError`. ``workers`` > 1 validates a large record in that many
-    processes (see :func:`_settle`).
+    processes (see :func:`_settle`). ``validate`` is ``"read"`` (the elements trialdesk
+    reads, the default) or ``"full"`` (every element); see the module docstring.
     """
+    if validate not in ("read", "full"):
+        raise ValueError(f"validate must be 'read' or 'full', not {validate!r}")
     reading = _read(path, skip_unreadable=skip_unreadable)
-    _settle(reading, workers)
+    _settle(reading, workers, validate)
     return reading
 
 
@@ -224,8 +275,12 @@ def _read(path: str | Path, *, skip_unreadable: bool) -> FhirReading:
     return _read_folder(p, skip_unreadable=skip_unreadable)
 
 
-def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1) -> FhirReading:
+def read_many(
+    paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1, validate: Validation = "read"
+) -> FhirReading:
     """Read several inputs (files or folders) into one reading, for one batch."""
+    if validate not in ("read", "full"):
+        raise ValueError(f"validate must be 'read' or 'full', not {validate!r}")
     reading = FhirReading()
     for p in paths:
         try:
@@ -234,15 +289,40 @@ def read_many(paths: Iterable[str | Path], *, skip_unreadable: bool = False, wor
             if not skip_unreadable:
                 raise
             reading.problems.append(Problem(file=str(p), message=str(e)))
-    _settle(reading, workers)
+    _settle(reading, workers, validate)
     return reading
 
 
-def map_to_omop(records: FhirReading, con: duckdb.DuckDBPyConnection) -> MappingReport:
+def batch_bundles(source: str | Path | Iterable[str | Path]) -> list[Path] | None:
+    """The Bundle files ``source`` is read from, in reading order, when each is a scope of
+    its own (a folder of ``*.json`` Bundles with no Bulk export in it, or a list of Bundle
+    files): such a batch can be read, mapped and screened in parts, one part per process,
+    since no reference and no problem crosses a file. None for anything else (one file, a
+    Bulk export, a folder mixing both, a list naming folders)."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir() or (folder / "manifest.json").exists():
+            return None
+        files = [f for f in folder.iterdir() if f.is_file()]
+        if any(f.name.endswith((".ndjson", ".ndjson.gz")) for f in files):
+            return None
+        return sorted(f for f in files if f.suffix == ".json")
+    paths = [Path(p) for p in source]
+    if not all(p.is_file() and not p.name.endswith((".ndjson", ".ndjson.gz")) for p in paths):
+        return None
+    return paths
+
+
+def map_to_omop(
+    records: FhirReading,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
+) -> MappingReport:
     """Write OMOP CDM v5.4-shaped tables for ``records`` into ``con``; see ``fhir_omop``."""
     from trialdesk.sources.fhir_omop import map_to_omop as _map
 
-    return _map(records, con)
+    return _map(records, con, number_after=number_after)
 
 
 # --------------------------------------------------------------------------- folders
@@ -397,7 +477,7 @@ def _take(resource: JsonDict, file: str, line: int | None, scope: str, full_url:
 PARALLEL_FROM = 5000
 
 
-def _settle(reading: FhirReading, workers: int) -> None:
+def _settle(reading: FhirReading, workers: int, validate: Validation = "read") -> None:
     """Validate the pending resources: valid ones become records, the others problems.
 
     Validation with fhir.resources is most of the time spent reading a chart (its
@@ -414,11 +494,12 @@ def _settle(reading: FhirReading, workers: int) -> None:
         _FORKED[:] = items
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-                errors = [e for chunk in pool.map(_validate_range, range(0, len(items), size), [size] * len(items)) for e in chunk]
+                chunks = pool.map(_validate_range, range(0, len(items), size), [size] * len(items), [validate] * len(items))
+                errors = [e for chunk in chunks for e in chunk]
         finally:
             _FORKED.clear()
     else:
-        errors = _validate_chunk(items)
+        errors = _validate_chunk(items, validate)
     for record, errs in zip(pending, errors, strict=True):
         if not errs:
             reading.records.append(record)
@@ -438,19 +519,64 @@ def _settle(reading: FhirReading, workers: int) -> None:
             )
 
 
-def _validate_chunk(items: list[tuple[str, JsonDict]]) -> list[list[tuple[str | None, str]]]:
-    return [_validation_errors(rtype, resource) for rtype, resource in items]
+def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "read") -> list[list[tuple[str | None, str]]]:
+    """The validation errors of each resource (an empty list for a valid one).
+
+    Under ``"read"``, a complex element (a CodeableConcept, a Reference, a list of ranges…)
+    whose exact value was already part of a valid resource of the same type, under the same
+    name, is not validated again: its validity depends on nothing else, since fhir.resources
+    checks no rule across elements but two, that a required element is present and that a
+    choice has one type only. For those two rules, such an element, when it is required or a
+    choice, is still present, as an empty element (``{}``, or ``[{}]`` for a list), where an
+    empty element of its type is itself valid (tried once per type and name on a valid
+    resource, else the value is validated again). A chart repeats the same codes, categories,
+    subject and reference ranges in most of its resources."""
+    if validate == "full":
+        return [_validation_errors(rtype, resource, "full") for rtype, resource in items]
+    valid: set[tuple[str, str, str]] = set()
+    empty_is_valid: dict[tuple[str, str], bool] = {}
+    out = []
+    for rtype, resource in items:
+        keep, known, always = _projection(rtype)
+        projected: JsonDict = {}
+        seen: list[tuple[str, str, str]] = []
+        for k, v in resource.items():
+            if k in keep:
+                if isinstance(v, (dict, list)):
+                    key = (rtype, k, json.dumps(v))
+                    if key in valid:
+                        if k not in always:
+                            continue
+                        if empty_is_valid.get((rtype, k)):
+                            projected[k] = {} if isinstance(v, dict) else [{}]
+                            continue
+                    seen.append(key)
+                projected[k] = v
+            elif k not in known:
+                projected[k] = v  # a name R4 does not define: fhir.resources rejects it
+        errors = _validation_errors(rtype, projected, "full")
+        if not errors:
+            valid.update(seen)
+            for _, k, _ in seen:
+                if k in always and (rtype, k) not in empty_is_valid:
+                    empty: JsonDict | list[JsonDict] = {} if isinstance(projected[k], dict) else [{}]
+                    empty_is_valid[(rtype, k)] = not _validation_errors(rtype, {**projected, k: empty}, "full")
+        out.append(errors)
+    return out
 
 
 #: the resources a pool of forked workers validates (set only while the pool runs)
 _FORKED: list[tuple[str, JsonDict]] = []
 
 
-def _validate_range(start: int, size: int) -> list[list[tuple[str | None, str]]]:
-    return _validate_chunk(_FORKED[start:start + size])
+def _validate_range(start: int, size: int, validate: Validation) -> list[list[tuple[str | None, str]]]:
+    return _validate_chunk(_FORKED[start:start + size], validate)
 
 
-def _validation_errors(rtype: str, resource: JsonDict) -> list[tuple[str | None, str]]:
+def _validation_errors(rtype: str, resource: JsonDict, validate: Validation = "read") -> list[tuple[str | None, str]]:
+    if validate == "read":
+        keep, known, _ = _projection(rtype)
+        resource = {k: v for k, v in resource.items() if k in keep or k not in known}
     try:
         _model(rtype).model_validate(resource)
     except ValidationError as e:
@@ -460,6 +586,49 @@ def _validation_errors(rtype: str, resource: JsonDict) -> list[tuple[str | None,
             out.append((loc, str(err["msg"])))
         return out
     return []
+
+
+@cache
+def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(the JSON names validated under ``validate="read"``, every JSON name R4 defines, the
+    names always validated in every resource: required elements, the types of a choice
+    element, ``resourceType``) of a used resource type. The first are its
+    :data:`READ_ELEMENTS`, the elements R4 requires, all types of a choice element, the
+    ``_element`` siblings, and ``resourceType``."""
+    model = _model(rtype)
+    known = {"resourceType"}
+    choices: dict[str, set[str]] = {}
+    required: set[str] = set()
+    for name, f in model.model_fields.items():
+        json_name = f.alias or name
+        known.update((name, json_name))
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if not extra.get("element_property"):
+            continue
+        group = extra.get("one_of_many")
+        if isinstance(group, str):
+            choices.setdefault(f"{group}[x]", set()).add(json_name)
+            if extra.get("one_of_many_required"):
+                required.add(f"{group}[x]")
+        elif f.is_required() or extra.get("element_required"):
+            required.add(json_name)
+    keep = {"resourceType"}
+    always = {"resourceType"}
+    for element in READ_ELEMENTS.get(rtype, frozenset()) | required:
+        if element.endswith("[x]"):
+            if element not in choices:
+                raise AssertionError(f"{rtype}.{element} is not a choice element of FHIR R4")
+            names = choices[element]
+        elif element in known:
+            names = {element}
+        else:
+            raise AssertionError(f"{rtype}.{element} is not an element of FHIR R4")
+        keep.update(names)
+        keep.update(f"_{n}" for n in names)
+        if element in required or element.endswith("[x]"):
+            always.update(names)
+            always.update(f"_{n}" for n in names)
+    return frozenset(keep), frozenset(known), frozenset(always)
 
 
 def _subject_ref(resource: JsonDict) -> str | None:

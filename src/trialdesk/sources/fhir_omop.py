@@ -61,9 +61,11 @@ evidence a worksheet cites. ``concept_ancestor`` is written empty, with its colu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,7 @@ import pyarrow as pa
 from trialdesk.sources.fhir import FhirReading, FhirRecord, Problem
 from trialdesk.terminology import units
 
-__all__ = ["OMOP_SCHEMA", "MappedPerson", "MappingReport", "map_to_omop"]
+__all__ = ["NUMBERED", "OMOP_SCHEMA", "MappedPerson", "MappingReport", "map_to_omop"]
 
 JsonDict = dict[str, Any]
 
@@ -228,11 +230,24 @@ class MappingReport:
 # --------------------------------------------------------------------------- entry point
 
 
-def map_to_omop(records: FhirReading, con: duckdb.DuckDBPyConnection) -> MappingReport:
+def map_to_omop(
+    records: FhirReading,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
+) -> MappingReport:
     """Write the OMOP-shaped tables for ``records`` into ``con`` (replacing tables of the
-    same names) in one transaction, and report what was written and what was not."""
+    same names) in one transaction, and report what was written and what was not.
+
+    Rows are numbered 1, 2, … in reading order in each table of :data:`NUMBERED`. A batch
+    mapped in parts (one part per process) numbers each part's rows after those of the
+    parts before it, so that every part's ids are those the whole batch would have:
+    ``number_after`` is given the part's row counts and returns, for each numbered table,
+    how many rows come before the part."""
     m = _Mapper(records)
     m.run()
+    if number_after is not None:
+        m.renumber(number_after({t: len(m.rows[t]) for t in NUMBERED}))
     m.write(con)
     return m.report
 
@@ -420,7 +435,7 @@ class _Mapper:
     ) -> int:
         rows = self.rows[table]
         record_id = len(rows) + 1
-        row[f"{table}_id" if table in ("measurement", "observation") else _ID_COLUMN[table]] = record_id
+        row[_ID_COLUMN[table]] = record_id
         rows.append(row)
         self.rows["fhir_record"].append({
             "table_name": table, "record_id": record_id, "resource_type": r.resource_type,
@@ -835,6 +850,23 @@ class _Mapper:
 
     # ----- writing
 
+    def renumber(self, before: Mapping[str, int]) -> None:
+        """Shift every id by the number of rows of its table that come ``before`` these."""
+        persons = before.get("person", 0)
+        for table, column in _ID_COLUMN.items():
+            shift = before.get(table, 0)
+            for row in self.rows[table]:
+                row[column] += shift
+                if table != "person":
+                    row["person_id"] += persons
+        for name in ("fhir_record", "fhir_coding"):
+            for row in self.rows[name]:
+                row["record_id"] += before.get(row["table_name"], 0)
+        report = self.report
+        report.persons = [dataclasses.replace(p, person_id=p.person_id + persons) for p in report.persons]
+        shifted = defaultdict(list, {k + persons: v for k, v in report.person_problems.items()})
+        report.person_problems = shifted
+
     def write(self, con: duckdb.DuckDBPyConnection) -> None:
         tables = {}
         for name, schema in OMOP_SCHEMA.items():
@@ -862,4 +894,10 @@ _ID_COLUMN = {
     "condition_occurrence": "condition_occurrence_id",
     "drug_exposure": "drug_exposure_id",
     "procedure_occurrence": "procedure_occurrence_id",
+    "measurement": "measurement_id",
+    "observation": "observation_id",
+    "observation_period": "observation_period_id",
 }
+
+#: the tables whose rows are numbered (their id column); fhir_record and fhir_coding cite them by record_id
+NUMBERED = tuple(_ID_COLUMN)

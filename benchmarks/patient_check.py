@@ -38,8 +38,8 @@ import ibis
 from fhir_map import FIXTURES, big_bundle  # benchmarks/ is on sys.path when run as a script
 
 from trialdesk.eligibility.screen import screen
-from trialdesk.eligibility.worksheet import Worksheet, _observe_until, check_fhir, library_value_sets, worksheets
-from trialdesk.protocol.loader import load
+from trialdesk.eligibility.worksheet import Worksheet, _observe_until, check_fhir, worksheets
+from trialdesk.protocol.loader import load, load_value_sets
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import Validation, _validate_chunk, _validation_errors, map_to_omop, read_fhir, read_many
 from trialdesk.sources.omop import open_omop
@@ -59,7 +59,7 @@ def timed_check(
     report = map_to_omop(reading, con)
     _observe_until(con, AS_OF)
     t2 = time.perf_counter()
-    result = screen(open_omop(ibis.duckdb.from_connection(con)), protocol, AS_OF, value_sets=library_value_sets(),
+    result = screen(open_omop(ibis.duckdb.from_connection(con)), protocol, AS_OF, value_sets=load_value_sets(),
                     check_bounds=False)
     sheets = worksheets(result, report, con)
     t3 = time.perf_counter()

@@ -478,22 +478,6 @@ def test_validate_full_also_rejects_an_alt_invalid_only_in_its_narrative(tmp_pat
     assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == []
 
 
-def test_the_value_set_library_is_read_again_only_when_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trialdesk.eligibility import worksheet
-    from trialdesk.terminology.value_set import library_dir
-
-    library = tmp_path / "value_sets"
-    shutil.copytree(library_dir(), library)
-    monkeypatch.setattr(worksheet, "library_dir", lambda: library)
-    monkeypatch.setattr(worksheet, "_LIBRARY", [])
-    first = worksheet.library_value_sets()
-    assert worksheet.library_value_sets() is first
-    changed = sorted(library.glob("*.yaml"))[0]
-    changed.write_text(changed.read_text() + "\n")
-    again = worksheet.library_value_sets()
-    assert again is not first and again.keys() == first.keys()
-
-
 def test_the_command_pauses_garbage_collection_only_while_it_checks() -> None:
     import gc
 

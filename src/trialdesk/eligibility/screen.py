@@ -47,6 +47,7 @@ class ScreenResult:
     plan: Plan
     notes: list[str] = field(default_factory=list)
     active_within_months: int | None = None
+    _connection: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def criterion_ids(self) -> list[str]:
@@ -58,6 +59,14 @@ class ScreenResult:
         return {cid: i for i, cid in enumerate(self.criterion_ids)}
 
     def _con(self) -> duckdb.DuckDBPyConnection:
+        """An embedded DuckDB over the result's tables, opened once per result (opening one
+        and registering the tables cost tens of milliseconds of every one-patient check).
+        Like the result itself, it is for one thread at a time."""
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         con.register("s", self.statuses)
         con.register("e", self.evidence)

@@ -36,7 +36,7 @@ from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import FhirReading, Validation, batch_bundles, map_to_omop, read_fhir, read_many
 from trialdesk.sources.fhir_omop import NUMBERED, MappingReport
 from trialdesk.sources.omop import open_omop
-from trialdesk.terminology.value_set import ValueSet, library_dir
+from trialdesk.terminology.value_set import ValueSet
 
 
 @dataclass
@@ -143,7 +143,7 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
     its own DuckDB, with the same worksheets, in the same order, as one process gives; a
     single large record is validated in that many processes. ``validate``: the elements
     trialdesk reads (the default) or every element (``"full"``); see ``trialdesk.sources.fhir``."""
-    value_sets = value_sets if value_sets is not None else library_value_sets()
+    value_sets = value_sets if value_sets is not None else load_value_sets()  # parsed once per state of the folder
     bundles = batch_bundles(source)
     if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
         return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
@@ -155,20 +155,6 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
     for sheet in sheets:
         sheet.problems.extend(general)
     return sheets
-
-
-_LIBRARY: list[tuple[tuple[tuple[str, int, int], ...], dict[str, ValueSet]]] = []
-
-
-def library_value_sets() -> dict[str, ValueSet]:
-    """The value set library, read once per process and again only when one of its files
-    changes (reading the YAML took about 75 ms, a third of a warm check of one chart)."""
-    directory = library_dir()
-    files = sorted(directory.glob("*.yaml"))
-    stamp = tuple((str(f), st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()])
-    if not _LIBRARY or _LIBRARY[0][0] != stamp:
-        _LIBRARY[:] = [(stamp, load_value_sets(directory))]
-    return _LIBRARY[0][1]
 
 
 def _check(reading: FhirReading, protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,

@@ -71,3 +71,16 @@ def test_the_attribution_of_a_participants_aes_is_the_data_cuts(trial) -> None: 
     assert service.attributions_of(aes) == whole
     own = service.attributions_of([before, after])
     assert own[before.ae_id].pre_treatment and own[after.ae_id].infusion_number == 1 and own[after.ae_id].days_after_infusion == 2
+
+
+def test_every_page_names_its_icon_so_the_browser_does_not_ask_the_application_for_one(client) -> None:  # type: ignore[no-untyped-def]
+    """Without an icon link, a browser requests /favicon.ico from the application itself (a
+    404 that loads the session from the database), alongside the page's own requests."""
+    from pathlib import Path
+
+    import trialdesk.edc
+
+    page = client.get("/login/").content.decode()
+    assert '<link rel="icon" href="/static/edc/favicon.svg"' in page
+    icon = Path(trialdesk.edc.__file__).parent / "static" / "edc" / "favicon.svg"
+    assert icon.read_text().startswith("<svg")

@@ -147,7 +147,7 @@ ROWS: list[Row] = [
     Row("screening: script in the family name is stored and shown escaped", "screening_list", "coordinator", lambda s: "/screening/",
         person, {"family_name": SCRIPT}, "stored", check=_entry_named(SCRIPT), shown_on=_newest_entry_page),
     Row("screening: SQL in the given name is stored as text", "screening_list", "coordinator", lambda s: "/screening/", person,
-        {"given_name": SQL}, "stored", check=lambda s: _given(SQL), shown_on=_newest_entry_page),
+        {"given_name": SQL}, "stored", check=lambda s: _stored("screening.ScreeningEntry", "given_name", SQL), shown_on=_newest_entry_page),
     Row("screening: an oversized family name is refused", "screening_list", "coordinator", lambda s: "/screening/", person,
         {"family_name": LONG}, "refused", says="at most 100 characters"),
     Row("screening: a NUL byte in a name is refused", "screening_list", "coordinator", lambda s: "/screening/", person,
@@ -183,7 +183,8 @@ ROWS: list[Row] = [
     Row("consent: an oversized ICF version is refused", "consent", "coordinator", CONSENT, consent, {"icf_version": LONG}, "refused",
         says="at most 60 characters"),
     Row("consent: script in 'obtained by' is stored and shown escaped", "consent", "coordinator", CONSENT, consent,
-        {"obtained_by": SCRIPT}, "stored", check=lambda s: _consent_by(SCRIPT), shown_on=lambda s: "/audit/"),
+        {"obtained_by": SCRIPT}, "stored", check=lambda s: _stored("participants.Consent", "obtained_by", SCRIPT),
+        shown_on=lambda s: "/audit/"),
     Row("enrol: a date in words is refused", "enrol", "coordinator", ENROL, lambda s: {"enrolled_on": days_ago(1).isoformat()},
         {"enrolled_on": "next Tuesday"}, "refused", says="Enter a valid date"),
     # --- infusions: numbers of the wrong type and outside every range
@@ -199,7 +200,7 @@ ROWS: list[Row] = [
         lambda s: "/participants/001/infusions/new/", infusion, {"before_sbp": "9999"}, "refused", says="less than or equal to 260"),
     Row("infusion edit: script in the premedication is stored and shown escaped", "infusion_edit", "coordinator",
         lambda s: f"/participants/001/infusions/{s['inf'].number}/", infusion_edit, {"premedication": SCRIPT}, "stored",
-        check=lambda s: _premedication(SCRIPT), shown_on=lambda s: "/audit/"),
+        check=lambda s: _stored("dosing.Infusion", "premedication", SCRIPT), shown_on=lambda s: "/audit/"),
     # --- visits and CRFs
     Row("visit: a date in another format is refused", "visit", "coordinator", lambda s: "/participants/001/visits/D1/",
         lambda s: {"done_on": days_ago(0).isoformat(), "version": "1", "reason": ""}, {"done_on": "2026/13/45"}, "refused",
@@ -212,7 +213,8 @@ ROWS: list[Row] = [
         lambda s: {"vs_date": days_ago(0).isoformat()}, {"pulse": "-5"}, "refused", says="greater than or equal to 20"),
     # --- adverse events
     Row("AE: script in the verbatim description is stored and shown escaped", "ae_new", "coordinator", lambda s: "/adverse-events/new/",
-        ae, {"description": SCRIPT}, "stored", check=lambda s: _ae_described(SCRIPT), shown_on=_latest_ae_page),
+        ae, {"description": SCRIPT}, "stored", check=lambda s: _stored("adverse_events.AdverseEvent", "description", SCRIPT),
+        shown_on=_latest_ae_page),
     Row("AE: a term that is markup, not a CTCAE term, is refused", "ae_new", "coordinator", lambda s: "/adverse-events/new/", ae,
         {"term": SCRIPT}, "refused", says="CTCAE"),
     Row("AE: a participant id that only looks like 001 is refused", "ae_new", "coordinator", lambda s: "/adverse-events/new/", ae,
@@ -223,7 +225,8 @@ ROWS: list[Row] = [
         says="Select a valid choice"),
     Row("AE follow-up: script in the information is stored and shown escaped", "ae_detail", "coordinator",
         lambda s: f"/adverse-events/{s['ae'].pk}/", lambda s: {"received_at": at_days_ago(1).strftime("%Y-%m-%dT%H:%M")},
-        {"information": SCRIPT}, "stored", check=lambda s: _follow_up(SCRIPT), shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
+        {"information": SCRIPT}, "stored", check=lambda s: _stored("adverse_events.FollowUp", "information", SCRIPT),
+        shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
     Row("safety dashboard: a report for an AE id that is not a number is refused", "safety_dashboard", "coordinator",
         lambda s: "/safety/", lambda s: {"ae": str(s["ae"].pk), "rule_id": "R1", "submitted_at": _now()}, {"ae": "1 OR 1=1"},
         "refused", says="give the date and time"),
@@ -233,7 +236,7 @@ ROWS: list[Row] = [
     # --- quality: queries and source data verification
     Row("query: script in the query text is stored and shown escaped", "queries", "monitor", lambda s: "/queries/",
         lambda s: {"action": "raise", "subject_id": "001", "target": "infusion 1: weight_kg"}, {"text": SCRIPT}, "stored",
-        check=lambda s: _query_text(SCRIPT), shown_on=lambda s: "/queries/"),
+        check=lambda s: _stored("quality.Query", "text", SCRIPT), shown_on=lambda s: "/queries/"),
     Row("query: an oversized target is refused", "queries", "monitor", lambda s: "/queries/",
         lambda s: {"action": "raise", "subject_id": "001", "text": "check"}, {"target": LONG}, "refused", says="at most 100"),
     Row("query: a look-alike subject id is not found", "queries", "monitor", lambda s: "/queries/",
@@ -255,7 +258,7 @@ ROWS: list[Row] = [
         lambda s: {"since": days_ago(0).isoformat(), "description": ""}, {"rule_id": "S99"}, "refused", says="Select a valid choice"),
     Row("pause: script in the description is stored and shown escaped", "pauses", "pi", lambda s: "/pauses/",
         lambda s: {"rule_id": "S1", "since": days_ago(0).isoformat()}, {"description": SCRIPT}, "stored",
-        check=lambda s: _pause_described(SCRIPT), shown_on=lambda s: "/pauses/"),
+        check=lambda s: _stored("participants.Pause", "description", SCRIPT), shown_on=lambda s: "/pauses/"),
     Row("pause: lifting a pause id that is not a number is refused", "pauses", "dsmb", lambda s: "/pauses/",
         lambda s: {"note": "reviewed"}, {"lift": "1 OR 1=1"}, "refused", says="is not a pause number"),
     # --- participants
@@ -274,7 +277,8 @@ ROWS: list[Row] = [
         lambda s: {"password": "Correct-horse-42"}, {"printed_name": LONG}, "refused", says="at most 200 characters"),
     Row("AE edit: script in the description is stored and shown escaped", "ae_edit", "coordinator",
         lambda s: f"/adverse-events/{s['ae'].pk}/edit/", lambda s: ae(s) | {"version": s["ae"].version, "reason": "more detail"},
-        {"description": SCRIPT}, "stored", check=lambda s: _ae_described(SCRIPT), shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
+        {"description": SCRIPT}, "stored", check=lambda s: _stored("adverse_events.AdverseEvent", "description", SCRIPT),
+        shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
     # --- accounts
     Row("password: a NUL in the new password is refused", "password_change", "coordinator", lambda s: "/password/",
         lambda s: {"old_password": "Correct-horse-42"}, {"new_password1": "New\x00secret-2026", "new_password2": "New\x00secret-2026"},
@@ -361,52 +365,17 @@ def _lift(s: S) -> None:
     lift_pause(s["users"]["dsmb"], s["pause"], on=days_ago(0), note="reviewed")
 
 
-def _given(text: str) -> bool:
-    from trialdesk.edc.screening.models import ScreeningEntry
+def _stored(model: str, field: str, text: str) -> bool:
+    """True when a record of ``model`` (``app_label.Model``) holds ``text`` in ``field``, as typed."""
+    from django.apps import apps
 
-    return ScreeningEntry.objects.filter(given_name=text).exists()
-
-
-def _consent_by(text: str) -> bool:
-    from trialdesk.edc.participants.models import Consent
-
-    return Consent.objects.filter(obtained_by=text).exists()
-
-
-def _premedication(text: str) -> bool:
-    from trialdesk.edc.dosing.models import Infusion
-
-    return Infusion.objects.filter(premedication=text).exists()
+    return bool(apps.get_model(model).objects.filter(**{field: text}).exists())
 
 
 def _crf_has(text: str) -> bool:
     from trialdesk.edc.visits.models import FormEntry
 
     return any(e.data.get("vs_timepoint") == text for e in FormEntry.objects.all())
-
-
-def _ae_described(text: str) -> bool:
-    from trialdesk.edc.adverse_events.models import AdverseEvent
-
-    return AdverseEvent.objects.filter(description=text).exists()
-
-
-def _follow_up(text: str) -> bool:
-    from trialdesk.edc.adverse_events.models import FollowUp
-
-    return FollowUp.objects.filter(information=text).exists()
-
-
-def _query_text(text: str) -> bool:
-    from trialdesk.edc.quality.models import Query
-
-    return Query.objects.filter(text=text).exists()
-
-
-def _pause_described(text: str) -> bool:
-    from trialdesk.edc.participants.models import Pause
-
-    return Pause.objects.filter(description=text).exists()
 
 
 def _withdrawn() -> bool:

@@ -185,15 +185,20 @@ class ScreenResult:
 
     # -- funnel and candidates ------------------------------------------------------
 
+    @staticmethod
+    def _excluding(cid: str) -> int:
+        """The status by which criterion ``cid`` excludes: an inclusion not met, an exclusion met."""
+        return int(Status.NOT_MET if cid.startswith("I") else Status.MET)
+
     def _excl(self, cid: str) -> str:
-        return f"(c_{cid} = {int(Status.NOT_MET)})" if cid.startswith("I") else f"(c_{cid} = {int(Status.MET)})"
+        return f"(c_{cid} = {self._excluding(cid)})"
 
     def _codes(self, cid: str) -> np.ndarray:
         return np.asarray(self.statuses[f"c_{cid}"].to_numpy(zero_copy_only=False))
 
     def _excluded(self, cid: str) -> np.ndarray:
-        """Who criterion ``cid`` excludes: an inclusion not met, an exclusion met."""
-        return np.asarray(self._codes(cid) == int(Status.NOT_MET if cid.startswith("I") else Status.MET))
+        """Who criterion ``cid`` excludes."""
+        return np.asarray(self._codes(cid) == self._excluding(cid))
 
     def funnel(self) -> list[dict[str, Any]]:
         """Criteria applied in order; counts among those still remaining before each step

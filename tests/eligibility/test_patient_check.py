@@ -486,3 +486,10 @@ def test_the_command_pauses_garbage_collection_only_while_it_checks() -> None:
     assert result.exit_code == 0 and gc.isenabled()
     result = check(BAD / "not_json.json", "--format", "json")
     assert result.exit_code == 1 and gc.isenabled()
+
+
+def test_an_unknown_validation_mode_is_refused_naming_the_option_and_the_choices() -> None:
+    chart = BUNDLES / "ipaf.json"
+    result = CliRunner().invoke(app, ["patient", "check", str(chart), "--as-of", "2025-03-01", "--validate", "everything"])
+    assert result.exit_code == 2
+    assert "--validate" in result.output and "'read'" in result.output and "'full'" in result.output

@@ -55,6 +55,16 @@ class ValueSet(BaseModel):
     excluded: list[Code] = []
     provenance: Provenance
     units: list[str] = Field(default=[], description="for measurement value sets: the UCUM units expected")
+    texts: list[str] = Field(
+        default=[],
+        description="whole answers written as text that stand for the idea (compared with the record's value or source text "
+        "after trimming and case-folding: 'Positive', 'Not detected'); for answer value sets of qualitative results",
+    )
+    names: list[str] = Field(
+        default=[],
+        description="names (brand or generic) found as a whole word or phrase in a record's source text, for records "
+        "that carry no code of the set ('Truxima 10 MG/ML Injection'); a match by name only is marked as such in the evidence",
+    )
 
     def codes_in(self, system: str) -> list[Code]:
         return [c for c in self.codes if c.system == system]

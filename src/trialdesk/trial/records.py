@@ -161,6 +161,62 @@ class VisitRecord(_Record):
     status: Literal["done", "missed", "scheduled"] = "done"
 
 
+class ConcomitantMedication(_Record):
+    """A medication the participant takes besides the investigational product (CM form)."""
+
+    id: str
+    subject_id: str
+    medication: str = Field(min_length=1, description="as the investigator wrote it (verbatim)")
+    rxnorm_code: str | None = None
+    indication: str | None = None
+    dose: float | None = None
+    dose_unit: str | None = None
+    route: str | None = None
+    frequency: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    ongoing: bool = False
+
+    @model_validator(mode="after")
+    def _dates(self) -> ConcomitantMedication:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"CM {self.id}: end_date {self.end_date} is before start_date {self.start_date}")
+        if self.ongoing and self.end_date is not None:
+            raise ValueError(f"CM {self.id}: an ongoing medication has no end_date")
+        return self
+
+
+class MedicalHistoryItem(_Record):
+    """A condition in the participant's medical history (MH form)."""
+
+    id: str
+    subject_id: str
+    term: str = Field(min_length=1, description="as the investigator wrote it (verbatim)")
+    icd10cm_code: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    ongoing: bool = False
+
+    @model_validator(mode="after")
+    def _dates(self) -> MedicalHistoryItem:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"MH {self.id}: end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
+class ProtocolDeviation(_Record):
+    """An entry of the protocol-deviation log: automatic (an out-of-window visit, a late SAE report)
+    or entered by site staff with its category and reason."""
+
+    id: str
+    subject_id: str | None = None
+    date: dt.date
+    category: str = Field(min_length=1, description="e.g. visit out of window, late SAE report, eligibility, consent, dosing")
+    description: str = Field(min_length=1)
+    source: Literal["automatic", "manual"]
+    reason: str | None = None
+
+
 class TrialData(_Record):
     """A data cut: everything recorded up to ``cutoff``."""
 
@@ -173,6 +229,9 @@ class TrialData(_Record):
     labs: list[LabResult] = []
     vitals: list[VitalSign] = []
     visits: list[VisitRecord] = []
+    concomitant_medications: list[ConcomitantMedication] = []
+    medical_history: list[MedicalHistoryItem] = []
+    deviations: list[ProtocolDeviation] = []
 
     @model_validator(mode="after")
     def _known_subjects(self) -> TrialData:

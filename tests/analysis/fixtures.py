@@ -15,6 +15,10 @@ S03  infusion 2020-03-02 (1.0); died 2020-04-15.
      C1 Respiratory f.  g5 unrelated   2020-04-15  serious (death), fatal: infusion 1
 S04  enrolled, never infused, withdrew consent 2020-03-20.
 
+Assessment (when the site learned of it, America/New_York): systematic when at a scheduled visit with the AE
+form that was done that day (A2 D0, A3 D28, A6 M6, C2 D7) or suggested by a result (B1, SpO2 at D1);
+non-systematic otherwise (A1, A4 by phone, B2, C1).
+
 Counted: 8 events (infusion 1: A2 B1 C2 C1 = 4; infusion 2: A3 A4 A6 B2 = 4).
 Related (possibly+): A2 A3 B1 = 3 events in S01, S02.  Grade >= 3: B1 B2 C1 = 3 events in S02, S03.
 """
@@ -38,6 +42,12 @@ from trialdesk.trial.records import (
 
 D = dt.date.fromisoformat
 _CTCAE = Ctcae.load()
+_NY = dt.timezone(dt.timedelta(hours=-5))
+
+
+def _learned(day: str) -> dt.datetime:
+    """10:00 in Jacksonville (EST) on ``day``."""
+    return dt.datetime.fromisoformat(f"{day}T10:00:00").replace(tzinfo=_NY)
 
 
 def _ae(id_: str, subject: str, term: str, grade: int, onset: str, relatedness: str, **kw: Any) -> AdverseEvent:
@@ -65,15 +75,15 @@ def trial_data() -> TrialData:
             ScreeningEntry(screening_id="SCR-007", screened_on=D("2020-02-27"), outcome="enrolled"),
         ],
         participants=[
-            Participant(subject_id="S01", screening_id="SCR-001", age_at_enrolment=54, sex="female", race="White",
-                        ethnicity="Not Hispanic or Latino", consented_on=D("2020-01-02"), enrolled_on=D("2020-01-06"),
+            Participant(subject_id="S01", screening_id="SCR-001", age_at_enrolment=54, sex="female", race="white",
+                        ethnicity="not_hispanic_or_latino", consented_on=D("2020-01-02"), enrolled_on=D("2020-01-06"),
                         status="completed", off_study_on=D("2020-07-21"), off_study_reason="completed 6 months"),
-            Participant(subject_id="S02", screening_id="SCR-003", age_at_enrolment=61, sex="male", race="Black or African American",
-                        ethnicity="Hispanic or Latino", consented_on=D("2020-01-16"), enrolled_on=D("2020-01-20")),
-            Participant(subject_id="S03", screening_id="SCR-005", age_at_enrolment=70, sex="female", race="Asian",
-                        ethnicity="Not Hispanic or Latino", consented_on=D("2020-02-10"), enrolled_on=D("2020-02-14"),
+            Participant(subject_id="S02", screening_id="SCR-003", age_at_enrolment=61, sex="male", race="black_or_african_american",
+                        ethnicity="hispanic_or_latino", consented_on=D("2020-01-16"), enrolled_on=D("2020-01-20")),
+            Participant(subject_id="S03", screening_id="SCR-005", age_at_enrolment=70, sex="female", race="asian",
+                        ethnicity="not_hispanic_or_latino", consented_on=D("2020-02-10"), enrolled_on=D("2020-02-14"),
                         status="off_study", off_study_on=D("2020-04-15"), off_study_reason="death"),
-            Participant(subject_id="S04", screening_id="SCR-007", age_at_enrolment=45, sex="male", race="White",
+            Participant(subject_id="S04", screening_id="SCR-007", age_at_enrolment=45, sex="male", race="white",
                         consented_on=D("2020-02-27"), enrolled_on=D("2020-03-02"), status="withdrawn", off_study_on=D("2020-03-20"),
                         off_study_reason="withdrawal of consent by the participant"),
         ],
@@ -85,19 +95,29 @@ def trial_data() -> TrialData:
             _inf("S03", 1, "2020-03-02", 60, 60e6),
         ],
         adverse_events=[
-            _ae("A1", "S01", "Headache", 1, "2020-01-10", "unrelated", outcome="recovered", resolved=D("2020-01-11")),
-            _ae("A2", "S01", "Infusion related reaction", 2, "2020-01-20", "possibly", outcome="recovered", resolved=D("2020-01-20"),
+            _ae("A1", "S01", "Headache", 1, "2020-01-10", "unrelated",
+                learned_at=_learned("2020-01-10"), outcome="recovered", resolved=D("2020-01-11")),
+            _ae("A2", "S01", "Infusion related reaction", 2, "2020-01-20", "possibly",
+                learned_at=_learned("2020-01-20"), outcome="recovered", resolved=D("2020-01-20"),
                 expected=True),
-            _ae("A3", "S01", "Fever", 1, "2020-02-17", "probably", outcome="recovered", expected=True),
-            _ae("A4", "S01", "Cough", 1, "2020-03-01", "unrelated"),
-            _ae("A5", "S01", "Fatigue", 1, "2020-07-25", "unrelated"),
-            _ae("A6", "S01", "Nausea", 1, "2020-07-21", "unlikely"),
-            _ae("B1", "S02", "Hypoxia", 3, "2020-02-04", "possibly", serious=True, seriousness=["hospitalisation"], outcome="recovered",
+            _ae("A3", "S01", "Fever", 1, "2020-02-17", "probably",
+                learned_at=_learned("2020-02-17"), outcome="recovered", expected=True),
+            _ae("A4", "S01", "Cough", 1, "2020-03-01", "unrelated",
+                learned_at=_learned("2020-03-01")),
+            _ae("A5", "S01", "Fatigue", 1, "2020-07-25", "unrelated",
+                learned_at=_learned("2020-07-26")),
+            _ae("A6", "S01", "Nausea", 1, "2020-07-21", "unlikely",
+                learned_at=_learned("2020-07-21")),
+            _ae("B1", "S02", "Hypoxia", 3, "2020-02-04", "possibly",
+                suggested_from="SpO2 88 % at D1", serious=True, seriousness=["hospitalisation"], outcome="recovered",
                 resolved=D("2020-02-09")),
-            _ae("B2", "S02", "Lung infection", 3, "2020-03-10", "unrelated", serious=True, seriousness=["hospitalisation"],
+            _ae("B2", "S02", "Lung infection", 3, "2020-03-10", "unrelated",
+                learned_at=_learned("2020-03-11"), serious=True, seriousness=["hospitalisation"],
                 outcome="recovering"),
-            _ae("C2", "S03", "Nausea", 1, "2020-03-05", "unlikely", outcome="recovered"),
-            _ae("C1", "S03", "Respiratory failure", 5, "2020-04-15", "unrelated", serious=True, seriousness=["death"], outcome="fatal",
+            _ae("C2", "S03", "Nausea", 1, "2020-03-05", "unlikely",
+                learned_at=_learned("2020-03-09"), outcome="recovered"),
+            _ae("C1", "S03", "Respiratory failure", 5, "2020-04-15", "unrelated",
+                learned_at=_learned("2020-04-15"), serious=True, seriousness=["death"], outcome="fatal",
                 resolved=D("2020-04-15")),
         ],
         labs=[
@@ -117,7 +137,9 @@ def trial_data() -> TrialData:
         ],
         visits=[
             VisitRecord(subject_id="S01", code="D0", date=D("2020-01-20")),
+            VisitRecord(subject_id="S01", code="D28", date=D("2020-02-17")),
             VisitRecord(subject_id="S01", code="M6", date=D("2020-07-21")),
+            VisitRecord(subject_id="S03", code="D7", date=D("2020-03-09")),
             VisitRecord(subject_id="S02", code="D0", date=D("2020-02-03")),
         ],
     )

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from tests.analysis.fixtures import empty_data
 from trialdesk.analysis.commands import export_app, report_app
+from trialdesk.protocol.model import Protocol
 from trialdesk.trial.records import TrialData
 
 runner = CliRunner()
@@ -60,3 +61,22 @@ def test_bad_data_file_names_the_field(tmp_path: Path) -> None:
     result = runner.invoke(export_app, ["sdtm", "--data", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "cutoff" in result.output
+
+
+def test_ctgov_check_names_each_problem_and_fails(data: TrialData, tmp_path: Path) -> None:
+    result = runner.invoke(export_app, ["ctgov-results", "--data", str(_cut(tmp_path, data)), "--out", str(tmp_path / "r.json"), "--check"])
+    assert result.exit_code == 1, result.output
+    assert "moreInfoModule.pointOfContact.email" in result.output and "statistical analysis plan is missing" in result.output
+    assert "4 problem(s)" in result.output
+
+
+def test_ctgov_check_passes_a_complete_record(data: TrialData, disclosed: Protocol, tmp_path: Path) -> None:
+    from ruamel.yaml import YAML
+
+    protocol_file = tmp_path / "nct03929120.yaml"
+    with protocol_file.open("w", encoding="utf-8") as f:
+        YAML(typ="safe").dump(disclosed.model_dump(mode="json", by_alias=True, exclude_none=True), f)
+    result = runner.invoke(export_app, ["ctgov-results", "--data", str(_cut(tmp_path, data)), "--out", str(tmp_path / "r.json"),
+                                        "--protocol", str(protocol_file), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "no problem found" in result.output

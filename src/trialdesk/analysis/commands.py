@@ -7,13 +7,14 @@ Two Typer sub-apps for the main command line to mount: ``report_app`` (``primary
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from trialdesk.analysis.ctgov_results import ThresholdError, results_json
+from trialdesk.analysis.ctgov_results import ThresholdError, check_results, results_json
 from trialdesk.analysis.data_cut import NoParticipantsError
 from trialdesk.analysis.odm import odm_xml
 from trialdesk.analysis.participant_flow import participant_flow
@@ -113,8 +114,9 @@ def ctgov_results_command(
     protocol_ref: str | None = PROTOCOL,
     threshold: float = typer.Option(0.0, "--frequency-threshold", help="other AEs listed above this frequency in percent (0-5)"),
     allow_empty: bool = ALLOW_EMPTY,
+    check: bool = typer.Option(False, "--check", help="apply the PRS results review criteria; name each problem, exit 1 if any"),
 ) -> None:
-    """ClinicalTrials.gov results (API v2 resultsSection) following 42 CFR 11.48."""
+    """ClinicalTrials.gov results (API v2 resultsSection and documentSection) following 42 CFR 11.48."""
     data, protocol = _read(data_file, protocol_ref)
     try:
         text = results_json(data, protocol, threshold, allow_empty)
@@ -123,6 +125,14 @@ def ctgov_results_command(
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(text, encoding="utf-8")
     out.print(f"wrote {out_file}")
+    if check:
+        problems = check_results(json.loads(text))
+        for p in problems:
+            out.print(f"[red]problem:[/] {p}", markup=True, highlight=False)
+        if problems:
+            out.print(f"{len(problems)} problem(s) a PRS reviewer would return; {out_file} is not ready to submit")
+            raise typer.Exit(1)
+        out.print("PRS results review criteria: no problem found")
 
 
 @export_app.command("sdtm")

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from trialdesk.trial.records import (
+    FunctionTest,
     Infusion,
     LabResult,
     Participant,
@@ -23,6 +24,11 @@ _VITALS = {"sysbp": ("SYSBP", "mmHg"), "diabp": ("DIABP", "mmHg"), "pulse": ("PU
 _LABS = {"hgb": ("718-7", "Hemoglobin"), "wbc": ("6690-2", "Leukocytes"), "neut": ("751-8", "Neutrophils"),
          "lym": ("731-0", "Lymphocytes"), "plat": ("777-3", "Platelets"), "creat": ("2160-0", "Creatinine"),
          "ast": ("1920-8", "Aspartate aminotransferase"), "alt": ("1742-6", "Alanine aminotransferase")}
+
+
+# lung function (pulmonary_function form) and six-minute walk (six_minute_walk form): field -> test code
+_FUNCTION_TESTS = {"fvc": "FVC", "fvc_pct": "FVCPP", "fev1": "FEV1", "dlco_pct": "DLCOPP", "smw_distance": "SIXMWD",
+                   "smw_spo2_nadir": "SIXMWSPO2", "smw_borg": "BORG"}
 
 
 def _age(birth: dt.date | None, on: dt.date) -> int:
@@ -52,13 +58,19 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
     from trialdesk.edc.web import protocol
 
     rows = ParticipantRow.objects.select_related("screening", "consent").filter(enrolled_on__lte=cutoff)
+    # race and ethnicity as the demographics form's codes (the latest entry of each participant)
+    demographics: dict[str, dict[str, Any]] = {}
+    for e in FormEntry.objects.select_related("visit__participant").filter(form="demographics").order_by("pk"):
+        demographics[e.visit.participant.subject_id] = e.data
     participants = []
     for p in rows:
         consent = p.consent  # the consent in force (what current_consent() reads, one query per participant)
         status = p.status if (p.off_study_on is None or p.off_study_on <= cutoff) else "on_study"
         participants.append(Participant(
             subject_id=p.subject_id, screening_id=p.screening.number, age_at_enrolment=_age(p.screening.birth_date, p.enrolled_on),
-            sex=p.screening.sex, consented_on=consent.signed_at.date(), enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
+            sex=p.screening.sex, race=str(demographics.get(p.subject_id, {}).get("dm_race") or "unknown_or_not_reported"),
+            ethnicity=str(demographics.get(p.subject_id, {}).get("dm_ethnicity") or "unknown_or_not_reported"),
+            consented_on=consent.signed_at.date(), enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
             off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None))
     ids = {p.subject_id for p in participants}
     infusions = [core_infusion(i) for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff)
@@ -72,6 +84,7 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
               for v in Visit.objects.select_related("participant") if v.participant.subject_id in ids]
     labs: list[LabResult] = []
     vitals: list[VitalSign] = []
+    function_tests: list[FunctionTest] = []
     for e in FormEntry.objects.select_related("visit__participant"):
         sid, code, data = e.visit.participant.subject_id, e.visit.code, e.data
         if sid not in ids:
@@ -85,9 +98,13 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                 loinc, test = _LABS[name]
                 labs.append(LabResult(subject_id=sid, visit=code, date=day, loinc=loinc, test=test, value=float(value),
                                       unit=fields[name].unit or "", range_low=data.get(f"{name}_lln"), range_high=data.get(f"{name}_uln")))
+            elif name in _FUNCTION_TESTS and e.form in ("pulmonary_function", "six_minute_walk") and value is not None:
+                function_tests.append(FunctionTest(subject_id=sid, visit=code, date=day, test=_FUNCTION_TESTS[name],  # type: ignore[arg-type]
+                                                   value=float(value), unit=fields[name].unit or ""))
             elif name in _VITALS:
                 test, unit = _VITALS[name]
                 vitals.append(VitalSign(subject_id=sid, visit=code, date=day, test=test, value=float(value), unit=unit,  # type: ignore[arg-type]
                                         timepoint=data.get("vs_timepoint")))
     return TrialData(protocol_id=protocol_id or protocol().id, cutoff=cutoff, screening=screening, participants=participants,
-                     infusions=infusions, labs=labs, vitals=vitals, visits=visits)
+                     infusions=infusions, labs=labs, vitals=vitals, visits=visits,
+                     function_tests=function_tests)

@@ -461,6 +461,58 @@ class Enrolment(_Model):
     reason: str | None = None
 
 
+# --- results disclosure (42 CFR 11.48(a)(5)-(6)) ---------------------------------------
+
+
+class ResultsPointOfContact(_Model):
+    """Who answers scientific questions about the posted results (moreInfoModule.pointOfContact)."""
+
+    title: str = Field(min_length=1, description="a person's name or official title")
+    organization: str = Field(min_length=1)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(default=None, min_length=7)
+    phone_ext: str | None = None
+
+
+class CertainAgreement(_Model):
+    """Agreements restricting the PI's right to discuss or publish the results (moreInfoModule.certainAgreement)."""
+
+    pi_sponsor_employee: bool
+    restrictive_agreement: bool | None = None
+    restriction_type: Literal["LTE60", "GT60", "OTHER"] | None = None
+    other_details: str | None = None
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> CertainAgreement:
+        if not self.pi_sponsor_employee and self.restrictive_agreement is None:
+            raise ValueError("restrictive_agreement: say whether an agreement restricts the PI (the PI is not a sponsor employee)")
+        if self.restrictive_agreement and self.restriction_type is None:
+            raise ValueError("restriction_type: a restrictive agreement needs its type (LTE60, GT60 or OTHER)")
+        if self.restriction_type == "OTHER" and not self.other_details:
+            raise ValueError("other_details: describe the agreement when restriction_type is OTHER")
+        return self
+
+
+class StudyDocument(_Model):
+    """A document uploaded with the results (documentSection.largeDocumentModule.largeDocs)."""
+
+    type: Literal["protocol", "sap", "protocol_sap", "icf"]
+    date: dt.date = Field(description="the date on the document's cover page (version date)")
+    filename: str = Field(pattern=r"^[^/\\]+\.pdf$")
+    label: str | None = None
+    upload_date: dt.date | None = None
+
+
+class ResultsDisclosure(_Model):
+    point_of_contact: ResultsPointOfContact
+    certain_agreement: CertainAgreement
+    documents: list[StudyDocument] = []
+    no_sap: bool = Field(default=False, description="there was no statistical analysis plan apart from the protocol")
+    limitations_and_caveats: str | None = None
+    reason: str | None = None
+
+
 # --- the protocol ---------------------------------------------------------------------
 
 
@@ -487,6 +539,7 @@ class Protocol(_Model):
     schedule: Schedule
     safety: Safety
     self_referral: SelfReferral | None = None
+    results_disclosure: ResultsDisclosure | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:

@@ -58,8 +58,10 @@ class Participant(_Record):
     screening_id: str | None = None
     age_at_enrolment: int = Field(ge=0, le=120)
     sex: Literal["female", "male", "unknown"]
-    race: str = "Not reported"
-    ethnicity: str = "Not reported"
+    #: the demographics form's code (forms.yaml dm_race / dm_ethnicity, e.g. ``black_or_african_american``);
+    #: not recorded is ``unknown_or_not_reported``
+    race: str = "unknown_or_not_reported"
+    ethnicity: str = "unknown_or_not_reported"
     consented_on: dt.date
     enrolled_on: dt.date
     status: ParticipantStatus = "on_study"
@@ -154,6 +156,20 @@ class VitalSign(_Record):
     timepoint: str | None = None
 
 
+FunctionTestCode = Literal["FVC", "FVCPP", "FEV1", "DLCOPP", "SIXMWD", "SIXMWSPO2", "BORG"]
+
+
+class FunctionTest(_Record):
+    """A lung-function (pulmonary_function form: FVC, FEV1, DLCO) or six-minute-walk (six_minute_walk form) result."""
+
+    subject_id: str
+    visit: str
+    date: dt.date
+    test: FunctionTestCode
+    value: float
+    unit: str
+
+
 class VisitRecord(_Record):
     subject_id: str
     code: str
@@ -232,6 +248,7 @@ class TrialData(_Record):
     concomitant_medications: list[ConcomitantMedication] = []
     medical_history: list[MedicalHistoryItem] = []
     deviations: list[ProtocolDeviation] = []
+    function_tests: list[FunctionTest] = []
 
     @model_validator(mode="after")
     def _known_subjects(self) -> TrialData:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from trialdesk.analysis.ctgov_results import ThresholdError, check_results, results_json
 from trialdesk.analysis.data_cut import NoParticipantsError
+from trialdesk.analysis.meddra import MedDRA, MeddraError
 from trialdesk.analysis.odm import odm_xml
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import primary_outcome
@@ -138,19 +139,30 @@ def ctgov_results_command(
 @export_app.command("sdtm")
 def sdtm_command(
     data_file: Path = DATA,
-    out_dir: Path = typer.Option(..., "--out", help="directory for <domain>.csv, <domain>.xpt, define.csv and export.json"),
+    out_dir: Path = typer.Option(..., "--out", help="directory for <domain>.csv and .xpt, define.xml, define.csv, the reviewer's guide"),
     protocol_ref: str | None = PROTOCOL,
     allow_empty: bool = ALLOW_EMPTY,
+    meddra_dir: Path | None = typer.Option(None, "--meddra", help="the MedAscii folder of a licensed MedDRA distribution (llt.asc,"
+                                           " mdhier.asc): AEDECOD becomes the preferred term, with its hierarchy"),
 ) -> None:
-    """CDISC SDTM DM, AE, EX, VS, LB, DS as CSV and XPT v5, de-identified (study days, no dates).
+    """CDISC SDTM (DM AE EX VS LB DS TS CM MH DV RE FT) as CSV and XPT v5 with Define-XML 2.1, de-identified.
 
-    Identified exports (with --DTC dates) are made only through the EDC, which checks the
+    De-identified: each participant's dates are shifted back by one offset (1-365 days) from a keyed
+    hash; set TRIALDESK_DATE_SHIFT_KEY to get the same offsets in every export, else each export
+    draws its own. Identified exports (real dates) are made only through the EDC, which checks the
     user's role and audits the export."""
+    import os
+
     data, protocol = _read(data_file, protocol_ref)
     try:
-        sdtm = build_sdtm(data, protocol, identified=False, allow_empty=allow_empty)
-    except (NoParticipantsError, SdtmError) as exc:
+        meddra = MedDRA.load(meddra_dir) if meddra_dir else None
+        key = os.environ.get("TRIALDESK_DATE_SHIFT_KEY")
+        sdtm = build_sdtm(data, protocol, identified=False, allow_empty=allow_empty, meddra=meddra,
+                          shift_key=key.encode("utf-8") if key else None)
+    except (NoParticipantsError, SdtmError, MeddraError) as exc:
         fail(str(exc))
+    for warning in sdtm.warnings:
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for path in sdtm.write(out_dir):
         out.print(f"wrote {path}")
 

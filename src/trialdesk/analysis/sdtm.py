@@ -1,27 +1,47 @@
-"""CDISC SDTM domains of a data cut: DM, AE, EX, VS, LB and DS, as CSV and SAS transport (XPT v5),
-with a variable-level metadata table (define-style: domain, variable, label, type, length, codelist).
+"""CDISC SDTM domains of a data cut, as CSV and SAS transport (XPT v5), with a variable-level metadata
+table (``define.csv``), Define-XML 2.1 (``define.xml``, :mod:`.define`) and a reviewer's guide.
 
-Variable names, labels and controlled terms follow SDTMIG 3.3 and the CDISC NCI codelists named
-in the metadata. Study days count from the reference start date, the first infusion (RFSTDTC):
-that day is day 1, the day before is day -1, and there is no day 0.
+Domains: DM, AE, EX, VS, LB, DS; TS (trial summary, from the protocol file); CM and MH (the
+concomitant-medication and medical-history forms); DV (the protocol-deviation log, subject-level
+entries); RE (lung function: FVC, FEV1, DLCO) and FT (six-minute walk). Variable names, labels and
+controlled terms follow SDTMIG 3.3 and the CDISC NCI codelists named in the metadata; codes the
+standard has no term for are marked "sponsor-defined" there. Study days count from the reference
+start date, the first infusion (RFSTDTC): that day is day 1, the day before is day -1, and there is
+no day 0. EPOCH: SCREENING before the first infusion, TREATMENT from the first to the last infusion,
+FOLLOW-UP after it.
 
-De-identified by default: subjects by USUBJID/SUBJID only, and every --DTC left empty while the
---DY study days are kept. ``identified=True`` fills the dates; only a caller authorised to hold
-them may ask (the EDC checks the role and audits the export).
+Dates. The identified export (``identified=True``; the EDC checks the role and audits it) keeps the
+real dates. The de-identified export shifts every date of a participant back by the same number of
+days, an offset of 1 to 365 days drawn per participant from a keyed hash (HMAC-SHA256 of USUBJID
+with ``shift_key``; a fresh random key per export when none is given, so two exports then differ).
+The offset is written nowhere in the export; intervals, study days and the order of events are kept
+exactly, so the data stays analysable while the calendar dates are not the participant's. TS keeps
+the trial's own dates (they are public in the registry).
 
-AEDECOD is the CTCAE v5.0 term (CTCAE terms are MedDRA lowest level terms) and AELLTCD its
-MedDRA code; AEBODSYS the MedDRA system organ class. Laboratory results keep the laboratory's
-units: LBSTRESN/LBSTRESU repeat the original value and unit (no conversion is made here).
+MedDRA (:mod:`.meddra`): AELLT/AELLTCD and AESOC/AESOCCD (and AEBODSYS/AEBDSYCD) from the CTCAE v5.0
+table; with a licensed MedDRA distribution (``meddra=``) AEDECOD is the preferred term and AEPTCD,
+AEHLT/AEHLTCD, AEHLGT/AEHLGTCD and the primary SOC path are filled; without it AEDECOD holds the
+CTCAE term and :attr:`Sdtm.warnings` says so. AETERM is the investigator's verbatim text when the EDC
+kept it, else the CTCAE term the investigator chose.
+
+Laboratory results: LBORRES/LBORRESU as reported; LBSTRESN/LBSTRESU converted to one standard unit
+per test (SI; ``LAB_STANDARD_UNIT``) through :mod:`trialdesk.terminology.units` (UCUM; a converted
+value is rounded to four significant digits, an unconverted one kept as reported), reference
+ranges with them (LBSTNRLO/LBSTNRHI), LBNRIND against the range, LBBLFL on the last result on or
+before the first infusion, LBCAT haematology or chemistry.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import hmac
 import io
 import json
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +50,13 @@ import pyreadstat
 
 from trialdesk.analysis.data_cut import check_enrolled, first_infusion_dates, study_day
 from trialdesk.analysis.disposition import dsdecod, sdtm_reason
+from trialdesk.analysis.meddra import MedDRA, ctcae_coding
 from trialdesk.protocol.model import Protocol
+from trialdesk.terminology import units
 from trialdesk.trial.records import TrialData
 
-DOMAINS = ("DM", "AE", "EX", "VS", "LB", "DS")
+DOMAINS = ("DM", "AE", "EX", "VS", "LB", "DS", "TS", "CM", "MH", "DV", "RE", "FT")
+SUBJECTLESS = ("TS",)
 DOSE_UNIT = "10^6 cells/kg"
 
 
@@ -64,6 +87,7 @@ VARIABLES: dict[str, list[Variable]] = {
 SUBJID|Subject Identifier for the Study|Char
 RFSTDTC|Subject Reference Start Date/Time|Char|ISO 8601
 RFENDTC|Subject Reference End Date/Time|Char|ISO 8601
+RFPENDTC|Date/Time of End of Participation|Char|ISO 8601
 RFXSTDTC|Date/Time of First Study Treatment|Char|ISO 8601
 RFXENDTC|Date/Time of Last Study Treatment|Char|ISO 8601
 RFICDTC|Date/Time of Informed Consent|Char|ISO 8601
@@ -85,11 +109,22 @@ COUNTRY|Country|Char|ISO 3166-1 alpha-3
 AESEQ|Sequence Number|Num
 AESPID|Sponsor-Defined Identifier|Char
 AETERM|Reported Term for the Adverse Event|Char
+AELLT|Lowest Level Term|Char|MedDRA
 AELLTCD|Lowest Level Term Code|Num|MedDRA
-AEDECOD|Dictionary-Derived Term|Char|CTCAE v5.0 / MedDRA
-AEBODSYS|Body System or Organ Class|Char|MedDRA SOC
+AEDECOD|Dictionary-Derived Term|Char|MedDRA
+AEPTCD|Preferred Term Code|Num|MedDRA
+AEHLT|High Level Term|Char|MedDRA
+AEHLTCD|High Level Term Code|Num|MedDRA
+AEHLGT|High Level Group Term|Char|MedDRA
+AEHLGTCD|High Level Group Term Code|Num|MedDRA
+AEBODSYS|Body System or Organ Class|Char|MedDRA
+AEBDSYCD|Body System or Organ Class Code|Num|MedDRA
+AESOC|Primary System Organ Class|Char|MedDRA
+AESOCCD|Primary System Organ Class Code|Num|MedDRA
 AETOXGR|Standard Toxicity Grade|Char|CTCAE v5.0 grade
 AESER|Serious Event|Char|NY (C66742)
+AEACN|Action Taken with Study Treatment|Char|ACN (C66767)
+AECONTRT|Concomitant or Additional Trtmnt Given|Char|NY (C66742)
 AEREL|Causality|Char|sponsor-defined: NOT RELATED, UNLIKELY RELATED, POSSIBLY RELATED, PROBABLY RELATED, DEFINITELY RELATED
 AEOUT|Outcome of Adverse Event|Char|OUT (C66768)
 AESDTH|Results in Death|Char|NY (C66742)
@@ -98,6 +133,7 @@ AESHOSP|Requires or Prolongs Hospitalization|Char|NY (C66742)
 AESDISAB|Persist or Signif Disability/Incapacity|Char|NY (C66742)
 AESCONG|Congenital Anomaly or Birth Defect|Char|NY (C66742)
 AESMIE|Other Medically Important Serious Event|Char|NY (C66742)
+EPOCH|Epoch|Char|EPOCH (C99079)
 AESTDTC|Start Date/Time of Adverse Event|Char|ISO 8601
 AEENDTC|End Date/Time of Adverse Event|Char|ISO 8601
 AESTDY|Study Day of Start of Adverse Event|Num
@@ -114,6 +150,7 @@ EXLOT|Lot Number|Char
 EXADJ|Reason for Dose Adjustment|Char
 VISITNUM|Visit Number|Num
 VISIT|Visit Name|Char
+EPOCH|Epoch|Char|EPOCH (C99079)
 EXSTDTC|Start Date/Time of Treatment|Char|ISO 8601
 EXENDTC|End Date/Time of Treatment|Char|ISO 8601
 EXSTDY|Study Day of Start of Treatment|Num
@@ -131,6 +168,7 @@ VSSTRESU|Standard Units|Char|VSRESU (C66770)
 VISITNUM|Visit Number|Num
 VISIT|Visit Name|Char
 VSTPT|Planned Time Point Name|Char
+EPOCH|Epoch|Char|EPOCH (C99079)
 VSDTC|Date/Time of Measurements|Char|ISO 8601
 VSDY|Study Day of Vital Signs|Num
 """),
@@ -138,6 +176,7 @@ VSDY|Study Day of Vital Signs|Num
 LBSEQ|Sequence Number|Num
 LBTESTCD|Lab Test or Examination Short Name|Char|LBTESTCD (C65047)
 LBTEST|Lab Test or Examination Name|Char|LBTEST (C67154)
+LBCAT|Category for Lab Test|Char|sponsor-defined: HEMATOLOGY, CHEMISTRY
 LBLOINC|LOINC Code|Char|LOINC
 LBORRES|Result or Finding in Original Units|Char
 LBORRESU|Original Units|Char|UNIT (C71620)
@@ -146,9 +185,13 @@ LBORNRHI|Reference Range Upper Limit in Orig Unit|Char
 LBSTRESC|Character Result/Finding in Std Format|Char
 LBSTRESN|Numeric Result/Finding in Standard Units|Num
 LBSTRESU|Standard Units|Char|UNIT (C71620)
+LBSTNRLO|Reference Range Lower Limit-Std Units|Num
+LBSTNRHI|Reference Range Upper Limit-Std Units|Num
 LBNRIND|Reference Range Indicator|Char|NRIND (C78736)
+LBBLFL|Baseline Flag|Char|NY (C66742)
 VISITNUM|Visit Number|Num
 VISIT|Visit Name|Char
+EPOCH|Epoch|Char|EPOCH (C99079)
 LBDTC|Date/Time of Specimen Collection|Char|ISO 8601
 LBDY|Study Day of Specimen Collection|Num
 """),
@@ -157,12 +200,95 @@ DSSEQ|Sequence Number|Num
 DSTERM|Reported Term for the Disposition Event|Char
 DSDECOD|Standardized Disposition Term|Char|NCOMPLT (C66727) / PROTMLST (C114118)
 DSCAT|Category for Disposition Event|Char|DSCAT (C74558)
+EPOCH|Epoch|Char|EPOCH (C99079)
 DSSTDTC|Start Date/Time of Disposition Event|Char|ISO 8601
 DSSTDY|Study Day of Start of Disposition Event|Num
 """),
+    "TS": _v("""
+STUDYID|Study Identifier|Char
+DOMAIN|Domain Abbreviation|Char|DOMAIN (C66734)
+TSSEQ|Sequence Number|Num
+TSPARMCD|Trial Summary Parameter Short Name|Char|TSPARMCD (C66738)
+TSPARM|Trial Summary Parameter|Char|TSPARM (C67152)
+TSVAL|Parameter Value|Char
+TSVALNF|Parameter Null Flavor|Char|ISO 21090 NullFlavor
+TSVALCD|Parameter Value Code|Char
+TSVCDREF|Name of the Reference Terminology|Char
+"""),
+    "CM": _v(_COMMON + """
+CMSEQ|Sequence Number|Num
+CMSPID|Sponsor-Defined Identifier|Char
+CMTRT|Reported Name of Drug, Med, or Therapy|Char
+CMDECOD|Standardized Medication Name|Char|RxNorm (RXCUI when recorded)
+CMINDC|Indication|Char
+CMDOSE|Dose per Administration|Num
+CMDOSU|Dose Units|Char|UNIT (C71620), as recorded
+CMDOSFRQ|Dosing Frequency per Interval|Char|FREQ (C71113), as recorded
+CMROUTE|Route of Administration|Char|ROUTE (C66729), as recorded
+CMSTDTC|Start Date/Time of Medication|Char|ISO 8601
+CMENDTC|End Date/Time of Medication|Char|ISO 8601
+CMSTDY|Study Day of Start of Medication|Num
+CMENDY|Study Day of End of Medication|Num
+CMENRTPT|End Relative to Reference Time Point|Char|STENRF (C66728): ONGOING
+CMENTPT|End Reference Time Point|Char
+"""),
+    "MH": _v(_COMMON + """
+MHSEQ|Sequence Number|Num
+MHSPID|Sponsor-Defined Identifier|Char
+MHTERM|Reported Term for the Medical History|Char
+MHDECOD|Dictionary-Derived Term|Char|ICD-10-CM code when recorded
+MHSTDTC|Start Date/Time of Medical History Event|Char|ISO 8601
+MHENDTC|End Date/Time of Medical History Event|Char|ISO 8601
+MHENRTPT|End Relative to Reference Time Point|Char|STENRF (C66728): ONGOING
+MHENTPT|End Reference Time Point|Char
+"""),
+    "DV": _v(_COMMON + """
+DVSEQ|Sequence Number|Num
+DVSPID|Sponsor-Defined Identifier|Char
+DVTERM|Protocol Deviation Term|Char
+DVCAT|Category for Protocol Deviation|Char|sponsor-defined (the deviation log's categories)
+DVSCAT|Subcategory for Protocol Deviation|Char|sponsor-defined: AUTOMATIC, SITE ENTERED
+EPOCH|Epoch|Char|EPOCH (C99079)
+DVSTDTC|Start Date/Time of Deviation|Char|ISO 8601
+DVSTDY|Study Day of Start of Deviation|Num
+"""),
+    "RE": _v(_COMMON + """
+RESEQ|Sequence Number|Num
+RETESTCD|Respiratory Test Short Name|Char|RETESTCD (C111107); FVCPP, DLCOPP sponsor-defined
+RETEST|Respiratory Test Name|Char|RETEST (C111106)
+REORRES|Result or Finding in Original Units|Char
+REORRESU|Original Units|Char|UNIT (C71620)
+RESTRESC|Character Result/Finding in Std Format|Char
+RESTRESN|Numeric Result/Finding in Standard Units|Num
+RESTRESU|Standard Units|Char|UNIT (C71620)
+VISITNUM|Visit Number|Num
+VISIT|Visit Name|Char
+EPOCH|Epoch|Char|EPOCH (C99079)
+REDTC|Date/Time of Collection|Char|ISO 8601
+REDY|Study Day of Collection|Num
+"""),
+    "FT": _v(_COMMON + """
+FTSEQ|Sequence Number|Num
+FTTESTCD|Functional Test Short Name|Char|sponsor-defined (6MWT)
+FTTEST|Functional Test Name|Char|sponsor-defined (6MWT)
+FTCAT|Category of Functional Test|Char|SIX MINUTE WALK
+FTORRES|Result or Finding in Original Units|Char
+FTORRESU|Original Units|Char|UNIT (C71620)
+FTSTRESC|Character Result/Finding in Std Format|Char
+FTSTRESN|Numeric Result/Finding in Standard Units|Num
+FTSTRESU|Standard Units|Char|UNIT (C71620)
+VISITNUM|Visit Number|Num
+VISIT|Visit Name|Char
+EPOCH|Epoch|Char|EPOCH (C99079)
+FTDTC|Date/Time of Test|Char|ISO 8601
+FTDY|Study Day of Test|Num
+"""),
 }
 LABELS = {"DM": "Demographics", "AE": "Adverse Events", "EX": "Exposure", "VS": "Vital Signs", "LB": "Laboratory Test Results",
-          "DS": "Disposition"}
+          "DS": "Disposition", "TS": "Trial Summary", "CM": "Concomitant/Concurrent Medications", "MH": "Medical History",
+          "DV": "Protocol Deviations", "RE": "Respiratory System Findings", "FT": "Functional Tests"}
+CLASSES = {"DM": "SPECIAL PURPOSE", "AE": "EVENTS", "EX": "INTERVENTIONS", "VS": "FINDINGS", "LB": "FINDINGS", "DS": "EVENTS",
+           "TS": "TRIAL DESIGN", "CM": "INTERVENTIONS", "MH": "EVENTS", "DV": "EVENTS", "RE": "FINDINGS", "FT": "FINDINGS"}
 
 # CDISC controlled terms for the tests the trial records (LOINC -> LBTESTCD, LBTEST)
 LAB_TESTS = {
@@ -171,19 +297,37 @@ LAB_TESTS = {
     "26464-8": ("WBC", "Leukocytes"), "751-8": ("NEUT", "Neutrophils"), "777-3": ("PLAT", "Platelets"),
     "26515-7": ("PLAT", "Platelets"), "731-0": ("LYM", "Lymphocytes"), "1975-2": ("BILI", "Bilirubin"),
 }
+# LBTESTCD -> LBCAT, and the standard unit of LBSTRESU (SI; as the CDISC UNIT codelist spells it, and its UCUM code)
+LAB_CATEGORY = {"ALT": "CHEMISTRY", "AST": "CHEMISTRY", "CREAT": "CHEMISTRY", "BILI": "CHEMISTRY", "HGB": "HEMATOLOGY",
+                "WBC": "HEMATOLOGY", "NEUT": "HEMATOLOGY", "PLAT": "HEMATOLOGY", "LYM": "HEMATOLOGY"}
+LAB_STANDARD_UNIT = {"ALT": ("U/L", "U/L"), "AST": ("U/L", "U/L"), "CREAT": ("umol/L", "umol/L"), "BILI": ("umol/L", "umol/L"),
+                     "HGB": ("g/L", "g/L"), "WBC": ("10^9/L", "10*9/L"), "NEUT": ("10^9/L", "10*9/L"), "PLAT": ("10^9/L", "10*9/L"),
+                     "LYM": ("10^9/L", "10*9/L")}
+# data-cut function tests -> (domain, TESTCD, TEST)
+FUNCTION_TESTS = {
+    "FVC": ("RE", "FVC", "Forced Vital Capacity"), "FEV1": ("RE", "FEV1", "Forced Expiratory Volume in 1 Second"),
+    "FVCPP": ("RE", "FVCPP", "FVC Percent Predicted"), "DLCOPP": ("RE", "DLCOPP", "DLCO Percent Predicted"),
+    "SIXMWD": ("FT", "SIXMWD", "6MWT Distance Walked"), "SIXMWSPO2": ("FT", "SIXMWSPO", "6MWT Lowest SpO2 During Walk"),
+    "BORG": ("FT", "BORGDYSP", "6MWT Borg Dyspnea Score at End"),
+}
+# the EDC's action taken -> AEACN (ACN, C66767); AECONTRT Y when a treatment was given for the event
+AEACN = {"none": "DOSE NOT CHANGED", "infusion_interrupted": "DRUG INTERRUPTED", "infusion_stopped": "DRUG INTERRUPTED",
+         "infusion_withheld": "DRUG INTERRUPTED", "participant_withdrawn": "DRUG WITHDRAWN", "treatment_given": "DOSE NOT CHANGED"}
 VITAL_TESTS = {
     "SYSBP": ("SYSBP", "Systolic Blood Pressure"), "DIABP": ("DIABP", "Diastolic Blood Pressure"), "PULSE": ("PULSE", "Pulse Rate"),
     "RESP": ("RESP", "Respiratory Rate"), "TEMP": ("TEMP", "Temperature"), "SPO2": ("OXYSAT", "Oxygen Saturation"),
     "WEIGHT": ("WEIGHT", "Weight"),
 }
 SEX = {"female": "F", "male": "M", "unknown": "U"}
+# the demographics form's codes -> RACE (C74457) and ETHNIC (C66790)
 RACE = {
-    "american indian or alaska native": "AMERICAN INDIAN OR ALASKA NATIVE", "asian": "ASIAN",
-    "black or african american": "BLACK OR AFRICAN AMERICAN",
-    "native hawaiian or other pacific islander": "NATIVE HAWAIIAN OR OTHER PACIFIC ISLANDER",
-    "white": "WHITE", "more than one race": "MULTIPLE", "unknown": "UNKNOWN",
+    "american_indian_or_alaska_native": "AMERICAN INDIAN OR ALASKA NATIVE", "asian": "ASIAN",
+    "black_or_african_american": "BLACK OR AFRICAN AMERICAN",
+    "native_hawaiian_or_other_pacific_islander": "NATIVE HAWAIIAN OR OTHER PACIFIC ISLANDER",
+    "white": "WHITE", "more_than_one_race": "MULTIPLE", "unknown_or_not_reported": "NOT REPORTED",
 }
-ETHNIC = {"hispanic or latino": "HISPANIC OR LATINO", "not hispanic or latino": "NOT HISPANIC OR LATINO", "unknown": "UNKNOWN"}
+ETHNIC = {"hispanic_or_latino": "HISPANIC OR LATINO", "not_hispanic_or_latino": "NOT HISPANIC OR LATINO",
+          "unknown_or_not_reported": "NOT REPORTED"}
 AEREL = {"unrelated": "NOT RELATED", "unlikely": "UNLIKELY RELATED", "possibly": "POSSIBLY RELATED", "probably": "PROBABLY RELATED",
          "definitely": "DEFINITELY RELATED"}
 AEOUT = {"recovered": "RECOVERED/RESOLVED", "recovering": "RECOVERING/RESOLVING", "not_recovered": "NOT RECOVERED/NOT RESOLVED",
@@ -206,6 +350,11 @@ class Sdtm:
     domains: dict[str, pd.DataFrame]
     identified: bool
     note: str | None = None
+    protocol: Protocol | None = None
+    cutoff: dt.date | None = None
+    meddra_version: str | None = None
+    meddra_used: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def metadata(self) -> pd.DataFrame:
         rows = []
@@ -278,17 +427,88 @@ def _sequenced(rows: list[dict[str, Any]], seq: str, key: Callable[[dict[str, An
     return rows
 
 
-def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, allow_empty: bool = False) -> Sdtm:
+def shift_days(usubjid: str, key: bytes) -> int:
+    """The de-identified export's per-participant date offset: 1 to 365 days, from HMAC-SHA256(key, USUBJID)."""
+    digest = hmac.new(key, usubjid.encode("utf-8"), hashlib.sha256).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % 365
+
+
+def _epoch(day: dt.date | None, first: dt.date | None, last: dt.date | None) -> str | None:
+    if day is None:
+        return None
+    if first is None or day < first:
+        return "SCREENING"
+    return "TREATMENT" if last is not None and day <= last else "FOLLOW-UP"
+
+
+def _ts_rows(protocol: Protocol, data: TrialData) -> list[dict[str, Any]]:
+    """TS from the protocol file (parameters of SDTMIG 3.3 TS: TSPARMCD, TSPARM, TSVAL and codes where the value has one)."""
+    ident, design, elig = protocol.identification, protocol.design, protocol.eligibility
+    phase = {"EARLY_PHASE1": "PHASE 0 TRIAL", "PHASE1": "PHASE I TRIAL", "PHASE2": "PHASE II TRIAL", "PHASE3": "PHASE III TRIAL",
+             "PHASE4": "PHASE IV TRIAL"}
+    inter = protocol.interventions[0]
+    rows: list[tuple[str, str, str | None, str | None, str | None]] = [
+        ("TITLE", "Trial Title", ident.official_title, None, None),
+        ("REGID", "Registry Identifier", ident.nct_id, None, "ClinicalTrials.gov"),
+        ("SPONSOR", "Clinical Study Sponsor", protocol.sponsorship.lead_sponsor.name, None, None),
+        ("STYPE", "Study Type", design.study_type, None, None),
+        ("TPHASE", "Trial Phase Classification", " / ".join(phase.get(p, p) for p in design.phases), None, None),
+        ("TTYPE", "Trial Type", "SAFETY", None, None),
+        ("INTMODEL", "Intervention Model", design.intervention_model.replace("_", " "), None, None),
+        ("RANDOM", "Trial is Randomized", "Y" if design.allocation == "RANDOMIZED" else "N", None, None),
+        ("TBLIND", "Trial Blinding Schema", "OPEN LABEL" if design.masking == "NONE" else design.masking, None, None),
+        ("TCNTRL", "Control Type", "NONE" if len(protocol.arms) == 1 else "OTHER", None, None),
+        ("NARMS", "Planned Number of Arms", str(len(protocol.arms)), None, None),
+        ("PLANSUB", "Planned Number of Subjects", str(design.enrollment.count), None, None),
+        ("ACTSUB", "Actual Number of Subjects", str(len(data.participants)), None, None),
+        ("SEXPOP", "Sex of Participants", {"ALL": "BOTH", "FEMALE": "F", "MALE": "M"}[elig.sex], None, None),
+        ("HLTSUBJI", "Healthy Subject Indicator", "Y" if elig.healthy_volunteers else "N", None, None),
+        ("TRT", "Investigational Therapy or Treatment", inter.name, None, None),
+        ("ROUTE", "Route of Administration", inter.route or None, None, None),
+        ("ADDON", "Added on to Existing Treatments", "N", None, None),
+        ("SSTDTC", "Study Start Date", protocol.status.start_date.date.isoformat(), None, None),
+        ("OUTMSPRI", "Primary Outcome Measure", protocol.outcomes.primary[0].measure, None, None),
+    ]
+    if elig.minimum_age:
+        n, unit = elig.minimum_age.split()
+        rows.append(("AGEMIN", "Planned Minimum Age of Subjects", f"P{n}{unit[0]}", None, None))
+    if elig.maximum_age:
+        n, unit = elig.maximum_age.split()
+        rows.append(("AGEMAX", "Planned Maximum Age of Subjects", f"P{n}{unit[0]}", None, None))
+    if protocol.status.completion_date:
+        rows.append(("SENDTC", "Study End Date", protocol.status.completion_date.date.isoformat(), None, None))
+    if protocol.outcomes.primary[0].time_frame_days:
+        rows.append(("LENGTH", "Trial Length", f"P{protocol.outcomes.primary[0].time_frame_days}D", None, None))
+    rows += [("INDIC", "Trial Disease/Condition Indication", c, None, None) for c in protocol.conditions]
+    study = ident.nct_id
+    out = []
+    for seq, (code, name, value, valcd, ref) in enumerate(rows, start=1):
+        out.append({"STUDYID": study, "DOMAIN": "TS", "TSSEQ": seq, "TSPARMCD": code, "TSPARM": name, "TSVAL": value,
+                    "TSVALNF": None if value else "NI", "TSVALCD": valcd, "TSVCDREF": ref})
+    return out
+
+
+def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, allow_empty: bool = False,
+               meddra: MedDRA | None = None, shift_key: bytes | None = None) -> Sdtm:
     note = check_enrolled(data, "SDTM export", allow_empty)
     study = protocol.identification.nct_id
     first = first_infusion_dates(data)
+    last: dict[str, dt.date] = {}
+    for inf in data.infusions:
+        last[inf.subject_id] = max(inf.date, last.get(inf.subject_id, inf.date))
     visits = {v.code: (i + 1, v.name) for i, v in enumerate(protocol.schedule.visits)}
+    key = shift_key or secrets.token_bytes(32)
+    warnings: list[str] = []
 
     def usubjid(subject: str) -> str:
         return f"{study}-{subject}"
 
-    def dtc(value: dt.date | dt.datetime | None) -> str | None:
-        return value.isoformat() if identified and value is not None else None
+    offsets = {p.subject_id: 0 if identified else shift_days(usubjid(p.subject_id), key) for p in data.participants}
+
+    def dtc(subject: str, value: dt.date | dt.datetime | None) -> str | None:
+        if value is None:
+            return None
+        return (value - dt.timedelta(days=offsets.get(subject, 0))).isoformat()
 
     def base(domain: str, subject: str) -> dict[str, Any]:
         return {"STUDYID": study, "DOMAIN": domain, "USUBJID": usubjid(subject)}
@@ -297,34 +517,66 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         num, name = visits.get(code, (None, code))
         return {"VISITNUM": num, "VISIT": name}
 
+    def epoch(subject: str, day: dt.date | None) -> str | None:
+        return _epoch(day, first.get(subject), last.get(subject))
+
     arm = protocol.arms[0]
     country = COUNTRY.get(protocol.locations[0].country.casefold(), protocol.locations[0].country) if protocol.locations else None
     deaths = {ae.subject_id: ae.resolved or ae.onset for ae in data.adverse_events if ae.outcome == "fatal"}
+    # the last date anything was recorded of each participant: the end of participation (RFPENDTC)
+    seen: dict[str, dt.date] = {}
+    dated: list[tuple[str, dt.date | None]] = [(v.subject_id, v.date) for v in data.visits]
+    dated += [(x.subject_id, x.date) for x in data.labs] + [(x.subject_id, x.date) for x in data.vitals]
+    dated += [(x.subject_id, x.date) for x in data.infusions] + [(x.subject_id, x.date) for x in data.function_tests]
+    dated += [(a.subject_id, a.resolved or a.onset) for a in data.adverse_events]
+    dated += [(p.subject_id, p.off_study_on) for p in data.participants]
+    for subject, day in dated:
+        if day is not None and day <= data.cutoff:
+            seen[subject] = max(day, seen.get(subject, day))
     dm = []
     for p in data.participants:
         infs = data.infusions_of(p.subject_id)
         infused = bool(infs)
-        dm.append({**base("DM", p.subject_id), "SUBJID": p.subject_id,
-                   "RFSTDTC": dtc(first.get(p.subject_id)), "RFENDTC": dtc(p.off_study_on),
-                   "RFXSTDTC": dtc(first.get(p.subject_id)), "RFXENDTC": dtc(max((i.date for i in infs), default=None)),
-                   "RFICDTC": dtc(p.consented_on), "DTHDTC": dtc(deaths.get(p.subject_id)),
-                   "DTHFL": "Y" if p.subject_id in deaths else None,
+        s_id = p.subject_id
+        dm.append({**base("DM", s_id), "SUBJID": s_id,
+                   "RFSTDTC": dtc(s_id, first.get(s_id)), "RFENDTC": dtc(s_id, p.off_study_on),
+                   "RFPENDTC": dtc(s_id, seen.get(s_id, p.enrolled_on)),
+                   "RFXSTDTC": dtc(s_id, first.get(s_id)), "RFXENDTC": dtc(s_id, max((i.date for i in infs), default=None)),
+                   "RFICDTC": dtc(s_id, p.consented_on), "DTHDTC": dtc(s_id, deaths.get(s_id)),
+                   "DTHFL": "Y" if s_id in deaths else None,
                    "SITEID": "01", "AGE": p.age_at_enrolment, "AGEU": "YEARS", "SEX": SEX[p.sex],
-                   "RACE": RACE.get(p.race.casefold(), "NOT REPORTED"), "ETHNIC": ETHNIC.get(p.ethnicity.casefold(), "NOT REPORTED"),
+                   "RACE": RACE.get(p.race, "NOT REPORTED"), "ETHNIC": ETHNIC.get(p.ethnicity, "NOT REPORTED"),
                    "ARMCD": "MSC", "ARM": arm.label, "ACTARMCD": "MSC" if infused else "NOTTRT",
                    "ACTARM": arm.label if infused else "Not Treated", "COUNTRY": country})
 
     ae_rows = []
+    uncoded: set[int] = set()
     for ae in data.adverse_events:
         ref = first.get(ae.subject_id)
-        ae_rows.append({**base("AE", ae.subject_id), "AESPID": ae.id, "AETERM": ae.term, "AELLTCD": ae.meddra_code,
-                        "AEDECOD": ae.term, "AEBODSYS": ae.soc, "AETOXGR": str(ae.grade), "AESER": _yn(ae.serious),
+        coding = meddra.coding(ae.term, ae.meddra_code) if meddra else None
+        if meddra and coding is None:
+            uncoded.add(ae.meddra_code)
+        coding = coding or ctcae_coding(ae.term, ae.meddra_code, ae.soc)
+        ae_rows.append({**base("AE", ae.subject_id), "AESPID": ae.id, "AETERM": ae.verbatim_term or ae.term,
+                        "AELLT": coding.llt, "AELLTCD": coding.llt_code, "AEDECOD": coding.decod, "AEPTCD": coding.pt_code,
+                        "AEHLT": coding.hlt, "AEHLTCD": coding.hlt_code, "AEHLGT": coding.hlgt, "AEHLGTCD": coding.hlgt_code,
+                        "AEBODSYS": coding.soc, "AEBDSYCD": coding.soc_code, "AESOC": coding.soc, "AESOCCD": coding.soc_code,
+                        "AETOXGR": str(ae.grade), "AESER": _yn(ae.serious),
+                        "AEACN": AEACN.get(ae.action_taken, "UNKNOWN") if ref is not None and ae.onset >= ref else "NOT APPLICABLE",
+                        "AECONTRT": _yn(ae.action_taken == "treatment_given"),
                         "AEREL": AEREL[ae.relatedness], "AEOUT": AEOUT[ae.outcome],
                         "AESDTH": _yn("death" in ae.seriousness), "AESLIFE": _yn("life_threatening" in ae.seriousness),
                         "AESHOSP": _yn("hospitalisation" in ae.seriousness), "AESDISAB": _yn("disability" in ae.seriousness),
                         "AESCONG": _yn("congenital_anomaly" in ae.seriousness), "AESMIE": _yn("important_medical_event" in ae.seriousness),
-                        "AESTDTC": dtc(ae.onset), "AEENDTC": dtc(ae.resolved),
+                        "EPOCH": epoch(ae.subject_id, ae.onset),
+                        "AESTDTC": dtc(ae.subject_id, ae.onset), "AEENDTC": dtc(ae.subject_id, ae.resolved),
                         "AESTDY": study_day(ae.onset, ref), "AEENDY": study_day(ae.resolved, ref)})
+    if meddra is None:
+        warnings.append("no MedDRA distribution given (--meddra): AEDECOD holds the CTCAE v5.0 term (a MedDRA lowest level term),"
+                        " not the MedDRA preferred term; AEPTCD, AEHLT and AEHLGT are empty")
+    elif uncoded:
+        warnings.append(f"MedDRA {meddra.version or ''}: LLT codes {sorted(uncoded)} are not in the distribution given (or have no"
+                        " primary SOC path); those events keep the CTCAE coding")
 
     infusion_visits = {v.infusion: v.code for v in protocol.schedule.visits if v.infusion is not None}
     treatment = protocol.study_intervention.name
@@ -336,8 +588,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         ex_rows.append({**base("EX", inf.subject_id), "EXTRT": treatment, "EXDOSE": round(inf.dose_per_kg / 1e6, 4), "EXDOSU": DOSE_UNIT,
                         "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS", "EXLOT": inf.lot,
                         "EXADJ": "INFUSION INTERRUPTED" if inf.interrupted else None,
-                        **visit(infusion_visits.get(inf.number, f"INFUSION {inf.number}")),
-                        "EXSTDTC": dtc(start), "EXENDTC": dtc(end), "EXSTDY": study_day(inf.date, ref),
+                        **visit(infusion_visits.get(inf.number, f"INFUSION {inf.number}")), "EPOCH": "TREATMENT",
+                        "EXSTDTC": dtc(inf.subject_id, start), "EXENDTC": dtc(inf.subject_id, end), "EXSTDY": study_day(inf.date, ref),
                         "EXENDY": study_day(end.date() if isinstance(end, dt.datetime) else end, ref)})
 
     vs_rows = []
@@ -345,9 +597,11 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         code, name = VITAL_TESTS[vs.test]
         vs_rows.append({**base("VS", vs.subject_id), "VSTESTCD": code, "VSTEST": name, "VSORRES": f"{vs.value:g}", "VSORRESU": vs.unit,
                         "VSSTRESC": f"{vs.value:g}", "VSSTRESN": vs.value, "VSSTRESU": vs.unit, **visit(vs.visit), "VSTPT": vs.timepoint,
-                        "VSDTC": dtc(vs.date), "VSDY": study_day(vs.date, first.get(vs.subject_id))})
+                        "EPOCH": epoch(vs.subject_id, vs.date),
+                        "VSDTC": dtc(vs.subject_id, vs.date), "VSDY": study_day(vs.date, first.get(vs.subject_id))})
 
-    lb_rows = []
+    lb_rows: list[dict[str, Any]] = []
+    baseline: dict[tuple[str, str], tuple[dt.date, int]] = {}
     for lb in data.labs:
         if lb.loinc not in LAB_TESTS:
             raise SdtmError(f"laboratory result {lb.test!r} (LOINC {lb.loinc}) of {lb.subject_id} on visit {lb.visit} has no LBTESTCD;"
@@ -361,21 +615,92 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
             nrind = "HIGH"
         elif low is not None or high is not None:
             nrind = "NORMAL"
-        lb_rows.append({**base("LB", lb.subject_id), "LBTESTCD": code, "LBTEST": name, "LBLOINC": lb.loinc, "LBORRES": f"{lb.value:g}",
+        std_unit, ucum = LAB_STANDARD_UNIT.get(code, (lb.unit, lb.unit))
+
+        def std(value: float | None, lb_: Any = lb, ucum_: str = ucum) -> float | None:
+            if value is None:
+                return None
+            converted = units.convert(value, lb_.unit, ucum_, lb_.loinc)
+            same = units.normalise(lb_.unit) == units.normalise(ucum_)
+            # a converted value keeps four significant digits (what a laboratory reports), the original is kept as is
+            return converted if converted is None or same else float(f"{converted:.4g}")
+
+        value = std(lb.value)
+        if value is None:
+            raise SdtmError(f"laboratory result {lb.test!r} of {lb.subject_id} on visit {lb.visit}: {lb.unit!r} cannot be converted"
+                            f" to the standard unit {std_unit}; correct the unit, or add its spelling to"
+                            " terminology/data/unit_conversions.yaml")
+        ref = first.get(lb.subject_id)
+        if ref is not None and lb.date <= ref:
+            k = (lb.subject_id, code)
+            if k not in baseline or lb.date >= baseline[k][0]:
+                baseline[k] = (lb.date, len(lb_rows))
+        lb_rows.append({**base("LB", lb.subject_id), "LBTESTCD": code, "LBTEST": name, "LBCAT": LAB_CATEGORY.get(code),
+                        "LBLOINC": lb.loinc, "LBORRES": f"{lb.value:g}",
                         "LBORRESU": lb.unit, "LBORNRLO": None if low is None else f"{low:g}",
                         "LBORNRHI": None if high is None else f"{high:g}",
-                        "LBSTRESC": f"{lb.value:g}", "LBSTRESN": lb.value, "LBSTRESU": lb.unit, "LBNRIND": nrind, **visit(lb.visit),
-                        "LBDTC": dtc(lb.date), "LBDY": study_day(lb.date, first.get(lb.subject_id))})
+                        "LBSTRESC": f"{value:g}", "LBSTRESN": value, "LBSTRESU": std_unit,
+                        "LBSTNRLO": std(low), "LBSTNRHI": std(high), "LBNRIND": nrind, "LBBLFL": None,
+                        **visit(lb.visit), "EPOCH": epoch(lb.subject_id, lb.date),
+                        "LBDTC": dtc(lb.subject_id, lb.date), "LBDY": study_day(lb.date, ref)})
+    for _, index in baseline.values():
+        lb_rows[index]["LBBLFL"] = "Y"
 
     ds_rows = []
     for p in data.participants:
         ref = first.get(p.subject_id)
         ds_rows.append({**base("DS", p.subject_id), "DSTERM": "INFORMED CONSENT OBTAINED", "DSDECOD": "INFORMED CONSENT OBTAINED",
-                        "DSCAT": "PROTOCOL MILESTONE", "DSSTDTC": dtc(p.consented_on), "DSSTDY": study_day(p.consented_on, ref)})
+                        "DSCAT": "PROTOCOL MILESTONE", "EPOCH": "SCREENING", "DSSTDTC": dtc(p.subject_id, p.consented_on),
+                        "DSSTDY": study_day(p.consented_on, ref)})
         if p.status in ("completed", "withdrawn", "off_study"):
             term = p.off_study_reason or ("COMPLETED" if p.status == "completed" else sdtm_reason(None))
             ds_rows.append({**base("DS", p.subject_id), "DSTERM": term.upper(), "DSDECOD": dsdecod(p), "DSCAT": "DISPOSITION EVENT",
-                            "DSSTDTC": dtc(p.off_study_on), "DSSTDY": study_day(p.off_study_on, ref)})
+                            "EPOCH": epoch(p.subject_id, p.off_study_on),
+                            "DSSTDTC": dtc(p.subject_id, p.off_study_on), "DSSTDY": study_day(p.off_study_on, ref)})
+
+    enrolled = {p.subject_id for p in data.participants}
+    cm_rows = []
+    for cm in data.concomitant_medications:
+        if cm.subject_id not in enrolled:
+            continue
+        ref = first.get(cm.subject_id)
+        cm_rows.append({**base("CM", cm.subject_id), "CMSPID": cm.id, "CMTRT": cm.medication, "CMDECOD": cm.rxnorm_code,
+                        "CMINDC": cm.indication, "CMDOSE": cm.dose, "CMDOSU": cm.dose_unit, "CMDOSFRQ": cm.frequency,
+                        "CMROUTE": cm.route.upper() if cm.route else None,
+                        "CMSTDTC": dtc(cm.subject_id, cm.start_date), "CMENDTC": dtc(cm.subject_id, cm.end_date),
+                        "CMSTDY": study_day(cm.start_date, ref), "CMENDY": study_day(cm.end_date, ref),
+                        "CMENRTPT": "ONGOING" if cm.ongoing else None, "CMENTPT": "DATA CUT" if cm.ongoing else None})
+    mh_rows = []
+    for mh in data.medical_history:
+        if mh.subject_id not in enrolled:
+            continue
+        mh_rows.append({**base("MH", mh.subject_id), "MHSPID": mh.id, "MHTERM": mh.term, "MHDECOD": mh.icd10cm_code,
+                        "MHSTDTC": dtc(mh.subject_id, mh.start_date), "MHENDTC": dtc(mh.subject_id, mh.end_date),
+                        "MHENRTPT": "ONGOING" if mh.ongoing else None, "MHENTPT": "SCREENING" if mh.ongoing else None})
+    dv_rows = []
+    site_level = 0
+    for dv in data.deviations:
+        if dv.subject_id is None or dv.subject_id not in enrolled:
+            site_level += 1
+            continue
+        dv_rows.append({**base("DV", dv.subject_id), "DVSPID": dv.id, "DVTERM": dv.description, "DVCAT": dv.category.upper(),
+                        "DVSCAT": "AUTOMATIC" if dv.source == "automatic" else "SITE ENTERED", "EPOCH": epoch(dv.subject_id, dv.date),
+                        "DVSTDTC": dtc(dv.subject_id, dv.date), "DVSTDY": study_day(dv.date, first.get(dv.subject_id))})
+    if site_level:
+        warnings.append(f"{site_level} protocol deviation(s) without an enrolled participant are not in DV (SDTM DV is subject-level)")
+    findings: dict[str, list[dict[str, Any]]] = {"RE": [], "FT": []}
+    for ft in data.function_tests:
+        if ft.subject_id not in enrolled:
+            continue
+        domain, code, name = FUNCTION_TESTS[ft.test]
+        d = domain
+        row = {**base(d, ft.subject_id), f"{d}TESTCD": code, f"{d}TEST": name, f"{d}ORRES": f"{ft.value:g}", f"{d}ORRESU": ft.unit or None,
+               f"{d}STRESC": f"{ft.value:g}", f"{d}STRESN": ft.value, f"{d}STRESU": ft.unit or None, **visit(ft.visit),
+               "EPOCH": epoch(ft.subject_id, ft.date), f"{d}DTC": dtc(ft.subject_id, ft.date),
+               f"{d}DY": study_day(ft.date, first.get(ft.subject_id))}
+        if d == "FT":
+            row["FTCAT"] = "SIX MINUTE WALK"
+        findings[d].append(row)
 
     domains = {
         "DM": _frame("DM", sorted(dm, key=lambda r: r["USUBJID"])),
@@ -384,8 +709,15 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         "VS": _frame("VS", _sequenced(vs_rows, "VSSEQ", lambda r: (r["USUBJID"], r["VSDY"] or 0, r["VSTESTCD"], r["VSTPT"] or ""))),
         "LB": _frame("LB", _sequenced(lb_rows, "LBSEQ", lambda r: (r["USUBJID"], r["LBDY"] or 0, r["LBTESTCD"]))),
         "DS": _frame("DS", _sequenced(ds_rows, "DSSEQ", lambda r: (r["USUBJID"], r["DSSTDY"] or 0, r["DSCAT"] != "PROTOCOL MILESTONE"))),
+        "TS": _frame("TS", _ts_rows(protocol, data)),
+        "CM": _frame("CM", _sequenced(cm_rows, "CMSEQ", lambda r: (r["USUBJID"], r["CMSTDY"] or 0, r["CMSPID"]))),
+        "MH": _frame("MH", _sequenced(mh_rows, "MHSEQ", lambda r: (r["USUBJID"], r["MHSTDTC"] or "", r["MHSPID"]))),
+        "DV": _frame("DV", _sequenced(dv_rows, "DVSEQ", lambda r: (r["USUBJID"], r["DVSTDY"] or 0, r["DVSPID"]))),
+        "RE": _frame("RE", _sequenced(findings["RE"], "RESEQ", lambda r: (r["USUBJID"], r["REDY"] or 0, r["RETESTCD"]))),
+        "FT": _frame("FT", _sequenced(findings["FT"], "FTSEQ", lambda r: (r["USUBJID"], r["FTDY"] or 0, r["FTTESTCD"]))),
     }
-    return Sdtm(domains, identified, note)
+    return Sdtm(domains, identified, note, protocol=protocol, cutoff=data.cutoff, meddra_version=meddra.version if meddra else None,
+                meddra_used=meddra is not None, warnings=warnings)
 
 
 def read_csv(path: Path) -> pd.DataFrame:

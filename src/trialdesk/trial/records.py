@@ -102,6 +102,8 @@ class AdverseEvent(_Record):
     id: str
     subject_id: str
     term: str
+    #: the investigator's own words for the event, as typed before choosing the CTCAE term (SDTM AETERM); None: not kept
+    verbatim_term: str | None = None
     meddra_code: int
     soc: str
     grade: int = Field(ge=1, le=5)

@@ -371,8 +371,9 @@ class Sdtm:
         return pd.DataFrame(rows)
 
     def write(self, directory: Path) -> list[Path]:
-        """``<domain>.csv`` and ``<domain>.xpt`` for every domain, ``define.csv`` (the metadata), and
-        ``export.json`` (how the export was made: identified or not, and any allow_empty note)."""
+        """``<domain>.csv`` and ``<domain>.xpt`` for every domain, ``define.csv`` (the metadata as a table),
+        ``define.xml`` (Define-XML 2.1), ``reviewers_guide.html`` and ``.pdf``, and ``export.json`` (how the
+        export was made: identified or not, MedDRA version, warnings, any allow_empty note)."""
         directory.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         for domain, frame in self.domains.items():
@@ -384,12 +385,20 @@ class Sdtm:
             pyreadstat.write_xport(_for_xpt(frame, domain), str(xpt_path), file_label=label[:40], column_labels=labels,
                                    table_name=domain, file_format_version=5)
             written += [csv_path, xpt_path]
+        from trialdesk.analysis.define import define_xml, guide_html, guide_pdf
+
         define = directory / "define.csv"
         self.metadata().to_csv(define, index=False, lineterminator="\n")
+        define_file = directory / "define.xml"
+        define_file.write_text(define_xml(self), encoding="utf-8")
+        guide, guide_print = directory / "reviewers_guide.html", directory / "reviewers_guide.pdf"
+        guide.write_text(guide_html(self), encoding="utf-8")
+        guide_print.write_bytes(guide_pdf(self))
         manifest = directory / "export.json"
-        manifest.write_text(json.dumps({"identified": self.identified, "allow_empty_note": self.note, "domains": list(self.domains)},
+        manifest.write_text(json.dumps({"identified": self.identified, "allow_empty_note": self.note, "domains": list(self.domains),
+                                        "meddra": self.meddra_version if self.meddra_used else None, "warnings": self.warnings},
                                        indent=2) + "\n", encoding="utf-8")
-        return [*written, define, manifest]
+        return [*written, define, define_file, guide, guide_print, manifest]
 
 
 def _for_xpt(frame: pd.DataFrame, domain: str) -> pd.DataFrame:

@@ -148,3 +148,30 @@ def test_the_dsmb_signed_an_interim_decision_and_the_sae_has_its_medwatch_summar
     assert "Lung infection" in medwatch and "missing: IND #" in medwatch  # the IND number is not known for this trial
     assert (folder / "reports" / f"medwatch_AE-{sae_id}.pdf").read_bytes().startswith(b"%PDF")
     assert "DSMB interim decision: continue" in printed
+
+
+@pytest.mark.slow
+def test_the_demos_results_exports_read_back_as_a_registry_and_a_reviewer_would(demo: tuple[Path, str]) -> None:
+    from trialdesk.analysis.ctgov_results import check_results
+    from trialdesk.analysis.define import validate
+
+    folder = demo[0]
+    reports = folder / "reports"
+    con = _db(folder)
+    doc = json.loads((reports / "ctgov_results.json").read_text())
+    rs = doc["resultsSection"]
+    race = next(m for m in rs["baselineCharacteristicsModule"]["measures"] if m["title"].startswith("Race"))
+    counts = {c["title"]: int(c["measurements"][0]["value"]) for c in race["classes"][0]["categories"]}
+    entered = con.execute("select count(*) from visits_formentry where form = 'demographics'").fetchone()[0]
+    assert entered == 10 and counts["Unknown or Not Reported"] == 0 and sum(counts.values()) == 10  # every participant infused
+    # only what the protocol file leaves to the sponsor remains for a PRS reviewer to return
+    problems = check_results(doc)
+    assert problems and all(p.startswith(("moreInfoModule.pointOfContact", "documentSection")) for p in problems), problems
+    sdtm = reports / "sdtm"
+    assert validate((sdtm / "define.xml").read_text()) == []
+    for name in ("re.csv", "ft.csv", "ts.csv"):
+        with (sdtm / name).open() as f:
+            assert sum(1 for _ in csv.DictReader(f)) > 0, name
+    with (sdtm / "dm.csv").open() as f:
+        assert all(r["RFICDTC"] for r in csv.DictReader(f))  # de-identified by shifting, not by blanking
+    assert "AEDECOD holds the CTCAE v5.0 term" in (sdtm / "reviewers_guide.html").read_text()

@@ -80,3 +80,18 @@ def test_ctgov_check_passes_a_complete_record(data: TrialData, disclosed: Protoc
                                         "--protocol", str(protocol_file), "--check"])
     assert result.exit_code == 0, result.output
     assert "no problem found" in result.output
+
+
+def test_sdtm_warns_without_meddra_and_codes_with_it(data: TrialData, tmp_path: Path) -> None:
+    cut = str(_cut(tmp_path, data))
+    plain = runner.invoke(export_app, ["sdtm", "--data", cut, "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    assert "warning:" in plain.output and "AEDECOD holds the CTCAE v5.0 term" in " ".join(plain.output.split())
+    meddra = Path(__file__).resolve().parents[1] / "fixtures" / "meddra"
+    coded = runner.invoke(export_app, ["sdtm", "--data", cut, "--out", str(tmp_path / "coded"), "--meddra", str(meddra)])
+    assert coded.exit_code == 0, coded.output
+    assert "AEDECOD holds the CTCAE" not in " ".join(coded.output.split())
+    frame, _ = pyreadstat.read_xport(str(tmp_path / "coded" / "ae.xpt"))
+    assert "Pyrexia (fixture PT)" in set(frame["AEDECOD"])
+    missing = runner.invoke(export_app, ["sdtm", "--data", cut, "--out", str(tmp_path / "x"), "--meddra", str(tmp_path)])
+    assert missing.exit_code == 1 and "llt.asc: not found" in " ".join(missing.output.split())

@@ -75,4 +75,4 @@ def test_sdtm_read_back(exports: Path) -> None:
     guide = (exports / "sdtm" / "reviewers_guide.html").read_text(encoding="utf-8")
     assert "AEDECOD holds the CTCAE v5.0 term" in guide
     manifest = json.loads((exports / "sdtm" / "export.json").read_text(encoding="utf-8"))
-    assert manifest["identified"] is False and manifest["meddra"] is None and manifest["warnings"]
+    assert manifest["identified"] is False and manifest["meddra"] is None and manifest["sdtm_warnings"]

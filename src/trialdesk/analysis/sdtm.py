@@ -396,7 +396,7 @@ class Sdtm:
         guide_print.write_bytes(guide_pdf(self))
         manifest = directory / "export.json"
         manifest.write_text(json.dumps({"identified": self.identified, "allow_empty_note": self.note, "domains": list(self.domains),
-                                        "meddra": self.meddra_version if self.meddra_used else None, "warnings": self.warnings},
+                                        "meddra": self.meddra_version if self.meddra_used else None, "sdtm_warnings": self.warnings},
                                        indent=2) + "\n", encoding="utf-8")
         return [*written, define, define_file, guide, guide_print, manifest]
 

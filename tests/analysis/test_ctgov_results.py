@@ -246,6 +246,25 @@ def test_assessment_type_is_per_event(data: TrialData, protocol: Protocol) -> No
     }
 
 
+def test_assessment_type_reads_the_site_calendar_and_the_visits_that_ask_about_adverse_events(data: TrialData,
+                                                                                              protocol: Protocol) -> None:
+    from trialdesk.analysis.ctgov_results import assessment_type
+
+    a3 = next(a for a in data.adverse_events if a.id == "A3")  # S01's infusion 2 visit D28 was on 2020-02-17
+    late_evening = dt.datetime(2020, 2, 18, 2, 30, tzinfo=dt.UTC)  # 21:30 on 2020-02-17 in Jacksonville
+    assert assessment_type(a3.model_copy(update={"learned_at": late_evening}), data, protocol) == "SYSTEMATIC_ASSESSMENT"
+    next_morning = dt.datetime(2020, 2, 18, 14, 0, tzinfo=dt.UTC)
+    assert assessment_type(a3.model_copy(update={"learned_at": next_morning}), data, protocol) == "NON_SYSTEMATIC_ASSESSMENT"
+    # a visit that was not done, or whose forms do not ask about adverse events, is not a systematic assessment
+    missed = data.model_copy(update={"visits": [v.model_copy(update={"status": "missed"}) if v.code == "D28" else v for v in data.visits]})
+    assert assessment_type(a3, missed, protocol) == "NON_SYSTEMATIC_ASSESSMENT"
+    from trialdesk.trial.records import VisitRecord
+
+    screening_only = data.model_copy(update={"visits": [VisitRecord(subject_id="S01", code="SCREENING", date=dt.date(2020, 2, 17))]})
+    assert assessment_type(a3, screening_only, protocol) == "NON_SYSTEMATIC_ASSESSMENT"
+    assert assessment_type(a3.model_copy(update={"learned_at": None}), data, protocol) is None
+
+
 def test_a_term_found_both_ways_has_a_row_for_each_and_an_unknown_way_is_named(data: TrialData, protocol: Protocol) -> None:
     c2_by_phone = [a.model_copy(update={"learned_at": dt.datetime(2020, 3, 6, 15, tzinfo=dt.UTC)}) if a.id == "C2" else a
                    for a in data.adverse_events]

@@ -124,6 +124,8 @@ def test_ae_expected_variables(data: TrialData, protocol: Protocol) -> None:
     assert ae.loc["A3", "AETERM"] == "Fever"  # none kept: the CTCAE term the investigator chose
     assert (ae.loc["A2", "AEACN"], ae.loc["B1", "AEACN"], ae.loc["B1", "AECONTRT"]) == ("DRUG INTERRUPTED", "DOSE NOT CHANGED", "Y")
     assert ae.loc["A1", "AEACN"] == "NOT APPLICABLE"  # before the first infusion
+    # after the last planned infusion (S01 had both) there is no study treatment left to act on; on its day there is
+    assert (ae.loc["A4", "AEACN"], ae.loc["A3", "AEACN"]) == ("NOT APPLICABLE", "DOSE NOT CHANGED")
     assert (ae.loc["A1", "EPOCH"], ae.loc["A2", "EPOCH"], ae.loc["A3", "EPOCH"], ae.loc["A4", "EPOCH"]) == (
         "SCREENING", "TREATMENT", "TREATMENT", "FOLLOW-UP")  # S01: infusions on 2020-01-20 and 2020-02-17
 

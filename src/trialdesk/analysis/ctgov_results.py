@@ -84,10 +84,9 @@ def _code(value: str) -> str:
     return "_".join(value.strip().casefold().replace("-", " ").split())
 
 
-def _category(value: str, categories: tuple[str, ...], field: str) -> str:
-    """The NIH/OMB category of a recorded demographics code: the form's choice with that code (``field`` of the
-    demographics form), reported under its label; anything else is Unknown or Not Reported."""
-    choices = {c.code: c.label for c in load_forms().form("demographics").field(field).choices}
+def _category(value: str, categories: tuple[str, ...], choices: dict[str, str]) -> str:
+    """The NIH/OMB category of a recorded demographics code: the form's choice with that code (``choices``: code ->
+    label of the demographics form's field), reported under its label; anything else is Unknown or Not Reported."""
     label = choices.get(_code(value))
     return label if label in categories else categories[-1]
 
@@ -142,7 +141,8 @@ def _participant_flow(data: TrialData, protocol: Protocol, note: str | None) -> 
 
 def _counts(participants: list[Participant], categories: tuple[str, ...], value: Callable[[Participant], str],
             field: str | None = None) -> list[dict[str, Any]]:
-    found = [_category(value(p), categories, field) if field else value(p) for p in participants]
+    choices = {c.code: c.label for c in load_forms().form("demographics").field(field).choices} if field else {}
+    found = [_category(value(p), categories, choices) if field else value(p) for p in participants]
     return [{"title": c, "measurements": [{"groupId": "BG000", "value": str(found.count(c))}]} for c in categories]
 
 

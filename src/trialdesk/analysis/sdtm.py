@@ -22,7 +22,9 @@ MedDRA (:mod:`.meddra`): AELLT/AELLTCD and AESOC/AESOCCD (and AEBODSYS/AEBDSYCD)
 table; with a licensed MedDRA distribution (``meddra=``) AEDECOD is the preferred term and AEPTCD,
 AEHLT/AEHLTCD, AEHLGT/AEHLGTCD and the primary SOC path are filled; without it AEDECOD holds the
 CTCAE term and :attr:`Sdtm.warnings` says so. AETERM is the investigator's verbatim text when the EDC
-kept it, else the CTCAE term the investigator chose.
+kept it, else the CTCAE term the investigator chose. AEACN maps the EDC's action taken to ACN (C66767);
+it is NOT APPLICABLE before the first infusion and after the last planned one (no study treatment
+left to act on). AECONTRT is Y when a treatment was given for the event.
 
 Laboratory results: LBORRES/LBORRESU as reported; LBSTRESN/LBSTRESU converted to one standard unit
 per test (SI; ``LAB_STANDARD_UNIT``) through :mod:`trialdesk.terminology.units` (UCUM; a converted
@@ -558,6 +560,17 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
                    "ARMCD": "MSC", "ARM": arm.label, "ACTARMCD": "MSC" if infused else "NOTTRT",
                    "ACTARM": arm.label if infused else "Not Treated", "COUNTRY": country})
 
+    planned = protocol.infusion_plan.count if protocol.infusion_plan else None
+
+    def action(ae: Any) -> str:
+        """AEACN: not applicable before the first infusion, and after the last planned one (no study treatment left to act on)."""
+        ref, infs = first.get(ae.subject_id), data.infusions_of(ae.subject_id)
+        if ref is None or ae.onset < ref:
+            return "NOT APPLICABLE"
+        if planned is not None and len(infs) >= planned and ae.onset > infs[-1].date:
+            return "NOT APPLICABLE"
+        return AEACN.get(ae.action_taken, "UNKNOWN")
+
     ae_rows = []
     uncoded: set[int] = set()
     for ae in data.adverse_events:
@@ -571,7 +584,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
                         "AEHLT": coding.hlt, "AEHLTCD": coding.hlt_code, "AEHLGT": coding.hlgt, "AEHLGTCD": coding.hlgt_code,
                         "AEBODSYS": coding.soc, "AEBDSYCD": coding.soc_code, "AESOC": coding.soc, "AESOCCD": coding.soc_code,
                         "AETOXGR": str(ae.grade), "AESER": _yn(ae.serious),
-                        "AEACN": AEACN.get(ae.action_taken, "UNKNOWN") if ref is not None and ae.onset >= ref else "NOT APPLICABLE",
+                        "AEACN": action(ae),
                         "AECONTRT": _yn(ae.action_taken == "treatment_given"),
                         "AEREL": AEREL[ae.relatedness], "AEOUT": AEOUT[ae.outcome],
                         "AESDTH": _yn("death" in ae.seriousness), "AESLIFE": _yn("life_threatening" in ae.seriousness),

@@ -229,3 +229,15 @@ def test_empty_cut(protocol: Protocol, tmp_path: Path) -> None:
     assert "allow_empty" in manifest["allow_empty_note"]
     _, meta = pyreadstat.read_xport(str(tmp_path / "dm.xpt"))
     assert meta.file_label == "Demographics (EMPTY CUT)"
+
+
+def test_a_text_longer_than_transport_v5_holds_is_refused_naming_the_record(data: TrialData, protocol: Protocol, tmp_path: Path) -> None:
+    from trialdesk.analysis.sdtm import SdtmError
+
+    long = [a.model_copy(update={"verbatim_term": "x" * 201}) if a.id == "B2" else a for a in data.adverse_events]
+    with pytest.raises(SdtmError, match=r"AE\.AETERM of NCT03929120-S02: 201 bytes, more than the 200"):
+        build_sdtm(data.model_copy(update={"adverse_events": long}), protocol).write(tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written half-way
+    exact = [a.model_copy(update={"verbatim_term": "x" * 200}) if a.id == "B2" else a for a in data.adverse_events]
+    build_sdtm(data.model_copy(update={"adverse_events": exact}), protocol).write(tmp_path / "ok")
+    assert (tmp_path / "ok" / "ae.xpt").exists()

@@ -163,7 +163,11 @@ def sdtm_command(
         fail(str(exc))
     for warning in sdtm.warnings:
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for path in sdtm.write(out_dir):
+    try:
+        written = sdtm.write(out_dir)
+    except SdtmError as exc:
+        fail(str(exc))
+    for path in written:
         out.print(f"wrote {path}")
 
 

@@ -376,6 +376,7 @@ class Sdtm:
         """``<domain>.csv`` and ``<domain>.xpt`` for every domain, ``define.csv`` (the metadata as a table),
         ``define.xml`` (Define-XML 2.1), ``reviewers_guide.html`` and ``.pdf``, and ``export.json`` (how the
         export was made: identified or not, MedDRA version, warnings, any allow_empty note)."""
+        prepared = {domain: _for_xpt(frame, domain) for domain, frame in self.domains.items()}  # refuses before writing
         directory.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         for domain, frame in self.domains.items():
@@ -384,7 +385,7 @@ class Sdtm:
             xpt_path = directory / f"{domain.lower()}.xpt"
             labels: list[str | None] = [v.label for v in VARIABLES[domain]]
             label = LABELS[domain] if self.note is None else f"{LABELS[domain]} (EMPTY CUT)"
-            pyreadstat.write_xport(_for_xpt(frame, domain), str(xpt_path), file_label=label[:40], column_labels=labels,
+            pyreadstat.write_xport(prepared[domain], str(xpt_path), file_label=label[:40], column_labels=labels,
                                    table_name=domain, file_format_version=5)
             written += [csv_path, xpt_path]
         from trialdesk.analysis.define import define_xml, guide_html, guide_pdf
@@ -403,12 +404,21 @@ class Sdtm:
         return [*written, define, define_file, guide, guide_print, manifest]
 
 
+XPT_MAX_CHAR = 200  # SAS transport v5: a character value holds at most 200 bytes
+
+
 def _for_xpt(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
-    """Char columns as text (empty, not missing) and Num columns as floats, as SAS stores them."""
+    """Char columns as text (empty, not missing) and Num columns as floats, as SAS stores them; a text longer than
+    transport v5 allows is refused, naming the record, before any file is written."""
     out = frame.copy()
     for var in VARIABLES[domain]:
         if var.type == "Char":
             out[var.name] = out[var.name].fillna("").astype(str)
+            for i, value in enumerate(out[var.name]):
+                if len(value.encode("utf-8")) > XPT_MAX_CHAR:
+                    who = out["USUBJID"].iloc[i] if "USUBJID" in out else f"row {i + 1}"
+                    raise SdtmError(f"{domain}.{var.name} of {who}: {len(value.encode('utf-8'))} bytes, more than the {XPT_MAX_CHAR} a"
+                                    f" SAS transport v5 file holds ({value[:40]!r}...); shorten it in the trial desk")
         else:
             out[var.name] = pd.to_numeric(out[var.name], errors="coerce").astype("float64")
     return out

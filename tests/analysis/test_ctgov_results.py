@@ -225,8 +225,8 @@ def test_every_module_counts_the_same_population(data: TrialData, protocol: Prot
     (group,) = rs["adverseEventsModule"]["eventGroups"]
     assert started == overall == om["denoms"][0]["counts"][0]["value"] == str(group["seriousNumAtRisk"]) == "3"
     # S04 was enrolled and never infused: said where the numbers differ from enrolment
-    assert "1 enrolled participant left the study before the first infusion" in flow["preAssignmentDetails"]
-    assert "1 enrolled participant never infused is not included" in base["populationDescription"]
+    assert "1 enrolled participant had received no infusion at the data cut" in flow["preAssignmentDetails"]
+    assert "1 enrolled participant with no infusion at the data cut is not included" in base["populationDescription"]
     for m in base["measures"]:
         if m["paramType"] == "COUNT_OF_PARTICIPANTS":
             assert sum(int(c["measurements"][0]["value"]) for c in m["classes"][0]["categories"]) == 3, m["title"]

@@ -127,7 +127,7 @@ def _participant_flow(data: TrialData, protocol: Protocol, note: str | None) -> 
     never = flow.enrolled - len(started)
     pre = (f"{flow.screened} screened, {flow.screen_failed} failed screening, {flow.enrolled} enrolled;"
            " STARTED counts participants who received at least one infusion"
-           + (f" ({never} enrolled participant{'s' if never != 1 else ''} left the study before the first infusion)." if never else "."))
+           + (f" ({never} enrolled participant{'s' if never != 1 else ''} had received no infusion at the data cut)." if never else "."))
     module: dict[str, Any] = {
         "recruitmentDetails": " ".join(x for x in (details, note) if x),
         "preAssignmentDetails": pre,
@@ -158,7 +158,7 @@ def _baseline(data: TrialData, protocol: Protocol) -> dict[str, Any]:
     sexes = ("Female", "Male")
     return {
         "populationDescription": "Participants who received at least one infusion (STARTED in the participant flow)"
-                                 + (f"; {never} enrolled participant{'s' if never != 1 else ''} never infused"
+                                 + (f"; {never} enrolled participant{'s' if never != 1 else ''} with no infusion at the data cut"
                                     f" {'are' if never != 1 else 'is'} not included." if never else "."),
         "groups": [{"id": "BG000", "title": title, "description": description}],
         "denoms": [{"units": "Participants", "counts": [{"groupId": "BG000", "value": str(len(people))}]}],

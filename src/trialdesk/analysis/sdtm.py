@@ -486,7 +486,6 @@ def _ts_rows(protocol: Protocol, data: TrialData) -> list[dict[str, Any]]:
         ("HLTSUBJI", "Healthy Subject Indicator", "Y" if elig.healthy_volunteers else "N", None, None),
         ("TRT", "Investigational Therapy or Treatment", inter.name, None, None),
         ("ROUTE", "Route of Administration", inter.route or None, None, None),
-        ("ADDON", "Added on to Existing Treatments", "N", None, None),
         ("SSTDTC", "Study Start Date", protocol.status.start_date.date.isoformat(), None, None),
         ("OUTMSPRI", "Primary Outcome Measure", protocol.outcomes.primary[0].measure, None, None),
     ]

@@ -71,6 +71,7 @@ def test_define_says_what_aedecod_holds(data: TrialData, protocol: Protocol, wit
     assert external is not None
     if with_meddra:
         assert "MedDRA preferred term" in comment and external.get("Dictionary") == "MEDDRA"
+        assert "0.0 (fixture)" in comment and external.get("Version") == "0.0 (fixture)"
     else:
         assert "AEDECOD holds the CTCAE v5.0 term" in comment and external.get("Dictionary") == "CTCAE"
     assert "shifted back" in _comment(text, "COM.DATESHIFT")

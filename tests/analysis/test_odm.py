@@ -75,3 +75,15 @@ def test_empty_cut_is_refused_or_recorded(protocol: Protocol, schema: xmlschema.
     text = _xml(empty_data(), protocol, allow_empty=True)
     assert schema.is_valid(text)
     assert "allow_empty" in (ET.fromstring(text).get("Description") or "")
+
+
+def test_lung_function_and_six_minute_walk_are_in_their_forms(data: TrialData, protocol: Protocol) -> None:
+    root = ET.fromstring(_xml(data, protocol))
+    s01 = root.find("odm:ClinicalData/odm:SubjectData[@SubjectKey='S01']", N)
+    assert s01 is not None
+    screening = s01.find("odm:StudyEventData[@StudyEventOID='SE.SCREENING']", N)
+    assert screening is not None
+    pft = {i.get("ItemOID"): i.get("Value") for i in screening.findall("odm:FormData[@FormOID='F.PULMONARY_FUNCTION']//odm:ItemData", N)}
+    assert pft == {"I.FVC": "2.41", "I.DLCO_PCT": "48"}
+    walk = s01.find("odm:StudyEventData[@StudyEventOID='SE.M6']/odm:FormData[@FormOID='F.SIX_MINUTE_WALK']//odm:ItemData", N)
+    assert walk is not None and (walk.get("ItemOID"), walk.get("Value")) == ("I.SMW_DISTANCE", "402")  # an integer field

@@ -5,8 +5,8 @@ The definition comes from the protocol and the forms: Protocol lists a StudyEven
 of the schedule plus the adverse-event log; each StudyEventDef refers to the forms the schedule
 names at that visit; each form has one ItemGroupDef with its fields as ItemDefs (DataType from
 the field's type) and choice fields with CodeLists. The clinical data places each record in its
-visit and form: vital signs and SpO2 by visit and time point, laboratory results by visit and
-date, infusions at their infusion visits, demographics at screening, adverse events in the log.
+visit and form: vital signs and SpO2 by visit and time point, laboratory results, lung function
+and six-minute walks by visit and date, infusions at their infusion visits, demographics at screening, adverse events in the log.
 
 De-identified always: subjects by their study id, and date and datetime items are defined but
 left out of the clinical data (ODM has no study-day convention; SDTM carries the dates when an
@@ -31,6 +31,11 @@ NS = "http://www.cdisc.org/ns/odm/v1.3"
 AE_LOG = "AE_LOG"
 _DATATYPE = {"text": "text", "integer": "integer", "float": "float", "date": "date", "datetime": "datetime", "choice": "text",
              "yesno": "boolean"}
+# the data cut's lung-function and six-minute-walk tests -> (form, field) of trial/forms.yaml
+_FUNCTION_FIELDS = {"FVC": ("pulmonary_function", "fvc"), "FVCPP": ("pulmonary_function", "fvc_pct"),
+                    "FEV1": ("pulmonary_function", "fev1"), "DLCOPP": ("pulmonary_function", "dlco_pct"),
+                    "SIXMWD": ("six_minute_walk", "smw_distance"),
+                    "SIXMWSPO2": ("six_minute_walk", "smw_spo2_nadir"), "BORG": ("six_minute_walk", "smw_borg")}
 _LENGTH = {"text": 200, "integer": 10, "float": 16, "choice": 64}
 
 
@@ -150,6 +155,13 @@ def _clinical_data(odm: ET.Element, data: TrialData, protocol: Protocol, forms: 
         labs[(lb.subject_id, lb.visit, lb.date)].append((code, lb.value))
     for (subject, visit, _date), lb_items in sorted(labs.items()):
         add(subject, visit, "laboratory", lb_items)
+    tests: dict[tuple[str, str, str, dt.date], list[tuple[str, float | int | bool | str | None]]] = defaultdict(list)
+    for ft in data.function_tests:
+        form, field = _FUNCTION_FIELDS[ft.test]
+        kind = forms.form(form).field(field).type
+        tests[(ft.subject_id, ft.visit, form, ft.date)].append((field, round(ft.value) if kind == "integer" else ft.value))
+    for (subject, visit, form, _date), ft_items in sorted(tests.items()):
+        add(subject, visit, form, ft_items)
     infusion_visit = {v.infusion: v.code for v in protocol.schedule.visits if v.infusion is not None}
     for inf in data.infusions:
         add(inf.subject_id, infusion_visit.get(inf.number, f"INFUSION_{inf.number}"), "infusion", [

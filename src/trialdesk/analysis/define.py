@@ -225,7 +225,8 @@ def guide_sections(sdtm: Sdtm) -> list[tuple[str, list[str]]]:
     study = p.identification.nct_id if p else "the study"
     sections: list[tuple[str, list[str]]] = [
         ("Study", [f"{study}: {p.identification.official_title}." if p else study,
-                   f"Data cut of {sdtm.cutoff}. SDTMIG {SDTMIG}; CDISC/NCI controlled terminology {CT_VERSION}; Define-XML 2.1.0 in"
+                   f"Data cut of {sdtm.cutoff}. SDTMIG {SDTMIG}; codelists named by their NCI codes, declared against the CDISC/NCI SDTM"
+                   f" terminology of {CT_VERSION} (the values were not checked one by one against that release); Define-XML 2.1.0 in"
                    " define.xml (validated against the Define-XML 2.1 schema); the same metadata as a table in define.csv."]),
         ("Datasets", [f"{d.lower()}.xpt ({LABELS[d]}): {len(f)} record{'s' if len(f) != 1 else ''}." for d, f in sdtm.domains.items()]),
         ("Dates", ["Identified export: every --DTC is the real date." if sdtm.identified else

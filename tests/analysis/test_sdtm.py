@@ -241,3 +241,21 @@ def test_a_text_longer_than_transport_v5_holds_is_refused_naming_the_record(data
     exact = [a.model_copy(update={"verbatim_term": "x" * 200}) if a.id == "B2" else a for a in data.adverse_events]
     build_sdtm(data.model_copy(update={"adverse_events": exact}), protocol).write(tmp_path / "ok")
     assert (tmp_path / "ok" / "ae.xpt").exists()
+
+
+def test_race_and_ethnicity_read_the_form_codes_as_the_registry_results_do(data: TrialData, protocol: Protocol) -> None:
+    from trialdesk.analysis.ctgov_results import results_section
+
+    people = [p.model_copy(update={"race": r, "ethnicity": e}) for p, r, e in zip(
+        data.participants, ["more_than_one_race", "Native Hawaiian or Other Pacific Islander", "american_indian_or_alaska_native", "other"],
+        ["hispanic_or_latino", "Not Hispanic or Latino", "unknown_or_not_reported", ""], strict=True)]
+    cut = data.model_copy(update={"participants": people})
+    dm = build_sdtm(cut, protocol).domains["DM"].set_index("SUBJID")
+    assert list(dm["RACE"]) == ["MULTIPLE", "NATIVE HAWAIIAN OR OTHER PACIFIC ISLANDER", "AMERICAN INDIAN OR ALASKA NATIVE", "NOT REPORTED"]
+    assert list(dm["ETHNIC"]) == ["HISPANIC OR LATINO", "NOT HISPANIC OR LATINO", "NOT REPORTED", "NOT REPORTED"]
+    race = next(m for m in results_section(cut, protocol)["resultsSection"]["baselineCharacteristicsModule"]["measures"]
+                if m["title"].startswith("Race"))
+    counts = {c["title"]: c["measurements"][0]["value"] for c in race["classes"][0]["categories"]}
+    # the registry counts the three infused (S04 was never infused), under the same categories
+    assert [counts[c] for c in ("More than one race", "Native Hawaiian or Other Pacific Islander", "American Indian or Alaska Native")] == [
+        "1", "1", "1"]

@@ -341,6 +341,12 @@ class SdtmError(ValueError):
     pass
 
 
+def _form_code(value: str) -> str:
+    """A demographics value as the form's code (``Black or African American`` -> ``black_or_african_american``), the same
+    reading the ClinicalTrials.gov baseline makes."""
+    return "_".join(value.strip().casefold().replace("-", " ").split())
+
+
 def _yn(flag: bool) -> str:
     return "Y" if flag else "N"
 
@@ -565,7 +571,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
                    "RFICDTC": dtc(s_id, p.consented_on), "DTHDTC": dtc(s_id, deaths.get(s_id)),
                    "DTHFL": "Y" if s_id in deaths else None,
                    "SITEID": "01", "AGE": p.age_at_enrolment, "AGEU": "YEARS", "SEX": SEX[p.sex],
-                   "RACE": RACE.get(p.race, "NOT REPORTED"), "ETHNIC": ETHNIC.get(p.ethnicity, "NOT REPORTED"),
+                   "RACE": RACE.get(_form_code(p.race), "NOT REPORTED"), "ETHNIC": ETHNIC.get(_form_code(p.ethnicity), "NOT REPORTED"),
                    "ARMCD": "MSC", "ARM": arm.label, "ACTARMCD": "MSC" if infused else "NOTTRT",
                    "ACTARM": arm.label if infused else "Not Treated", "COUNTRY": country})
 

@@ -103,13 +103,13 @@ def test_stopping_rule_status_and_the_pause(report: DsmbReport) -> None:
     assert t.row("BAYES")[-1] == "not triggered"
     # participant 002's death was judged unrelated, and still pauses: "any death" (S4)
     assert t.row("S4")[3:] == ("1 / 1", "A9", "IN FORCE")
-    assert report.status_sentence == "Enrolment and dosing are paused (rule S1, S2, S3, S4) until the DSMB records a decision."
-    assert report.bayes_sentence.startswith("2 of 3 infused with a qualifying event: posterior Beta(2.5, 5.5)")
+    assert report.status_sentence == "Enrolment and dosing are paused (rule S1, S2, S3, S4, S6) until the DSMB records a decision."
+    assert report.bayes_sentence.startswith("2 of 3 observed with a qualifying event: posterior Beta(2.5, 5.5)")
 
 
 def test_after_the_dsmb_resumes_the_report_says_so(protocol) -> None:  # type: ignore[no-untyped-def]
     data = trial_data()
-    resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Chair") for r in ("S1", "S2", "S3")]
+    resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Chair") for r in ("S1", "S2", "S3", "S6")]
     resume.append(DsmbDecision("S4", at("2020-06-03 15:00"), "resume", "Chair"))  # after reviewing the death of 1 June
     r = build_report(data, protocol, evaluate(data, protocol, resume))
     assert r.status_sentence.startswith("No stopping rule is in force")

@@ -87,7 +87,12 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                                       unit=fields[name].unit or "", range_low=data.get(f"{name}_lln"), range_high=data.get(f"{name}_uln")))
             elif name in _VITALS:
                 test, unit = _VITALS[name]
+                spo2: dict[str, Any] = {}
+                if test == "SPO2":  # the SpO2 form's context, which hypoxia grading needs (rest or exertion, oxygen)
+                    rest = data.get("spo2_at_rest")
+                    spo2 = {"at_rest": None if rest in (None, "") else rest in (True, "yes", "Y", "true", 1),
+                            "oxygen_l_min": None if data.get("spo2_o2_flow") in (None, "") else float(data["spo2_o2_flow"])}
                 vitals.append(VitalSign(subject_id=sid, visit=code, date=day, test=test, value=float(value), unit=unit,  # type: ignore[arg-type]
-                                        timepoint=data.get("vs_timepoint")))
+                                        timepoint=data.get("vs_timepoint"), **spo2))
     return TrialData(protocol_id=protocol_id or protocol().id, cutoff=cutoff, screening=screening, participants=participants,
                      infusions=infusions, labs=labs, vitals=vitals, visits=visits)

@@ -44,6 +44,7 @@ urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.verify, name="audit_verify"),
     path("", include("trialdesk.edc.adverse_events.urls")),
+    path("", include("trialdesk.edc.safety.urls")),
     path("", include("trialdesk.edc.exports.urls")),
     path("", include("trialdesk.edc.referrals.urls")),  # public: the study page and self-referral, no login
     path("api/", api.urls),

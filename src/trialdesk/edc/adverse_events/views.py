@@ -99,7 +99,13 @@ def ae_list(request: HttpRequest) -> HttpResponse:
     subject = request.GET.get("subject", "")
     if subject:
         aes = aes.filter(participant__subject_id=subject)
-    return render(request, "adverse_events/ae_list.html", {"aes": with_attribution(list(aes)), "subject": subject})
+    from trialdesk.edc.safety.service import assessments_in_force
+
+    assessed = assessments_in_force()
+    rows = with_attribution(list(aes))
+    for ae in rows:
+        ae.expectedness = assessed.get(ae.pk)  # type: ignore[attr-defined]
+    return render(request, "adverse_events/ae_list.html", {"aes": rows, "subject": subject})
 
 
 def with_attribution(aes: list[AdverseEvent]) -> list[AdverseEvent]:
@@ -142,14 +148,17 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, "Follow-up information recorded.")
                 return redirect("ae_detail", pk=pk)
-    due = [r for r in service.reports_due() if r.ae_id == ae.ae_id] if ae.serious else []
+    from trialdesk.edc.safety.service import current_assessment
+    from trialdesk.safety.sae_clock import report_history
+
+    due = report_history(ae.ae_id, service.reports_due()) if ae.serious else []
     term = _term(ae.term)
     with_attribution([ae])
     death = service.death_report_of(ae.participant)
     return render(request, "adverse_events/ae_detail.html", {
         "ae": ae, "death_report": death if death and death.adverse_event_id == ae.pk else None,
         "death_due": ae.grade == 5 and death is None,
-        "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(),
+        "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(), "expectedness": current_assessment(ae),
         "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user)})
 
 
@@ -221,11 +230,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else:
             messages.error(request, "give the date and time the report was submitted")
         return redirect("safety_dashboard")
+    from trialdesk.safety.aggregate import evaluate_aggregate
+
     data = service.cut()
     status = service.safety_status(data)
-    aes = {ae.ae_id: ae for ae in AdverseEvent.objects.filter(serious=True)}
+    aes = {ae.ae_id: ae for ae in AdverseEvent.objects.filter(serious=True).select_related("participant")}
     due = [{"r": r, "ae": aes.get(r.ae_id)} for r in service.reports_due(data)]
+    unassessed = [aes[a.id] for a in data.adverse_events if a.serious and a.related and a.expected is None and a.id in aes]
     return render(request, "adverse_events/dashboard.html", {
+        "aggregate": evaluate_aggregate(data, protocol(), service.site_tz()), "unassessed": unassessed,
         "due": [d for d in due if d["r"].status != "submitted"], "submitted": [d for d in due if d["r"].status == "submitted"],
         "status": status, "pauses": Pause.objects.filter(lifted_on__isnull=True), "now": timezone.localtime(),
         "deaths_due": service.deaths_due(),

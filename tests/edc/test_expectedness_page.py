@@ -111,3 +111,19 @@ def test_the_dashboard_lists_the_ind_reports_and_the_aggregate_rule(grade_4_hypo
     page = client_as("monitor").get("/safety/").content.decode()
     assert "awaiting the expectedness assessment" in page and "FDA (IND safety report)" in page
     assert "312.32(c)(1)(iv)" in page and "AGG1 Hypoxia: 1 of 1 infused" in page
+
+
+def test_a_hy_law_draw_is_on_the_dashboard_and_flags_its_suggestions(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.visits.models import FormEntry, Visit
+
+    p = trial.enrol()
+    trial.infuse(p, ago=20)
+    visit = Visit.objects.filter(participant=p).exclude(code="D0").order_by("pk").first()
+    day = days_ago(15).isoformat()
+    FormEntry.objects.create(visit=visit, form="laboratory", data={
+        "lb_date": day, "alt": 130.0, "alt_lln": 7.0, "alt_uln": 40.0, "tbili": 2.5, "tbili_lln": 0.1, "tbili_uln": 1.2, "alp": 300.0})
+    page = client_as("monitor").get("/safety/").content.decode()
+    assert "Hy&#x27;s law" in page and "3.2 × ULN" in page
+    assert "1 value(s) lack the laboratory's normal range" in page  # ALP without its range
+    suggestions = client_as("coordinator").get("/adverse-events/suggestions/").content.decode()
+    assert 'class="badge open flag">Hy&#x27;s law' in suggestions and "cannot be graded with CTCAE v5.0" in suggestions

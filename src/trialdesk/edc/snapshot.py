@@ -22,7 +22,11 @@ _VITALS = {"sysbp": ("SYSBP", "mmHg"), "diabp": ("DIABP", "mmHg"), "pulse": ("PU
 # laboratory field -> (LOINC, test name)
 _LABS = {"hgb": ("718-7", "Hemoglobin"), "wbc": ("6690-2", "Leukocytes"), "neut": ("751-8", "Neutrophils"),
          "lym": ("731-0", "Lymphocytes"), "plat": ("777-3", "Platelets"), "creat": ("2160-0", "Creatinine"),
-         "ast": ("1920-8", "Aspartate aminotransferase"), "alt": ("1742-6", "Alanine aminotransferase")}
+         "ast": ("1920-8", "Aspartate aminotransferase"), "alt": ("1742-6", "Alanine aminotransferase"),
+         # added for CTCAE v5.0 grading and Hy's law (safety, issue 18)
+         "tbili": ("1975-2", "Bilirubin"), "alp": ("6768-6", "Alkaline phosphatase"), "ggt": ("2324-2", "Gamma-glutamyltransferase"),
+         "inr": ("6301-6", "INR"), "aptt": ("14979-9", "aPTT"), "fibrinogen": ("3255-7", "Fibrinogen"), "albumin": ("1751-7", "Albumin"),
+         "sodium": ("2951-2", "Sodium"), "potassium": ("2823-3", "Potassium"), "glucose": ("2345-7", "Glucose")}
 
 
 def _age(birth: dt.date | None, on: dt.date) -> int:

@@ -159,8 +159,6 @@ class VitalSign(_Record):
     at_rest: bool | None = None
     #: SPO2 only: supplemental oxygen flow at the reading, L/min (0: room air; None: not recorded)
     oxygen_l_min: float | None = Field(default=None, ge=0)
-    #: SPO2 only: the participant was on supplemental oxygen before the first infusion (None: not recorded)
-    oxygen_at_baseline: bool | None = None
 
 
 class VisitRecord(_Record):

@@ -200,8 +200,12 @@ def suggestions(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Suggestion dismissed; the reason is in the audit trail.")
             return redirect("ae_suggestions")
-    rows = [{"s": o.suggestion, "key": o.key, "error": errors.get(o.key, "")} for o in service.open_suggestions()]
-    return render(request, "adverse_events/suggestions.html", {"rows": rows}, status=422 if errors else 200)
+    from trialdesk.safety.suggestions import ungradable_values
+
+    data = service.cut()
+    rows = [{"s": o.suggestion, "key": o.key, "error": errors.get(o.key, "")} for o in service.open_suggestions(data)]
+    return render(request, "adverse_events/suggestions.html", {"rows": rows, "ungradable": ungradable_values(data)},
+                  status=422 if errors else 200)
 
 
 def _cutoff(request: HttpRequest) -> dt.date:
@@ -237,7 +241,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     aes = {ae.ae_id: ae for ae in AdverseEvent.objects.filter(serious=True).select_related("participant")}
     due = [{"r": r, "ae": aes.get(r.ae_id)} for r in service.reports_due(data)]
     unassessed = [aes[a.id] for a in data.adverse_events if a.serious and a.related and a.expected is None and a.id in aes]
+    from trialdesk.safety.suggestions import hy_law_cases, ungradable_values
+
     return render(request, "adverse_events/dashboard.html", {
+        "hy_law": hy_law_cases(data), "ungradable": ungradable_values(data),
         "aggregate": evaluate_aggregate(data, protocol(), service.site_tz()), "unassessed": unassessed,
         "due": [d for d in due if d["r"].status != "submitted"], "submitted": [d for d in due if d["r"].status == "submitted"],
         "status": status, "pauses": Pause.objects.filter(lifted_on__isnull=True), "now": timezone.localtime(),

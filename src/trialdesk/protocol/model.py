@@ -261,11 +261,24 @@ class Eligibility(_Model):
 # --- outcomes and locations ----------------------------------------------------------
 
 
+class InfusionTimeFrame(_Model):
+    """Which events of each infusion an outcome counts: those with onset from the infusion (attributed to the
+    most recent infusion on or before onset) up to ``days`` after the first infusion (``anchor:
+    first_infusion``: one time frame for the participant, so a later infusion has fewer days of it) or after
+    that infusion itself (``anchor: each_infusion``: every infusion the same days). Events after it are
+    listed as outside the time frame, never dropped silently."""
+
+    anchor: Literal["first_infusion", "each_infusion"]
+    days: int = Field(ge=1)
+    reason: str
+
+
 class Outcome(_Model):
     measure: str
     time_frame: str
     description: str | None = None
     time_frame_days: int | None = Field(default=None, ge=1)
+    infusion_time_frame: InfusionTimeFrame | None = None
 
 
 class Outcomes(_Model):

@@ -92,8 +92,8 @@ def test_by_relatedness(report: DsmbReport) -> None:
 
 def test_sae_listing_and_deaths(report: DsmbReport) -> None:
     assert report.table("sae_listing").column("AE") == ["A5", "A9", "A7"]
-    assert report.table("sae_listing").row("A7") == ("A7", "003", "Anaphylaxis", 4, 0, 1, "definitely", "no", "life threatening",
-                                                     "recovered", 1)
+    assert report.table("sae_listing").row("A7") == ("A7", "003", "Anaphylaxis", 4, 0, 1, "definitely", "not yet assessed",
+                                                     "life threatening", "recovered", 1)
     assert report.table("deaths").rows == (("002", "A9", "Respiratory failure", 112, "unrelated"),)
 
 
@@ -149,3 +149,23 @@ def test_dsmb_decisions_are_listed_and_a_stop_heads_the_report(protocol) -> None
     assert t.column("decision") == ["Pause enrolment and dosing", "Stop the trial"]
     assert t.row("2020-03-12")[-1] == "Chair — DSMB decision" and t.row("2020-06-05")[-1] == "unsigned"
     assert 'id="dsmb_decisions"' in render_html(r)
+
+
+# --- 21 CFR 312.32 in the report (issue 18) ---------------------------------------------------------------------
+
+def test_the_report_lists_the_ind_reports_with_days_not_dates(report: DsmbReport) -> None:
+    t = report.table("ind_reports")
+    a7 = [row for row in t.rows if row[0] == "A7"]
+    assert [(row[2], row[4]) for row in a7] == [("R1", "24 h"), ("R2", "7 calendar days"), ("R3", "15 calendar days"),
+                                               ("R5", "15 calendar days")]
+    assert all("if assessed unexpected" in str(row[-1]) for row in a7 if row[2] != "R1")
+    assert not any("2020-" in str(cell) for row in t.rows for cell in row)  # de-identified: no calendar dates of events
+
+
+def test_the_report_states_the_reference_safety_information_and_the_new_rules(report: DsmbReport) -> None:
+    rsi = report.table("reference_safety_information")
+    assert rsi.row("Hypoxia")[1:3] == (2, "within 24 h of an infusion")
+    assert report.table("aggregate_reports").row("AGG1", "Hypoxia")[-1] == "not fired"
+    assert report.table("stopping_rules").row("S5")[-1] == "not triggered"
+    assert report.table("sae_listing").row("A7")[7] == "not yet assessed"
+    assert report.table("hy_law").rows == ()

@@ -38,7 +38,6 @@ urlpatterns = [
     path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
     path("participants/<str:subject_id>/visits/<str:code>/", visits.visit, name="visit"),
     path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/", visits.crf, name="crf"),
-    path("pauses/", participants.pauses, name="pauses"),
     path("queries/", quality.queries, name="queries"),
     path("sdv/", quality.sdv, name="sdv"),
     path("audit/", audit.audit_list, name="audit"),

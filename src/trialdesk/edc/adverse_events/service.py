@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
@@ -26,9 +25,10 @@ from django.utils import timezone
 from trialdesk.edc.accounts.models import User
 from trialdesk.edc.adverse_events.models import AdverseEvent, DeathReport, DismissedSuggestion, DsmbDecision, FollowUp, SaeReport
 from trialdesk.edc.audit import trail
+from trialdesk.edc.context import lock_audit_chain, trial_context
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.permissions import allowed
-from trialdesk.edc.web import protocol, today
+from trialdesk.protocol.model import Protocol
 from trialdesk.safety.adverse_events import adverse_event_from_form
 from trialdesk.safety.attribution import Attribution, attribute, attribute_all
 from trialdesk.safety.medwatch import FollowUpNote, MedwatchForm, Reporter, build_medwatch
@@ -49,8 +49,17 @@ FIELDS = ("term", "grade", "description", "onset", "resolved", "serious", "serio
           "learned_at", "suggested_from")
 
 
+def protocol() -> Protocol:
+    return trial_context().protocol
+
+
+def today() -> dt.date:
+    """The site's calendar date."""
+    return trial_context().today
+
+
 def site_tz() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
+    return trial_context().tz
 
 
 def cut(cutoff: dt.date | None = None, *, without: int | None = None) -> TrialData:
@@ -103,7 +112,7 @@ def _stored(core: CoreAdverseEvent) -> dict[str, Any]:
 def record_adverse_event(user: Any, participant: Participant, **values: Any) -> AdverseEvent:
     """Store the AE, or refuse (nothing stored) with the core's reason naming the field."""
     with transaction.atomic():
-        trail.lock_chain()
+        lock_audit_chain()
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         before = cut()  # read once: the data cut after the save is this one with the new AE at the end
         core = _checked(participant, values, ae_id="new", without=None, data=before)
@@ -118,7 +127,7 @@ def record_adverse_event(user: Any, participant: Participant, **values: Any) -> 
 def edit_adverse_event(user: Any, ae: AdverseEvent, *, changes: dict[str, Any], reason: str, version: int) -> AdverseEvent:
     """Correct or update an AE (outcome, resolution, grade...): re-checked whole by the core, with a reason."""
     with transaction.atomic():
-        trail.lock_chain()
+        lock_audit_chain()
         was_serious = AdverseEvent.objects.get(pk=ae.pk).serious
         merged = {name: changes.get(name, getattr(ae, name)) for name in FIELDS}
         core = _checked(ae.participant, merged, ae_id=ae.ae_id, without=ae.pk)
@@ -305,7 +314,7 @@ def record_death(user: Any, participant: Participant, *, adverse_event: AdverseE
                  autopsy: str, relatedness: str, narrative: str) -> DeathReport:
     """Store the death report and take the participant off study (reason: death), or refuse with nothing stored."""
     with transaction.atomic():
-        trail.lock_chain()
+        lock_audit_chain()
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         report = core_death.DeathReport(participant.subject_id, date_of_death, tuple(c.strip() for c in causes.splitlines() if c.strip()),
                                         autopsy, relatedness, narrative.strip(),  # type: ignore[arg-type]
@@ -380,7 +389,7 @@ def record_dsmb_decision(user: Any, *, kind: str, decided_on: dt.date, report_cu
     from trialdesk.edc.signatures.service import sign
 
     with transaction.atomic():
-        trail.lock_chain()
+        lock_audit_chain()
         in_force = list(Pause.objects.select_for_update().filter(lifted_on__isnull=True).order_by("since", "pk"))
         decision = Decision(kind, decided_on, report_cutoff, rationale.strip(), modifications.strip())  # type: ignore[arg-type]
         check_decision(decision, pauses=[p.core() for p in in_force], today=today())
@@ -403,7 +412,7 @@ def record_dsmb_decision(user: Any, *, kind: str, decided_on: dt.date, report_cu
 def correct_death_report(user: Any, report: DeathReport, *, changes: dict[str, Any], reason: str, version: int) -> DeathReport:
     """Correct a death report (re-checked whole by the core, with a reason); a new date of death moves the off-study date."""
     with transaction.atomic():
-        trail.lock_chain()
+        lock_audit_chain()
         report = DeathReport.objects.select_related("participant__screening", "adverse_event").get(pk=report.pk)
         fields = ("date_of_death", "causes", "autopsy", "relatedness", "narrative")
         merged = {name: changes.get(name, getattr(report, name)) for name in fields}

@@ -15,42 +15,23 @@ Readings:
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from trialdesk.edc.adverse_events.models import AdverseEvent
 from trialdesk.edc.audit import trail
+from trialdesk.edc.context import TrialContext, lock_audit_chain, trial_context
 from trialdesk.edc.safety.models import ExpectednessAssessment
-from trialdesk.protocol.model import Protocol
 from trialdesk.safety.expectedness import ExpectednessSuggestion, suggest_expectedness
 from trialdesk.trial.errors import ConductError
 
 __all__ = ["TrialContext", "assess_expectedness", "assessments_in_force", "context", "current_assessment", "suggestion_for"]
 
 
-@dataclass(frozen=True)
-class TrialContext:
-    """What every safety service needs from the trial desk: the protocol, the site's clock and today at the site."""
-
-    protocol: Protocol
-    tz: ZoneInfo
-    today: dt.date
-
-    def now(self) -> dt.datetime:
-        return timezone.now().astimezone(self.tz)
-
-
 def context() -> TrialContext:
-    from trialdesk.edc.web import protocol
-
-    tz = ZoneInfo(settings.TIME_ZONE)
-    return TrialContext(protocol(), tz, timezone.now().astimezone(tz).date())
+    return trial_context()
 
 
 def suggestion_for(ae: AdverseEvent, ctx: TrialContext | None = None) -> ExpectednessSuggestion:
@@ -83,7 +64,7 @@ def assess_expectedness(user: Any, ae: AdverseEvent, *, expected: bool | None, r
         raise ConductError("expected", "choose expected or unexpected: the assessment is yours to make, nothing is pre-filled")
     reason = reason.strip()
     with transaction.atomic():
-        trail.lock_chain()
+        lock_audit_chain()
         ae = AdverseEvent.objects.select_related("participant__screening").get(pk=ae.pk)
         suggestion = suggestion_for(ae)
         earlier = ae.expectedness_assessments.order_by("assessed_at", "pk").last()

@@ -199,3 +199,12 @@ def test_unrelated_serious_events_do_not_count_towards_the_rate_of_a_suspected_r
 
 def test_the_fixture_trial_has_no_aggregate_report(protocol) -> None:  # type: ignore[no-untyped-def]
     assert PARTICIPANTS and not any(a.fired for a in evaluate_aggregate(trial_data(), protocol))
+
+
+def test_the_aggregate_rule_is_evaluated_with_the_stopping_rules(protocol) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.safety.stopping_rules import evaluate
+
+    events = [_serious_irr(f"I{n}", f"10{n}", f"2020-01-2{n + 5}") for n in range(3)]
+    data = trial_data(participants=TEN, infusions=TEN_INFUSED, adverse_events=events, cutoff=d("2020-03-01"))
+    [irr] = [a for a in evaluate(data, protocol).aggregate if a.term == "Infusion related reaction"]
+    assert irr.fired and irr.trigger_ae == "I2"

@@ -42,6 +42,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import BayesianMonitor, Protocol, StoppingRule
+from trialdesk.safety.aggregate import AggregateEvaluation, evaluate_aggregate
 from trialdesk.safety.bayesian_monitor import Posterior, posterior
 from trialdesk.safety.expectedness import within_hours_of_infusion
 from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
@@ -117,6 +118,9 @@ class SafetyStatus:
     rules: tuple[RuleStatus, ...]
     bayes: Posterior | None  # the monitor's posterior on the whole data cut
     tz: ZoneInfo = SITE_TZ  # the site's clock the rules were evaluated on
+    #: the aggregate IND safety report rules (21 CFR 312.32(c)(1)(iv)), evaluated with the stopping rules; one that
+    #: fired puts its 15-day reports in trialdesk.safety.sae_clock.due_reports
+    aggregate: tuple[AggregateEvaluation, ...] = ()
 
     @property
     def triggered(self) -> list[RuleStatus]:
@@ -265,4 +269,4 @@ def evaluate(data: TrialData, protocol: Protocol, decisions: Iterable[DsmbDecisi
         end_of_cut = dt.datetime.combine(data.cutoff, dt.time.max, tzinfo=tz)
         with_event = {ae.subject_id for ae in aes if qualifies(ae, monitor.min_grade, monitor.min_relatedness)}
         bayes = posterior(monitor, len(with_event), len(_observed_by(data, tz, monitor.observation_days)(end_of_cut) | with_event))
-    return SafetyStatus(data.cutoff, statuses, bayes, tz)
+    return SafetyStatus(data.cutoff, statuses, bayes, tz, tuple(evaluate_aggregate(data, protocol, tz)))

@@ -101,8 +101,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else:
             messages.error(request, "give the date and time the report was submitted")
         return redirect("safety_dashboard")
-    from trialdesk.safety.aggregate import evaluate_aggregate
-
     data = ae_service.cut()
     status = ae_service.safety_status(data)
     aes = {ae.ae_id: ae for ae in AdverseEvent.objects.filter(serious=True).select_related("participant")}
@@ -112,7 +110,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
     return render(request, "safety/dashboard.html", {
         "hy_law": hy_law_cases(data), "ungradable": ungradable_values(data),
-        "aggregate": evaluate_aggregate(data, protocol(), ae_service.site_tz()), "unassessed": unassessed,
+        "aggregate": status.aggregate, "unassessed": unassessed,
         "due": [d for d in due if d["r"].status != "submitted"], "submitted": [d for d in due if d["r"].status == "submitted"],
         "status": status, "pauses": Pause.objects.filter(lifted_on__isnull=True), "now": timezone.localtime(),
         "deaths_due": ae_service.deaths_due(),

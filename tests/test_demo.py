@@ -101,6 +101,15 @@ def test_the_sae_was_reported_within_its_24_hour_clock(demo: tuple[Path, str]) -
 
 
 @pytest.mark.slow
+def test_the_sponsor_investigator_assessed_the_saes_expectedness_as_not_listed(demo: tuple[Path, str]) -> None:
+    con = _db(demo[0])
+    (sae_id,) = con.execute("select id from adverse_events_adverseevent where serious = 1").fetchone()
+    rows = con.execute("select a.expected, u.role, a.suggestion from safety_expectednessassessment a join accounts_user u"
+                       " on u.id = a.assessed_by_id where a.adverse_event_id = ?", (sae_id,)).fetchall()
+    assert [(r["expected"], r["role"]) for r in rows] == [(0, "pi")] and "not listed" in rows[0]["suggestion"]
+
+
+@pytest.mark.slow
 def test_reports_exist_and_the_primary_outcome_counts_the_adverse_events_in_the_database(demo: tuple[Path, str]) -> None:
     folder = demo[0]
     reports = folder / "reports"

@@ -40,12 +40,14 @@ def _form(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-def test_an_ae_is_stored_coded_from_the_catalogue_with_expectedness_computed(trial) -> None:  # type: ignore[no-untyped-def]
+def test_an_ae_is_stored_coded_from_the_catalogue_with_expectedness_not_yet_assessed(trial) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.safety.service import current_assessment
+
     p = trial.enrol()
     trial.infuse(p)
     ae = record(trial, p, term="headache")
     assert (ae.term, ae.meddra_code, ae.soc) == ("Headache", "10019211", "Nervous system disorders")
-    assert ae.expected is True and ae.version == 1
+    assert current_assessment(ae) is None and ae.version == 1  # the sponsor-investigator's call, never filled in
     assert AuditEntry.objects.filter(form="adverse_event", action="create", subject_id="001").count() == 1
 
 

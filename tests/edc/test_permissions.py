@@ -59,6 +59,8 @@ ENDPOINTS: dict[str, Request] = {
     "view_dsmb_report": lambda c, s: c.get("/safety/dsmb/"),
     "record_dsmb_decision": lambda c, s: c.post("/safety/dsmb/decisions/", {"kind": "continue"}),
     "record_death": lambda c, s: c.get("/participants/001/death/"),
+    # no choice: the PI is told to choose (422), nothing is stored; anyone else is refused (403)
+    "assess_expectedness": lambda c, s: c.post(f"/adverse-events/{s['sae'].pk}/expectedness/", {"expected": ""}),
     "print_medwatch": lambda c, s: c.get(f"/adverse-events/{s['sae'].pk}/medwatch/"),
     "export_results": lambda c, s: c.get("/exports/"),
     "export_identified": lambda c, s: c.post("/exports/sdtm/", {"cutoff": days_ago(0).isoformat(), "identified": "on",

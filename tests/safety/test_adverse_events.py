@@ -1,4 +1,4 @@
-"""Refusals of an adverse event, each naming the field at fault, and expectedness from the protocol."""
+"""Refusals of an adverse event, each naming the field at fault; expectedness is never filled in by the entry."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.safety.fixtures import ADVERSE_EVENTS, ae, at, d, trial_data
-from trialdesk.safety.adverse_events import AdverseEventError, adverse_event_from_form, check_adverse_event, is_expected
+from trialdesk.safety.adverse_events import AdverseEventError, adverse_event_from_form, check_adverse_event
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.errors import ConductError
 
@@ -28,15 +28,15 @@ def refused(protocol, **kw: Any) -> AdverseEventError:  # type: ignore[no-untype
     return info.value
 
 
-def test_a_well_formed_headache_is_accepted_and_expected(protocol) -> None:  # type: ignore[no-untyped-def]
+def test_a_well_formed_headache_is_accepted_with_its_expectedness_not_yet_assessed(protocol) -> None:  # type: ignore[no-untyped-def]
     stored = adverse_event_from_form(form(), DATA, protocol, catalogue())
-    assert stored.expected is True and stored.term == "Headache"
+    assert stored.expected is None and stored.expectedness_assessed_by is None and stored.term == "Headache"
 
 
-def test_expectedness_is_computed_not_typed(protocol) -> None:  # type: ignore[no-untyped-def]
-    assert adverse_event_from_form(form(expected=True, term="Alopecia", meddra_code=10001760,
-                                        soc="Skin and subcutaneous tissue disorders"), DATA, protocol, catalogue()).expected is False
-    assert is_expected("infusion RELATED reaction", protocol)
+@pytest.mark.parametrize("typed", [True, False])
+def test_expectedness_typed_on_the_entry_form_is_not_taken(protocol, typed: bool) -> None:  # type: ignore[no-untyped-def]
+    stored = adverse_event_from_form(form(expected=typed, expectedness_assessed_by="someone"), DATA, protocol, catalogue())
+    assert stored.expected is None and stored.expectedness_assessed_by is None
 
 
 def test_grade_4_headache_is_refused_because_ctcae_defines_only_grades_1_to_3(protocol) -> None:  # type: ignore[no-untyped-def]
@@ -138,7 +138,8 @@ def test_the_refusal_is_a_conduct_error_the_desk_already_shows(protocol) -> None
     assert isinstance(refused(protocol, grade=4), ConductError)
 
 
-def test_every_fixture_event_passes_and_expectedness_is_recomputed(protocol) -> None:  # type: ignore[no-untyped-def]
+def test_every_fixture_event_passes_and_keeps_the_recorded_assessment(protocol) -> None:  # type: ignore[no-untyped-def]
     checked = [check_adverse_event(a, DATA, protocol, catalogue()) for a in ADVERSE_EVENTS if a.id != "A8"]
-    assert {a.id: a.expected for a in checked}["A7"] is False  # anaphylaxis is not in the expected list
-    assert check_adverse_event(ae("X", "001", "Hypoxia", 2, "2020-02-01"), DATA, protocol, catalogue()).expected is True
+    assert checked == [a for a in ADVERSE_EVENTS if a.id != "A8"]
+    assessed = ae("X", "001", "Hypoxia", 2, "2020-02-01", expected=False, expectedness_assessed_by="PI")
+    assert check_adverse_event(assessed, DATA, protocol, catalogue()) == assessed

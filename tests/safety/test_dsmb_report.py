@@ -92,8 +92,8 @@ def test_by_relatedness(report: DsmbReport) -> None:
 
 def test_sae_listing_and_deaths(report: DsmbReport) -> None:
     assert report.table("sae_listing").column("AE") == ["A5", "A9", "A7"]
-    assert report.table("sae_listing").row("A7") == ("A7", "003", "Anaphylaxis", 4, 0, 1, "definitely", "no", "life threatening",
-                                                     "recovered", 1)
+    assert report.table("sae_listing").row("A7") == ("A7", "003", "Anaphylaxis", 4, 0, 1, "definitely", "not yet assessed",
+                                                     "life threatening", "recovered", 1)
     assert report.table("deaths").rows == (("002", "A9", "Respiratory failure", 112, "unrelated"),)
 
 
@@ -103,13 +103,13 @@ def test_stopping_rule_status_and_the_pause(report: DsmbReport) -> None:
     assert t.row("BAYES")[-1] == "not triggered"
     # participant 002's death was judged unrelated, and still pauses: "any death" (S4)
     assert t.row("S4")[3:] == ("1 / 1", "A9", "IN FORCE")
-    assert report.status_sentence == "Enrolment and dosing are paused (rule S1, S2, S3, S4) until the DSMB records a decision."
-    assert report.bayes_sentence.startswith("2 of 3 infused with a qualifying event: posterior Beta(2.5, 5.5)")
+    assert report.status_sentence == "Enrolment and dosing are paused (rule S1, S2, S3, S4, S6) until the DSMB records a decision."
+    assert report.bayes_sentence.startswith("2 of 3 observed with a qualifying event: posterior Beta(2.5, 5.5)")
 
 
 def test_after_the_dsmb_resumes_the_report_says_so(protocol) -> None:  # type: ignore[no-untyped-def]
     data = trial_data()
-    resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Chair") for r in ("S1", "S2", "S3")]
+    resume = [DsmbDecision(r, at("2020-03-20 15:00"), "resume", "Chair") for r in ("S1", "S2", "S3", "S6")]
     resume.append(DsmbDecision("S4", at("2020-06-03 15:00"), "resume", "Chair"))  # after reviewing the death of 1 June
     r = build_report(data, protocol, evaluate(data, protocol, resume))
     assert r.status_sentence.startswith("No stopping rule is in force")
@@ -149,3 +149,23 @@ def test_dsmb_decisions_are_listed_and_a_stop_heads_the_report(protocol) -> None
     assert t.column("decision") == ["Pause enrolment and dosing", "Stop the trial"]
     assert t.row("2020-03-12")[-1] == "Chair — DSMB decision" and t.row("2020-06-05")[-1] == "unsigned"
     assert 'id="dsmb_decisions"' in render_html(r)
+
+
+# --- 21 CFR 312.32 in the report (issue 18) ---------------------------------------------------------------------
+
+def test_the_report_lists_the_ind_reports_with_days_not_dates(report: DsmbReport) -> None:
+    t = report.table("ind_reports")
+    a7 = [row for row in t.rows if row[0] == "A7"]
+    assert [(row[2], row[4]) for row in a7] == [("R1", "24 h"), ("R2", "7 calendar days"), ("R3", "15 calendar days"),
+                                               ("R5", "15 calendar days")]
+    assert all("if assessed unexpected" in str(row[-1]) for row in a7 if row[2] != "R1")
+    assert not any("2020-" in str(cell) for row in t.rows for cell in row)  # de-identified: no calendar dates of events
+
+
+def test_the_report_states_the_reference_safety_information_and_the_new_rules(report: DsmbReport) -> None:
+    rsi = report.table("reference_safety_information")
+    assert rsi.row("Hypoxia")[1:3] == (2, "within 24 h of an infusion")
+    assert report.table("aggregate_reports").row("AGG1", "Hypoxia")[-1] == "not fired"
+    assert report.table("stopping_rules").row("S5")[-1] == "not triggered"
+    assert report.table("sae_listing").row("A7")[7] == "not yet assessed"
+    assert report.table("hy_law").rows == ()

@@ -55,8 +55,9 @@ def test_dechallenge_and_rechallenge(protocol) -> None:  # type: ignore[no-untyp
 
 
 def test_type_of_report_follows_21_cfr_312_32(protocol) -> None:  # type: ignore[no-untyped-def]
-    # A7: anaphylaxis, definitely related, unexpected, life-threatening -> 7-day
-    assert form_for(protocol, "A7").block("G7").value == "7-day IND safety report; initial"
+    # A7: anaphylaxis, definitely related, life-threatening, not yet assessed -> 7-day (and 15-day) if unexpected
+    assert form_for(protocol, "A7").block("G7").value == ("7-day IND safety report (and the 15-day report) if the sponsor-investigator"
+                                                          " assesses it unexpected (expectedness not yet assessed); initial")
     # A5: unlikely related -> not an IND safety report; one follow-up received
     follow = [FollowUpNote(at("2020-03-25 10:00"), "discharged home")]
     assert form_for(protocol, "A5", follow_ups=follow).block("G7").value == "Other (not an IND safety report: not suspected); follow-up #1"
@@ -133,3 +134,12 @@ def test_a_blank_ind_number_in_the_protocol_file_is_refused(protocol) -> None:  
     for bad in ("", "  012345"):
         with pytest.raises(pydantic.ValidationError, match="ind_number"):
             Identification(**{**fields, "ind_number": bad})
+
+
+def test_an_anaphylaxis_assessed_unexpected_is_a_7_day_report_and_names_who_assessed_it(protocol) -> None:  # type: ignore[no-untyped-def]
+    data = trial_data()
+    a7 = next(a for a in data.adverse_events if a.id == "A7").model_copy(
+        update={"expected": False, "expectedness_assessed_by": "Dr PI (pi)"})
+    form = build_medwatch(a7, data, protocol, report_date=TODAY)
+    assert form.block("G7").value == "7-day IND safety report (and the 15-day report); initial"
+    assert "unexpected against the reference safety information (assessed by Dr PI (pi))" in form.block("B5.1").value

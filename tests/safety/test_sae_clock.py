@@ -16,7 +16,8 @@ LA = ZoneInfo("America/Los_Angeles")
 
 
 def sae(learned: dt.datetime, relatedness: str = "possibly", criteria: tuple[str, ...] = ("hospitalisation",), **kw: Any):  # type: ignore[no-untyped-def]
-    base: dict[str, Any] = {"serious": True, "seriousness": list(criteria), "learned_at": learned}
+    base: dict[str, Any] = {"serious": True, "seriousness": list(criteria), "learned_at": learned, "expected": False,
+                            "expectedness_assessed_by": "sponsor-investigator"}
     base.update(kw)
     grade = base.pop("grade", 3)
     return ae("S1", "001", "Lung infection", grade, learned.astimezone(NY).date().isoformat(), relatedness, **base)
@@ -44,14 +45,14 @@ def test_a_serious_related_but_expected_event_is_reported_to_sponsor_and_irb_onl
     assert rules_for(protocol, sae(at("2024-03-01 10:00"), "probably", expected=True)) == ["R1"]
 
 
-def test_a_serious_unexpected_suspected_reaction_also_goes_to_the_fda_in_15_days(protocol) -> None:  # type: ignore[no-untyped-def]
-    assert rules_for(protocol, sae(at("2024-03-01 10:00"), "possibly")) == ["R1", "R3"]
+def test_a_serious_unexpected_suspected_reaction_goes_to_the_fda_and_all_investigators_in_15_days(protocol) -> None:  # type: ignore[no-untyped-def]
+    assert rules_for(protocol, sae(at("2024-03-01 10:00"), "possibly")) == ["R1", "R3", "R5"]
 
 
 @pytest.mark.parametrize("criteria", [("life_threatening",), ("death",), ("hospitalisation", "life_threatening")])
-def test_an_unexpected_fatal_or_life_threatening_suspected_reaction_goes_to_the_fda_in_7_days(protocol, criteria) -> None:  # type: ignore[no-untyped-def]
+def test_an_unexpected_fatal_or_life_threatening_suspected_reaction_needs_the_7_day_and_also_the_15_day_report(protocol, criteria) -> None:  # type: ignore[no-untyped-def]
     kw = {"grade": 5, "outcome": "fatal"} if "death" in criteria else {}
-    assert rules_for(protocol, sae(at("2024-03-01 10:00"), "definitely", criteria, **kw)) == ["R1", "R2"]
+    assert rules_for(protocol, sae(at("2024-03-01 10:00"), "definitely", criteria, **kw)) == ["R1", "R2", "R3", "R5"]
 
 
 # --- due instants --------------------------------------------------------------------------------------
@@ -94,11 +95,19 @@ def test_a_naive_learned_at_is_refused(protocol) -> None:  # type: ignore[no-unt
 
 # --- the dashboard ---------------------------------------------------------------------------------------
 
-def test_the_fixture_anaphylaxis_is_due_to_sponsor_in_24_h_and_fda_in_7_days(protocol) -> None:  # type: ignore[no-untyped-def]
+def test_the_fixture_anaphylaxis_not_yet_assessed_lists_its_fda_reports_as_pending_the_assessment(protocol) -> None:  # type: ignore[no-untyped-def]
     reports = due_reports(trial_data(), protocol, now=at("2020-03-10 09:00"))
-    a7 = [(r.rule_id, r.due_at.isoformat(), r.status) for r in reports if r.ae_id == "A7"]
-    assert a7 == [("R1", "2020-03-10T14:00:00-04:00", "due"), ("R2", "2020-03-16T23:59:59.999999-04:00", "due")]
-    assert {(r.ae_id, r.rule_id) for r in reports} == {("A7", "R1"), ("A7", "R2"), ("A5", "R1"), ("A9", "R1")}
+    a7 = [(r.rule_id, r.due_at.isoformat(), r.status, r.pending_assessment) for r in reports if r.ae_id == "A7"]
+    assert a7 == [("R1", "2020-03-10T14:00:00-04:00", "due", False), ("R2", "2020-03-16T23:59:59.999999-04:00", "due", True),
+                  ("R3", "2020-03-24T23:59:59.999999-04:00", "due", True), ("R5", "2020-03-24T23:59:59.999999-04:00", "due", True)]
+    assert {(r.ae_id, r.rule_id) for r in reports if r.ae_id != "A7"} == {("A5", "R1"), ("A9", "R1")}
+
+
+def test_the_fixture_anaphylaxis_assessed_expected_needs_only_the_24_hour_notice(protocol) -> None:  # type: ignore[no-untyped-def]
+    data = trial_data()
+    data = data.model_copy(update={"adverse_events": [a.model_copy(update={"expected": True}) if a.id == "A7" else a
+                                                       for a in data.adverse_events]})
+    assert [r.rule_id for r in due_reports(data, protocol, now=at("2020-03-10 09:00")) if r.ae_id == "A7"] == ["R1"]
 
 
 def test_reports_past_due_are_overdue_and_submitted_ones_say_so(protocol) -> None:  # type: ignore[no-untyped-def]
@@ -115,6 +124,8 @@ def test_follow_up_information_after_the_first_report_has_its_own_15_day_clock(p
     reports = due_reports(trial_data(), protocol, now=at("2020-03-25 08:00"), submitted=submitted, follow_ups=follow_ups)
     r4 = [r for r in reports if r.rule_id == "R4"]
     assert [(r.clock_start, r.due_at.date(), r.status) for r in r4] == [(at("2020-03-20 11:00"), dt.date(2020, 4, 4), "due")]
+    r6 = [r for r in reports if r.rule_id == "R6"]  # the 7-day IND report was submitted: a follow-up IND safety report too
+    assert [(r.clock_start, r.recipient) for r in r6] == [(at("2020-03-20 11:00"), "FDA (follow-up IND safety report)")]
     submitted.append(SubmittedReport("A7", "R4", at("2020-03-24 09:00")))
     [r4] = [r for r in due_reports(trial_data(), protocol, at("2020-04-10 08:00"), submitted, follow_ups) if r.rule_id == "R4"]
     assert r4.status == "submitted" and not r4.late

@@ -52,7 +52,7 @@ def test_s1_pauses_enrolment_and_dosing(protocol) -> None:  # type: ignore[no-un
     status = evaluate(DATA, protocol)
     assert status.action == "pause_enrolment_and_dosing" and status.paused_enrolment and status.paused_dosing and not status.stopped
     assert first_stopping_enrolment(status.pauses()) is not None and first_stopping_dosing(status.pauses()) is not None
-    assert {p.rule_id for p in status.pauses()} == {"S1", "S2", "S3", "S4"}
+    assert {p.rule_id for p in status.pauses()} == {"S1", "S2", "S3", "S4", "S6"}  # S6: A6, grade 3 hypoxia the day after infusion 2
 
 
 def test_a_grade_3_infusion_reaction_alone_pauses_dosing_but_not_enrolment(protocol) -> None:  # type: ignore[no-untyped-def]
@@ -75,7 +75,7 @@ def test_nothing_qualifying_leaves_the_trial_running(protocol) -> None:  # type:
 
 
 def test_the_pause_holds_until_a_dsmb_decision_to_resume_each_rule(protocol) -> None:  # type: ignore[no-untyped-def]
-    resume = [DsmbDecision(rule_id, at("2020-03-20 15:00"), "resume", "Dr DSMB Chair") for rule_id in ("S1", "S2")]
+    resume = [DsmbDecision(rule_id, at("2020-03-20 15:00"), "resume", "Dr DSMB Chair") for rule_id in ("S1", "S2", "S6")]
     resume.append(DsmbDecision("S4", at("2020-06-03 15:00"), "resume", "Dr DSMB Chair"))  # after reviewing the death of 1 June
     status = evaluate(DATA, protocol, resume)
     assert status.rule("S1").state == "resumed" and status.rule("S1").decision == resume[0]

@@ -84,9 +84,10 @@ def test_a_lab_without_grading_rules_suggests_nothing() -> None:
 
 
 def test_fever_an_hour_after_the_infusion_is_suggested_but_pre_dose_temperature_is_baseline() -> None:
-    before, after = vital("001", "2020-01-20", "TEMP", 38.2, "Cel", "pre-dose"), vital("001", "2020-01-20", "TEMP", 38.4, "Cel", "1 h post")
+    before, after = vital("001", "2020-01-20", "TEMP", 37.9, "Cel", "pre-dose"), vital("001", "2020-01-20", "TEMP", 38.4, "Cel", "1 h post")
     [s] = suggestions(before, after)
-    assert (s.term, s.grade, s.source.value) == ("Fever", 1, 38.4)
+    assert (s.term, s.grade, s.source.value, s.baseline_grade) == ("Fever", 1, 38.4, 0)
+    assert suggestions(vital("001", "2020-01-20", "TEMP", 38.4, "Cel", "pre-dose")) == []  # the pre-dose reading is baseline
 
 
 def test_spo2_below_88_at_rest_is_grade_3_hypoxia_and_with_exercise_grade_2() -> None:

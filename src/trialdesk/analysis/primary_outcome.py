@@ -7,7 +7,21 @@ number and proportion of infused participants with at least one such event, with
 (Clopper-Pearson) 95 % confidence interval. Which events count is :mod:`.attribution`'s reading.
 
 Dose levels group the infused dose per kilogram rounded to 0.1 x 10^6 cells/kg ("0.5", "1.0"),
-the precision at which the protocol states its dose range.
+the precision at which the protocol states its dose range, by the one rounding every table and plot
+uses (:func:`trialdesk.safety.attribution.dose_level`: half up, so 0.65 is "0.7" everywhere).
+
+Time frame: the protocol's ``infusion_time_frame`` setting (anchor ``first_infusion`` or
+``each_infusion``, days, reason); without it, ``time_frame_days`` from the first infusion. An event
+after the time frame is not counted and is listed in :attr:`PrimaryOutcome.outside_time_frame` (the
+events CSV, the plot's note), never dropped silently.
+
+Pre-existing events that worsen (CTCAE practice, the rule here): a condition present before the first
+infusion (an AE with onset before it, still unresolved then, or an ongoing medical-history item of the
+same term) that worsens after an infusion is recorded as a new AE with onset on the day it worsened and
+its new grade; that AE is counted, attributed to the infusion it follows, and the events CSV names the
+pre-existing record it worsens (``worsening_of``). The pre-treatment record itself is never counted. A
+post-infusion AE of the same term at the same or a lower grade than the pre-existing AE is still
+counted (the investigator recorded it) and marked for checking.
 """
 
 from __future__ import annotations
@@ -27,10 +41,13 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import beta  # type: ignore[import-untyped]
 
-from trialdesk.analysis.attribution import Attributed, attribute
+from trialdesk.analysis.attribution import Attributed
 from trialdesk.analysis.data_cut import check_enrolled
-from trialdesk.protocol.model import Protocol
-from trialdesk.trial.records import Infusion, TrialData
+from trialdesk.protocol.model import InfusionTimeFrame, Protocol
+from trialdesk.safety.attribution import attribute as attribute_event
+from trialdesk.safety.attribution import dose_level as level_of
+from trialdesk.safety.attribution import dose_level_key
+from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
 
 Scope = Literal["infusion", "dose_level", "participant", "total"]
 Subset = Literal["any", "related", "grade_3_plus"]
@@ -44,8 +61,55 @@ GRADE_COLOURS = {1: "#9ecae1", 2: "#fdd49e", 3: "#fc8d59", 4: "#d7301f", 5: "#25
 
 
 def dose_level(infusion: Infusion) -> str:
-    """The dose per kilogram in 10^6 cells/kg, rounded to 0.1: ``"0.5"``, ``"1.0"``."""
-    return f"{infusion.dose_per_kg / 1e6:.1f}"
+    """The infusion's dose level in 10^6 cells/kg (``"0.5"``, ``"1.0"``): the one rounding of every table and plot."""
+    return dose_level_key(level_of(infusion.dose_per_kg))
+
+
+def time_frame_of(protocol: Protocol) -> InfusionTimeFrame:
+    """The primary outcome's time frame setting (from ``time_frame_days`` when the file names no anchor)."""
+    outcome = protocol.outcomes.primary[0]
+    if outcome.infusion_time_frame is not None:
+        return outcome.infusion_time_frame
+    if outcome.time_frame_days is None:
+        raise ValueError(f"{protocol.id}: outcomes.primary[0] has neither infusion_time_frame nor time_frame_days;"
+                         " the count needs the time frame in days")
+    return InfusionTimeFrame(anchor="first_infusion", days=outcome.time_frame_days,
+                             reason="time_frame_days from the first infusion (no infusion_time_frame in the protocol file)")
+
+
+def classify(data: TrialData, frame: InfusionTimeFrame) -> list[Attributed]:
+    """Every adverse event of the cut with its infusion, or why it is not counted, under ``frame``."""
+    out: list[Attributed] = []
+    for ae in sorted(data.adverse_events, key=lambda a: (a.subject_id, a.onset, a.id)):
+        a = attribute_event(ae, data.infusions, frame.days)
+        if a.first_infusion is None:
+            out.append(Attributed(ae, None, None, "not_infused"))
+        elif a.infusion is None:
+            out.append(Attributed(ae, None, a.study_day, "before_first_infusion"))
+        else:
+            since = a.study_day if frame.anchor == "first_infusion" else a.days_after_infusion
+            inside = since is not None and 0 <= since <= frame.days
+            out.append(Attributed(ae, a.infusion, a.study_day, None if inside else "after_window"))
+    return out
+
+
+def pre_existing(ae: AdverseEvent, data: TrialData) -> str | None:
+    """The pre-existing record of the same term that a post-infusion AE worsens: 'A1 (grade 1)' or 'MH-3', else None."""
+    own = data.infusions_of(ae.subject_id)
+    if not own:
+        return None
+    first = min(i.date for i in own)
+    if ae.onset < first:
+        return None
+    term = ae.term.casefold()
+    for other in data.adverse_events:
+        if other.subject_id == ae.subject_id and other.term.casefold() == term and other.onset < first \
+                and (other.resolved is None or other.resolved >= first):
+            return f"{other.id} (grade {other.grade})" + ("" if ae.grade > other.grade else "; not a higher grade: check")
+    for mh in data.medical_history:
+        if mh.subject_id == ae.subject_id and mh.term.casefold() == term and (mh.ongoing or mh.end_date is None or mh.end_date >= first):
+            return f"medical history {mh.id}"
+    return None
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -99,6 +163,13 @@ class PrimaryOutcome:
     proportions: list[Proportion]
     events: list[Attributed]  # every event of the cut, counted or with the reason it is not
     note: str | None = None
+    time_frame_rule: str = ""  # the protocol's setting, as a sentence
+    worsening: dict[str, str] | None = None  # AE id -> the pre-existing record it worsens
+
+    @property
+    def outside_time_frame(self) -> list[Attributed]:
+        """Events after an infusion but beyond the time frame: not counted, and shown (never dropped silently)."""
+        return [a for a in self.events if a.excluded == "after_window"]
 
     def row(self, scope: Scope, key: str) -> CountRow:
         for r in self.rows:
@@ -145,12 +216,14 @@ class PrimaryOutcome:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["ae_id", "subject_id", "term", "grade", "related", "serious", "day_from_first_infusion",
-                    "infusion", "dose_level", "counted", "excluded_because"])
+                    "infusion", "dose_level", "counted", "excluded_because", "worsening_of"])
+        worse = self.worsening or {}
         for a in self.events:
             ae = a.event
             w.writerow([ae.id, ae.subject_id, ae.term, ae.grade, "Y" if ae.related else "N", "Y" if ae.serious else "N",
                         "" if a.day is None else a.day, a.infusion.number if a.infusion and a.counted else "",
-                        dose_level(a.infusion) if a.infusion and a.counted else "", "Y" if a.counted else "N", a.excluded or ""])
+                        dose_level(a.infusion) if a.infusion and a.counted else "", "Y" if a.counted else "N",
+                        "after_time_frame" if a.excluded == "after_window" else (a.excluded or ""), worse.get(ae.id, "")])
         return buf.getvalue()
 
     def to_csv(self, directory: Path) -> list[Path]:
@@ -180,8 +253,13 @@ class PrimaryOutcome:
         ax.set_ylabel("Adverse events")
         ax.set_title(f"{self.measure}: events within {self.time_frame} of the first infusion", fontsize=10)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        if self.note:
-            fig.text(0.01, 0.01, self.note, fontsize=7)
+        notes = [self.note] if self.note else []
+        outside = self.outside_time_frame
+        if outside:
+            listed = ", ".join(f"{a.event.id} (day {a.day})" for a in outside[:6]) + (" ..." if len(outside) > 6 else "")
+            notes.append(f"Not counted, after the time frame: {len(outside)} event(s): {listed} (primary_outcome_events.csv)")
+        if notes:
+            fig.text(0.01, 0.01, "\n".join(notes), fontsize=7)
         if any(bottoms):
             ax.legend(title="CTCAE v5.0", fontsize=8)
         else:  # say so, rather than leave an empty axis to be misread
@@ -221,11 +299,13 @@ def primary_outcome(data: TrialData, protocol: Protocol, allow_empty: bool = Fal
     """Count the primary outcome of ``data`` as ``protocol`` registers it."""
     note = check_enrolled(data, "primary outcome", allow_empty)
     outcome = protocol.outcomes.primary[0]
-    if outcome.time_frame_days is None:
-        raise ValueError(f"{protocol.id}: outcomes.primary[0].time_frame_days is not set; the count needs the window in days")
-    window = outcome.time_frame_days
-    events = attribute(data, window)
+    frame = time_frame_of(protocol)
+    window = frame.days
+    events = classify(data, frame)
     counted = [a for a in events if a.counted and a.infusion is not None]
+    worsening = {a.event.id: w for a in counted if (w := pre_existing(a.event, data)) is not None}
+    rule = (f"events from each infusion to day {frame.days} after the first infusion" if frame.anchor == "first_infusion"
+            else f"events up to {frame.days} days after the infusion they follow")
 
     rows: list[CountRow] = []
     for n in sorted({i.number for i in data.infusions}):
@@ -243,4 +323,5 @@ def primary_outcome(data: TrialData, protocol: Protocol, allow_empty: bool = Fal
     affected = {"any": total.participants_with_event, "related": total.participants_with_related,
                 "grade_3_plus": total.participants_with_grade_3_plus}
     proportions = [Proportion(s, affected[s], len(infused), *clopper_pearson(affected[s], len(infused))) for s in SUBSETS]
-    return PrimaryOutcome(data.protocol_id, data.cutoff, outcome.measure, outcome.time_frame, window, rows, proportions, events, note)
+    return PrimaryOutcome(data.protocol_id, data.cutoff, outcome.measure, outcome.time_frame, window, rows, proportions, events, note,
+                          f"{rule} ({frame.reason.split('.')[0]}.)", worsening)

@@ -397,6 +397,11 @@ class _Desk:
                       seriousness=["hospitalisation"], relatedness="unlikely", outcome="recovering", action_taken="treatment_given",
                       learned_at=learned, description="Admitted with fever and right lower lobe consolidation; IV antibiotics")
         record_report(coordinator, ae, rule_id="R1", submitted_at=learned + dt.timedelta(hours=17))
+        from trialdesk.edc.safety.service import assess_expectedness
+
+        # the sponsor-investigator's expectedness call (21 CFR 312.32(a)): not listed, so unexpected; being judged unlikely
+        # related it needs no IND safety report, which the report history shows
+        assess_expectedness(self.users["pi"], ae, expected=False, reason="")
         received = learned + dt.timedelta(days=8, hours=2)
         add_follow_up(coordinator, ae, received_at=received,
                       information="Discharge summary: afebrile on day 6, discharged on oral antibiotics on day 8; cultures negative")
@@ -406,7 +411,10 @@ class _Desk:
         record_report(coordinator, ae, rule_id="R4", submitted_at=received + dt.timedelta(days=5))
         self.done.sae = f"{ae.ae_id} ({participant.subject_id}, Lung infection grade 3, hospitalisation)"
         self.done.sae_id = ae.ae_id
-        self.done.sae_reports = ["R1 submitted 17 h after the site learned of it", "R4 (follow-up) submitted 5 days after receipt"]
+        self.done.sae_reports = ["R1 submitted 17 h after the site learned of it",
+                                 "expectedness assessed by the PI: unexpected (not in the reference safety information);"
+                                 " unlikely related, so no IND safety report",
+                                 "R4 (follow-up) submitted 5 days after receipt"]
 
     def _confirm_lab_suggestion(self, participant: Any) -> None:
         from trialdesk.edc.adverse_events.service import open_suggestions

@@ -59,6 +59,8 @@ TABLE: dict[str, frozenset[str]] = {
     "lift_pause": frozenset({"dsmb"}),
     "view_ae": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},  # verbatim text hidden from dsmb and sponsor
     "record_ae": _SITE,  # also follow-ups, SAE reports submitted, suggestions confirmed or dismissed
+    # expectedness against the reference safety information (21 CFR 312.32(a)): the sponsor-investigator's call
+    "assess_expectedness": frozenset({"pi"}),
     "view_safety_dashboard": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},
     "view_dsmb_report": frozenset({"dsmb", "pi", "sponsor"}),  # de-identified
     "record_dsmb_decision": frozenset({"dsmb"}),  # continue / with modifications / pause / stop, e-signed
@@ -115,6 +117,7 @@ PAGES: dict[str, str] = {
     "ae_suggestions": "record_ae",
     "ae_detail": "view_ae",  # POST (follow-up): record_ae
     "ae_edit": "record_ae",
+    "ae_expectedness": "view_ae",  # POST: assess_expectedness
     "safety_dashboard": "view_safety_dashboard",  # POST (report submitted): record_ae
     "dsmb_report": "view_dsmb_report",
     "dsmb_report_pdf": "view_dsmb_report",

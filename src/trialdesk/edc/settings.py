@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "trialdesk.edc.visits",
     "trialdesk.edc.quality",
     "trialdesk.edc.adverse_events",
+    "trialdesk.edc.safety",
     "trialdesk.edc.exports",
     "trialdesk.edc.referrals",
 ]

@@ -23,7 +23,11 @@ _VITALS = {"sysbp": ("SYSBP", "mmHg"), "diabp": ("DIABP", "mmHg"), "pulse": ("PU
 # laboratory field -> (LOINC, test name)
 _LABS = {"hgb": ("718-7", "Hemoglobin"), "wbc": ("6690-2", "Leukocytes"), "neut": ("751-8", "Neutrophils"),
          "lym": ("731-0", "Lymphocytes"), "plat": ("777-3", "Platelets"), "creat": ("2160-0", "Creatinine"),
-         "ast": ("1920-8", "Aspartate aminotransferase"), "alt": ("1742-6", "Alanine aminotransferase")}
+         "ast": ("1920-8", "Aspartate aminotransferase"), "alt": ("1742-6", "Alanine aminotransferase"),
+         # added for CTCAE v5.0 grading and Hy's law (safety, issue 18)
+         "tbili": ("1975-2", "Bilirubin"), "alp": ("6768-6", "Alkaline phosphatase"), "ggt": ("2324-2", "Gamma-glutamyltransferase"),
+         "inr": ("6301-6", "INR"), "aptt": ("14979-9", "aPTT"), "fibrinogen": ("3255-7", "Fibrinogen"), "albumin": ("1751-7", "Albumin"),
+         "sodium": ("2951-2", "Sodium"), "potassium": ("2823-3", "Potassium"), "glucose": ("2345-7", "Glucose")}
 
 
 # lung function (pulmonary_function form) and six-minute walk (six_minute_walk form): field -> test code
@@ -103,8 +107,13 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                                                    value=float(value), unit=fields[name].unit or ""))
             elif name in _VITALS:
                 test, unit = _VITALS[name]
+                spo2: dict[str, Any] = {}
+                if test == "SPO2":  # the SpO2 form's context, which hypoxia grading needs (rest or exertion, oxygen)
+                    rest = data.get("spo2_at_rest")
+                    spo2 = {"at_rest": None if rest in (None, "") else rest in (True, "yes", "Y", "true", 1),
+                            "oxygen_l_min": None if data.get("spo2_o2_flow") in (None, "") else float(data["spo2_o2_flow"])}
                 vitals.append(VitalSign(subject_id=sid, visit=code, date=day, test=test, value=float(value), unit=unit,  # type: ignore[arg-type]
-                                        timepoint=data.get("vs_timepoint")))
+                                        timepoint=data.get("vs_timepoint"), **spo2))
     return TrialData(protocol_id=protocol_id or protocol().id, cutoff=cutoff, screening=screening, participants=participants,
                      infusions=infusions, labs=labs, vitals=vitals, visits=visits,
                      function_tests=function_tests)

@@ -38,12 +38,12 @@ urlpatterns = [
     path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
     path("participants/<str:subject_id>/visits/<str:code>/", visits.visit, name="visit"),
     path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/", visits.crf, name="crf"),
-    path("pauses/", participants.pauses, name="pauses"),
     path("queries/", quality.queries, name="queries"),
     path("sdv/", quality.sdv, name="sdv"),
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.verify, name="audit_verify"),
     path("", include("trialdesk.edc.adverse_events.urls")),
+    path("", include("trialdesk.edc.safety.urls")),
     path("", include("trialdesk.edc.exports.urls")),
     path("", include("trialdesk.edc.referrals.urls")),  # public: the study page and self-referral, no login
     path("api/", api.urls),

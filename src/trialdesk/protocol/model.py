@@ -261,11 +261,24 @@ class Eligibility(_Model):
 # --- outcomes and locations ----------------------------------------------------------
 
 
+class InfusionTimeFrame(_Model):
+    """Which events of each infusion an outcome counts: those with onset from the infusion (attributed to the
+    most recent infusion on or before onset) up to ``days`` after the first infusion (``anchor:
+    first_infusion``: one time frame for the participant, so a later infusion has fewer days of it) or after
+    that infusion itself (``anchor: each_infusion``: every infusion the same days). Events after it are
+    listed as outside the time frame, never dropped silently."""
+
+    anchor: Literal["first_infusion", "each_infusion"]
+    days: int = Field(ge=1)
+    reason: str
+
+
 class Outcome(_Model):
     measure: str
     time_frame: str
     description: str | None = None
     time_frame_days: int | None = Field(default=None, ge=1)
+    infusion_time_frame: InfusionTimeFrame | None = None
 
 
 class Outcomes(_Model):
@@ -410,6 +423,9 @@ class StoppingRule(_Model):
     terms: list[str] = []
     participants_at_least: int = Field(default=1, ge=1)
     action: Literal["pause_enrolment_and_dosing", "pause_dosing", "stop_trial"] = "pause_enrolment_and_dosing"
+    #: only events with onset within this many hours of an infusion count (AE onsets are dates: see
+    #: trialdesk.safety.expectedness.within_hours_of_infusion for the reading)
+    within_hours_of_infusion: int | None = Field(default=None, ge=1)
     reason: str
 
 
@@ -423,7 +439,15 @@ class BayesianMonitor(_Model):
     posterior_probability: float = Field(gt=0, lt=1)
     min_grade: int = Field(ge=1, le=5)
     min_relatedness: Relatedness = "possibly"
+    #: a participant counts in the denominator once this many days have passed since the first
+    #: infusion (the rule's observation window), or earlier when they have a qualifying event
+    observation_days: int = Field(default=0, ge=0)
     reason: str
+
+    @property
+    def prior_participants(self) -> float:
+        """What the prior is worth: a Beta(a, b) prior counts as a + b participants already observed."""
+        return self.prior_a + self.prior_b
 
 
 class ReportingRule(_Model):
@@ -435,6 +459,8 @@ class ReportingRule(_Model):
     due_hours: int | None = Field(default=None, ge=1)
     due_calendar_days: int | None = Field(default=None, ge=1)
     applies_to: Literal["all_serious", "unexpected_fatal_or_life_threatening_suspected", "unexpected_serious_suspected", "follow_up"]
+    #: for a follow_up rule: the rules whose submitted report it follows up (empty: any first report)
+    follows: list[str] = []
     reason: str
 
     @model_validator(mode="after")
@@ -444,12 +470,69 @@ class ReportingRule(_Model):
         return self
 
 
+class ReferenceSafetyEntry(_Model):
+    """One adverse reaction the reference safety information (the investigator's brochure) lists:
+    an event of this CTCAE term is *expected* up to ``highest_expected_grade`` and, when a setting
+    is given, only within ``within_hours_of_infusion`` of an infusion (21 CFR 312.32(a): unexpected
+    is "not listed ... at the specificity or severity that has been observed")."""
+
+    term: str
+    highest_expected_grade: int = Field(ge=1, le=5)
+    within_hours_of_infusion: int | None = Field(default=None, ge=1)
+    #: the rate of the serious suspected reaction the RSI lists (fraction of participants), for the
+    #: aggregate report of 21 CFR 312.32(c)(1)(iv); None: no rate listed
+    listed_rate: float | None = Field(default=None, gt=0, lt=1)
+    reason: str
+    citation: str
+
+
+class AggregateReportRule(_Model):
+    """21 CFR 312.32(c)(1)(iv): a clinically important increase in the rate of a serious suspected
+    adverse reaction over the rate listed in the reference safety information. For each RSI entry
+    with a ``listed_rate`` (of ``terms`` when given), the rule fires when the participants with a
+    serious suspected reaction of that term, among the participants infused, are so many that the
+    one-sided exact binomial probability of at least that many at the listed rate is below ``alpha``
+    (and at least ``participants_at_least`` of them). When it fires, the reports of ``reports``
+    (ids of ``sae_reporting`` rules) are due, counted from the instant it fired."""
+
+    id: str
+    description: str
+    terms: list[str] = []
+    alpha: float = Field(gt=0, lt=1)
+    participants_at_least: int = Field(default=2, ge=1)
+    reports: list[str] = Field(min_length=1)
+    reason: str
+
+
 class Safety(_Model):
     ae_follow_up_days: int = Field(ge=1)
-    expected_events: list[str] = []
+    reference_safety_information: list[ReferenceSafetyEntry] = []
+    #: the document the reference safety information comes from (e.g. the investigator's brochure's version)
+    reference_safety_document: str | None = None
     stopping_rules: list[StoppingRule] = []
     bayesian_monitor: BayesianMonitor | None = None
     sae_reporting: list[ReportingRule] = []
+    aggregate_reports: list[AggregateReportRule] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Safety:
+        ids = {r.id for r in self.sae_reporting}
+        for r in self.sae_reporting:
+            for f in r.follows:
+                if f not in ids:
+                    raise ValueError(f"sae_reporting {r.id}.follows: {f!r} is not a reporting rule id; known: {', '.join(sorted(ids))}")
+        terms = [e.term.casefold() for e in self.reference_safety_information]
+        if len(terms) != len(set(terms)):
+            raise ValueError("reference_safety_information: a term is listed twice; give each term once")
+        for a in self.aggregate_reports:
+            for rid in a.reports:
+                if rid not in ids:
+                    known = ", ".join(sorted(ids))
+                    raise ValueError(f"aggregate_reports {a.id}.reports: {rid!r} is not a reporting rule id; known: {known}")
+            for t in a.terms:
+                if t.casefold() not in terms:
+                    raise ValueError(f"aggregate_reports {a.id}.terms: {t!r} is not in the reference_safety_information")
+        return self
 
 
 class Enrolment(_Model):

@@ -20,8 +20,10 @@ Readings:
   ``fatal`` outcome go together (CTCAE grade 5 is "death related to AE").
 - **learned_at** (when the site learned of the event) is required for a serious AE, since it starts
   the reporting clocks, must be timezone-aware, and cannot be before the onset date at the site.
-- **expected** is computed, never typed: the term is in the protocol's ``expected_events`` list
-  (compared case-insensitively). A value typed on the form is overwritten.
+- **expected** is not part of the entry: it is the sponsor-investigator's assessment against the
+  reference safety information, recorded separately with who made it
+  (:mod:`trialdesk.safety.expectedness` suggests it with its reason). The checks keep the assessment
+  an AE carries; a form never sets it (values for it are dropped, so nothing is pre-filled).
 """
 
 from __future__ import annotations
@@ -39,17 +41,11 @@ from trialdesk.terminology.ctcae import Ctcae, GradeError, UnknownTermError
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
 
-__all__ = ["AdverseEventError", "adverse_event_from_form", "check_adverse_event", "is_expected"]
+__all__ = ["AdverseEventError", "adverse_event_from_form", "check_adverse_event"]
 
 
 class AdverseEventError(ConductError):
     """An adverse event refused: ``field`` is the form field at fault, ``message`` what to do."""
-
-
-def is_expected(term: str, protocol: Protocol) -> bool:
-    """Whether ``term`` is in the protocol's list of expected events."""
-    wanted = term.strip().casefold()
-    return any(e.strip().casefold() == wanted for e in protocol.safety.expected_events)
 
 
 def _check_coding(ae: AdverseEvent, ctcae: Ctcae) -> None:
@@ -119,7 +115,7 @@ def _check_seriousness(ae: AdverseEvent) -> None:
 
 
 def check_adverse_event(ae: AdverseEvent, data: TrialData, protocol: Protocol, ctcae: Ctcae, tz: ZoneInfo | None = None) -> AdverseEvent:
-    """``ae`` with ``expected`` computed, if it passes every check; :class:`AdverseEventError` otherwise.
+    """``ae`` itself if it passes every check; :class:`AdverseEventError` otherwise.
 
     ``data`` is the trial as stored (the AE itself need not be in it); dates are the site's
     (``tz``, by default the protocol's site zone).
@@ -129,8 +125,7 @@ def check_adverse_event(ae: AdverseEvent, data: TrialData, protocol: Protocol, c
     _check_dates(ae, data, tz)
     _check_relatedness(ae, data)
     _check_seriousness(ae)
-    expected = is_expected(ae.term, protocol)
-    return ae if ae.expected == expected else ae.model_copy(update={"expected": expected})
+    return ae
 
 
 def adverse_event_from_form(
@@ -142,8 +137,7 @@ def adverse_event_from_form(
     record's own validation then catches what remains (types, missing fields).
     """
     tz = tz or site_zone(protocol)
-    values = dict(fields)
-    values["expected"] = is_expected(str(values.get("term", "")), protocol)
+    values = {k: v for k, v in fields.items() if k not in ("expected", "expectedness_assessed_by")}
     missing = [name for name, f in AdverseEvent.model_fields.items() if f.is_required() and name not in values]
     if missing:
         raise AdverseEventError(missing[0], "is required")

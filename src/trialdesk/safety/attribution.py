@@ -10,7 +10,10 @@ IV MSC dose"):
   (baseline) and never counts against the product.
 - The dose of the infusion is its own dose per kilogram (total cells / weight). A *dose level*
   groups doses for tables: the dose rounded to ``DOSE_LEVEL_STEP`` cells/kg (0.1 × 10^6), since the
-  protocol gives a range (0.5–1.0 × 10^6 cells/kg), not fixed levels.
+  protocol gives a range (0.5–1.0 × 10^6 cells/kg), not fixed levels. Rounding is half up in decimal
+  (0.65 × 10^6 is the 0.7 level), after the dose is taken to 6 decimals so that floating-point noise
+  (649 999.999 999 9) cannot move it; every table and plot (the DSMB report, the primary outcome) uses
+  :func:`dose_level` and :func:`dose_level_key` and nothing else.
 - The follow-up window is ``safety.ae_follow_up_days`` from the first infusion, both ends
   included (day 0 to day 183 for NCT03929120).
 """
@@ -20,24 +23,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.dosing import dose_text
 from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
 
-__all__ = ["DOSE_LEVEL_STEP", "Attribution", "attribute", "attribute_all", "dose_level", "dose_level_label"]
+__all__ = ["DOSE_LEVEL_STEP", "Attribution", "attribute", "attribute_all", "dose_level", "dose_level_key", "dose_level_label"]
 
 #: doses are grouped to this step (cells/kg) to form dose levels
 DOSE_LEVEL_STEP = 100_000.0
 
 
 def dose_level(dose_per_kg: float, step: float = DOSE_LEVEL_STEP) -> float:
-    """The dose level a dose falls in: the dose rounded to the nearest ``step`` cells/kg."""
-    return round(dose_per_kg / step) * step
+    """The dose level a dose falls in: the dose rounded half up to the nearest ``step`` cells/kg."""
+    units = (Decimal(f"{dose_per_kg:.6f}") / Decimal(f"{step:.6f}")).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return float(units * Decimal(f"{step:.6f}"))
+
+
+def dose_level_key(level: float) -> str:
+    """The level in 10^6 cells/kg as tables key it: ``"0.5"``, ``"0.7"``, ``"1.0"``."""
+    return f"{Decimal(f'{level:.6f}') / Decimal(1_000_000):.1f}"
 
 
 def dose_level_label(level: float) -> str:
-    return f"{level / 1e6:.1f} × 10^6 cells/kg"
+    return f"{dose_level_key(level)} × 10^6 cells/kg"
 
 
 @dataclass(frozen=True)

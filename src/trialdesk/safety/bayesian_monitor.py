@@ -1,8 +1,11 @@
 """The beta-binomial toxicity monitor: the posterior probability that the toxicity rate exceeds a threshold.
 
 With a Beta(a, b) prior on the rate and ``x`` participants with a qualifying event among ``n``
-participants infused, the posterior is Beta(a + x, b + n - x); the monitor triggers when
-P(rate > threshold | data) is greater than ``posterior_probability``. The tail probability is the
+participants observed (those who completed the rule's observation window, or had the event), the
+posterior is Beta(a + x, b + n - x); the monitor triggers when
+P(rate > threshold | data) is greater than ``posterior_probability``. A Beta(a, b) prior is worth
+a + b participants of information (Beta(0.5, 4.5): five participants, prior mean 10 %): the
+posterior weighs the prior like that many participants already observed. The tail probability is the
 regularised incomplete beta function, computed by ``scipy.stats.beta.sf``.
 
 :func:`boundary` gives, for ``n`` participants, the smallest number of participants with an event
@@ -34,7 +37,7 @@ def probability_above(threshold: float, a: float, b: float) -> float:
 
 @dataclass(frozen=True)
 class Posterior:
-    participants: int  # infused
+    participants: int  # observed (completed the observation window, or had a qualifying event)
     with_event: int
     a: float
     b: float
@@ -51,7 +54,7 @@ class Posterior:
         return self.a / (self.a + self.b)
 
     def sentence(self) -> str:
-        return (f"{self.with_event} of {self.participants} infused with a qualifying event: posterior Beta({self.a:g}, {self.b:g}),"
+        return (f"{self.with_event} of {self.participants} observed with a qualifying event: posterior Beta({self.a:g}, {self.b:g}),"
                 f" P(rate > {self.threshold_rate:.0%}) = {self.probability_above:.3f}"
                 f" ({'above' if self.triggers else 'not above'} {self.trigger_probability:.0%})")
 
@@ -59,7 +62,7 @@ class Posterior:
 def posterior(monitor: BayesianMonitor, with_event: int, participants: int) -> Posterior:
     """The posterior after ``with_event`` of ``participants`` infused had a qualifying event."""
     if not 0 <= with_event <= participants:
-        raise ValueError(f"participants with an event ({with_event}) must be between 0 and the participants infused ({participants})")
+        raise ValueError(f"participants with an event ({with_event}) must be between 0 and the participants observed ({participants})")
     a = monitor.prior_a + with_event
     b = monitor.prior_b + participants - with_event
     return Posterior(participants, with_event, a, b, monitor.threshold_rate,

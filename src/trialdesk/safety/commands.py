@@ -13,7 +13,18 @@ from rich.table import Table
 
 from trialdesk.console import fail, out
 from trialdesk.protocol.loader import ProtocolError, load
-from trialdesk.safety.simulate import ANY_RULE, DEFAULT_RATES, Method, boundaries, by_rule, operating_characteristics, plot
+from trialdesk.safety.simulate import (
+    ANY_RULE,
+    DEFAULT_RATES,
+    Method,
+    boundaries,
+    by_rule,
+    comparable_fixed_rules,
+    monitor_added_stopping,
+    monitor_comparison,
+    operating_characteristics,
+    plot,
+)
 
 app = typer.Typer(help="Safety: stopping rules, their operating characteristics, SAE clocks.", no_args_is_help=True)
 
@@ -86,6 +97,46 @@ def simulate(
         cells = [f"{grouped[r][i].p_stop:.3f}" for r in grouped if r != ANY_RULE]
         table.add_row(f"{row.rate:.0%}", *cells, f"{row.p_stop:.3f}", f"{row.p_stop_early:.3f}", f"{row.expected_treated:.2f}")
     out.print(table)
+    comparison = monitor_comparison(p, n)
+    if comparison:
+        fixed = ", ".join(comparable_fixed_rules(p)) or "none"
+        why = Table(title=f"What the Bayesian monitor adds over the fixed rules counting the same events ({fixed})", title_justify="left")
+        for column in ("k observed", f"fixed ({fixed})", "BAYES", "verdict"):
+            why.add_column(column, justify="right" if column != "verdict" else "left")
+        for c in comparison:
+            why.add_row(str(c.treated), str(c.fixed_boundary or "-"), str(c.bayes_boundary or "-"),
+                        "fires first" if c.fires_first else "adds nothing")
+        out.print(why)
+        added = Table(title="P(stop) of those fixed rules alone, and with the monitor", title_justify="left")
+        for column in ("true rate", "fixed alone", "with BAYES", "added"):
+            added.add_column(column, justify="right")
+        for rate, alone, both in monitor_added_stopping(p, _rates(rates), n):
+            added.add_row(f"{rate:.0%}", f"{alone:.3f}", f"{both:.3f}", f"{both - alone:+.3f}")
+        out.print(added)
+        if not any(c.fires_first for c in comparison):
+            out.print(f"The monitor never triggers on fewer events than {fixed} with N = {n}: it adds nothing here;"
+                      " it is kept so that the DSMB sees the posterior rate beside the counts.")
     if plot_file is not None:
         written = plot(results, plot_file, title=f"{p.identification.nct_id}: stopping rules, N = {n}")
         out.print(f"plot written to {written}")
+
+
+@app.command()
+def reports(
+    data: Path = typer.Option(..., "--data", help="a data cut (TrialData JSON, as `trialdesk edc export` writes it)"),
+    now: str = typer.Option(..., "--now", help="the instant to judge due and overdue at, with its offset (2025-03-01T12:00:00+00:00)"),
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+    protocol: str = typer.Option("nct03929120", "--protocol", "-p", help="protocol id or file"),
+    submitted: Path | None = typer.Option(None, "--submitted", help="JSON list of {ae_id, rule_id, submitted_at} already submitted"),
+    follow_ups: Path | None = typer.Option(None, "--follow-ups", help="JSON list of {ae_id, received_at}: follow-up information received"),
+) -> None:
+    """Every SAE and IND safety report the data cut calls for: due, submitted or overdue, with its clock."""
+    from trialdesk.safety.reports_cli import run_reports
+
+    if fmt not in ("table", "json"):
+        fail(f"--format {fmt!r}: choose table or json")
+    try:
+        p = load(protocol)
+    except ProtocolError as exc:
+        fail(str(exc))
+    run_reports(p, data, now, fmt, submitted, follow_ups)

@@ -24,6 +24,7 @@ and signature; a decision to stop heads the report).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,8 +34,12 @@ import jinja2
 from markupsafe import Markup
 
 from trialdesk.protocol.model import Protocol
+from trialdesk.safety.aggregate import evaluate_aggregate
 from trialdesk.safety.attribution import Attribution, attribute_all, dose_level, dose_level_label
+from trialdesk.safety.sae_clock import SaeClockError, due_reports
+from trialdesk.safety.site_time import site_zone
 from trialdesk.safety.stopping_rules import SafetyStatus
+from trialdesk.safety.suggestions import hy_law_cases
 from trialdesk.safety.swimmer_plot import swimmer_plot
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.dsmb_decision import DECISIONS, Decision
@@ -206,7 +211,8 @@ def _sae_listing(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable
         a = att[ae.id]
         resolved = (ae.resolved - a.first_infusion.date).days if ae.resolved is not None and a.first_infusion is not None else "-"
         rows.append((ae.id, ae.subject_id, ae.term, ae.grade, _day(a, a.study_day), a.infusion_number or "-", ae.relatedness,
-                     "yes" if ae.expected else "no", ", ".join(c.replace("_", " ") for c in ae.seriousness),
+                     {True: "expected", False: "unexpected", None: "not yet assessed"}[ae.expected],
+                     ", ".join(c.replace("_", " ") for c in ae.seriousness),
                      ae.outcome.replace("_", " "), resolved))
     return ReportTable("sae_listing", "Serious adverse events",
                        ("AE", "subject", "term", "grade", "onset day", "infusion", "relatedness", "expected", "criteria", "outcome",
@@ -228,6 +234,62 @@ def _rules(status: SafetyStatus, protocol: Protocol) -> ReportTable:
         rows.append((r.rule_id, r.description, r.action.replace("_", " "), threshold, ", ".join(r.evidence) or "-", state))
     return ReportTable("stopping_rules", "Stopping rules", ("rule", "description", "action", "participants qualifying / needed",
                                                              "evidence (AE ids)", "state"), tuple(rows))
+
+
+def _reference_safety_information(protocol: Protocol) -> ReportTable:
+    rows = tuple((e.term, e.highest_expected_grade,
+                  f"within {e.within_hours_of_infusion} h of an infusion" if e.within_hours_of_infusion else "any time",
+                  f"{e.listed_rate:.0%}" if e.listed_rate is not None else "-", e.citation)
+                 for e in protocol.safety.reference_safety_information)
+    return ReportTable("reference_safety_information", "Reference safety information (expectedness, 21 CFR 312.32(a))",
+                       ("term", "expected up to grade", "setting", "listed rate (serious)", "source"), rows,
+                       "An event is unexpected when not listed at the specificity or severity observed; the assessment on each"
+                       " event is the sponsor-investigator's.")
+
+
+def _ind_reports(data: TrialData, protocol: Protocol, att: Mapping[str, Attribution]) -> ReportTable:
+    """Every SAE and IND safety report as of the end of the cut-off day; days counted from when the site learned of it
+    (no calendar dates: de-identified)."""
+    tz = site_zone(protocol)
+    end = dt.datetime.combine(data.cutoff, dt.time.max, tzinfo=tz)
+    try:
+        reports = due_reports(data, protocol, end, tz=tz)
+    except SaeClockError as exc:
+        return ReportTable("ind_reports", "SAE and IND safety reports", ("problem",), ((str(exc),),))
+    rows: list[tuple[Cell, ...]] = []
+    rules = {rule.id: rule for rule in protocol.safety.sae_reporting}
+    for r in reports:
+        rule = rules[r.rule_id.split("/")[-1]]
+        deadline = f"{rule.due_hours} h" if rule.due_hours is not None else f"{rule.due_calendar_days} calendar days"
+        sent = (f"day {(r.submitted_at.astimezone(tz).date() - r.clock_start.astimezone(tz).date()).days}"
+                + (" (late)" if r.late else "") if r.submitted_at else "-")
+        status = r.status + (" if assessed unexpected" if r.pending_assessment else "")
+        rows.append((r.ae_id, att[r.ae_id].subject_id if r.ae_id in att else "-", r.rule_id, r.recipient,
+                     deadline, sent, status))
+    return ReportTable("ind_reports", "SAE and IND safety reports (21 CFR 312.32)",
+                       ("AE", "subject", "rule", "recipient", "due after learning", "submitted", f"status at end of {data.cutoff}"),
+                       tuple(rows), "7-day notice and also the 15-day report for an unexpected fatal or life-threatening suspected"
+                       " reaction; every IND safety report notifies all participating investigators; follow-ups as soon as the"
+                       " information is available. Days count from the day the site learned of the event (day 0).")
+
+
+def _aggregate(data: TrialData, protocol: Protocol) -> ReportTable:
+    rows = tuple((a.rule_id, a.term, f"{a.listed_rate:.0%}", f"{a.with_event} / {a.infused}", f"{a.probability:.3f}",
+                  f"fired ({a.trigger_ae})" if a.fired else "not fired") for a in evaluate_aggregate(data, protocol))
+    return ReportTable("aggregate_reports", "Increased rate of a serious suspected reaction (21 CFR 312.32(c)(1)(iv))",
+                       ("rule", "term", "listed rate", "participants with it / infused", "P(at least this many | listed rate)",
+                        "state"), rows)
+
+
+def _hy_law(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+    rows: list[tuple[Cell, ...]] = []
+    for c in hy_law_cases(data):
+        first = min((i.date for i in data.infusions_of(c.subject_id)), default=None)
+        t, b = c.transaminase, c.bilirubin
+        rows.append((c.subject_id, (c.date - first).days if first else "-", f"{t.test} {t.value / (t.range_high or 1):.1f} × ULN",
+                     f"bilirubin {b.value / (b.range_high or 1):.1f} × ULN"))
+    return ReportTable("hy_law", "Hy's law (ALT or AST > 3 × ULN with total bilirubin > 2 × ULN)",
+                       ("subject", "study day", "transaminase", "bilirubin"), tuple(rows))
 
 
 def _decisions(decisions: Sequence[Decision]) -> ReportTable:
@@ -263,8 +325,12 @@ def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus, deci
         _by_grade(emergent),
         _by_relatedness(emergent),
         _sae_listing(data, att),
+        _ind_reports(data, protocol, att),
         _deaths(data, att),
         _rules(status, protocol),
+        _aggregate(data, protocol),
+        _hy_law(data, att),
+        _reference_safety_information(protocol),
         _decisions([d for d in decisions if d.decided_on <= data.cutoff]),
     )
     return DsmbReport(

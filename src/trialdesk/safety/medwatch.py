@@ -133,7 +133,10 @@ def _report_type(ae: AdverseEvent, follow_ups: int) -> str:
     suspected = is_related(ae.relatedness)
     if ae.serious and suspected and not ae.expected:
         fatal = "death" in ae.seriousness or ae.outcome == "fatal" or "life_threatening" in ae.seriousness
-        kind = "7-day IND safety report" if fatal else "15-day IND safety report"
+        # 312.32(c)(2) "also": a fatal or life-threatening one needs the 7-day notice and the 15-day report
+        kind = "7-day IND safety report (and the 15-day report)" if fatal else "15-day IND safety report"
+        if ae.expected is None:
+            kind += " if the sponsor-investigator assesses it unexpected (expectedness not yet assessed)"
     else:
         kind = "Other (not an IND safety report: " + ("expected" if ae.expected else "not suspected") + ")"
     return f"{kind}; " + (f"follow-up #{follow_ups}" if follow_ups else "initial")
@@ -206,8 +209,10 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
         f"Onset {ae.onset}" + (f"; resolved {ae.resolved}" if ae.resolved else "; not resolved")
         + f"; outcome: {ae.outcome.replace('_', ' ')}",
         f"Attribution: {attribution}",
-        f"Relatedness to the study product (investigator): {ae.relatedness}; {'expected' if ae.expected else 'unexpected'}"
-        " per the protocol's list of expected events",
+        f"Relatedness to the study product (investigator): {ae.relatedness}; "
+        + {True: "expected", False: "unexpected", None: "expectedness not yet assessed"}[ae.expected]
+        + " against the reference safety information"
+        + (f" (assessed by {ae.expectedness_assessed_by})" if ae.expectedness_assessed_by else ""),
         f"Action taken: {ae.action_taken.replace('_', ' ')}",
     ]
     if ae.learned_at is not None:

@@ -40,9 +40,13 @@ __all__ = [
     "ANY_RULE",
     "DEFAULT_RATES",
     "EXACT_MAX_PARTICIPANTS",
+    "MonitorComparison",
     "OperatingCharacteristics",
     "boundaries",
+    "comparable_fixed_rules",
     "exact",
+    "monitor_added_stopping",
+    "monitor_comparison",
     "operating_characteristics",
     "plot",
     "simulated",
@@ -180,3 +184,61 @@ def plot(results: Sequence[OperatingCharacteristics], path: Path, title: str = "
     fig.savefig(path, metadata={"Date": None} if path.suffix.lower() in (".svg", ".pdf") else None)
     plt.close(fig)
     return path
+
+
+@dataclass(frozen=True)
+class MonitorComparison:
+    """What the Bayesian monitor adds at k participants observed, against the fixed rules counting the same events."""
+
+    treated: int
+    fixed_boundary: int | None  # fewest events that trigger a comparable fixed rule
+    bayes_boundary: int | None
+
+    @property
+    def fires_first(self) -> bool:
+        """The monitor triggers on fewer events than the fixed rules at this k."""
+        return self.bayes_boundary is not None and (self.fixed_boundary is None or self.bayes_boundary < self.fixed_boundary)
+
+    def sentence(self) -> str:
+        if self.fires_first:
+            return (f"after {self.treated}: the monitor fires at {self.bayes_boundary} event(s),"
+                    f" before the fixed rules ({self.fixed_boundary or '-'})")
+        return f"after {self.treated}: the monitor adds nothing (it needs {self.bayes_boundary or 'more than ' + str(self.treated)}," \
+               f" the fixed rules {self.fixed_boundary or '-'})"
+
+
+def comparable_fixed_rules(protocol: Protocol) -> list[str]:
+    """The fixed rules that count the events the monitor counts: the same or a lower grade and relatedness
+    floor, any term, any time (so each of the monitor's events also counts for them)."""
+    from trialdesk.trial.records import at_least
+
+    m = protocol.safety.bayesian_monitor
+    if m is None:
+        return []
+    return [r.id for r in protocol.safety.stopping_rules if r.min_grade <= m.min_grade and not r.terms
+            and r.within_hours_of_infusion is None
+            and (r.min_relatedness is None or at_least(m.min_relatedness, r.min_relatedness))]
+
+
+def monitor_comparison(protocol: Protocol, participants: int | None = None) -> list[MonitorComparison]:
+    """For k = 1..N: the monitor's boundary beside the comparable fixed rules' (empty without a monitor)."""
+    if protocol.safety.bayesian_monitor is None:
+        return []
+    bounds = boundaries(protocol, participants)
+    fixed = comparable_fixed_rules(protocol)
+    n = participants or protocol.enrolment.target
+    return [MonitorComparison(k + 1, _smallest(bounds[r][k] for r in fixed), bounds[BAYES_RULE_ID][k]) for k in range(n)]
+
+
+def monitor_added_stopping(protocol: Protocol, rates: Sequence[float] = DEFAULT_RATES,
+                           participants: int | None = None) -> list[tuple[float, float, float]]:
+    """(rate, P(stop) of the comparable fixed rules alone, P(stop) with the monitor too), exactly: the difference is what
+    the monitor adds at that true rate."""
+    if protocol.safety.bayesian_monitor is None:
+        return []
+    bounds = boundaries(protocol, participants)
+    fixed = comparable_fixed_rules(protocol)
+    n = participants or protocol.enrolment.target
+    alone = tuple(_smallest(bounds[r][k] for r in fixed) for k in range(n))
+    both = tuple(_smallest([alone[k], bounds[BAYES_RULE_ID][k]]) for k in range(n))
+    return [(rate, exact(alone, rate)[0], exact(both, rate)[0]) for rate in rates]

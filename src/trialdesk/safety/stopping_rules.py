@@ -8,6 +8,9 @@ participants infused and triggers when the posterior probability is above its bo
 
 Readings:
 
+- A rule with ``within_hours_of_infusion`` counts only events whose onset date lies in that setting
+  after one of the participant's infusions (:func:`trialdesk.safety.expectedness.within_hours_of_infusion`:
+  with 24 h, the infusion day or the day after), whatever their attribution when the rule names none.
 - Only AEs with onset on or after the participant's first infusion count: an event before any
   product was given says nothing about the product's toxicity (and a related one is refused at entry).
   A late event after the follow-up window still counts: a related death must stop the trial whenever it
@@ -18,6 +21,10 @@ Readings:
   after the trigger, says ``resume`` (the pause lifts) or ``stop`` (the trial stops for good). After a
   resume, the next qualifying AE learned of while the condition still holds triggers the rule again:
   the DSMB decided on the evidence it had.
+- The Bayesian monitor's denominator counts the participants who have completed its
+  ``observation_days`` after their first infusion, plus those who already had a qualifying event (an
+  event makes a participant's outcome known); a participant infused yesterday has not been observed
+  and would only dilute the rate.
 - The Bayesian monitor has no ``action`` in the protocol model; its reason for NCT03929120 says "dosing
   pauses", so it acts as ``pause_dosing`` under the id ``BAYES`` (:data:`BAYES_RULE_ID`). The lead may add
   an ``action`` field to ``BayesianMonitor``.
@@ -35,7 +42,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import BayesianMonitor, Protocol, StoppingRule
+from trialdesk.safety.aggregate import AggregateEvaluation, evaluate_aggregate
 from trialdesk.safety.bayesian_monitor import Posterior, posterior
+from trialdesk.safety.expectedness import within_hours_of_infusion
 from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
 from trialdesk.trial.pause import Pause, PauseAction
 from trialdesk.trial.records import AdverseEvent, Relatedness, TrialData, at_least
@@ -109,6 +118,9 @@ class SafetyStatus:
     rules: tuple[RuleStatus, ...]
     bayes: Posterior | None  # the monitor's posterior on the whole data cut
     tz: ZoneInfo = SITE_TZ  # the site's clock the rules were evaluated on
+    #: the aggregate IND safety report rules (21 CFR 312.32(c)(1)(iv)), evaluated with the stopping rules; one that
+    #: fired puts its 15-day reports in trialdesk.safety.sae_clock.due_reports
+    aggregate: tuple[AggregateEvaluation, ...] = ()
 
     @property
     def triggered(self) -> list[RuleStatus]:
@@ -204,29 +216,36 @@ def _run(rule: _Rule, aes: Sequence[AdverseEvent], decisions: Sequence[DsmbDecis
     )
 
 
-def _fixed(r: StoppingRule) -> _Rule:
+def _fixed(r: StoppingRule, data: TrialData, tz: ZoneInfo) -> _Rule:
+    def in_setting(ae: AdverseEvent) -> bool:
+        if r.within_hours_of_infusion is None:
+            return True
+        return within_hours_of_infusion(ae.onset, data.infusions_of(ae.subject_id), r.within_hours_of_infusion, tz) is not None
+
     return _Rule(
         r.id, r.description, r.action,
-        lambda ae: qualifies(ae, r.min_grade, r.min_relatedness, r.terms),
+        lambda ae: qualifies(ae, r.min_grade, r.min_relatedness, r.terms) and in_setting(ae),
         lambda known, _at: len({ae.subject_id for ae in known}) >= r.participants_at_least,
     )
 
 
-def _infused_by(data: TrialData, tz: ZoneInfo) -> Callable[[dt.datetime], int]:
+def _observed_by(data: TrialData, tz: ZoneInfo, days: int) -> Callable[[dt.datetime], set[str]]:
+    """Participants who, at an instant, have completed ``days`` of observation after their first infusion."""
     firsts: dict[str, dt.datetime] = {}
     for i in data.infusions:
         at = i.started_at or dt.datetime.combine(i.date, dt.time.min, tzinfo=tz)
         at = require_aware(at, f"infusion {i.subject_id}#{i.number} started_at")
         firsts[i.subject_id] = min(at, firsts.get(i.subject_id, at))
-    return lambda at: sum(1 for t in firsts.values() if t <= at)
+    window = dt.timedelta(days=days)
+    return lambda at: {s for s, t in firsts.items() if t + window <= at}
 
 
 def _bayes(m: BayesianMonitor, data: TrialData, tz: ZoneInfo) -> _Rule:
-    infused_by = _infused_by(data, tz)
+    observed_by = _observed_by(data, tz, m.observation_days)
 
     def holds(known: Sequence[AdverseEvent], at: dt.datetime) -> bool:
-        x = len({ae.subject_id for ae in known})
-        return posterior(m, x, max(x, infused_by(at))).triggers
+        with_event = {ae.subject_id for ae in known}
+        return posterior(m, len(with_event), len(observed_by(at) | with_event)).triggers
 
     description = (f"Bayesian monitor: P(rate of grade >= {m.min_grade}, {m.min_relatedness} or more related > {m.threshold_rate:.0%})"
                    f" above {m.posterior_probability:.0%}")
@@ -240,14 +259,14 @@ def evaluate(data: TrialData, protocol: Protocol, decisions: Iterable[DsmbDecisi
     on_treatment = _on_treatment(data)
     aes = [ae for ae in data.adverse_events if ae.onset <= data.cutoff and on_treatment(ae)]
     decided = list(decisions)
-    rules = [_fixed(r) for r in protocol.safety.stopping_rules]
+    rules = [_fixed(r, data, tz) for r in protocol.safety.stopping_rules]
     monitor = protocol.safety.bayesian_monitor
     if monitor is not None:
         rules.append(_bayes(monitor, data, tz))
     statuses = tuple(_run(rule, aes, decided, tz) for rule in rules)
     bayes: Posterior | None = None
     if monitor is not None:
-        infused = len({i.subject_id for i in data.infusions if i.date <= data.cutoff})
-        with_event = len({ae.subject_id for ae in aes if qualifies(ae, monitor.min_grade, monitor.min_relatedness)})
-        bayes = posterior(monitor, with_event, max(infused, with_event))
-    return SafetyStatus(data.cutoff, statuses, bayes, tz)
+        end_of_cut = dt.datetime.combine(data.cutoff, dt.time.max, tzinfo=tz)
+        with_event = {ae.subject_id for ae in aes if qualifies(ae, monitor.min_grade, monitor.min_relatedness)}
+        bayes = posterior(monitor, len(with_event), len(_observed_by(data, tz, monitor.observation_days)(end_of_cut) | with_event))
+    return SafetyStatus(data.cutoff, statuses, bayes, tz, tuple(evaluate_aggregate(data, protocol, tz)))

@@ -56,11 +56,19 @@ class GradingRule(BaseModel):
     op: Literal[">", ">=", "<", "<="] | None = None
     of: Reference | None = None
     factor: float = 1.0
+    #: added to factor x reference (Hemoglobin increased: "ULN + 20 g/L")
+    offset: float = 0.0
     value: float | None = None
+    #: the rule also needs a fall from baseline to at most this percent change (Fibrinogen decreased:
+    #: "< LLN and a decrease of >= 75 % from baseline"); without a baseline it does not hold
+    pchg_at_most: float | None = None
     baseline_normal: bool = False
     baseline_abnormal: bool = False
     context: Context | None = None
     duration_hours_over: float | None = None
+    #: the rule holds only when the reading was taken on supplemental oxygen the participant did not need
+    #: at baseline (Hypoxia: "intermittent supplemental oxygen"); with no comparison, that alone gives the grade
+    new_oxygen: bool = False
     ungradable_without: Reference | None = None
 
     @model_validator(mode="after")
@@ -69,17 +77,24 @@ class GradingRule(BaseModel):
             if self.grade is not None or self.op is not None:
                 raise ValueError("an 'ungradable_without' row takes no grade or comparison")
             return self
-        if self.grade is None or self.op is None:
-            raise ValueError("a rule needs 'grade' and 'op'")
+        if self.grade is None:
+            raise ValueError("a rule needs 'grade'")
+        if self.op is None and self.new_oxygen and self.of is None and self.value is None:
+            return self  # a condition-only rule: new supplemental oxygen
+        if self.op is None:
+            raise ValueError("a rule needs 'op' (or is a condition-only 'new_oxygen' rule)")
         if (self.of is None) == (self.value is None):
             raise ValueError("a rule compares with exactly one of 'of' (ULN, LLN, BASE, times 'factor') or 'value'")
         if self.baseline_normal and self.baseline_abnormal:
             raise ValueError("a rule cannot require both 'baseline_normal' and 'baseline_abnormal'")
         return self
 
-    def applies(self, baseline_abnormal: bool, context: Context | None, duration_hours: float | None) -> bool:
+    def applies(self, baseline_abnormal: bool, context: Context | None, duration_hours: float | None,
+                new_oxygen: bool | None = None) -> bool:
         """Whether the rule's conditions other than the comparison hold."""
         if (self.baseline_normal and baseline_abnormal) or (self.baseline_abnormal and not baseline_abnormal):
+            return False
+        if self.new_oxygen and not new_oxygen:
             return False
         if self.context is not None and self.context != context:
             return False
@@ -89,8 +104,14 @@ class GradingRule(BaseModel):
     def describe(self, unit: str) -> str:
         if self.ungradable_without is not None:
             return f"cannot grade without {self.ungradable_without}"
+        if self.op is None:
+            return "new supplemental oxygen"
         target = f"{self.factor:g} × {self.of}" if self.of is not None else f"{self.value:g} {unit}"
+        if self.offset:
+            target += f" {'+' if self.offset > 0 else '-'} {abs(self.offset):g} {unit}"
         text = f"value {self.op} {target}"
+        if self.pchg_at_most is not None:
+            text += f" and a change from baseline of {self.pchg_at_most:g} % or more"
         if self.baseline_normal:
             text += " (baseline normal)"
         if self.baseline_abnormal:
@@ -99,6 +120,8 @@ class GradingRule(BaseModel):
             text += f" at {self.context}" if self.context == "rest" else f" with {self.context}"
         if self.duration_hours_over is not None:
             text += f" for more than {self.duration_hours_over:g} h"
+        if self.new_oxygen:
+            text = "new supplemental oxygen" if self.op is None else text + " on new supplemental oxygen"
         return text
 
 
@@ -197,7 +220,8 @@ class _Measurement:
     baseline_abnormal: bool
 
 
-def _evaluate(grading: TermGrading, m: _Measurement, context: Context | None, duration_hours: float | None) -> LabGrade | None:
+def _evaluate(grading: TermGrading, m: _Measurement, context: Context | None, duration_hours: float | None,
+              new_oxygen: bool | None = None) -> LabGrade | None:
     if any(m.refs[r] is None for r in grading.requires):
         return None
     context = context or grading.default_context
@@ -207,8 +231,13 @@ def _evaluate(grading: TermGrading, m: _Measurement, context: Context | None, du
             if m.refs[rule.ungradable_without] is None:
                 return None
             continue
-        if not rule.applies(m.baseline_abnormal, context, duration_hours):
+        if not rule.applies(m.baseline_abnormal, context, duration_hours, new_oxygen):
             continue
+        if rule.op is None:  # condition-only (new supplemental oxygen): the condition gives the grade
+            assert rule.grade is not None
+            evidence = f"{grading.term} grade {rule.grade}: {_num(m.value)} {m.unit} [{rule.describe(grading.unit)}]"
+            return LabGrade(grading.term, term.meddra_code, rule.grade, evidence, m.value_in_rule_unit, grading.unit,
+                            term.grades[rule.grade])
         # A multiple of the value's own range or baseline is compared in the unit they share, so that a
         # conversion's rounding can never move "exactly 3 x ULN" across the boundary; a constant
         # threshold is compared in the unit the rule is written in.
@@ -217,12 +246,21 @@ def _evaluate(grading: TermGrading, m: _Measurement, context: Context | None, du
             if ref is None:  # R: a comparison with NA is not TRUE
                 continue
             value, unit, threshold = m.value, m.unit, rule.factor * ref
-            against = f"{rule.factor:g} × {rule.of} = {_num(_signif(threshold))} {unit}"
+            if rule.offset:  # an offset is written in the rule's unit: compare there
+                ref_in_rule_unit = m.value_in_rule_unit / m.value * ref if m.value else None
+                if ref_in_rule_unit is None:
+                    continue
+                value, unit, threshold = m.value_in_rule_unit, grading.unit, rule.factor * ref_in_rule_unit + rule.offset
+            against = f"{rule.factor:g} × {rule.of}{f' + {rule.offset:g}' if rule.offset else ''} = {_num(_signif(threshold))} {unit}"
         else:
             assert rule.value is not None  # guaranteed by GradingRule._one_kind
             value, unit, threshold = m.value_in_rule_unit, grading.unit, rule.value
             against = f"{_num(threshold)} {unit}"
         assert rule.op is not None and rule.grade is not None
+        if rule.pchg_at_most is not None:
+            base = m.refs["BASE"]
+            if not base or (m.value - base) / base * 100 > rule.pchg_at_most:
+                continue
         if _OPERATORS[rule.op](_signif(value), _signif(threshold)):
             rule_text = rule.describe(grading.unit)
             evidence = f"{grading.term} grade {rule.grade}: {_num(value)} {unit} {rule.op} {against} [{rule_text}]"
@@ -249,6 +287,7 @@ def grade_lab(
     baseline_unit: str | None = None,
     context: Context | None = None,
     duration_hours: float | None = None,
+    new_oxygen: bool | None = None,
 ) -> LabGrade | None:
     """Grade ``value`` (in ``unit``) against CTCAE v5.0.
 
@@ -257,7 +296,9 @@ def grade_lab(
     ``unit``; ``baseline`` and its range are in ``baseline_unit`` (default ``unit``). The baseline is
     abnormal when it lies outside its own range on the term's side (above ULN for an increase);
     without ``baseline_uln``/``baseline_lln`` the value's range is used. ``context`` ("rest" or
-    "exercise") and ``duration_hours`` (how long the value has lasted) serve Hypoxia and Fever.
+    "exercise") and ``duration_hours`` (how long the value has lasted) serve Hypoxia and Fever;
+    ``new_oxygen`` (the reading was on supplemental oxygen the participant did not need at baseline)
+    serves Hypoxia.
 
     Returns the :class:`LabGrade` (grade 0 when no CTCAE grade is reached), or ``None`` when the
     value cannot be graded. Where several rule sets apply (an analyte graded in both directions),
@@ -294,7 +335,7 @@ def grade_lab(
             baseline_abnormal = base is not None and b_lln is not None and base < b_lln
         converted = units.convert_or_raise(value, unit, grading.unit, analyte=grading.analytes[0])
         measurement = _Measurement(value, units.normalise(unit) or unit, converted, refs, baseline_abnormal)
-        results.append(_evaluate(grading, measurement, context, duration_hours))
+        results.append(_evaluate(grading, measurement, context, duration_hours, new_oxygen))
     graded = [r for r in results if r is not None]
     if any(r.grade > 0 for r in graded):
         return max(graded, key=lambda r: r.grade)

@@ -113,7 +113,10 @@ class AdverseEvent(_Record):
     serious: bool = False
     seriousness: list[SeriousnessCriterion] = []
     relatedness: Relatedness
-    expected: bool = False
+    #: the sponsor-investigator's expectedness assessment against the reference safety information
+    #: (21 CFR 312.32(a)); None: not yet assessed (never pre-filled; see trialdesk.safety.expectedness)
+    expected: bool | None = None
+    expectedness_assessed_by: str | None = None
     outcome: Outcome = "unknown"
     action_taken: str = "none"
     learned_at: dt.datetime | None = Field(default=None, description="when the site learned of the event (starts SAE clocks)")
@@ -156,6 +159,10 @@ class VitalSign(_Record):
     value: float
     unit: str
     timepoint: str | None = None
+    #: SPO2 only: measured at rest (True), on exertion (False), or not recorded (None)
+    at_rest: bool | None = None
+    #: SPO2 only: supplemental oxygen flow at the reading, L/min (0: room air; None: not recorded)
+    oxygen_l_min: float | None = Field(default=None, ge=0)
 
 
 FunctionTestCode = Literal["FVC", "FVCPP", "FEV1", "DLCOPP", "SIXMWD", "SIXMWSPO2", "BORG"]
@@ -235,6 +242,21 @@ class ProtocolDeviation(_Record):
     reason: str | None = None
 
 
+class SafetyReportSubmission(_Record):
+    """A report submitted under one of the protocol's ``sae_reporting`` rules (or ``<aggregate id>/<rule id>``)."""
+
+    ae_id: str
+    rule_id: str
+    submitted_at: dt.datetime
+
+
+class FollowUpInformation(_Record):
+    """New information about an adverse event, received at a known instant (starts a follow-up clock)."""
+
+    ae_id: str
+    received_at: dt.datetime
+
+
 class TrialData(_Record):
     """A data cut: everything recorded up to ``cutoff``."""
 
@@ -251,6 +273,8 @@ class TrialData(_Record):
     medical_history: list[MedicalHistoryItem] = []
     deviations: list[ProtocolDeviation] = []
     function_tests: list[FunctionTest] = []
+    safety_reports: list[SafetyReportSubmission] = []
+    follow_up_information: list[FollowUpInformation] = []
 
     @model_validator(mode="after")
     def _known_subjects(self) -> TrialData:

@@ -32,7 +32,7 @@ class AdverseEventOut(Schema):
     onset: str
     serious: bool
     relatedness: str
-    expected: bool
+    expected: bool | None  # the sponsor-investigator's assessment in force; None: not yet assessed
     outcome: str
 
 
@@ -47,7 +47,10 @@ def ctcae_search(request: HttpRequest, q: str = "", limit: int = 15) -> list[Ctc
 def list_adverse_events(request: HttpRequest) -> list[AdverseEventOut]:
     if not allowed(request.user, "view_ae"):
         raise HttpError(403, "your role may not view ae")
+    from trialdesk.edc.safety.service import assessments_in_force
+
+    assessed = assessments_in_force()
     return [AdverseEventOut(id=ae.ae_id, subject_id=ae.participant.subject_id, term=ae.term, meddra_code=ae.meddra_code, soc=ae.soc,
                             grade=ae.grade, onset=ae.onset.isoformat(), serious=ae.serious, relatedness=ae.relatedness,
-                            expected=ae.expected, outcome=ae.outcome)
+                            expected=assessed[ae.pk].expected if ae.pk in assessed else None, outcome=ae.outcome)
             for ae in AdverseEvent.objects.select_related("participant")]

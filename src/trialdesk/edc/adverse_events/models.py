@@ -65,7 +65,10 @@ class AdverseEvent(ParticipantRecord):
         return CoreAdverseEvent(
             id=self.ae_id, subject_id=self.participant.subject_id, term=self.term, meddra_code=int(self.meddra_code), soc=self.soc,
             grade=self.grade, onset=self.onset, resolved=self.resolved, description=self.description, serious=self.serious,
-            seriousness=list(self.seriousness), relatedness=self.relatedness, expected=self.expected,  # type: ignore[arg-type]
+            seriousness=list(self.seriousness), relatedness=self.relatedness,  # type: ignore[arg-type]
+            # expectedness is the sponsor-investigator's assessment (trialdesk.edc.safety), applied by the data cut;
+            # the ``expected`` column is no longer written
+            expected=None,
             outcome=self.outcome, action_taken=self.action_taken, learned_at=self.learned_at,  # type: ignore[arg-type]
             suggested_from=self.suggested_from or None)
 

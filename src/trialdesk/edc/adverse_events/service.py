@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
@@ -26,10 +25,10 @@ from django.utils import timezone
 from trialdesk.edc.accounts.models import User
 from trialdesk.edc.adverse_events.models import AdverseEvent, DeathReport, DismissedSuggestion, DsmbDecision, FollowUp, SaeReport
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.context import lock_audit_chain, trial_context
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.permissions import allowed
-from trialdesk.edc.web import protocol, today
+from trialdesk.protocol.model import Protocol
 from trialdesk.safety.adverse_events import adverse_event_from_form
 from trialdesk.safety.attribution import Attribution, attribute, attribute_all
 from trialdesk.safety.medwatch import FollowUpNote, MedwatchForm, Reporter, build_medwatch
@@ -50,19 +49,42 @@ FIELDS = ("term", "grade", "description", "onset", "resolved", "serious", "serio
           "learned_at", "suggested_from")
 
 
+def protocol() -> Protocol:
+    return trial_context().protocol
+
+
+def today() -> dt.date:
+    """The site's calendar date."""
+    return trial_context().today
+
+
 def site_tz() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
+    return trial_context().tz
 
 
 def cut(cutoff: dt.date | None = None, *, without: int | None = None) -> TrialData:
     """The EDC's data cut with its adverse events (``without``: leave that AE out, to check a change to it)."""
+    from trialdesk.edc.safety.service import assessments_in_force
     from trialdesk.edc.snapshot import trial_data
+    from trialdesk.trial.records import FollowUpInformation, SafetyReportSubmission
 
     base = trial_data(cutoff or today())
     ids = {p.subject_id for p in base.participants}
     rows = AdverseEvent.objects.select_related("participant").filter(onset__lte=base.cutoff).exclude(pk=without).order_by("pk")
-    aes = [ae.core() for ae in rows if ae.participant.subject_id in ids]
-    return base.model_copy(update={"adverse_events": aes})
+    assessed = assessments_in_force()
+    aes = []
+    for row in rows:
+        if row.participant.subject_id not in ids:
+            continue
+        core = row.core()
+        a = assessed.get(row.pk)
+        aes.append(core if a is None else core.model_copy(update={"expected": a.expected, "expectedness_assessed_by": a.assessor()}))
+    shown = {ae.id for ae in aes}
+    reports = [SafetyReportSubmission(ae_id=r.adverse_event.ae_id, rule_id=r.rule_id, submitted_at=r.submitted_at)
+               for r in SaeReport.objects.select_related("adverse_event") if r.adverse_event.ae_id in shown]
+    follow_ups = [FollowUpInformation(ae_id=f.adverse_event.ae_id, received_at=f.received_at)
+                  for f in FollowUp.objects.select_related("adverse_event") if f.adverse_event.ae_id in shown]
+    return base.model_copy(update={"adverse_events": aes, "safety_reports": reports, "follow_up_information": follow_ups})
 
 
 def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, without: int | None,
@@ -83,14 +105,14 @@ def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, wi
 def _stored(core: CoreAdverseEvent) -> dict[str, Any]:
     return {"term": core.term, "meddra_code": str(core.meddra_code), "soc": core.soc, "grade": core.grade, "description": core.description,
             "onset": core.onset, "resolved": core.resolved, "serious": core.serious, "seriousness": list(core.seriousness),
-            "relatedness": core.relatedness, "expected": core.expected, "outcome": core.outcome, "action_taken": core.action_taken,
+            "relatedness": core.relatedness, "outcome": core.outcome, "action_taken": core.action_taken,
             "learned_at": core.learned_at, "suggested_from": core.suggested_from or ""}
 
 
 def record_adverse_event(user: Any, participant: Participant, **values: Any) -> AdverseEvent:
     """Store the AE, or refuse (nothing stored) with the core's reason naming the field."""
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         before = cut()  # read once: the data cut after the save is this one with the new AE at the end
         core = _checked(participant, values, ae_id="new", without=None, data=before)
@@ -105,7 +127,7 @@ def record_adverse_event(user: Any, participant: Participant, **values: Any) -> 
 def edit_adverse_event(user: Any, ae: AdverseEvent, *, changes: dict[str, Any], reason: str, version: int) -> AdverseEvent:
     """Correct or update an AE (outcome, resolution, grade...): re-checked whole by the core, with a reason."""
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         was_serious = AdverseEvent.objects.get(pk=ae.pk).serious
         merged = {name: changes.get(name, getattr(ae, name)) for name in FIELDS}
         core = _checked(ae.participant, merged, ae_id=ae.ae_id, without=ae.pk)
@@ -128,7 +150,10 @@ def add_follow_up(user: Any, ae: AdverseEvent, *, received_at: dt.datetime, info
 
 
 def record_report(user: Any, ae: AdverseEvent, *, rule_id: str, submitted_at: dt.datetime) -> SaeReport:
-    rules = {r.id for r in protocol().safety.sae_reporting}
+    """Record a report (or a notification of the participating investigators) as submitted; an aggregate
+    report is recorded under ``<aggregate id>/<rule id>`` on the AE that made the aggregate rule fire."""
+    safety = protocol().safety
+    rules = {r.id for r in safety.sae_reporting} | {f"{a.id}/{r}" for a in safety.aggregate_reports for r in a.reports}
     if rule_id not in rules:
         raise ConductError("rule_id", f"no SAE reporting rule {rule_id!r} in the protocol; known: {', '.join(sorted(rules))}")
     if not ae.serious:
@@ -181,6 +206,13 @@ def notice_recipients() -> list[str]:
     return sorted({u.email for u in users if allowed(u, "view_safety_dashboard")})
 
 
+def _expectedness_text(ae: AdverseEvent) -> str:
+    from trialdesk.edc.safety.service import current_assessment
+
+    a = current_assessment(ae)
+    return "not yet assessed by the sponsor-investigator" if a is None else f"{'expected' if a.expected else 'unexpected'} ({a.assessor()})"
+
+
 def notify_sae(ae: AdverseEvent) -> int:
     """E-mail the new SAE and the reports it calls for (subject id only: no names)."""
     recipients = notice_recipients()
@@ -190,10 +222,11 @@ def notify_sae(ae: AdverseEvent) -> int:
     lines = [f"A serious adverse event was recorded for subject {ae.participant.subject_id}.", "",
              f"{ae.ae_id}: {ae.term} (CTCAE v5.0 grade {ae.grade}), onset {ae.onset}",
              f"Seriousness: {', '.join(ae.seriousness_labels())}",
-             f"Relatedness: {ae.relatedness}; {'expected' if ae.expected else 'unexpected'}",
+             f"Relatedness: {ae.relatedness}; expectedness: {_expectedness_text(ae)}",
              f"Site learned of it: {timezone.localtime(ae.learned_at):%Y-%m-%d %H:%M %Z}" if ae.learned_at else "", "",
              "Reports due:"]
-    lines += [f"- {r.rule_id} to {r.recipient}: due {r.due_at:%Y-%m-%d %H:%M %Z}" for r in due] or ["- none"]
+    lines += [f"- {r.rule_id} to {r.recipient}: due {r.due_at:%Y-%m-%d %H:%M %Z}"
+              + (" (if the sponsor-investigator assesses it unexpected)" if r.pending_assessment else "") for r in due] or ["- none"]
     subject = f"[{protocol().identification.nct_id}] SAE {ae.ae_id}: subject {ae.participant.subject_id}, {ae.term} grade {ae.grade}"
     sent = send_mail(subject, "\n".join(lines), None, recipients)
     trail.append(None, "notify", model=ae._meta.label, object_id=str(ae.pk), subject_id=ae.audit_subject(),
@@ -281,7 +314,7 @@ def record_death(user: Any, participant: Participant, *, adverse_event: AdverseE
                  autopsy: str, relatedness: str, narrative: str) -> DeathReport:
     """Store the death report and take the participant off study (reason: death), or refuse with nothing stored."""
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         report = core_death.DeathReport(participant.subject_id, date_of_death, tuple(c.strip() for c in causes.splitlines() if c.strip()),
                                         autopsy, relatedness, narrative.strip(),  # type: ignore[arg-type]
@@ -356,7 +389,7 @@ def record_dsmb_decision(user: Any, *, kind: str, decided_on: dt.date, report_cu
     from trialdesk.edc.signatures.service import sign
 
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         in_force = list(Pause.objects.select_for_update().filter(lifted_on__isnull=True).order_by("since", "pk"))
         decision = Decision(kind, decided_on, report_cutoff, rationale.strip(), modifications.strip())  # type: ignore[arg-type]
         check_decision(decision, pauses=[p.core() for p in in_force], today=today())
@@ -379,7 +412,7 @@ def record_dsmb_decision(user: Any, *, kind: str, decided_on: dt.date, report_cu
 def correct_death_report(user: Any, report: DeathReport, *, changes: dict[str, Any], reason: str, version: int) -> DeathReport:
     """Correct a death report (re-checked whole by the core, with a reason); a new date of death moves the off-study date."""
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         report = DeathReport.objects.select_related("participant__screening", "adverse_event").get(pk=report.pk)
         fields = ("date_of_death", "causes", "autopsy", "relatedness", "narrative")
         merged = {name: changes.get(name, getattr(report, name)) for name in fields}

@@ -12,9 +12,4 @@ urlpatterns = [
     path("adverse-events/<int:pk>/edit/", views.ae_edit, name="ae_edit"),
     path("adverse-events/<int:pk>/medwatch/", views.ae_medwatch, name="ae_medwatch"),
     path("adverse-events/<int:pk>/medwatch.pdf", views.ae_medwatch_pdf, name="ae_medwatch_pdf"),
-    path("participants/<str:subject_id>/death/", views.death_report, name="death_report"),
-    path("safety/", views.dashboard, name="safety_dashboard"),
-    path("safety/dsmb/", views.dsmb_report, name="dsmb_report"),
-    path("safety/dsmb/pdf/", views.dsmb_report_pdf, name="dsmb_report_pdf"),
-    path("safety/dsmb/decisions/", views.dsmb_decisions, name="dsmb_decisions"),
 ]

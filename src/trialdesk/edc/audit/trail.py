@@ -70,6 +70,12 @@ def _who(user: Any) -> tuple[str, str]:
     return user.get_username(), getattr(user, "role", "") or ""
 
 
+def lock_chain() -> None:
+    """Take the audit chain's lock for the rest of the caller's transaction: every audited write and every
+    numbering that must not interleave with one goes through here (the one place the lock is taken)."""
+    ChainHead.objects.select_for_update().get_or_create(pk=1)
+
+
 def append(user: Any, action: str, *, model: str, object_id: str = "", subject_id: str = "", screening_id: str = "",
            form: str = "", changes: dict[str, Any] | None = None, reason: str = "") -> AuditEntry:
     """Add one entry at the end of the chain (inside the caller's transaction)."""

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.context import lock_audit_chain
 from trialdesk.edc.dosing.models import Infusion
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.participants.service import enrolled
@@ -57,7 +57,7 @@ def record_infusion(user: Any, participant: Participant, *, number: int | None =
     ``number`` None: the participant's next infusion, counted under the same lock as the insert (two
     simultaneous requests cannot both take the same number; the second is checked as the one after)."""
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         participant = Participant.objects.select_related("screening").get(pk=participant.pk)
         previous = [(i.number, i.date) for i in participant.infusions.all()]
         if number is None:

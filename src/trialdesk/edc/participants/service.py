@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.context import lock_audit_chain
 from trialdesk.edc.participants.models import Consent, Participant, Pause
 from trialdesk.edc.screening.models import ScreeningEntry
 from trialdesk.edc.screening.service import signed_decision
@@ -23,7 +23,7 @@ from trialdesk.trial.pause import check_lift
 
 
 def _serialise() -> None:
-    ChainHead.objects.select_for_update().get_or_create(pk=1)
+    lock_audit_chain()
 
 
 def record_consent(user: Any, entry: ScreeningEntry, *, icf_version: str, signed_at: dt.datetime, obtained_by: str,

@@ -8,11 +8,10 @@ from django.utils import timezone
 
 from trialdesk.edc.participants import service
 from trialdesk.edc.participants.models import Participant, Pause
-from trialdesk.edc.permissions import allowed
 from trialdesk.edc.quality.service import verified
 from trialdesk.edc.screening.models import ScreeningEntry
 from trialdesk.edc.visits.service import flag
-from trialdesk.edc.web import protocol, record_id, refuse, requires, today
+from trialdesk.edc.web import protocol, refuse, requires, today
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -195,43 +194,3 @@ def lock(request: HttpRequest, subject_id: str) -> HttpResponse:
         else:
             messages.success(request, f"Casebook {'locked' if locking else 'unlocked'}.")
     return redirect("participant_detail", subject_id=subject_id)
-
-
-class PauseForm(forms.Form):
-    rule_id = forms.ChoiceField(label="Stopping rule")
-    since = forms.DateField(widget=DATE)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["rule_id"].choices = [(r.id, f"{r.id}: {r.description}") for r in protocol().safety.stopping_rules]  # type: ignore[attr-defined]
-
-
-@requires("view_reports")
-def pauses(request: HttpRequest) -> HttpResponse:
-    form = PauseForm(request.POST or None, initial={"since": today()})
-    if request.method == "POST":
-        if "lift" in request.POST:
-            if not allowed(request.user, "lift_pause"):
-                return HttpResponse(status=403)
-            try:
-                pause = Pause.objects.filter(pk=record_id(request.POST["lift"], "pause")).first()
-                if pause is None:
-                    raise ConductError("lift", "there is no pause with that number; reload the page")
-                service.lift_pause(request.user, pause, on=today(), note=request.POST.get("note", ""))
-            except ConductError as e:
-                messages.error(request, e.message)
-            return redirect("pauses")
-        if not allowed(request.user, "pause_trial"):
-            return HttpResponse(status=403)
-        if form.is_valid():
-            d = form.cleaned_data
-            try:
-                service.record_pause(request.user, rule_id=d["rule_id"], action="", since=d["since"], description=d["description"])
-            except ConductError as e:
-                refuse(form, e)
-            else:
-                return redirect("pauses")
-    return render(request, "edc/pauses.html", {"form": form, "pauses": Pause.objects.order_by("-since")})
-
-

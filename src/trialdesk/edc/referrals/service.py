@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.context import lock_audit_chain
 from trialdesk.edc.referrals.models import Referral
 from trialdesk.protocol.model import Protocol
 from trialdesk.public.questionnaire import Answers, evaluate
@@ -63,7 +63,7 @@ def fingerprint(protocol: Protocol, contact: Contact) -> str:
 
 
 def _next_number() -> str:
-    ChainHead.objects.select_for_update().get_or_create(pk=1)  # serialises numbering with every audited write
+    lock_audit_chain()  # serialises numbering with every audited write
     last = Referral.objects.order_by("-number").values_list("number", flat=True).first()
     n = int(last.split("-")[1]) + 1 if last else 1
     return f"R-{n:04d}"

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.context import lock_audit_chain
 from trialdesk.edc.screening.models import EligibilitySignoff, ScreeningEntry
 from trialdesk.edc.signatures.service import current_signature, sign
 from trialdesk.edc.web import protocol, today
@@ -26,7 +26,7 @@ CANDIDATE_COLUMNS = ("person_id", "overall", "unknown_criteria", "needs_review_c
 
 
 def _next_number() -> str:
-    ChainHead.objects.select_for_update().get_or_create(pk=1)  # serialises numbering with every audited write
+    lock_audit_chain()  # serialises numbering with every audited write
     last = ScreeningEntry.objects.order_by("-number").values_list("number", flat=True).first()
     n = int(last.split("-")[1]) + 1 if last else 1
     return f"S-{n:04d}"

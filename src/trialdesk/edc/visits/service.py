@@ -8,8 +8,8 @@ from typing import Any
 from django.db import transaction
 
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
 from trialdesk.edc.audit.trail import StaleEdit
+from trialdesk.edc.context import lock_audit_chain
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.visits.crf import range_problems, to_json
 from trialdesk.edc.visits.models import FormEntry, Visit
@@ -77,7 +77,7 @@ def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *,
             raise ConductError(k, "the date cannot be in the future")
     with transaction.atomic():
         # serialised with every audited write, so two first entries of one form cannot race to the unique constraint
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         existing = FormEntry.objects.filter(visit=visit, form=form_id).first()
         if existing is None:
             return trail.create(FormEntry(visit=visit, form=form_id, data=data), user)

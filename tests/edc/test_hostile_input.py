@@ -71,19 +71,20 @@ def consent(s: S) -> dict[str, Any]:
 
 def infusion(s: S) -> dict[str, Any]:
     return {"date": days_ago(0).isoformat(), "started_at": "09:00", "stopped_at": "09:45", "weight_kg": "70", "total_cells": "52500000",
-            "lot": "LOT-2", "donor_id": "D-7", "premedication": "", "interruptions": ""}
+            "lot": "LOT-2", "donor_id": "D-7", "premedication": "", "interrupted": "no", "interruptions": ""}
 
 
 def infusion_edit(s: S) -> dict[str, Any]:
     inf = s["inf"]
     return {"date": inf.date.isoformat(), "started_at": "09:00", "stopped_at": "09:45", "weight_kg": "70", "total_cells": "52500000",
-            "lot": "LOT-1", "donor_id": "D-7", "premedication": "", "interruptions": "", "version": inf.version, "reason": "correction",
+            "lot": "LOT-1", "donor_id": "D-7", "premedication": "", "interrupted": "no", "interruptions": "", "version": inf.version,
+            "reason": "correction",
             "before_sbp": "120"}
 
 
 def ae(s: S) -> dict[str, Any]:
     return {"subject_id": "001", "term": "Headache", "grade": "2", "description": "headache", "onset": days_ago(10).isoformat(),
-            "resolved": "", "relatedness": "unrelated", "outcome": "recovering", "action_taken": "none",
+            "resolved": "", "serious": "no", "relatedness": "unrelated", "outcome": "recovering", "action_taken": "none",
             "learned_at": at_days_ago(9).strftime("%Y-%m-%dT%H:%M"), "suggested_from": ""}
 
 

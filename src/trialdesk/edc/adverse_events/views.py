@@ -36,6 +36,9 @@ from trialdesk.terminology.ctcae import CtcaeTerm, catalogue
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
+#: a clinical judgement starts unanswered: the first option of every such list is this empty one, and the field is required
+EMPTY = [("", "—")]
+YES_NO = [("", "—"), ("yes", "Yes"), ("no", "No")]
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
@@ -44,16 +47,16 @@ class AdverseEventForm(forms.Form):
     term = forms.CharField(label="CTCAE v5.0 term", max_length=200,
                            help_text="type a few letters of the term or an everyday word; the MedDRA code and SOC follow from the term",
                            widget=forms.TextInput(attrs={"list": "ctcae-terms", "autocomplete": "off", "data-ctcae-search": "1"}))
-    grade = forms.TypedChoiceField(choices=[(g, f"Grade {g}") for g in range(1, 6)], coerce=int)
+    grade = forms.TypedChoiceField(choices=[("", "—")] + [(g, f"Grade {g}") for g in range(1, 6)], coerce=int, empty_value=None)
     description = forms.CharField(label="Verbatim description", widget=forms.Textarea(attrs={"rows": 2}), required=False)
     onset = forms.DateField(widget=DATE)
     resolved = forms.DateField(label="Resolved on", widget=DATE, required=False)
-    serious = forms.BooleanField(label="Serious (21 CFR 312.32)", required=False)
+    serious = forms.TypedChoiceField(label="Serious (21 CFR 312.32)", choices=YES_NO, coerce=lambda v: v == "yes", empty_value=None)
     seriousness = forms.MultipleChoiceField(label="Seriousness criteria", choices=SERIOUSNESS, widget=forms.CheckboxSelectMultiple,
                                             required=False)
-    relatedness = forms.ChoiceField(label="Relatedness to the MSC infusion", choices=RELATEDNESS)
-    outcome = forms.ChoiceField(choices=OUTCOMES, initial="unknown")
-    action_taken = forms.ChoiceField(choices=ACTIONS, initial="none")
+    relatedness = forms.ChoiceField(label="Relatedness to the MSC infusion", choices=EMPTY + RELATEDNESS)
+    outcome = forms.ChoiceField(choices=EMPTY + OUTCOMES)
+    action_taken = forms.ChoiceField(label="Action taken", choices=EMPTY + ACTIONS)
     learned_at = forms.DateTimeField(label="Site learned of it (date and time)", widget=DATETIME, required=False,
                                      help_text="required for a serious event: it starts the reporting clocks")
     suggested_from = forms.CharField(widget=forms.HiddenInput, required=False)
@@ -157,7 +160,7 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def ae_edit(request: HttpRequest, pk: int) -> HttpResponse:
     ae = get_object_or_404(AdverseEvent.objects.select_related("participant"), pk=pk)
     initial: dict[str, Any] = {name: getattr(ae, name) for name in service.FIELDS}
-    initial.update(subject_id=ae.participant.subject_id, version=ae.version,
+    initial.update(subject_id=ae.participant.subject_id, version=ae.version, serious="yes" if ae.serious else "no",
                    learned_at=timezone.localtime(ae.learned_at) if ae.learned_at else None)
     form = EditAdverseEventForm(request.POST or None, initial=initial)
     current = None
@@ -289,8 +292,8 @@ class DeathReportForm(forms.Form):
     date_of_death = forms.DateField(widget=DATE)
     causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False,
                              help_text="one per line, immediate cause first")
-    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
-    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=EMPTY + AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=EMPTY + RELATEDNESS)
     narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
 
     def __init__(self, *args: Any, participant: Participant, **kwargs: Any) -> None:
@@ -330,8 +333,8 @@ def death_report(request: HttpRequest, subject_id: str) -> HttpResponse:
 class CorrectDeathReportForm(forms.Form):
     date_of_death = forms.DateField(widget=DATE)
     causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
-    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=EMPTY + AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=EMPTY + RELATEDNESS)
     narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
     reason = forms.CharField(label="Reason for change", widget=forms.Textarea(attrs={"rows": 2}), required=False)
     version = forms.IntegerField(widget=forms.HiddenInput)

@@ -66,3 +66,34 @@ def test_the_coordinator_must_answer_every_clinical_judgement_of_an_ae(live_serv
         page.wait_for_url(f"{base}/adverse-events/*/")
     ae = AdverseEvent.objects.get()
     assert (ae.grade, ae.serious, ae.relatedness, ae.outcome) == (1, False, "unlikely", "recovering")
+
+
+@pytest.mark.slow
+def test_the_monitor_reads_a_lab_form_and_the_dsmb_sees_study_days(live_server, trial, users) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.visits.models import Visit
+    from trialdesk.edc.visits.service import record_visit, save_form
+
+    from .test_browser import _logout
+
+    p = trial.enrol()
+    trial.infuse(p, ago=20)
+    visit = next(v for v in Visit.objects.filter(participant=p, day__gt=0).order_by("day") if "laboratory" in v.forms)
+    visit = record_visit(users["coordinator"], visit, done_on=visit.target, version=visit.version)
+    save_form(users["coordinator"], visit, "laboratory", {"lb_date": visit.target, "alt": 35.0, "alt_uln": 40.0})
+    base = live_server.url
+    with browser_page() as page:
+        _login(page, base, "monitor")
+        page.goto(f"{base}/participants/001/")
+        page.click(f"text={visit.name}")
+        page.click("text=Laboratory")
+        assert page.locator("#read-only").is_visible()
+        assert "35.0" in page.locator("#read-only").inner_text() and page.locator('input[name="alt"]').count() == 0
+        _shot(page, "monitor-reads-lab-form")
+        _logout(page)
+
+        _login(page, base, "dsmb")
+        page.goto(f"{base}/participants/001/")
+        text = page.locator("main").inner_text() if page.locator("main").count() else page.content()
+        assert "day 0" in text and p.enrolled_on.isoformat() not in page.content()
+        assert page.locator(f'a[href="/participants/001/visits/{visit.code}/"]').count() == 0  # no link the DSMB may not open
+        _shot(page, "dsmb-participant-study-days")

@@ -36,6 +36,7 @@ TABLE: dict[str, frozenset[str]] = {
     "view_identified": _SITE | {"data_manager", "monitor"},  # names, MRN, birth dates
     "view_participants": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},  # de-identified for dsmb and sponsor
     "view_reports": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},
+    "view_forms": _SITE | {"data_manager", "monitor"},  # every visit and every form's data, read only (identified)
     "view_audit": _SITE | {"data_manager", "monitor"},
     "export_audit": frozenset({"data_manager", "monitor"}),
     "verify_audit": frozenset({"data_manager", "monitor", "admin"}),
@@ -103,8 +104,8 @@ PAGES: dict[str, str] = {
     "lock": "lock_casebook",
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
-    "visit": "view_identified",  # POST: record_visit
-    "crf": "record_visit",
+    "visit": "view_forms",  # POST: record_visit
+    "crf": "view_forms",  # POST: record_visit (read only to the rest, and once the casebook is locked)
     "pauses": "view_reports",  # POST: pause_trial, or lift_pause
     "queries": "view_audit",  # POST: raise_query, answer_query, close_query
     "sdv": "verify_source",

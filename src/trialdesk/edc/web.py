@@ -94,6 +94,23 @@ def refuse(form: Any, err: ConductError) -> None:
     form.add_error(name, err.message if name else f"{err.field.replace('_', ' ')}: {err.message}")
 
 
+def read_only_rows(form: Any) -> list[tuple[str, str]]:
+    """A form's saved values as label and text (a choice as its label), for a reader who may not change them."""
+    rows = []
+    for bound in form.visible_fields():
+        value = form.initial.get(bound.name)
+        if value is None or value == "":
+            text = ""
+        elif getattr(bound.field, "choices", None):
+            text = str(dict((str(k), v) for k, v in bound.field.choices).get(str(value), value))
+        elif isinstance(value, dt.datetime):
+            text = timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
+        else:
+            text = value.isoformat() if isinstance(value, dt.date | dt.time) else str(value)
+        rows.append((str(bound.label), text))
+    return rows
+
+
 def context(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     p = protocol()

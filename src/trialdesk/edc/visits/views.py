@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from trialdesk.edc.audit.trail import StaleEdit
+from trialdesk.edc.permissions import allowed
 from trialdesk.edc.visits import service
 from trialdesk.edc.visits.crf import crf_form, definition
 from trialdesk.edc.visits.models import FormEntry, Visit
-from trialdesk.edc.web import refuse, requires
+from trialdesk.edc.web import read_only_rows, refuse, requires
 from trialdesk.trial.errors import ConductError
 
 
@@ -19,13 +21,11 @@ class VisitDateForm(forms.Form):
     reason = forms.CharField(label="Reason for change (when correcting)", required=False)
 
 
-@requires("view_identified")
+@requires("view_forms")
 def visit(request: HttpRequest, subject_id: str, code: str) -> HttpResponse:
     v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
     form = VisitDateForm(request.POST or None, initial={"done_on": v.done_on or v.target, "version": v.version})
     if request.method == "POST":
-        from trialdesk.edc.permissions import allowed
-
         if not allowed(request.user, "record_visit"):
             return HttpResponse(status=403)
         if form.is_valid():
@@ -49,10 +49,21 @@ def _title(form_id: str) -> str:
         return form_id.replace("_", " ")
 
 
-@requires("record_visit")
+@requires("view_forms")
 def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
-    v = get_object_or_404(Visit, participant__subject_id=subject_id, code=code)
+    """Every role that reads forms reads this one; entering or changing it is ``record_visit``."""
+    v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
+    if form_id not in v.forms:
+        raise Http404(f"form {form_id!r} is not due at visit {code}")
     existing = FormEntry.objects.filter(visit=v, form=form_id).first()
+    title = f"{_title(form_id)} — {subject_id}, {v.name}"
+    if not allowed(request.user, "record_visit"):
+        if request.method == "POST":
+            raise PermissionDenied("your role may not record visit")
+        shown = crf_form(form_id, initial=existing.data if existing else {})
+        return render(request, "edc/form.html", {"form": shown, "title": title, "readonly": read_only_rows(shown),
+                                                 "lead": "" if existing else "Not entered yet.",
+                                                 "back": f"/participants/{subject_id}/visits/{code}/"})
     form = crf_form(form_id, request.POST or None, initial=existing.data if existing else None)
     form.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, required=False, initial=existing.version if existing else None)
     if existing is not None:
@@ -71,5 +82,5 @@ def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpR
         else:
             messages.success(request, f"{_title(form_id)} saved.")
             return redirect("visit", subject_id=subject_id, code=code)
-    return render(request, "edc/form.html", {"form": form, "title": f"{_title(form_id)} — {subject_id}, {v.name}", "submit": "Save",
+    return render(request, "edc/form.html", {"form": form, "title": title, "submit": "Save",
                                              "current": current})

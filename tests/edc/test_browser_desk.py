@@ -97,3 +97,26 @@ def test_the_monitor_reads_a_lab_form_and_the_dsmb_sees_study_days(live_server, 
         assert "day 0" in text and p.enrolled_on.isoformat() not in page.content()
         assert page.locator(f'a[href="/participants/001/visits/{visit.code}/"]').count() == 0  # no link the DSMB may not open
         _shot(page, "dsmb-participant-study-days")
+
+
+@pytest.mark.slow
+def test_the_coordinator_enrols_the_same_evening_as_a_consent_signed_at_21_13(live_server, trial) -> None:  # type: ignore[no-untyped-def]
+    entry = trial.screen()
+    trial.sign(entry)
+    day = days_ago(2).isoformat()
+    base = live_server.url
+    with browser_page() as page:
+        _login(page, base, "coordinator")
+        page.goto(f"{base}/screening/{entry.number}/")
+        page.fill("#id_icf_version", "1.0 (2019-10-01)")
+        page.fill("#id_signed_at", f"{day}T21:13")  # 02:13 UTC the next day
+        page.fill("#id_obtained_by", "Coordinator Tester")
+        page.check("#id_copy_given")
+        page.click("button[name=record_consent]")
+        page.wait_for_url(f"{base}/screening/{entry.number}/")
+        assert f"{day} 21:13 E" in page.content()  # shown on the site's clock, with its zone (EST or EDT)
+        page.fill("#id_enrolled_on", day)
+        page.click("button[name=enrol]")
+        page.wait_for_url(f"{base}/participants/001/")
+        assert "Enrolled as subject 001" in page.content()
+        _shot(page, "enrolled-same-evening-as-consent")

@@ -58,7 +58,7 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
         status = p.status if (p.off_study_on is None or p.off_study_on <= cutoff) else "on_study"
         participants.append(Participant(
             subject_id=p.subject_id, screening_id=p.screening.number, age_at_enrolment=_age(p.screening.birth_date, p.enrolled_on),
-            sex=p.screening.sex, consented_on=consent.signed_at.date(), enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
+            sex=p.screening.sex, consented_on=consent.core().signed_on, enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
             off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None))
     ids = {p.subject_id for p in participants}
     infusions = [core_infusion(i) for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff)

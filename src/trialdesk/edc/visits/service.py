@@ -47,7 +47,7 @@ def mark_infusion_visit(user: Any, participant: Participant, number: int, day: d
 
 def record_visit(user: Any, visit: Visit, *, done_on: dt.date, reason: str = "", version: int) -> Visit:
     participant = visit.participant
-    flag = check_visit_date(_scheduled(visit), done_on, consented_on=participant.current_consent().signed_at.date(),
+    flag = check_visit_date(_scheduled(visit), done_on, consented_on=participant.current_consent().core().signed_on,
                             enrolled_on=participant.enrolled_on, today=today())
     from trialdesk.edc.adverse_events.service import died_on
 

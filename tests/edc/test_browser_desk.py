@@ -120,3 +120,29 @@ def test_the_coordinator_enrols_the_same_evening_as_a_consent_signed_at_21_13(li
         page.wait_for_url(f"{base}/participants/001/")
         assert "Enrolled as subject 001" in page.content()
         _shot(page, "enrolled-same-evening-as-consent")
+
+
+@pytest.mark.slow
+def test_the_coordinator_marks_an_ae_entered_in_error_with_the_reason(live_server, trial) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.adverse_events.models import AdverseEvent
+
+    from .test_adverse_events import record
+
+    p = trial.enrol()
+    trial.infuse(p)
+    ae = record(trial, p)
+    base = live_server.url
+    with browser_page() as page:
+        _login(page, base, "coordinator")
+        page.goto(f"{base}/adverse-events/{ae.pk}/")
+        page.click("text=Entered in error…")
+        page.click("button.primary")
+        assert page.locator('p.error[data-field="error_reason"]').count() == 1  # a reason is required
+        page.fill("#id_error_reason", "entered for the wrong participant")
+        page.click("button.primary")
+        page.wait_for_url(f"{base}/adverse-events/{ae.pk}/")
+        assert "Entered in error" in page.locator("#entered-in-error").inner_text()
+        _shot(page, "ae-entered-in-error")
+        page.goto(f"{base}/adverse-events/")
+        assert f'href="/adverse-events/{ae.pk}/"' not in page.content()
+    assert not AdverseEvent.objects.exists() and AdverseEvent.with_voided.count() == 1

@@ -88,6 +88,14 @@ def ae(s: S) -> dict[str, Any]:
             "learned_at": at_days_ago(9).strftime("%Y-%m-%dT%H:%M"), "suggested_from": ""}
 
 
+def _vital_signs_entered(s: S) -> None:
+    from trialdesk.edc.visits.models import Visit
+    from trialdesk.edc.visits.service import save_form
+
+    save_form(s["users"]["coordinator"], Visit.objects.get(participant=s["p"], code="D1"), "vital_signs",
+              {"vs_date": days_ago(19), "sysbp": 120})
+
+
 def user_form(s: S) -> dict[str, Any]:
     return {"username": "nurse2", "first_name": "Nora", "last_name": "Nurse", "email": "", "role": "coordinator",
             "password": "Temporary-pass-77"}
@@ -212,6 +220,17 @@ ROWS: list[Row] = [
         shown_on=lambda s: "/participants/001/visits/D1/vital_signs/"),
     Row("CRF: a pulse of -5 is refused", "crf", "coordinator", lambda s: "/participants/001/visits/D1/vital_signs/",
         lambda s: {"vs_date": days_ago(0).isoformat()}, {"pulse": "-5"}, "refused", says="greater than or equal to 20"),
+    # --- entered in error
+    Row("entered in error: script in the reason is stored and shown escaped", "ae_entered_in_error", "coordinator",
+        lambda s: f"/adverse-events/{s['ae'].pk}/entered-in-error/", lambda s: {"version": s["ae"].version}, {"error_reason": SCRIPT},
+        "stored", check=lambda s: _stored("adverse_events.AdverseEvent", "error_reason", SCRIPT),
+        shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
+    Row("entered in error: an infusion with no reason is refused", "infusion_entered_in_error", "coordinator",
+        lambda s: f"/participants/001/infusions/{s['inf'].number}/entered-in-error/", lambda s: {"version": s["inf"].version},
+        {"error_reason": "   "}, "refused", says="This field is required"),
+    Row("entered in error: a form with a stale version is refused", "crf_entered_in_error", "coordinator",
+        lambda s: "/participants/001/visits/D1/vital_signs/entered-in-error/", lambda s: {"error_reason": "another participant's"},
+        {"version": "7"}, "refused", says="changed by someone else", setup=_vital_signs_entered),
     # --- adverse events
     Row("AE: script in the verbatim description is stored and shown escaped", "ae_new", "coordinator", lambda s: "/adverse-events/new/",
         ae, {"description": SCRIPT}, "stored", check=lambda s: _stored("adverse_events.AdverseEvent", "description", SCRIPT),
@@ -370,7 +389,7 @@ def _stored(model: str, field: str, text: str) -> bool:
     """True when a record of ``model`` (``app_label.Model``) holds ``text`` in ``field``, as typed."""
     from django.apps import apps
 
-    return bool(apps.get_model(model).objects.filter(**{field: text}).exists())
+    return bool(apps.get_model(model)._base_manager.filter(**{field: text}).exists())  # with records entered in error
 
 
 def _crf_has(text: str) -> bool:

@@ -105,6 +105,9 @@ PAGES: dict[str, str] = {
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
     "visit": "view_forms",  # POST: record_visit
+    "crf_entered_in_error": "record_visit",
+    "infusion_entered_in_error": "record_infusion",
+    "ae_entered_in_error": "record_ae",
     "crf": "view_forms",  # POST: record_visit (read only to the rest, and once the casebook is locked)
     "pauses": "view_reports",  # POST: pause_trial, or lift_pause
     "queries": "view_audit",  # POST: raise_query, answer_query, close_query

@@ -72,6 +72,8 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
               for v in Visit.objects.select_related("participant") if v.participant.subject_id in ids]
     labs: list[LabResult] = []
     vitals: list[VitalSign] = []
+    # infusions, forms (and, in adverse_events.service.cut, AEs) are read through ``objects``, which leaves out every
+    # record marked entered in error (trialdesk.edc.records.Voidable): the data cut never holds one
     for e in FormEntry.objects.select_related("visit__participant"):
         sid, code, data = e.visit.participant.subject_id, e.visit.code, e.data
         if sid not in ids:

@@ -132,7 +132,9 @@ def ae_new(request: HttpRequest) -> HttpResponse:
 
 @requires("view_ae")
 def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    ae = get_object_or_404(AdverseEvent.objects.select_related("participant"), pk=pk)
+    ae = get_object_or_404(AdverseEvent.with_voided.select_related("participant"), pk=pk)  # one entered in error is shown so
+    if ae.entered_in_error and request.method == "POST":
+        raise PermissionDenied(f"{ae.ae_id} is marked entered in error; record a new event instead")
     form = FollowUpForm(request.POST or None, initial={"received_at": timezone.localtime().replace(second=0, microsecond=0)})
     if request.method == "POST":
         if not allowed(request.user, "record_ae"):

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import ParticipantRecord
+from trialdesk.edc.records import ParticipantRecord, Voidable
 
 
 class Visit(ParticipantRecord):
@@ -32,7 +32,7 @@ class Visit(ParticipantRecord):
         constraints = [models.UniqueConstraint(fields=["participant", "code"], name="one_visit_per_code")]
 
 
-class FormEntry(ParticipantRecord):
+class FormEntry(Voidable, ParticipantRecord):
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="entries")
     form = models.CharField(max_length=40)
     data = models.JSONField(default=dict)
@@ -44,4 +44,5 @@ class FormEntry(ParticipantRecord):
 
     class Meta:
         ordering = ["visit", "form"]
-        constraints = [models.UniqueConstraint(fields=["visit", "form"], name="one_entry_per_form_per_visit")]
+        constraints = [models.UniqueConstraint(fields=["visit", "form"], condition=models.Q(error_reason=""),
+                                               name="one_entry_per_form_per_visit")]

@@ -146,3 +146,35 @@ def test_the_coordinator_marks_an_ae_entered_in_error_with_the_reason(live_serve
         page.goto(f"{base}/adverse-events/")
         assert f'href="/adverse-events/{ae.pk}/"' not in page.content()
     assert not AdverseEvent.objects.exists() and AdverseEvent.with_voided.count() == 1
+
+
+@pytest.mark.slow
+def test_the_coordinator_sees_every_error_of_a_form_and_explains_an_out_of_window_assessment(live_server, trial, users) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from trialdesk.edc.visits.models import Visit
+    from trialdesk.edc.visits.service import record_visit
+
+    p = trial.enrol()
+    trial.infuse(p, ago=20)
+    d7 = Visit.objects.get(participant=p, code="D7")
+    record_visit(users["coordinator"], d7, done_on=d7.target, version=d7.version)
+    late = (d7.latest + dt.timedelta(days=1)).isoformat()
+    base = live_server.url
+    with browser_page() as page:
+        _login(page, base, "coordinator")
+        page.goto(f"{base}/participants/001/visits/D7/vital_signs/")
+        page.fill("#id_vs_date", late)
+        page.fill("#id_sysbp", "80")
+        page.fill("#id_diabp", "95")
+        page.click("button[type=submit]")
+        assert page.locator('p.error[data-field="vs_date"]').count() == 1 and page.locator('p.error[data-field="diabp"]').count() == 1
+        _shot(page, "crf-all-errors-at-once")
+        page.fill("#id_sysbp", "120")
+        page.fill("#id_diabp", "80")
+        page.fill("#id_out_of_window_reason", "the participant was admitted elsewhere")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/participants/001/visits/D7/")
+        page.click("nav >> text=Deviations")
+        assert "the participant was admitted elsewhere" in page.locator("#deviations").inner_text()
+        _shot(page, "deviation-log")

@@ -45,6 +45,8 @@ ENDPOINTS: dict[str, Request] = {
     "enrol": lambda c, s: c.get(f"/screening/{s['entry'].number}/enrol/"),
     "record_infusion": lambda c, s: c.get("/participants/001/infusions/new/"),
     "view_forms": lambda c, s: c.get("/participants/001/visits/D1/vital_signs/"),
+    "record_deviation": lambda c, s: c.post("/deviations/", {"category": "other", "date": days_ago(1).isoformat(), "description": "d",
+                                                              "reason": "r"}),
     "record_visit": lambda c, s: c.post("/participants/001/visits/D1/vital_signs/", {"vs_date": days_ago(1).isoformat()}),
     "mark_off_study": lambda c, s: c.get("/participants/001/off-study/"),
     "raise_query": lambda c, s: c.post("/queries/", {"action": "raise", "subject_id": "001", "target": "t", "text": "q"}),

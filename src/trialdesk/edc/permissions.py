@@ -50,6 +50,7 @@ TABLE: dict[str, frozenset[str]] = {
     "record_visit": _SITE,
     "mark_off_study": _INVESTIGATORS,
     # data quality
+    "record_deviation": _SITE,  # a protocol deviation entered by hand (the automatic ones are logged by the desk)
     "raise_query": frozenset({"monitor", "data_manager"}),
     "answer_query": _SITE,
     "close_query": frozenset({"monitor", "data_manager"}),
@@ -112,6 +113,7 @@ PAGES: dict[str, str] = {
     "pauses": "view_reports",  # POST: pause_trial, or lift_pause
     "queries": "view_audit",  # POST: raise_query, answer_query, close_query
     "sdv": "verify_source",
+    "deviations": "view_forms",  # POST: record_deviation
     "audit": "view_audit",  # ?format=csv: export_audit
     "audit_verify": "verify_audit",
     "ae_list": "view_ae",

@@ -46,6 +46,7 @@ urlpatterns = [
     path("pauses/", participants.pauses, name="pauses"),
     path("queries/", quality.queries, name="queries"),
     path("sdv/", quality.sdv, name="sdv"),
+    path("deviations/", quality.deviations, name="deviations"),
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.verify, name="audit_verify"),
     path("", include("trialdesk.edc.adverse_events.urls")),

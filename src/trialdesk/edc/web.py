@@ -88,7 +88,13 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
 
 
 def refuse(form: Any, err: ConductError) -> None:
-    """Show a core refusal next to the field it names (or above the form)."""
+    """Show a core refusal next to the field it names (or above the form); every one of several at once."""
+    from trialdesk.trial.errors import ConductErrors
+
+    if isinstance(err, ConductErrors):
+        for name, message in err.problems:
+            refuse(form, ConductError(name, message))
+        return
     field = form.fields.get(err.field)
     name = err.field if field is not None and not field.widget.is_hidden else None
     form.add_error(name, err.message if name else f"{err.field.replace('_', ' ')}: {err.message}")

@@ -62,13 +62,23 @@ def cut(cutoff: dt.date | None = None, *, without: int | None = None) -> TrialDa
     ids = {p.subject_id for p in base.participants}
     rows = AdverseEvent.objects.select_related("participant").filter(onset__lte=base.cutoff).exclude(pk=without).order_by("pk")
     aes = [ae.core() for ae in rows if ae.participant.subject_id in ids]
-    return base.model_copy(update={"adverse_events": aes})
+    data = base.model_copy(update={"adverse_events": aes})
+    from trialdesk.edc.quality.deviations import late_sae_reports, stored
+
+    late = [d for d in late_sae_reports(data) if d.date <= data.cutoff]
+    return data.model_copy(update={"deviations": stored(data.cutoff) + late})
 
 
 def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, without: int | None,
              data: TrialData | None = None) -> CoreAdverseEvent:
     """The core's verdict on the entered values; MedDRA code and SOC come from the catalogue's term."""
     fields = {k: v for k, v in values.items() if k in FIELDS}
+    from trialdesk.trial.crf_checks import ae_outcome_problems
+    from trialdesk.trial.errors import ConductErrors
+
+    problems = ae_outcome_problems(fields.get("outcome"), fields.get("resolved"))
+    if problems:
+        raise ConductErrors(problems)
     fields["seriousness"] = list(fields.get("seriousness") or [])
     fields["suggested_from"] = fields.get("suggested_from") or None
     term = catalogue().get(str(fields.get("term", "")))

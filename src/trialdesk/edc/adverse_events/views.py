@@ -65,6 +65,15 @@ class AdverseEventForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["subject_id"].choices = [("", "—")] + [(p.subject_id, p.subject_id) for p in Participant.objects.all()]  # type: ignore[attr-defined]
 
+    def clean(self) -> dict[str, Any]:
+        """The cross-field checks of the core, shown with the fields' own errors (all at once)."""
+        from trialdesk.trial.crf_checks import ae_outcome_problems
+
+        data = super().clean() or {}
+        for name, message in ae_outcome_problems(data.get("outcome"), data.get("resolved")):
+            self.add_error(name, message)
+        return data
+
 
 class EditAdverseEventForm(AdverseEventForm):
     version = forms.IntegerField(widget=forms.HiddenInput)

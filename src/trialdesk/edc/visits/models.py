@@ -42,6 +42,13 @@ class FormEntry(Voidable, ParticipantRecord):
     def owner(self) -> Any:
         return self.visit.participant
 
+    def data_values(self, form: Any) -> dict[str, Any]:
+        """The stored values typed again (dates as dates), for the checks that compare them."""
+        import datetime as dt
+
+        types = {f.name: f.type for f in form.fields}
+        return {k: dt.date.fromisoformat(v) if types.get(k) == "date" and isinstance(v, str) else v for k, v in self.data.items()}
+
     class Meta:
         ordering = ["visit", "form"]
         constraints = [models.UniqueConstraint(fields=["visit", "form"], condition=models.Q(error_reason=""),

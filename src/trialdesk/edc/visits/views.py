@@ -19,6 +19,8 @@ class VisitDateForm(forms.Form):
     done_on = forms.DateField(label="Visit date", widget=forms.DateInput(attrs={"type": "date"}))
     version = forms.IntegerField(widget=forms.HiddenInput)
     reason = forms.CharField(label="Reason for change (when correcting)", required=False)
+    out_of_window_reason = forms.CharField(label="If outside the visit window: the reason", required=False,
+                                           help_text="logged as a protocol deviation")
 
 
 @requires("view_forms")
@@ -31,11 +33,13 @@ def visit(request: HttpRequest, subject_id: str, code: str) -> HttpResponse:
         if form.is_valid():
             d = form.cleaned_data
             try:
-                v = service.record_visit(request.user, v, done_on=d["done_on"], reason=d["reason"], version=d["version"])
+                v = service.record_visit(request.user, v, done_on=d["done_on"], reason=d["reason"], version=d["version"],
+                                         out_of_window_reason=d["out_of_window_reason"])
             except ConductError as e:
                 refuse(form, e)
             else:
-                messages.success(request, "Visit date saved" + (" — OUT OF WINDOW" if v.out_of_window else "."))
+                messages.success(request, "Visit date saved" + (" — out of window, logged as a protocol deviation."
+                                                                if v.out_of_window else "."))
                 return redirect("visit", subject_id=subject_id, code=code)
     entries = {e.form: e for e in v.entries.all()}
     forms_due = [{"id": f, "title": _title(f), "entry": entries.get(f)} for f in v.forms]
@@ -68,12 +72,15 @@ def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpR
     form.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, required=False, initial=existing.version if existing else None)
     if existing is not None:
         form.fields["reason"] = forms.CharField(label="Reason for change", required=False)
+    form.fields["out_of_window_reason"] = forms.CharField(
+        label=f"If the date is outside the visit window ({v.earliest} to {v.latest}): the reason", required=False,
+        help_text="logged as a protocol deviation")
     current = None
     if request.method == "POST" and form.is_valid():
         d = dict(form.cleaned_data)
-        version, reason = d.pop("version", None), d.pop("reason", "")
+        version, reason, late = d.pop("version", None), d.pop("reason", ""), d.pop("out_of_window_reason", "")
         try:
-            service.save_form(request.user, v, form_id, d, reason=reason, version=version)
+            service.save_form(request.user, v, form_id, d, reason=reason, version=version, out_of_window_reason=late)
         except StaleEdit as e:
             refuse(form, e)
             current = e.current.data

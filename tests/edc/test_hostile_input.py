@@ -228,6 +228,14 @@ ROWS: list[Row] = [
     Row("deviation: a category the site does not enter is refused", "deviations", "coordinator", lambda s: "/deviations/",
         lambda s: {"subject_id": "001", "date": days_ago(1).isoformat(), "description": "x", "reason": "y"},
         {"category": "late_sae_report"}, "refused", says="Select a valid choice"),
+    # --- concomitant medications and medical history
+    Row("medication: script in the name is stored and shown escaped", "medications", "coordinator",
+        lambda s: "/participants/001/medications/", lambda s: {"start_date": days_ago(5).isoformat()}, {"medication": SCRIPT},
+        "stored", check=lambda s: _stored("visits.ConcomitantMedication", "medication", SCRIPT),
+        shown_on=lambda s: "/participants/001/medications/"),
+    Row("medical history: an end date before the start is refused", "medical_history", "coordinator",
+        lambda s: "/participants/001/medical-history/", lambda s: {"term": "Hypertension", "start_date": "2010-05-01"},
+        {"end_date": "2009-01-01"}, "refused", says="is before start_date"),
     # --- entered in error
     Row("entered in error: script in the reason is stored and shown escaped", "ae_entered_in_error", "coordinator",
         lambda s: f"/adverse-events/{s['ae'].pk}/entered-in-error/", lambda s: {"version": s["ae"].version}, {"error_reason": SCRIPT},

@@ -114,6 +114,8 @@ PAGES: dict[str, str] = {
     "queries": "view_audit",  # POST: raise_query, answer_query, close_query
     "sdv": "verify_source",
     "deviations": "view_forms",  # POST: record_deviation
+    "medications": "view_forms",  # POST: record_visit
+    "medical_history": "view_forms",  # POST: record_visit
     "audit": "view_audit",  # ?format=csv: export_audit
     "audit_verify": "verify_audit",
     "ae_list": "view_ae",

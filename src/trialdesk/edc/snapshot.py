@@ -91,5 +91,9 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                 test, unit = _VITALS[name]
                 vitals.append(VitalSign(subject_id=sid, visit=code, date=day, test=test, value=float(value), unit=unit,  # type: ignore[arg-type]
                                         timepoint=data.get("vs_timepoint")))
+    from trialdesk.edc.visits.history import history, medications
+
     return TrialData(protocol_id=protocol_id or protocol().id, cutoff=cutoff, screening=screening, participants=participants,
-                     infusions=infusions, labs=labs, vitals=vitals, visits=visits)
+                     infusions=infusions, labs=labs, vitals=vitals, visits=visits,
+                     concomitant_medications=[m for m in medications(cutoff) if m.subject_id in ids],
+                     medical_history=[h for h in history(cutoff) if h.subject_id in ids])

@@ -53,3 +53,52 @@ class FormEntry(Voidable, ParticipantRecord):
         ordering = ["visit", "form"]
         constraints = [models.UniqueConstraint(fields=["visit", "form"], condition=models.Q(error_reason=""),
                                                name="one_entry_per_form_per_visit")]
+
+
+ROUTES = [("oral", "Oral"), ("intravenous", "Intravenous"), ("subcutaneous", "Subcutaneous"), ("intramuscular", "Intramuscular"),
+          ("inhaled", "Inhaled"), ("topical", "Topical"), ("other", "Other")]
+
+
+class ConcomitantMedication(Voidable, ParticipantRecord):
+    """A medication the participant takes besides the investigational product (rules: trialdesk.trial.records)."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="medications")
+    medication = models.CharField("medication (as written)", max_length=200)
+    rxnorm_code = models.CharField("RxNorm code", max_length=16, blank=True)
+    indication = models.CharField(max_length=200, blank=True)
+    dose = models.FloatField(null=True, blank=True)
+    dose_unit = models.CharField("dose unit", max_length=20, blank=True)
+    route = models.CharField(max_length=20, choices=ROUTES, blank=True)
+    frequency = models.CharField(max_length=60, blank=True)
+    start_date = models.DateField("start date", null=True, blank=True)
+    end_date = models.DateField("end date", null=True, blank=True)
+    ongoing = models.BooleanField(default=False)
+
+    FORM = "concomitant_medication"
+
+    class Meta:
+        ordering = ["participant", "start_date", "pk"]
+
+    @property
+    def record_id(self) -> str:
+        return f"CM-{self.pk}"
+
+
+class MedicalHistoryItem(Voidable, ParticipantRecord):
+    """A condition in the participant's medical history."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="medical_history")
+    term = models.CharField("condition (as written)", max_length=200)
+    icd10cm_code = models.CharField("ICD-10-CM code", max_length=10, blank=True)
+    start_date = models.DateField("start date", null=True, blank=True)
+    end_date = models.DateField("end date", null=True, blank=True)
+    ongoing = models.BooleanField(default=False)
+
+    FORM = "medical_history"
+
+    class Meta:
+        ordering = ["participant", "start_date", "pk"]
+
+    @property
+    def record_id(self) -> str:
+        return f"MH-{self.pk}"

@@ -10,7 +10,7 @@ from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.permissions import allowed
 from trialdesk.edc.visits import service
 from trialdesk.edc.visits.crf import crf_form, definition
-from trialdesk.edc.visits.models import FormEntry, Visit
+from trialdesk.edc.visits.models import ROUTES, FormEntry, Visit
 from trialdesk.edc.web import read_only_rows, refuse, requires
 from trialdesk.trial.errors import ConductError
 
@@ -91,3 +91,61 @@ def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpR
             return redirect("visit", subject_id=subject_id, code=code)
     return render(request, "edc/form.html", {"form": form, "title": title, "submit": "Save",
                                              "current": current})
+
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+class MedicationForm(forms.Form):
+    medication = forms.CharField(label="Medication (as written)", max_length=200)
+    indication = forms.CharField(max_length=200, required=False)
+    dose = forms.FloatField(required=False, min_value=0)
+    dose_unit = forms.CharField(label="Dose unit", max_length=20, required=False)
+    route = forms.ChoiceField(choices=[("", "—"), *ROUTES], required=False)
+    frequency = forms.CharField(max_length=60, required=False)
+    start_date = forms.DateField(label="Start date", widget=DATE, required=False)
+    end_date = forms.DateField(label="End date", widget=DATE, required=False)
+    ongoing = forms.BooleanField(label="Ongoing", required=False)
+
+
+class HistoryForm(forms.Form):
+    term = forms.CharField(label="Condition (as written)", max_length=200)
+    icd10cm_code = forms.CharField(label="ICD-10-CM code", max_length=10, required=False)
+    start_date = forms.DateField(label="Start date", widget=DATE, required=False)
+    end_date = forms.DateField(label="End date", widget=DATE, required=False)
+    ongoing = forms.BooleanField(label="Ongoing", required=False)
+
+
+def _history_page(request: HttpRequest, subject_id: str, kind: str) -> HttpResponse:
+    from trialdesk.edc.participants.models import Participant
+    from trialdesk.edc.visits import history
+
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    form: forms.Form = (MedicationForm if kind == "cm" else HistoryForm)(request.POST or None)
+    if request.method == "POST":
+        if not allowed(request.user, "record_visit"):
+            raise PermissionDenied("your role may not record visit")
+        if form.is_valid():
+            try:
+                history.add(request.user, p, kind, form.cleaned_data)
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                messages.success(request, "Saved.")
+                return redirect(request.path)
+    rows = p.medications.all() if kind == "cm" else p.medical_history.all()
+    title = "Concomitant medications" if kind == "cm" else "Medical history"
+    return render(request, "edc/history.html", {"p": p, "rows": rows, "form": form, "kind": kind, "title": title},
+                  status=422 if form.errors else 200)
+
+
+@requires("view_forms")
+def medications(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """The participant's concomitant medications; adding one is ``record_visit``."""
+    return _history_page(request, subject_id, "cm")
+
+
+@requires("view_forms")
+def medical_history(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """The participant's medical history; adding a condition is ``record_visit``."""
+    return _history_page(request, subject_id, "mh")

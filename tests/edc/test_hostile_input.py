@@ -228,6 +228,9 @@ ROWS: list[Row] = [
     Row("deviation: a category the site does not enter is refused", "deviations", "coordinator", lambda s: "/deviations/",
         lambda s: {"subject_id": "001", "date": days_ago(1).isoformat(), "description": "x", "reason": "y"},
         {"category": "late_sae_report"}, "refused", says="Select a valid choice"),
+    Row("CRF not done: script in the reason is stored and shown escaped", "crf_not_done", "coordinator",
+        lambda s: "/participants/001/visits/D1/spo2/not-done/", lambda s: {}, {"not_done_reason": SCRIPT}, "stored",
+        check=lambda s: _stored("visits.FormEntry", "not_done_reason", SCRIPT), shown_on=lambda s: "/participants/001/visits/D1/"),
     # --- concomitant medications and medical history
     Row("medication: script in the name is stored and shown escaped", "medications", "coordinator",
         lambda s: "/participants/001/medications/", lambda s: {"start_date": days_ago(5).isoformat()}, {"medication": SCRIPT},
@@ -527,7 +530,7 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
 #: pages and API operations that take no input a person types (nothing to spoil)
 NO_INPUT = {"static", "api:openapi-json", "api:api-root", "dashboard", "logout", "participants",
             "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
-            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf"}
+            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf", "missing_forms"}
 
 
 def test_every_page_and_api_operation_that_takes_input_has_a_row() -> None:

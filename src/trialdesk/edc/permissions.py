@@ -115,6 +115,8 @@ PAGES: dict[str, str] = {
     "sdv": "verify_source",
     "deviations": "view_forms",  # POST: record_deviation
     "medications": "view_forms",  # POST: record_visit
+    "crf_not_done": "record_visit",
+    "missing_forms": "view_forms",
     "medical_history": "view_forms",  # POST: record_visit
     "audit": "view_audit",  # ?format=csv: export_audit
     "audit_verify": "verify_audit",

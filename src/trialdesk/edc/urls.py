@@ -38,6 +38,8 @@ urlpatterns = [
     path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
     path("participants/<str:subject_id>/visits/<str:code>/", visits.visit, name="visit"),
     path("participants/<str:subject_id>/medications/", visits.medications, name="medications"),
+    path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/not-done/", visits.crf_not_done, name="crf_not_done"),
+    path("missing-forms/", visits.missing_forms, name="missing_forms"),
     path("participants/<str:subject_id>/medical-history/", visits.medical_history, name="medical_history"),
     path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/", visits.crf, name="crf"),
     path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/entered-in-error/", views.crf_entered_in_error,

@@ -75,6 +75,9 @@ class Form(_Model):
     #: by default its first date field
     date_field: str | None = None
     less_than: list[LessThan] = []
+    #: false for a form recorded on its own page, not at a visit (the infusion, adverse events): a visit's schedule may
+    #: name it, but it is never counted as a visit form to complete
+    visit_form: bool = True
 
     @model_validator(mode="after")
     def _checks_name_fields(self) -> Form:

@@ -36,6 +36,7 @@ class FormEntry(Voidable, ParticipantRecord):
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="entries")
     form = models.CharField(max_length=40)
     data = models.JSONField(default=dict)
+    not_done_reason = models.TextField("not done, because", blank=True)
 
     FORM = "crf"
 

@@ -120,3 +120,43 @@ def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *,
                        out_of_window_text(f"{form.title} at the {visit.name} visit", late, visit.earliest, visit.latest),
                        out_of_window_reason)
         return saved
+
+
+def mark_not_done(user: Any, visit: Visit, form_id: str, *, reason: str) -> FormEntry:
+    """Record that a visit form was not done, with the reason (only a form with nothing entered)."""
+    from trialdesk.trial.form_status import check_not_done
+
+    if form_id not in visit.forms:
+        raise ConductError("form", f"form {form_id!r} is not due at visit {visit.code}")
+    text = check_not_done(reason)
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        if FormEntry.objects.filter(visit=visit, form=form_id).exists():
+            raise ConductError("not_done_reason", "values are entered on this form; mark them entered in error first if it was not done")
+        return trail.create(FormEntry(visit=visit, form=form_id, data={}, not_done_reason=text), user)
+
+
+def form_rows(visit: Visit) -> list[dict[str, Any]]:
+    """The visit's own forms (not the infusion or AE pages) with each one's status."""
+    from trialdesk.edc.visits.crf import catalogue
+    from trialdesk.trial.form_status import LABELS, status, visit_forms
+
+    cat = catalogue()
+    entries = {e.form: e for e in visit.entries.all()}
+    rows = []
+    for form_id in visit_forms(cat, visit.forms):
+        e = entries.get(form_id)
+        st = status(cat, form_id, e.data if e else None, e.not_done_reason if e else "") if form_id in cat.ids else "not_started"
+        rows.append({"id": form_id, "title": cat.form(form_id).title if form_id in cat.ids else form_id, "entry": e, "status": st,
+                     "label": LABELS[st]})
+    return rows
+
+
+def missing_forms(as_of: dt.date) -> list[dict[str, Any]]:
+    """Every visit form not started or incomplete at a visit that took place (on or before ``as_of``), per participant."""
+    out = []
+    for v in Visit.objects.select_related("participant").prefetch_related("entries").filter(done_on__isnull=False, done_on__lte=as_of):
+        for row in form_rows(v):
+            if row["status"] in ("not_started", "incomplete"):
+                out.append({"visit": v, **row})
+    return out

@@ -41,9 +41,9 @@ def visit(request: HttpRequest, subject_id: str, code: str) -> HttpResponse:
                 messages.success(request, "Visit date saved" + (" — out of window, logged as a protocol deviation."
                                                                 if v.out_of_window else "."))
                 return redirect("visit", subject_id=subject_id, code=code)
-    entries = {e.form: e for e in v.entries.all()}
-    forms_due = [{"id": f, "title": _title(f), "entry": entries.get(f)} for f in v.forms]
-    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": forms_due})
+    elsewhere = [f for f in v.forms if f in ("infusion", "adverse_events")]
+    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": service.form_rows(v),
+                                              "elsewhere": elsewhere})
 
 
 def _title(form_id: str) -> str:
@@ -137,6 +137,29 @@ def _history_page(request: HttpRequest, subject_id: str, kind: str) -> HttpRespo
     title = "Concomitant medications" if kind == "cm" else "Medical history"
     return render(request, "edc/history.html", {"p": p, "rows": rows, "form": form, "kind": kind, "title": title},
                   status=422 if form.errors else 200)
+
+
+@requires("record_visit")
+def crf_not_done(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
+    """Record that a visit form was not done, with the reason (POST from the visit page)."""
+    v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
+    if request.method == "POST":
+        try:
+            service.mark_not_done(request.user, v, form_id, reason=request.POST.get("not_done_reason", ""))
+        except ConductError as e:
+            messages.error(request, f"{_title(form_id)}: {e.message}")
+        else:
+            messages.success(request, f"{_title(form_id)} recorded as not done.")
+    return redirect("visit", subject_id=subject_id, code=code)
+
+
+@requires("view_forms")
+def missing_forms(request: HttpRequest) -> HttpResponse:
+    """Every visit form not started or incomplete at a visit that took place, per participant and visit."""
+    from trialdesk.edc.web import today
+
+    rows = service.missing_forms(today())
+    return render(request, "edc/missing_forms.html", {"rows": rows})
 
 
 @requires("view_forms")

@@ -40,6 +40,11 @@ def busy_trial(trial, users) -> dict[str, Any]:  # type: ignore[no-untyped-def]
                  learned_at=at_days_ago(9, hour=14), relatedness="possibly")
     add_follow_up(users["coordinator"], sae, received_at=at_days_ago(8), information="discharged home")
     raise_query(users["monitor"], p, target="Laboratory, ALT", text="please confirm the value against the source")
+    late = Visit.objects.filter(participant=p, day__gt=visit.day, latest__lt=days_ago(1)).order_by("day").first()
+    if late is not None:
+        record_visit(users["coordinator"], late, done_on=late.latest + dt.timedelta(days=1), version=late.version,
+                     out_of_window_reason="the participant was travelling")
+    trial.screen("Zoe")  # awaiting the investigator's review
     return {"participant": p, "visit": visit, "lab": lab, "sae": sae}
 
 
@@ -119,3 +124,21 @@ def test_dsmb_and_sponsor_see_study_days_never_calendar_dates_names_or_learned_a
                 assert text not in page, f"{url} shows the calendar date {text} to the {role}"
     detail = client.get("/participants/001/").content.decode()
     assert "day 0" in detail  # the first infusion, as a study day
+
+
+#: codes a page must say in words
+RAW_CODES = ("out_of_window", "needs_review", "pause_enrolment_and_dosing", "not_eligible", "not_started")
+
+
+@pytest.mark.parametrize("role", ["coordinator", "monitor", "pi"])
+def test_no_page_shows_a_raw_status_code(busy_trial, client_as, role) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(role)
+    for url, status in _reachable(client).items():
+        if status != 200 or url.startswith(SAFETY_PAGES) or "format=csv" in url:
+            continue
+        response = client.get(url)
+        if "html" not in response.get("Content-Type", ""):
+            continue
+        text = re.sub(r"<[^>]*>", " ", response.content.decode())  # what a person reads: tags and their attributes left out
+        for code in RAW_CODES:
+            assert code not in text, f"{url} shows {code!r} to the {role}"

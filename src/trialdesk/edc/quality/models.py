@@ -9,6 +9,7 @@ from django.db import models
 
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.records import ParticipantRecord, TrialRecord, Voidable
+from trialdesk.trial.deviations import CATEGORIES
 
 QUERY_STATUSES = [("open", "Open"), ("answered", "Answered"), ("closed", "Closed")]
 
@@ -58,7 +59,7 @@ class Deviation(Voidable, TrialRecord):
 
     participant = models.ForeignKey(Participant, null=True, blank=True, on_delete=models.PROTECT, related_name="deviations")
     date = models.DateField("date of the deviation")
-    category = models.CharField(max_length=60)
+    category = models.CharField(max_length=60, choices=[(k, v) for k, v in CATEGORIES.items()])
     description = models.TextField()
     source = models.CharField(max_length=10, choices=DEVIATION_SOURCES)
     reason = models.TextField(blank=True)

@@ -50,6 +50,7 @@ def test_the_coordinator_must_answer_every_clinical_judgement_of_an_ae(live_serv
         page.select_option("#id_subject_id", "001")
         page.fill("#id_term", "Headache")
         page.fill("#id_onset", days_ago(2).isoformat())
+        page.wait_for_load_state("networkidle")  # the term search has answered (one request at a time on the test's SQLite)
         page.click("button[type=submit]")
         # every unanswered judgement is named at once, each at its own field; nothing stored
         for field in ("grade", "serious", "relatedness", "outcome", "action_taken"):
@@ -57,6 +58,7 @@ def test_the_coordinator_must_answer_every_clinical_judgement_of_an_ae(live_serv
         _shot(page, "ae-judgements-required")
         assert AdverseEvent.objects.count() == 0
         page.fill("#id_term", "Headache")
+        page.wait_for_load_state("networkidle")
         page.select_option("#id_grade", "1")
         page.select_option("#id_serious", "no")
         page.select_option("#id_relatedness", "unlikely")

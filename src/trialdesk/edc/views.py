@@ -28,13 +28,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     ctx: dict[str, object] = {
         "enrolled": Participant.objects.count(), "target": p.enrolment.target,
         "pauses": Pause.objects.filter(lifted_on__isnull=True),
-        "open_queries": Query.objects.exclude(status="closed").count(),
+        "open_queries": Query.objects.filter(status="open").count(),  # an answered query waits for its closer, not for the site
     }
     if allowed(user, "view_identified"):
         signed = EligibilitySignoff.objects.values_list("screening_id", flat=True)
         ctx["to_sign"] = ScreeningEntry.objects.filter(outcome="pending").exclude(pk__in=signed)
         ctx["screening_count"] = ScreeningEntry.objects.count()
         ctx["ready_to_consent"] = ScreeningEntry.objects.filter(outcome="eligible")
+        ctx["target_reached"] = Participant.objects.count() >= p.enrolment.target
     if allowed(user, "view_participants"):
         visits = Visit.objects.filter(participant__status="on_study", done_on__isnull=True).select_related("participant")
         flagged = [(v, flag(v)) for v in visits]

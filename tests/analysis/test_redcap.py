@@ -42,7 +42,11 @@ def test_field_types_map_to_redcap() -> None:
 
 def test_round_trip_import_of_export_gives_the_forms_back() -> None:
     forms = load_forms()
-    assert import_dictionary(export_dictionary(forms)) == forms
+    # what a REDCap data dictionary has no column for (the desk's cross-field checks, its assessment-date field and
+    # which forms are completed at a visit) comes back as the defaults
+    carried = forms.model_copy(update={"forms": [f.model_copy(update={"less_than": [], "date_field": None, "visit_form": True})
+                                                 for f in forms.forms]})
+    assert import_dictionary(export_dictionary(forms)) == carried
 
 
 def _with_row(**cells: str) -> str:

@@ -78,7 +78,7 @@ def test_second_investigator_updating_the_same_adverse_event_is_told(trial, clie
                               onset=days_ago(19), resolved=None, serious=False, seriousness=[], relatedness="unrelated",
                               outcome="unknown", action_taken="none", learned_at=None, suggested_from="")
     form = {"term": "Headache", "grade": "1", "description": "after the infusion", "onset": days_ago(19).isoformat(),
-            "relatedness": "unrelated", "action_taken": "none", "version": str(ae.version)}
+            "serious": "no", "relatedness": "unrelated", "action_taken": "none", "version": str(ae.version)}
     first = client_as("pi").post(f"/adverse-events/{ae.pk}/edit/", {**form, "outcome": "recovered", "resolved": days_ago(17).isoformat(),
                                                                      "reason": "resolved at the day-7 visit"})
     assert first.status_code == 302, first.content.decode()[-2000:]

@@ -36,7 +36,7 @@ def stored() -> tuple[int, int, int]:
 def _form(**overrides: Any) -> dict[str, Any]:
     values = _ae(**overrides)
     values.update(subject_id="001", onset=values["onset"].isoformat(), learned_at=values["learned_at"].strftime("%Y-%m-%dT%H:%M"),
-                  resolved=values["resolved"] or "")
+                  resolved=values["resolved"] or "", serious={True: "yes", False: "no"}.get(values["serious"], values["serious"]))
     return values
 
 
@@ -232,3 +232,55 @@ def test_an_ae_is_followed_up_and_updated_with_a_reason_until_resolved(trial, cl
     c.post(f"/adverse-events/{ae.pk}/", {"received_at": at_days_ago(7).strftime("%Y-%m-%dT%H:%M"), "information": "GP letter"})
     assert ae.follow_ups.get().information == "GP letter"
     assert client_as("monitor").post(f"/adverse-events/{ae.pk}/", {"information": "x"}).status_code == 403
+
+
+def test_every_clinical_judgement_on_the_ae_form_starts_unanswered(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    # a skipped field must never become an unrelated grade 1 event that the stopping rules then read
+    import re
+
+    trial.infuse(trial.enrol())
+    page = client_as("coordinator").get("/adverse-events/new/").content.decode()
+    for field in ("grade", "serious", "relatedness", "outcome", "action_taken"):
+        select = re.search(rf'<select name="{field}"[^>]*>(.*?)</select>', page, flags=re.S)
+        assert select, field
+        options = re.findall(r'<option value="([^"]*)"( selected)?>', select.group(1))
+        assert options[0] == ("", " selected"), f"{field} does not start empty"
+        assert all(not chosen for _, chosen in options[1:]), f"{field} comes pre-selected"
+
+
+def test_an_ae_with_its_judgements_left_empty_is_refused_each_at_its_field_and_nothing_is_stored(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    trial.infuse(trial.enrol())
+    before = stored()
+    response = client_as("coordinator").post("/adverse-events/new/", _form(grade="", serious="", relatedness="", outcome="",
+                                                                             action_taken=""))
+    page = response.content.decode()
+    for field in ("grade", "serious", "relatedness", "outcome", "action_taken"):
+        assert f'data-field="{field}"' in page, f"no error shown at {field}"
+    assert stored() == before
+
+
+def test_a_complete_ae_form_is_stored_with_the_judgements_as_answered(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    trial.infuse(trial.enrol())
+    response = client_as("coordinator").post("/adverse-events/new/", _form(grade=2, relatedness="possibly", outcome="recovering",
+                                                                             action_taken="treatment_given"))
+    assert response.status_code == 302
+    ae = AdverseEvent.objects.get()
+    assert (ae.grade, ae.serious, ae.relatedness, ae.outcome, ae.action_taken) == (2, False, "possibly", "recovering", "treatment_given")
+
+
+def test_the_death_report_asks_autopsy_and_relation_without_a_preselected_answer(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    p = trial.enrol()
+    page = client_as("pi").get(f"/participants/{p.subject_id}/death/").content.decode()
+    for field in ("autopsy", "relatedness"):
+        select = re.search(rf'<select name="{field}"[^>]*>(.*?)</select>', page, flags=re.S)
+        assert select and re.match(r'\s*<option value="" selected>', select.group(1)), field
+
+
+def test_whether_an_infusion_was_interrupted_is_asked_not_assumed(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    from .test_dose_and_weight_display import _infusion_form
+
+    p = trial.enrol()
+    response = client_as("coordinator").post(f"/participants/{p.subject_id}/infusions/new/", _infusion_form(interrupted=""))
+    assert 'This field is required' in response.content.decode() and p.infusions.count() == 0

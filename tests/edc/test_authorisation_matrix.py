@@ -171,7 +171,7 @@ def _url(name: str, route: str, s: dict[str, Any]) -> str:
 
     values = {"number": s["entry"].number, "subject_id": s["p"].subject_id, "code": "D1", "form_id": "vital_signs", "pk": s["ae"].pk,
               "path": "edc/app.css", "kind": "sdtm" if name == "export_download" else "candidates"}
-    if name == "infusion_edit":
+    if name in ("infusion_edit", "infusion_entered_in_error"):
         values["number"] = s["inf"].number
     if name == "death_report":
         values["subject_id"] = s["dead"].subject_id

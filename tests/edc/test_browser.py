@@ -121,6 +121,7 @@ def test_coordinator_walks_from_screening_to_the_first_infusion(live_server, set
             page.fill("#id_lot", "MSC-LOT-0042")
             page.fill("#id_donor_id", "DONOR-7")
             page.fill("#id_before_sbp", "124")
+            page.select_option("#id_interrupted", "no")
             page.click("button[type=submit]")
             assert "below the protocol" in page.content()
             _shot(page, "09-dose-refused")

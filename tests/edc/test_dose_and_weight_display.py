@@ -40,7 +40,7 @@ def test_infusion_correction_page_shows_the_weight_without_float_noise(infused, 
 
 def _infusion_form(**overrides: str) -> dict[str, str]:
     return {"date": days_ago(20).isoformat(), "started_at": "09:00", "stopped_at": "09:45", "weight_kg": str(NOISY_WEIGHT),
-            "total_cells": str(CELLS), "lot": "LOT-1", "donor_id": "D-7", "before_sbp": "120", **overrides}
+            "total_cells": str(CELLS), "lot": "LOT-1", "donor_id": "D-7", "interrupted": "no", "before_sbp": "120", **overrides}
 
 
 def test_saving_the_correction_page_unchanged_is_not_an_edit(trial, client_as) -> None:  # type: ignore[no-untyped-def]

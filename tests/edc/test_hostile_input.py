@@ -71,20 +71,29 @@ def consent(s: S) -> dict[str, Any]:
 
 def infusion(s: S) -> dict[str, Any]:
     return {"date": days_ago(0).isoformat(), "started_at": "09:00", "stopped_at": "09:45", "weight_kg": "70", "total_cells": "52500000",
-            "lot": "LOT-2", "donor_id": "D-7", "premedication": "", "interruptions": ""}
+            "lot": "LOT-2", "donor_id": "D-7", "premedication": "", "interrupted": "no", "interruptions": ""}
 
 
 def infusion_edit(s: S) -> dict[str, Any]:
     inf = s["inf"]
     return {"date": inf.date.isoformat(), "started_at": "09:00", "stopped_at": "09:45", "weight_kg": "70", "total_cells": "52500000",
-            "lot": "LOT-1", "donor_id": "D-7", "premedication": "", "interruptions": "", "version": inf.version, "reason": "correction",
+            "lot": "LOT-1", "donor_id": "D-7", "premedication": "", "interrupted": "no", "interruptions": "", "version": inf.version,
+            "reason": "correction",
             "before_sbp": "120"}
 
 
 def ae(s: S) -> dict[str, Any]:
     return {"subject_id": "001", "term": "Headache", "grade": "2", "description": "headache", "onset": days_ago(10).isoformat(),
-            "resolved": "", "relatedness": "unrelated", "outcome": "recovering", "action_taken": "none",
+            "resolved": "", "serious": "no", "relatedness": "unrelated", "outcome": "recovering", "action_taken": "none",
             "learned_at": at_days_ago(9).strftime("%Y-%m-%dT%H:%M"), "suggested_from": ""}
+
+
+def _vital_signs_entered(s: S) -> None:
+    from trialdesk.edc.visits.models import Visit
+    from trialdesk.edc.visits.service import save_form
+
+    save_form(s["users"]["coordinator"], Visit.objects.get(participant=s["p"], code="D1"), "vital_signs",
+              {"vs_date": days_ago(19), "sysbp": 120})
 
 
 def user_form(s: S) -> dict[str, Any]:
@@ -206,11 +215,41 @@ ROWS: list[Row] = [
         lambda s: {"done_on": days_ago(0).isoformat(), "version": "1", "reason": ""}, {"done_on": "2026/13/45"}, "refused",
         says="Enter a valid date"),
     Row("CRF: script in the time point is stored and shown escaped", "crf", "coordinator",
-        lambda s: "/participants/001/visits/D1/vital_signs/", lambda s: {"vs_date": days_ago(0).isoformat(), "sysbp": "120"},
+        lambda s: "/participants/001/visits/D1/vital_signs/", lambda s: {"vs_date": days_ago(19).isoformat(), "sysbp": "120"},
         {"vs_timepoint": SCRIPT}, "stored", check=lambda s: _crf_has(SCRIPT),
         shown_on=lambda s: "/participants/001/visits/D1/vital_signs/"),
     Row("CRF: a pulse of -5 is refused", "crf", "coordinator", lambda s: "/participants/001/visits/D1/vital_signs/",
         lambda s: {"vs_date": days_ago(0).isoformat()}, {"pulse": "-5"}, "refused", says="greater than or equal to 20"),
+    # --- protocol deviations
+    Row("deviation: script in what happened is stored and shown escaped", "deviations", "coordinator", lambda s: "/deviations/",
+        lambda s: {"subject_id": "001", "date": days_ago(1).isoformat(), "category": "procedures", "reason": "room closed"},
+        {"description": SCRIPT}, "stored", check=lambda s: _stored("quality.Deviation", "description", SCRIPT),
+        shown_on=lambda s: "/deviations/"),
+    Row("deviation: a category the site does not enter is refused", "deviations", "coordinator", lambda s: "/deviations/",
+        lambda s: {"subject_id": "001", "date": days_ago(1).isoformat(), "description": "x", "reason": "y"},
+        {"category": "late_sae_report"}, "refused", says="Select a valid choice"),
+    Row("CRF not done: script in the reason is stored and shown escaped", "crf_not_done", "coordinator",
+        lambda s: "/participants/001/visits/D1/spo2/not-done/", lambda s: {}, {"not_done_reason": SCRIPT}, "stored",
+        check=lambda s: _stored("visits.FormEntry", "not_done_reason", SCRIPT), shown_on=lambda s: "/participants/001/visits/D1/"),
+    # --- concomitant medications and medical history
+    Row("medication: script in the name is stored and shown escaped", "medications", "coordinator",
+        lambda s: "/participants/001/medications/", lambda s: {"start_date": days_ago(5).isoformat()}, {"medication": SCRIPT},
+        "stored", check=lambda s: _stored("visits.ConcomitantMedication", "medication", SCRIPT),
+        shown_on=lambda s: "/participants/001/medications/"),
+    Row("medical history: an end date before the start is refused", "medical_history", "coordinator",
+        lambda s: "/participants/001/medical-history/", lambda s: {"term": "Hypertension", "start_date": "2010-05-01"},
+        {"end_date": "2009-01-01"}, "refused", says="is before start_date"),
+    # --- entered in error
+    Row("entered in error: script in the reason is stored and shown escaped", "ae_entered_in_error", "coordinator",
+        lambda s: f"/adverse-events/{s['ae'].pk}/entered-in-error/", lambda s: {"version": s["ae"].version}, {"error_reason": SCRIPT},
+        "stored", check=lambda s: _stored("adverse_events.AdverseEvent", "error_reason", SCRIPT),
+        shown_on=lambda s: f"/adverse-events/{s['ae'].pk}/"),
+    Row("entered in error: an infusion with no reason is refused", "infusion_entered_in_error", "coordinator",
+        lambda s: f"/participants/001/infusions/{s['inf'].number}/entered-in-error/", lambda s: {"version": s["inf"].version},
+        {"error_reason": "   "}, "refused", says="This field is required"),
+    Row("entered in error: a form with a stale version is refused", "crf_entered_in_error", "coordinator",
+        lambda s: "/participants/001/visits/D1/vital_signs/entered-in-error/", lambda s: {"error_reason": "another participant's"},
+        {"version": "7"}, "refused", says="changed by someone else", setup=_vital_signs_entered),
     # --- adverse events
     Row("AE: script in the verbatim description is stored and shown escaped", "ae_new", "coordinator", lambda s: "/adverse-events/new/",
         ae, {"description": SCRIPT}, "stored", check=lambda s: _stored("adverse_events.AdverseEvent", "description", SCRIPT),
@@ -376,7 +415,7 @@ def _stored(model: str, field: str, text: str) -> bool:
     """True when a record of ``model`` (``app_label.Model``) holds ``text`` in ``field``, as typed."""
     from django.apps import apps
 
-    return bool(apps.get_model(model).objects.filter(**{field: text}).exists())
+    return bool(apps.get_model(model)._base_manager.filter(**{field: text}).exists())  # with records entered in error
 
 
 def _crf_has(text: str) -> bool:
@@ -498,7 +537,7 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
 #: pages and API operations that take no input a person types (nothing to spoil)
 NO_INPUT = {"static", "api:openapi-json", "api:api-root", "dashboard", "logout", "participants",
             "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
-            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf"}
+            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf", "missing_forms"}
 
 
 def test_every_page_and_api_operation_that_takes_input_has_a_row() -> None:

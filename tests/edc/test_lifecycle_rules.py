@@ -196,7 +196,9 @@ def test_visit_out_of_window_is_flagged_and_a_future_visit_refused(trial, users)
     d7 = Visit.objects.get(participant=p, code="D7")
     with pytest.raises(ConductError, match="future"):
         record_visit(users["coordinator"], d7, done_on=days_ago(-1), version=d7.version)
-    v = record_visit(users["coordinator"], d7, done_on=days_ago(20 - 10), version=d7.version)
+    with pytest.raises(ConductError, match="give the reason it was done out of window"):
+        record_visit(users["coordinator"], d7, done_on=days_ago(20 - 10), version=d7.version)
+    v = record_visit(users["coordinator"], d7, done_on=days_ago(20 - 10), version=d7.version, out_of_window_reason="travelling")
     assert v.out_of_window and flag(v) == "out_of_window"
     d1 = Visit.objects.get(participant=p, code="D1")
     assert flag(d1) == "missed"

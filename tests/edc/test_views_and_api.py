@@ -12,7 +12,7 @@ from .conftest import PASSWORD, days_ago
 
 def _infusion_form(**kw):  # type: ignore[no-untyped-def]
     data = {"date": days_ago(20).isoformat(), "started_at": "09:00", "stopped_at": "09:40", "weight_kg": "70", "total_cells": "52500000",
-            "lot": "LOT-1", "donor_id": "D-7", "before_sbp": "120"}
+            "lot": "LOT-1", "donor_id": "D-7", "before_sbp": "120", "interrupted": "no"}
     data.update(kw)
     return data
 

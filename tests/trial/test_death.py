@@ -13,7 +13,7 @@ from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import AdverseEvent
 
 TODAY = dt.date(2020, 8, 1)
-CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True)
+CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True, site_zone=dt.UTC)
 
 
 def fatal_ae(**kw: object) -> AdverseEvent:

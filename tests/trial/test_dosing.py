@@ -11,7 +11,7 @@ from trialdesk.trial.errors import ConductError
 from trialdesk.trial.pause import Pause
 
 TODAY = dt.date(2020, 8, 1)
-CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True)
+CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True, site_zone=dt.UTC)
 
 
 def person(**kw: object) -> DosingParticipant:
@@ -79,7 +79,8 @@ def test_infusion_while_dosing_is_paused_is_refused(protocol) -> None:  # type: 
 
 
 def test_infusion_after_consent_withdrawal_is_refused(protocol) -> None:  # type: ignore[no-untyped-def]
-    c = Consent("1.0", CONSENT.signed_at, "C", True, withdrawn_at=dt.datetime(2020, 5, 14, tzinfo=dt.UTC), withdrawal_reason="x")
+    c = Consent("1.0", CONSENT.signed_at, "C", True, withdrawn_at=dt.datetime(2020, 5, 14, tzinfo=dt.UTC), withdrawal_reason="x",
+                site_zone=dt.UTC)
     assert "withdrawn" in refusal(protocol, p=person(consent=c)).message
 
 
@@ -149,3 +150,22 @@ def test_a_dose_reads_in_millions_of_cells_per_kilogram() -> None:
 
     assert dose_text(44_475_000 / 59.300000000000004) == "0.75 × 10^6 cells/kg"
     assert dose_text(1_000_000) == "1.00 × 10^6 cells/kg"
+
+
+def test_the_first_of_two_scheduled_participants_is_not_refused_because_of_the_seconds_plan(protocol) -> None:  # type: ignore[no-untyped-def]
+    # 002 is planned 14 days after 001; 001's infusion, given as planned, is checked against infusions given only
+    planned_second = Enrolled("002", "S-2", first_infusion=None, planned_first_infusion=dt.date(2020, 5, 29))
+    check(protocol, others=[planned_second])
+
+
+@pytest.mark.parametrize(("gap", "ok"), [(13, False), (14, True), (-13, False), (-14, True)])
+def test_first_infusions_given_are_at_least_the_stagger_apart_before_or_after(protocol, gap: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
+    # a first infusion entered late is still checked against one given after it
+    mine = entry().date
+    others = [Enrolled("002", "S-2", first_infusion=mine - dt.timedelta(days=gap))]
+    if ok:
+        check(protocol, others=others)
+    else:
+        err = refusal(protocol, others=others)
+        assert err.field == "date" and "staggers participants' first infusions by 14 days" in err.message
+        assert "002's first infusion was given on" in err.message

@@ -14,7 +14,7 @@ from trialdesk.trial.errors import ConductError
 from trialdesk.trial.pause import DSMB_RULE_ID, Pause, check_lift
 
 TODAY = dt.date(2020, 8, 1)
-CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True)
+CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True, site_zone=dt.UTC)
 RULE_PAUSE = Pause("S1", "pause_enrolment_and_dosing", dt.date(2020, 7, 20), "related grade 4")
 
 

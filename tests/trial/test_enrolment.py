@@ -10,7 +10,7 @@ from trialdesk.trial.errors import ConductError
 from trialdesk.trial.pause import Pause
 
 TODAY = dt.date(2020, 6, 1)
-CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True)
+CONSENT = Consent("1.0", dt.datetime(2020, 5, 1, 10, tzinfo=dt.UTC), "C. Coordinator", True, site_zone=dt.UTC)
 
 
 def candidate(**kw: object) -> Candidate:
@@ -108,3 +108,11 @@ def test_a_protocol_prefix_goes_before_the_number(protocol) -> None:  # type: ig
         enrolment = WithPrefix()
 
     assert subject_id(P(), 7) == "MSC-007"  # type: ignore[arg-type]
+
+
+def test_a_planned_first_infusion_is_checked_against_other_participants_plans_too(protocol) -> None:  # type: ignore[no-untyped-def]
+    planned = [Enrolled("001", "S-0001", first_infusion=None, planned_first_infusion=dt.date(2020, 5, 10))]
+    with pytest.raises(ConductError) as e:
+        check_enrolment(protocol, candidate(planned_first_infusion=dt.date(2020, 5, 23)), planned, today=TODAY)
+    assert "001's first infusion is planned for 2020-05-10" in e.value.message and "2020-05-24" in e.value.message
+    assert check_enrolment(protocol, candidate(planned_first_infusion=dt.date(2020, 5, 24)), planned, today=TODAY) == "002"

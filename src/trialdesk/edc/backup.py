@@ -101,7 +101,7 @@ def _state() -> dict[str, Any]:
     return {
         "migrations": sorted(f"{app}.{name}" for app, name in MigrationRecorder(connection).applied_migrations()),
         "audit": {"entries": AuditEntry.objects.count(), "last_hash": head.last_hash if head else None},
-        "records": {m._meta.label: m.objects.count() for m in apps.get_models() if issubclass(m, TrialRecord)},
+        "records": {m._meta.label: m._base_manager.count() for m in apps.get_models() if issubclass(m, TrialRecord)},
     }
 
 

@@ -43,6 +43,17 @@ def _migrate() -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+def waitress_options(**base: object) -> dict[str, object]:
+    """waitress's settings: ``base`` and, when the settings name a trusted proxy, its address and the headers it sets."""
+    from django.conf import settings
+
+    options = dict(base)
+    if settings.TRIALDESK_TRUSTED_PROXY:
+        options.update(trusted_proxy=settings.TRIALDESK_TRUSTED_PROXY, trusted_proxy_count=1,
+                       trusted_proxy_headers=" ".join(settings.TRIALDESK_TRUSTED_PROXY_HEADERS), clear_untrusted_proxy_headers=True)
+    return options
+
+
 @serve_app.callback(invoke_without_command=True)
 def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8000, help="port"),
@@ -64,7 +75,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 
         from trialdesk.edc.wsgi import application
 
-        waitress_serve(application, host=host, port=port, threads=threads)
+        waitress_serve(application, **waitress_options(host=host, port=port, threads=threads))
     else:
         from django.core.management import call_command
 

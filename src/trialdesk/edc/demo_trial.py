@@ -280,7 +280,8 @@ class _Desk:
         day = v.target + dt.timedelta(days=self.jitter(-min(2, before), min(2, after)))
         if index == 5 and v.code == "M2":
             day = v.latest + dt.timedelta(days=3)  # the participant was travelling: done late, flagged out of window
-        record_visit(self.users["coordinator"], v, done_on=day, version=v.version)
+        record_visit(self.users["coordinator"], v, done_on=day, version=v.version,
+                     out_of_window_reason="the participant was travelling" if not v.earliest <= day <= v.latest else "")
 
     def _save(self, v: Any, form_id: str, values: dict[str, Any]) -> None:
         from trialdesk.edc.visits.crf import crf_form
@@ -290,7 +291,8 @@ class _Desk:
         form = crf_form(form_id, posted)
         if not form.is_valid():
             raise ConductError(form_id, f"demo data for {form_id} at {v.code} does not pass the form: {form.errors.as_text()}")
-        save_form(self.users["coordinator"], v, form_id, form.cleaned_data)
+        save_form(self.users["coordinator"], v, form_id, form.cleaned_data,
+                  out_of_window_reason="done at the visit, which was out of window" if v.out_of_window else "")
 
     def _labs(self, day: dt.date, baseline: dict[str, float], ranges: dict[str, tuple[float, float]], *,
               alt_high: bool = False) -> dict[str, Any]:

@@ -36,6 +36,7 @@ TABLE: dict[str, frozenset[str]] = {
     "view_identified": _SITE | {"data_manager", "monitor"},  # names, MRN, birth dates
     "view_participants": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},  # de-identified for dsmb and sponsor
     "view_reports": _SITE | {"data_manager", "monitor", "dsmb", "sponsor"},
+    "view_forms": _SITE | {"data_manager", "monitor"},  # every visit and every form's data, read only (identified)
     "view_audit": _SITE | {"data_manager", "monitor"},
     "export_audit": frozenset({"data_manager", "monitor"}),
     "verify_audit": frozenset({"data_manager", "monitor", "admin"}),
@@ -49,6 +50,7 @@ TABLE: dict[str, frozenset[str]] = {
     "record_visit": _SITE,
     "mark_off_study": _INVESTIGATORS,
     # data quality
+    "record_deviation": _SITE,  # a protocol deviation entered by hand (the automatic ones are logged by the desk)
     "raise_query": frozenset({"monitor", "data_manager"}),
     "answer_query": _SITE,
     "close_query": frozenset({"monitor", "data_manager"}),
@@ -105,11 +107,19 @@ PAGES: dict[str, str] = {
     "lock": "lock_casebook",
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
-    "visit": "view_identified",  # POST: record_visit
-    "crf": "record_visit",
+    "visit": "view_forms",  # POST: record_visit
+    "crf_entered_in_error": "record_visit",
+    "infusion_entered_in_error": "record_infusion",
+    "ae_entered_in_error": "record_ae",
+    "crf": "view_forms",  # POST: record_visit (read only to the rest, and once the casebook is locked)
     "pauses": "view_reports",  # POST: pause_trial, or lift_pause
     "queries": "view_audit",  # POST: raise_query, answer_query, close_query
     "sdv": "verify_source",
+    "deviations": "view_forms",  # POST: record_deviation
+    "medications": "view_forms",  # POST: record_visit
+    "crf_not_done": "record_visit",
+    "missing_forms": "view_forms",
+    "medical_history": "view_forms",  # POST: record_visit
     "audit": "view_audit",  # ?format=csv: export_audit
     "audit_verify": "verify_audit",
     "ae_list": "view_ae",

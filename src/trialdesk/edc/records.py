@@ -39,6 +39,32 @@ class TrialRecord(models.Model):
         return [self]
 
 
+class InForce(models.Manager):  # type: ignore[type-arg]
+    """The records not entered in error: what every count, report, rule and the data cut read."""
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        return super().get_queryset().filter(error_reason="")
+
+
+class Voidable(models.Model):
+    """A record that can be marked *entered in error* (with the reason) by the role that owns it: it stays in the
+    database and the audit trail, shown struck out where it was, and leaves every count, report, rule and data cut
+    (``objects`` does not return it; ``with_voided`` does). Unmarked, ``error_reason`` is empty, so rows stored before
+    this existed need no audit entry of their own."""
+
+    error_reason = models.TextField("entered in error, because", blank=True)
+
+    objects = InForce()
+    with_voided = models.Manager()  # type: ignore[var-annotated]
+
+    class Meta:
+        abstract = True
+
+    @property
+    def entered_in_error(self) -> bool:
+        return bool(self.error_reason)
+
+
 class ParticipantRecord(TrialRecord):
     """A record that belongs to one participant: audited under their subject id and screening
     number, and (unless ``IN_CASEBOOK`` is false) held by their casebook's lock. A record

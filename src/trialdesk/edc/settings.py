@@ -139,6 +139,17 @@ if _flag("TRIALDESK_HTTPS", _secure):  # a deployment that turned secure cookies
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind a TLS-terminating proxy: its address, and the headers it sets that the server may believe. waitress clears
+# forwarded headers from anyone else, so a request that did not come through the proxy is plain HTTP (redirected)
+# and its client address is its own; through the proxy, the scheme and the client address are the proxy's word.
+TRIALDESK_TRUSTED_PROXY = os.environ.get("TRIALDESK_TRUSTED_PROXY", "").strip()
+TRIALDESK_TRUSTED_PROXY_HEADERS = tuple(h.strip().lower() for h in os.environ.get(
+    "TRIALDESK_TRUSTED_PROXY_HEADERS", "x-forwarded-proto x-forwarded-for").replace(",", " ").split() if h.strip())
+# The cache: shared by every worker process when TRIALDESK_CACHE_URL names a Redis (e.g. redis://127.0.0.1:6379/1), so the
+# public referral form's rate limit counts each client once across them; the demo keeps the process's own memory.
+if os.environ.get("TRIALDESK_CACHE_URL", "").strip():
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["TRIALDESK_CACHE_URL"].strip(),
+                          "KEY_PREFIX": "trialdesk"}}
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("TRIALDESK_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 # Content Security Policy (django-csp): the pages use no script at all and only the app's own style
 # sheet, so everything but the app's own files is refused; a page with an inline style (the DSMB

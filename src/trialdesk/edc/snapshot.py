@@ -74,7 +74,7 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
             subject_id=p.subject_id, screening_id=p.screening.number, age_at_enrolment=_age(p.screening.birth_date, p.enrolled_on),
             sex=p.screening.sex, race=str(demographics.get(p.subject_id, {}).get("dm_race") or "unknown_or_not_reported"),
             ethnicity=str(demographics.get(p.subject_id, {}).get("dm_ethnicity") or "unknown_or_not_reported"),
-            consented_on=consent.signed_at.date(), enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
+            consented_on=consent.core().signed_on, enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
             off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None))
     ids = {p.subject_id for p in participants}
     infusions = [core_infusion(i) for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff)
@@ -89,6 +89,8 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
     labs: list[LabResult] = []
     vitals: list[VitalSign] = []
     function_tests: list[FunctionTest] = []
+    # infusions, forms (and, in adverse_events.service.cut, AEs) are read through ``objects``, which leaves out every
+    # record marked entered in error (trialdesk.edc.records.Voidable): the data cut never holds one
     for e in FormEntry.objects.select_related("visit__participant"):
         sid, code, data = e.visit.participant.subject_id, e.visit.code, e.data
         if sid not in ids:
@@ -114,6 +116,10 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                             "oxygen_l_min": None if data.get("spo2_o2_flow") in (None, "") else float(data["spo2_o2_flow"])}
                 vitals.append(VitalSign(subject_id=sid, visit=code, date=day, test=test, value=float(value), unit=unit,  # type: ignore[arg-type]
                                         timepoint=data.get("vs_timepoint"), **spo2))
+    from trialdesk.edc.visits.history import history, medications
+
     return TrialData(protocol_id=protocol_id or protocol().id, cutoff=cutoff, screening=screening, participants=participants,
                      infusions=infusions, labs=labs, vitals=vitals, visits=visits,
-                     function_tests=function_tests)
+                     function_tests=function_tests,
+                     concomitant_medications=[m for m in medications(cutoff) if m.subject_id in ids],
+                     medical_history=[h for h in history(cutoff) if h.subject_id in ids])

@@ -88,10 +88,33 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
 
 
 def refuse(form: Any, err: ConductError) -> None:
-    """Show a core refusal next to the field it names (or above the form)."""
+    """Show a core refusal next to the field it names (or above the form); every one of several at once."""
+    from trialdesk.trial.errors import ConductErrors
+
+    if isinstance(err, ConductErrors):
+        for name, message in err.problems:
+            refuse(form, ConductError(name, message))
+        return
     field = form.fields.get(err.field)
     name = err.field if field is not None and not field.widget.is_hidden else None
     form.add_error(name, err.message if name else f"{err.field.replace('_', ' ')}: {err.message}")
+
+
+def read_only_rows(form: Any) -> list[tuple[str, str]]:
+    """A form's saved values as label and text (a choice as its label), for a reader who may not change them."""
+    rows = []
+    for bound in form.visible_fields():
+        value = form.initial.get(bound.name)
+        if value is None or value == "":
+            text = ""
+        elif getattr(bound.field, "choices", None):
+            text = str(dict((str(k), v) for k, v in bound.field.choices).get(str(value), value))
+        elif isinstance(value, dt.datetime):
+            text = timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
+        else:
+            text = value.isoformat() if isinstance(value, dt.date | dt.time) else str(value)
+        rows.append((str(bound.label), text))
+    return rows
 
 
 def context(request: HttpRequest) -> dict[str, Any]:

@@ -2,8 +2,13 @@
 
 Enrolment needs an investigator-signed eligibility decision of *eligible* and a consent
 signed on or before the enrolment date. The protocol's target is a hard cap; a stagger
-rule keeps each new participant's first infusion at least ``stagger_days`` after the
-previous participant's; and nobody is enrolled while a stopping rule pauses enrolment.
+rule keeps any two participants' first infusions at least ``stagger_days`` apart; and nobody
+is enrolled while a stopping rule pauses enrolment.
+
+The stagger of an infusion given is checked against the first infusions other participants were
+actually given, never against plans (the first of two scheduled participants is not refused because
+of the second's plan); a first infusion planned at enrolment is checked against both the infusions
+given and the other participants' plans (those not yet infused), so the schedule is feasible.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ class Enrolled:
 
     subject_id: str
     screening_id: str
-    first_infusion: dt.date | None = None  # given, or planned when not yet given
+    first_infusion: dt.date | None = None  #: the first infusion given
+    planned_first_infusion: dt.date | None = None  #: the plan made at enrolment (read only while none was given)
 
 
 def subject_prefix(protocol: Protocol) -> str:
@@ -59,21 +65,42 @@ def next_subject_id(protocol: Protocol, enrolled: Sequence[Enrolled]) -> str:
     return subject_id(protocol, n)
 
 
-def earliest_first_infusion(protocol: Protocol, enrolled: Sequence[Enrolled]) -> dt.date | None:
-    """The stagger rule: no first infusion sooner than ``stagger_days`` after the latest one."""
+def _firsts(others: Sequence[Enrolled], *, with_plans: bool) -> list[tuple[dt.date, str, bool]]:
+    """(date, subject id, planned) of the other participants' first infusions (given; and planned, when asked)."""
+    out = [(o.first_infusion, o.subject_id, False) for o in others if o.first_infusion is not None]
+    if with_plans:
+        out += [(o.planned_first_infusion, o.subject_id, True) for o in others
+                if o.first_infusion is None and o.planned_first_infusion is not None]
+    return out
+
+
+def earliest_first_infusion(protocol: Protocol, enrolled: Sequence[Enrolled], *, with_plans: bool = False) -> dt.date | None:
+    """The stagger rule: no first infusion sooner than ``stagger_days`` after the latest one given (or planned)."""
     days = protocol.enrolment.stagger_days
-    firsts = [e.first_infusion for e in enrolled if e.first_infusion is not None]
+    firsts = [d for d, _, _ in _firsts(enrolled, with_plans=with_plans)]
     if days == 0 or not firsts:
         return None
     return max(firsts) + dt.timedelta(days=days)
 
 
-def check_stagger(protocol: Protocol, first_infusion: dt.date, others: Sequence[Enrolled], *, field: str) -> None:
-    earliest = earliest_first_infusion(protocol, others)
-    if earliest is not None and first_infusion < earliest:
-        latest = max(e.first_infusion for e in others if e.first_infusion is not None)
-        raise ConductError(field, f"the protocol staggers participants by {protocol.enrolment.stagger_days} days: the previous first"
-                                  f" infusion was on {latest}, so the next may be no sooner than {earliest}; choose a date on or after it")
+def check_stagger(protocol: Protocol, first_infusion: dt.date, others: Sequence[Enrolled], *, field: str,
+                  with_plans: bool = False) -> None:
+    """Refuse a first infusion less than ``stagger_days`` from another participant's first infusion given (and, with
+    ``with_plans``, planned), before or after it."""
+    days = protocol.enrolment.stagger_days
+    if days == 0:
+        return
+    close = [(abs((first_infusion - d).days), d, sid, planned) for d, sid, planned in _firsts(others, with_plans=with_plans)
+             if abs((first_infusion - d).days) < days]
+    if not close:
+        return
+    _, d, sid, planned = min(close)
+    what = f"{sid}'s first infusion is planned for {d}" if planned else f"{sid}'s first infusion was given on {d}"
+    if d <= first_infusion:
+        advice = f"so this one may be no sooner than {d + dt.timedelta(days=days)}; choose a date on or after it"
+    else:
+        advice = f"so this one must be on or before {d - dt.timedelta(days=days)}"
+    raise ConductError(field, f"the protocol staggers participants' first infusions by {days} days: {what}, {advice}")
 
 
 def check_enrolment(protocol: Protocol, candidate: Candidate, enrolled: Sequence[Enrolled], *,
@@ -99,5 +126,5 @@ def check_enrolment(protocol: Protocol, candidate: Candidate, enrolled: Sequence
     if candidate.planned_first_infusion is not None:
         if candidate.planned_first_infusion < candidate.enrolled_on:
             raise ConductError("planned_first_infusion", "the first infusion cannot be planned before enrolment; correct the date")
-        check_stagger(protocol, candidate.planned_first_infusion, enrolled, field="planned_first_infusion")
+        check_stagger(protocol, candidate.planned_first_infusion, enrolled, field="planned_first_infusion", with_plans=True)
     return next_subject_id(protocol, enrolled)

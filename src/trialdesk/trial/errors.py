@@ -14,3 +14,11 @@ class ConductError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class ConductErrors(ConductError):
+    """Every refusal of one form at once, each naming its field (``problems``), so a screen shows them all together."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(*problems[0])
+        self.problems = problems

@@ -59,10 +59,38 @@ class FormField(_Model):
         return self
 
 
+class LessThan(_Model):
+    """A cross-field check: ``field`` must be below ``than`` when both are entered (``reason``: why, for whoever edits it)."""
+
+    field: str
+    than: str
+    reason: str = Field(min_length=1)
+
+
 class Form(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str = Field(min_length=1)
     fields: list[FormField] = Field(min_length=1)
+    #: the form's date of assessment (on or after consent, not in the future, inside its visit's window or explained);
+    #: by default its first date field
+    date_field: str | None = None
+    less_than: list[LessThan] = []
+    #: false for a form recorded on its own page, not at a visit (the infusion, adverse events): a visit's schedule may
+    #: name it, but it is never counted as a visit form to complete
+    visit_form: bool = True
+
+    @model_validator(mode="after")
+    def _checks_name_fields(self) -> Form:
+        names = {f.name for f in self.fields}
+        for name in [self.date_field] + [n for c in self.less_than for n in (c.field, c.than)]:
+            if name is not None and name not in names:
+                raise ValueError(f"form {self.id}: a check names {name!r}, which is not one of its fields ({', '.join(sorted(names))})")
+        return self
+
+    @property
+    def assessment_date(self) -> str | None:
+        """The field holding the date the assessment was made."""
+        return self.date_field or next((f.name for f in self.fields if f.type == "date"), None)
 
     def field(self, name: str) -> FormField:
         for f in self.fields:

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import ParticipantRecord, TrialRecord
+from trialdesk.edc.records import ParticipantRecord, TrialRecord, Voidable
 from trialdesk.trial.death import DeathReport as CoreDeathReport
 from trialdesk.trial.dsmb_decision import Decision as CoreDecision
 from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
@@ -28,7 +28,7 @@ ACTIONS = [("none", "None"), ("infusion_interrupted", "Infusion interrupted"), (
            ("treatment_given", "Treatment given for the event")]
 
 
-class AdverseEvent(ParticipantRecord):
+class AdverseEvent(Voidable, ParticipantRecord):
     """One adverse event, CTCAE v5.0 graded. ``meddra_code``, ``soc`` and ``expected`` are
     filled by the core from the term; they are never typed."""
 

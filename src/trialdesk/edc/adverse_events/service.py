@@ -84,13 +84,23 @@ def cut(cutoff: dt.date | None = None, *, without: int | None = None) -> TrialDa
                for r in SaeReport.objects.select_related("adverse_event") if r.adverse_event.ae_id in shown]
     follow_ups = [FollowUpInformation(ae_id=f.adverse_event.ae_id, received_at=f.received_at)
                   for f in FollowUp.objects.select_related("adverse_event") if f.adverse_event.ae_id in shown]
-    return base.model_copy(update={"adverse_events": aes, "safety_reports": reports, "follow_up_information": follow_ups})
+    data = base.model_copy(update={"adverse_events": aes, "safety_reports": reports, "follow_up_information": follow_ups})
+    from trialdesk.edc.quality.deviations import late_sae_reports, stored
+
+    late = [d for d in late_sae_reports(data) if d.date <= data.cutoff]
+    return data.model_copy(update={"deviations": stored(data.cutoff) + late})
 
 
 def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, without: int | None,
              data: TrialData | None = None) -> CoreAdverseEvent:
     """The core's verdict on the entered values; MedDRA code and SOC come from the catalogue's term."""
     fields = {k: v for k, v in values.items() if k in FIELDS}
+    from trialdesk.trial.crf_checks import ae_outcome_problems
+    from trialdesk.trial.errors import ConductErrors
+
+    problems = ae_outcome_problems(fields.get("outcome"), fields.get("resolved"))
+    if problems:
+        raise ConductErrors(problems)
     fields["seriousness"] = list(fields.get("seriousness") or [])
     fields["suggested_from"] = fields.get("suggested_from") or None
     term = catalogue().get(str(fields.get("term", "")))

@@ -30,6 +30,9 @@ from trialdesk.terminology.ctcae import CtcaeTerm, catalogue
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
+#: a clinical judgement starts unanswered: the first option of every such list is this empty one, and the field is required
+EMPTY = [("", "—")]
+YES_NO = [("", "—"), ("yes", "Yes"), ("no", "No")]
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
@@ -38,16 +41,16 @@ class AdverseEventForm(forms.Form):
     term = forms.CharField(label="CTCAE v5.0 term", max_length=200,
                            help_text="type a few letters of the term or an everyday word; the MedDRA code and SOC follow from the term",
                            widget=forms.TextInput(attrs={"list": "ctcae-terms", "autocomplete": "off", "data-ctcae-search": "1"}))
-    grade = forms.TypedChoiceField(choices=[(g, f"Grade {g}") for g in range(1, 6)], coerce=int)
+    grade = forms.TypedChoiceField(choices=[("", "—")] + [(g, f"Grade {g}") for g in range(1, 6)], coerce=int, empty_value=None)
     description = forms.CharField(label="Verbatim description", widget=forms.Textarea(attrs={"rows": 2}), required=False)
     onset = forms.DateField(widget=DATE)
     resolved = forms.DateField(label="Resolved on", widget=DATE, required=False)
-    serious = forms.BooleanField(label="Serious (21 CFR 312.32)", required=False)
+    serious = forms.TypedChoiceField(label="Serious (21 CFR 312.32)", choices=YES_NO, coerce=lambda v: v == "yes", empty_value=None)
     seriousness = forms.MultipleChoiceField(label="Seriousness criteria", choices=SERIOUSNESS, widget=forms.CheckboxSelectMultiple,
                                             required=False)
-    relatedness = forms.ChoiceField(label="Relatedness to the MSC infusion", choices=RELATEDNESS)
-    outcome = forms.ChoiceField(choices=OUTCOMES, initial="unknown")
-    action_taken = forms.ChoiceField(choices=ACTIONS, initial="none")
+    relatedness = forms.ChoiceField(label="Relatedness to the MSC infusion", choices=EMPTY + RELATEDNESS)
+    outcome = forms.ChoiceField(choices=EMPTY + OUTCOMES)
+    action_taken = forms.ChoiceField(label="Action taken", choices=EMPTY + ACTIONS)
     learned_at = forms.DateTimeField(label="Site learned of it (date and time)", widget=DATETIME, required=False,
                                      help_text="required for a serious event: it starts the reporting clocks")
     suggested_from = forms.CharField(widget=forms.HiddenInput, required=False)
@@ -55,6 +58,15 @@ class AdverseEventForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["subject_id"].choices = [("", "—")] + [(p.subject_id, p.subject_id) for p in Participant.objects.all()]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        """The cross-field checks of the core, shown with the fields' own errors (all at once)."""
+        from trialdesk.trial.crf_checks import ae_outcome_problems
+
+        data = super().clean() or {}
+        for name, message in ae_outcome_problems(data.get("outcome"), data.get("resolved")):
+            self.add_error(name, message)
+        return data
 
 
 class EditAdverseEventForm(AdverseEventForm):
@@ -123,7 +135,9 @@ def ae_new(request: HttpRequest) -> HttpResponse:
 
 @requires("view_ae")
 def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    ae = get_object_or_404(AdverseEvent.objects.select_related("participant"), pk=pk)
+    ae = get_object_or_404(AdverseEvent.with_voided.select_related("participant"), pk=pk)  # one entered in error is shown so
+    if ae.entered_in_error and request.method == "POST":
+        raise PermissionDenied(f"{ae.ae_id} is marked entered in error; record a new event instead")
     form = FollowUpForm(request.POST or None, initial={"received_at": timezone.localtime().replace(second=0, microsecond=0)})
     if request.method == "POST":
         if not allowed(request.user, "record_ae"):
@@ -154,7 +168,7 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def ae_edit(request: HttpRequest, pk: int) -> HttpResponse:
     ae = get_object_or_404(AdverseEvent.objects.select_related("participant"), pk=pk)
     initial: dict[str, Any] = {name: getattr(ae, name) for name in service.FIELDS}
-    initial.update(subject_id=ae.participant.subject_id, version=ae.version,
+    initial.update(subject_id=ae.participant.subject_id, version=ae.version, serious="yes" if ae.serious else "no",
                    learned_at=timezone.localtime(ae.learned_at) if ae.learned_at else None)
     form = EditAdverseEventForm(request.POST or None, initial=initial)
     current = None

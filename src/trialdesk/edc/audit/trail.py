@@ -143,7 +143,7 @@ def update(obj: Any, user: Any, *, changes: dict[str, Any], reason: str, version
     """Apply ``changes`` (field -> new value) to the saved record read at ``version``."""
     cls = type(obj)
     with transaction.atomic():
-        current = cls.objects.select_for_update().get(pk=obj.pk)
+        current = cls._base_manager.select_for_update().get(pk=obj.pk)
         if current.version != version:
             raise StaleEdit(current)
         _check_lock(current)
@@ -157,10 +157,10 @@ def update(obj: Any, user: Any, *, changes: dict[str, Any], reason: str, version
             return current
         if not reason.strip():
             raise ConductError("reason", "give the reason for this change (required for any edit after first entry)")
-        written = cls.objects.filter(pk=obj.pk, version=version).update(
+        written = cls._base_manager.filter(pk=obj.pk, version=version).update(
             **{name: getattr(current, name) for name in diff}, version=version + 1, updated_at=timezone.now())
         if written != 1:
-            raise StaleEdit(cls.objects.get(pk=obj.pk))
+            raise StaleEdit(cls._base_manager.get(pk=obj.pk))
         current.refresh_from_db()
         _entry(user, "update", current, diff, reason.strip())
         from trialdesk.edc.signatures.service import revalidate
@@ -272,7 +272,7 @@ def _records() -> tuple[int, list[str]]:
         label = model._meta.label
         fields = [f for f in model._meta.concrete_fields if f.name not in set(model.AUDIT_EXCLUDE) | {"id"}]
         seen = set()
-        for obj in model.objects.all().iterator(chunk_size=2000):
+        for obj in model._base_manager.all().iterator(chunk_size=2000):
             count += 1
             key = (label, str(obj.pk))
             seen.add(key)

@@ -39,7 +39,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
                 w.writerow([e.seq, e.at.isoformat(), e.username, e.role, e.action, e.form, e.model, e.object_id, e.subject_id,
                             e.screening_id, field, old, new, e.reason, e.hash])
         return response
-    return render(request, "edc/audit.html", {"entries": qs.order_by("-seq")[:500], "filters": request.GET})
+    from django.conf import settings
+
+    return render(request, "edc/audit.html", {"entries": qs.order_by("-seq")[:500], "filters": request.GET,
+                                              "site_zone": settings.TIME_ZONE})
 
 
 @requires("verify_audit")

@@ -3,11 +3,11 @@ from __future__ import annotations
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import ParticipantRecord
+from trialdesk.edc.records import ParticipantRecord, Voidable
 from trialdesk.trial.dosing import dose_text, weight_text
 
 
-class Infusion(ParticipantRecord):
+class Infusion(Voidable, ParticipantRecord):
     """One infusion of the investigational product, with its chain of identity (lot, donor)."""
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="infusions")
@@ -29,7 +29,9 @@ class Infusion(ParticipantRecord):
 
     class Meta:
         ordering = ["participant", "number"]
-        constraints = [models.UniqueConstraint(fields=["participant", "number"], name="one_record_per_infusion_number")]
+        # an infusion entered in error leaves its number to the one entered in its place
+        constraints = [models.UniqueConstraint(fields=["participant", "number"], condition=models.Q(error_reason=""),
+                                               name="one_record_per_infusion_number")]
 
     @property
     def weight_text(self) -> str:

@@ -29,7 +29,8 @@ class InfusionForm(forms.Form):
     lot = forms.CharField(label="Product lot", max_length=60)
     donor_id = forms.CharField(label="Donor id", max_length=60)
     premedication = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    interrupted = forms.BooleanField(required=False)
+    interrupted = forms.TypedChoiceField(label="Infusion interrupted", choices=[("", "—"), ("yes", "Yes"), ("no", "No")],
+                                         coerce=lambda v: v == "yes", empty_value=None)
     interruptions = forms.CharField(label="Interruptions (when, why, how long)", widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -87,6 +88,7 @@ def edit_infusion(request: HttpRequest, subject_id: str, number: int) -> HttpRes
         for code, v in values.items():
             initial[f"{phase}_{code}"] = v
     initial["version"] = inf.version
+    initial["interrupted"] = "yes" if inf.interrupted else "no"
     initial["weight_kg"] = plain_weight(inf.weight_kg)
     form = EditInfusionForm(request.POST or None, initial=initial)
     current = None

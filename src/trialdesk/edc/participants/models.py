@@ -39,8 +39,10 @@ class Consent(TrialRecord):
         return getattr(self.screening, "participant", None)
 
     def core(self) -> CoreConsent:
+        from django.utils import timezone
+
         return CoreConsent(self.icf_version, self.signed_at, self.obtained_by, self.copy_given, self.withdrawn_at,
-                           self.withdrawal_reason or None)
+                           self.withdrawal_reason or None, site_zone=timezone.get_default_timezone())
 
 
 class Participant(TrialRecord):

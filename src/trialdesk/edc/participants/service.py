@@ -28,7 +28,7 @@ def _serialise() -> None:
 
 def record_consent(user: Any, entry: ScreeningEntry, *, icf_version: str, signed_at: dt.datetime, obtained_by: str,
                    copy_given: bool) -> Consent:
-    c = core_consent.Consent(icf_version, signed_at, obtained_by, copy_given)
+    c = core_consent.Consent(icf_version, signed_at, obtained_by, copy_given, site_zone=timezone.get_default_timezone())
     core_consent.check_consent(c, now=timezone.now())
     if entry.consents.filter(withdrawn_at__isnull=True).exists():
         raise ConductError("icf_version", f"{entry.number} already has a consent in force; withdraw it before a new consent")
@@ -44,7 +44,7 @@ def enrolled() -> list[Enrolled]:
     from trialdesk.edc.dosing.models import Infusion
 
     firsts = dict(Infusion.objects.filter(number=1).values_list("participant_id", "date"))
-    return [Enrolled(p.subject_id, p.screening.number, firsts.get(p.pk, p.planned_first_infusion))
+    return [Enrolled(p.subject_id, p.screening.number, firsts.get(p.pk), p.planned_first_infusion)
             for p in Participant.objects.select_related("screening").order_by("subject_id")]
 
 
@@ -76,7 +76,7 @@ def withdraw(user: Any, participant: Participant, *, at: dt.datetime, reason: st
         core = core_consent.withdraw(consent.core(), at, reason, now=timezone.now())
         trail.update(consent, user, changes={"withdrawn_at": core.withdrawn_at, "withdrawal_reason": core.withdrawal_reason},
                      reason="consent withdrawn", version=consent.version)
-        changes = {"status": "withdrawn", "off_study_on": at.date(), "off_study_reason": f"consent withdrawn: {reason}"}
+        changes = {"status": "withdrawn", "off_study_on": core.withdrawn_on, "off_study_reason": f"consent withdrawn: {reason}"}
         return trail.update(participant, user, changes=changes, reason="consent withdrawn", version=participant.version)
 
 

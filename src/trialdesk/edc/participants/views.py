@@ -106,7 +106,13 @@ def participant_list(request: HttpRequest) -> HttpResponse:
 @requires("view_participants")
 def participant_detail(request: HttpRequest, subject_id: str) -> HttpResponse:
     p = get_object_or_404(Participant.objects.select_related("screening"), subject_id=subject_id)
-    visits = [{"v": v, "flag": flag(v), "entries": {e.form: e for e in v.entries.all()}} for v in p.visits.prefetch_related("entries")]
+    from trialdesk.edc.visits.service import form_rows
+
+    visits = []
+    for v in p.visits.prefetch_related("entries"):
+        rows = form_rows(v)
+        visits.append({"v": v, "flag": flag(v), "total": len(rows),
+                       "complete": sum(r["status"] in ("complete", "not_done") for r in rows)})
     infusions = [{"i": i, "verified": verified(i)} for i in p.infusions.all()]
     plan = protocol().infusion_plan
     return render(request, "edc/participant_detail.html", {

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import ParticipantRecord
+from trialdesk.edc.records import ParticipantRecord, TrialRecord, Voidable
+from trialdesk.trial.deviations import CATEGORIES
 
 QUERY_STATUSES = [("open", "Open"), ("answered", "Answered"), ("closed", "Closed")]
 
@@ -46,3 +47,35 @@ class SourceVerification(ParticipantRecord):
 
     FORM = "sdv"
     IN_CASEBOOK = False
+
+
+DEVIATION_SOURCES = [("automatic", "Automatic"), ("manual", "Entered by site staff")]
+
+
+class Deviation(Voidable, TrialRecord):
+    """An entry of the protocol-deviation log: automatic (a visit or an assessment out of its window, with the reason
+    given when it was entered) or entered by site staff with its category and reason (categories:
+    :data:`trialdesk.trial.deviations.CATEGORIES`)."""
+
+    participant = models.ForeignKey(Participant, null=True, blank=True, on_delete=models.PROTECT, related_name="deviations")
+    date = models.DateField("date of the deviation")
+    category = models.CharField(max_length=60, choices=[(k, v) for k, v in CATEGORIES.items()])
+    description = models.TextField()
+    source = models.CharField(max_length=10, choices=DEVIATION_SOURCES)
+    reason = models.TextField(blank=True)
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    FORM = "protocol_deviation"
+
+    class Meta:
+        ordering = ["-date", "-pk"]
+
+    @property
+    def deviation_id(self) -> str:
+        return f"PD-{self.pk}"
+
+    def audit_subject(self) -> str:
+        return self.participant.subject_id if self.participant else ""
+
+    def audit_screening(self) -> str:
+        return self.participant.screening.number if self.participant else ""

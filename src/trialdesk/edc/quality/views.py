@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.apps import apps
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +14,7 @@ from trialdesk.edc.quality import service
 from trialdesk.edc.quality.models import Query
 from trialdesk.edc.records import TrialRecord
 from trialdesk.edc.web import record_id, requires, safe_next
+from trialdesk.trial.deviations import CATEGORIES, MANUAL
 from trialdesk.trial.errors import ConductError
 
 
@@ -80,3 +82,42 @@ def sdv(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Source data verified.")
         return redirect("participant_detail", subject_id=p.subject_id)
     return redirect("participants")
+
+
+class DeviationForm(forms.Form):
+    subject_id = forms.ChoiceField(label="Participant", required=False)
+    date = forms.DateField(label="Date of the deviation", widget=forms.DateInput(attrs={"type": "date"}))
+    category = forms.ChoiceField(choices=[("", "—")] + [(c, CATEGORIES[c]) for c in MANUAL])
+    description = forms.CharField(label="What happened", widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label="Why (root cause)", widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["subject_id"].choices = [("", "— the site, no one participant —")] + [  # type: ignore[attr-defined]
+            (p.subject_id, p.subject_id) for p in Participant.objects.all()]
+
+
+@requires("view_forms")
+def deviations(request: HttpRequest) -> HttpResponse:
+    """The protocol-deviation log: automatic entries (out of window, late SAE reports) and those entered by site staff."""
+    from trialdesk.edc.adverse_events.service import cut
+    from trialdesk.edc.quality.deviations import record_deviation
+    from trialdesk.edc.web import refuse, today
+
+    form = DeviationForm(request.POST or None)
+    if request.method == "POST":
+        if not allowed(request.user, "record_deviation"):
+            return HttpResponse(status=403)
+        if form.is_valid():
+            d = form.cleaned_data
+            p = Participant.objects.filter(subject_id=d["subject_id"]).first() if d["subject_id"] else None
+            try:
+                record_deviation(request.user, participant=p, date=d["date"], category=d["category"], description=d["description"],
+                                 reason=d["reason"])
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                messages.success(request, "Protocol deviation logged.")
+                return redirect("deviations")
+    rows = sorted(cut(today()).deviations, key=lambda d: (d.date, d.id), reverse=True)
+    return render(request, "edc/deviations.html", {"rows": rows, "form": form}, status=422 if form.errors else 200)

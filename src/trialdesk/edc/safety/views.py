@@ -139,13 +139,16 @@ def dsmb_report_pdf(request: HttpRequest) -> HttpResponse:
 # --- death report --------------------------------------------------------------------------------
 
 
+EMPTY = [("", "—")]  # a judgement starts empty: nothing is assumed
+
+
 class DeathReportForm(forms.Form):
     adverse_event = forms.ChoiceField(label="The fatal (grade 5) adverse event", required=False)  # the core names what is missing
     date_of_death = forms.DateField(widget=DATE)
     causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False,
                              help_text="one per line, immediate cause first")
-    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
-    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=EMPTY + AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=EMPTY + RELATEDNESS)
     narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
 
     def __init__(self, *args: Any, participant: Participant, **kwargs: Any) -> None:
@@ -185,8 +188,8 @@ def death_report(request: HttpRequest, subject_id: str) -> HttpResponse:
 class CorrectDeathReportForm(forms.Form):
     date_of_death = forms.DateField(widget=DATE)
     causes = forms.CharField(label="Cause(s) of death", widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    autopsy = forms.ChoiceField(label="Autopsy performed", choices=AUTOPSY)
-    relatedness = forms.ChoiceField(label="Relation to the study product", choices=RELATEDNESS)
+    autopsy = forms.ChoiceField(label="Autopsy performed", choices=EMPTY + AUTOPSY)
+    relatedness = forms.ChoiceField(label="Relation to the study product", choices=EMPTY + RELATEDNESS)
     narrative = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
     reason = forms.CharField(label="Reason for change", widget=forms.Textarea(attrs={"rows": 2}), required=False)
     version = forms.IntegerField(widget=forms.HiddenInput)

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from trialdesk.edc.audit import trail
+from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.participants.service import current_consent
 from trialdesk.edc.screening import service
 from trialdesk.edc.screening.models import EligibilitySignoff, ScreeningEntry
@@ -110,6 +111,7 @@ def detail(request: HttpRequest, number: str) -> HttpResponse:
         "entry": entry, "signoff": signoff, "signatures": sigs, "signature": next((s for s in reversed(sigs) if s.valid), None),
         "discrepancies": service.record_discrepancies(entry), "consent": current_consent(entry),
         "participant": getattr(entry, "participant", None),
+        "target_reached": Participant.objects.count() >= protocol().enrolment.target,
         "consent_form": ConsentForm(initial={"signed_at": timezone.localtime().replace(second=0, microsecond=0),
                                              "obtained_by": request.user.get_full_name()}),
         "enrol_form": EnrolForm(initial={"enrolled_on": today()}),

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import models
 
 from trialdesk.edc.participants.models import Participant
-from trialdesk.edc.records import ParticipantRecord
+from trialdesk.edc.records import ParticipantRecord, Voidable
 
 
 class Visit(ParticipantRecord):
@@ -32,16 +32,74 @@ class Visit(ParticipantRecord):
         constraints = [models.UniqueConstraint(fields=["participant", "code"], name="one_visit_per_code")]
 
 
-class FormEntry(ParticipantRecord):
+class FormEntry(Voidable, ParticipantRecord):
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="entries")
     form = models.CharField(max_length=40)
     data = models.JSONField(default=dict)
+    not_done_reason = models.TextField("not done, because", blank=True)
 
     FORM = "crf"
 
     def owner(self) -> Any:
         return self.visit.participant
 
+    def data_values(self, form: Any) -> dict[str, Any]:
+        """The stored values typed again (dates as dates), for the checks that compare them."""
+        import datetime as dt
+
+        types = {f.name: f.type for f in form.fields}
+        return {k: dt.date.fromisoformat(v) if types.get(k) == "date" and isinstance(v, str) else v for k, v in self.data.items()}
+
     class Meta:
         ordering = ["visit", "form"]
-        constraints = [models.UniqueConstraint(fields=["visit", "form"], name="one_entry_per_form_per_visit")]
+        constraints = [models.UniqueConstraint(fields=["visit", "form"], condition=models.Q(error_reason=""),
+                                               name="one_entry_per_form_per_visit")]
+
+
+ROUTES = [("oral", "Oral"), ("intravenous", "Intravenous"), ("subcutaneous", "Subcutaneous"), ("intramuscular", "Intramuscular"),
+          ("inhaled", "Inhaled"), ("topical", "Topical"), ("other", "Other")]
+
+
+class ConcomitantMedication(Voidable, ParticipantRecord):
+    """A medication the participant takes besides the investigational product (rules: trialdesk.trial.records)."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="medications")
+    medication = models.CharField("medication (as written)", max_length=200)
+    rxnorm_code = models.CharField("RxNorm code", max_length=16, blank=True)
+    indication = models.CharField(max_length=200, blank=True)
+    dose = models.FloatField(null=True, blank=True)
+    dose_unit = models.CharField("dose unit", max_length=20, blank=True)
+    route = models.CharField(max_length=20, choices=ROUTES, blank=True)
+    frequency = models.CharField(max_length=60, blank=True)
+    start_date = models.DateField("start date", null=True, blank=True)
+    end_date = models.DateField("end date", null=True, blank=True)
+    ongoing = models.BooleanField(default=False)
+
+    FORM = "concomitant_medication"
+
+    class Meta:
+        ordering = ["participant", "start_date", "pk"]
+
+    @property
+    def record_id(self) -> str:
+        return f"CM-{self.pk}"
+
+
+class MedicalHistoryItem(Voidable, ParticipantRecord):
+    """A condition in the participant's medical history."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="medical_history")
+    term = models.CharField("condition (as written)", max_length=200)
+    icd10cm_code = models.CharField("ICD-10-CM code", max_length=10, blank=True)
+    start_date = models.DateField("start date", null=True, blank=True)
+    end_date = models.DateField("end date", null=True, blank=True)
+    ongoing = models.BooleanField(default=False)
+
+    FORM = "medical_history"
+
+    class Meta:
+        ordering = ["participant", "start_date", "pk"]
+
+    @property
+    def record_id(self) -> str:
+        return f"MH-{self.pk}"

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from trialdesk.edc.audit.trail import StaleEdit
+from trialdesk.edc.permissions import allowed
 from trialdesk.edc.visits import service
 from trialdesk.edc.visits.crf import crf_form, definition
-from trialdesk.edc.visits.models import FormEntry, Visit
-from trialdesk.edc.web import refuse, requires
+from trialdesk.edc.visits.models import ROUTES, FormEntry, Visit
+from trialdesk.edc.web import read_only_rows, refuse, requires
 from trialdesk.trial.errors import ConductError
 
 
@@ -17,29 +19,31 @@ class VisitDateForm(forms.Form):
     done_on = forms.DateField(label="Visit date", widget=forms.DateInput(attrs={"type": "date"}))
     version = forms.IntegerField(widget=forms.HiddenInput)
     reason = forms.CharField(label="Reason for change (when correcting)", required=False)
+    out_of_window_reason = forms.CharField(label="If outside the visit window: the reason", required=False,
+                                           help_text="logged as a protocol deviation")
 
 
-@requires("view_identified")
+@requires("view_forms")
 def visit(request: HttpRequest, subject_id: str, code: str) -> HttpResponse:
     v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
     form = VisitDateForm(request.POST or None, initial={"done_on": v.done_on or v.target, "version": v.version})
     if request.method == "POST":
-        from trialdesk.edc.permissions import allowed
-
         if not allowed(request.user, "record_visit"):
             return HttpResponse(status=403)
         if form.is_valid():
             d = form.cleaned_data
             try:
-                v = service.record_visit(request.user, v, done_on=d["done_on"], reason=d["reason"], version=d["version"])
+                v = service.record_visit(request.user, v, done_on=d["done_on"], reason=d["reason"], version=d["version"],
+                                         out_of_window_reason=d["out_of_window_reason"])
             except ConductError as e:
                 refuse(form, e)
             else:
-                messages.success(request, "Visit date saved" + (" — OUT OF WINDOW" if v.out_of_window else "."))
+                messages.success(request, "Visit date saved" + (" — out of window, logged as a protocol deviation."
+                                                                if v.out_of_window else "."))
                 return redirect("visit", subject_id=subject_id, code=code)
-    entries = {e.form: e for e in v.entries.all()}
-    forms_due = [{"id": f, "title": _title(f), "entry": entries.get(f)} for f in v.forms]
-    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": forms_due})
+    elsewhere = [f for f in v.forms if f in ("infusion", "adverse_events")]
+    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": service.form_rows(v),
+                                              "elsewhere": elsewhere})
 
 
 def _title(form_id: str) -> str:
@@ -49,20 +53,34 @@ def _title(form_id: str) -> str:
         return form_id.replace("_", " ")
 
 
-@requires("record_visit")
+@requires("view_forms")
 def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
-    v = get_object_or_404(Visit, participant__subject_id=subject_id, code=code)
+    """Every role that reads forms reads this one; entering or changing it is ``record_visit``."""
+    v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
+    if form_id not in v.forms:
+        raise Http404(f"form {form_id!r} is not due at visit {code}")
     existing = FormEntry.objects.filter(visit=v, form=form_id).first()
+    title = f"{_title(form_id)} — {subject_id}, {v.name}"
+    if not allowed(request.user, "record_visit"):
+        if request.method == "POST":
+            raise PermissionDenied("your role may not record visit")
+        shown = crf_form(form_id, initial=existing.data if existing else {})
+        return render(request, "edc/form.html", {"form": shown, "title": title, "readonly": read_only_rows(shown),
+                                                 "lead": "" if existing else "Not entered yet.",
+                                                 "back": f"/participants/{subject_id}/visits/{code}/"})
     form = crf_form(form_id, request.POST or None, initial=existing.data if existing else None)
     form.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, required=False, initial=existing.version if existing else None)
     if existing is not None:
         form.fields["reason"] = forms.CharField(label="Reason for change", required=False)
+    form.fields["out_of_window_reason"] = forms.CharField(
+        label=f"If the date is outside the visit window ({v.earliest} to {v.latest}): the reason", required=False,
+        help_text="logged as a protocol deviation")
     current = None
     if request.method == "POST" and form.is_valid():
         d = dict(form.cleaned_data)
-        version, reason = d.pop("version", None), d.pop("reason", "")
+        version, reason, late = d.pop("version", None), d.pop("reason", ""), d.pop("out_of_window_reason", "")
         try:
-            service.save_form(request.user, v, form_id, d, reason=reason, version=version)
+            service.save_form(request.user, v, form_id, d, reason=reason, version=version, out_of_window_reason=late)
         except StaleEdit as e:
             refuse(form, e)
             current = e.current.data
@@ -71,5 +89,86 @@ def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpR
         else:
             messages.success(request, f"{_title(form_id)} saved.")
             return redirect("visit", subject_id=subject_id, code=code)
-    return render(request, "edc/form.html", {"form": form, "title": f"{_title(form_id)} — {subject_id}, {v.name}", "submit": "Save",
+    return render(request, "edc/form.html", {"form": form, "title": title, "submit": "Save",
                                              "current": current})
+
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+class MedicationForm(forms.Form):
+    medication = forms.CharField(label="Medication (as written)", max_length=200)
+    indication = forms.CharField(max_length=200, required=False)
+    dose = forms.FloatField(required=False, min_value=0)
+    dose_unit = forms.CharField(label="Dose unit", max_length=20, required=False)
+    route = forms.ChoiceField(choices=[("", "—"), *ROUTES], required=False)
+    frequency = forms.CharField(max_length=60, required=False)
+    start_date = forms.DateField(label="Start date", widget=DATE, required=False)
+    end_date = forms.DateField(label="End date", widget=DATE, required=False)
+    ongoing = forms.BooleanField(label="Ongoing", required=False)
+
+
+class HistoryForm(forms.Form):
+    term = forms.CharField(label="Condition (as written)", max_length=200)
+    icd10cm_code = forms.CharField(label="ICD-10-CM code", max_length=10, required=False)
+    start_date = forms.DateField(label="Start date", widget=DATE, required=False)
+    end_date = forms.DateField(label="End date", widget=DATE, required=False)
+    ongoing = forms.BooleanField(label="Ongoing", required=False)
+
+
+def _history_page(request: HttpRequest, subject_id: str, kind: str) -> HttpResponse:
+    from trialdesk.edc.participants.models import Participant
+    from trialdesk.edc.visits import history
+
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    form: forms.Form = (MedicationForm if kind == "cm" else HistoryForm)(request.POST or None)
+    if request.method == "POST":
+        if not allowed(request.user, "record_visit"):
+            raise PermissionDenied("your role may not record visit")
+        if form.is_valid():
+            try:
+                history.add(request.user, p, kind, form.cleaned_data)
+            except ConductError as e:
+                refuse(form, e)
+            else:
+                messages.success(request, "Saved.")
+                return redirect(request.path)
+    rows = p.medications.all() if kind == "cm" else p.medical_history.all()
+    title = "Concomitant medications" if kind == "cm" else "Medical history"
+    return render(request, "edc/history.html", {"p": p, "rows": rows, "form": form, "kind": kind, "title": title},
+                  status=422 if form.errors else 200)
+
+
+@requires("record_visit")
+def crf_not_done(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
+    """Record that a visit form was not done, with the reason (POST from the visit page)."""
+    v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
+    if request.method == "POST":
+        try:
+            service.mark_not_done(request.user, v, form_id, reason=request.POST.get("not_done_reason", ""))
+        except ConductError as e:
+            messages.error(request, f"{_title(form_id)}: {e.message}")
+        else:
+            messages.success(request, f"{_title(form_id)} recorded as not done.")
+    return redirect("visit", subject_id=subject_id, code=code)
+
+
+@requires("view_forms")
+def missing_forms(request: HttpRequest) -> HttpResponse:
+    """Every visit form not started or incomplete at a visit that took place, per participant and visit."""
+    from trialdesk.edc.web import today
+
+    rows = service.missing_forms(today())
+    return render(request, "edc/missing_forms.html", {"rows": rows})
+
+
+@requires("view_forms")
+def medications(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """The participant's concomitant medications; adding one is ``record_visit``."""
+    return _history_page(request, subject_id, "cm")
+
+
+@requires("view_forms")
+def medical_history(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """The participant's medical history; adding a condition is ``record_visit``."""
+    return _history_page(request, subject_id, "mh")

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from trialdesk.edc.audit import trail
-from trialdesk.edc.audit.models import ChainHead
+from trialdesk.edc.context import lock_audit_chain
 from trialdesk.trial.voiding import check_void
 
 
@@ -27,7 +27,7 @@ def mark_entered_in_error(user: Any, obj: Any, *, reason: str, version: int) -> 
     from trialdesk.edc.dosing.models import Infusion
 
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         current = type(obj)._base_manager.get(pk=obj.pk)
         later = None
         if isinstance(current, Infusion):

@@ -130,7 +130,7 @@ def mark_not_done(user: Any, visit: Visit, form_id: str, *, reason: str) -> Form
         raise ConductError("form", f"form {form_id!r} is not due at visit {visit.code}")
     text = check_not_done(reason)
     with transaction.atomic():
-        ChainHead.objects.select_for_update().get_or_create(pk=1)
+        lock_audit_chain()
         if FormEntry.objects.filter(visit=visit, form=form_id).exists():
             raise ConductError("not_done_reason", "values are entered on this form; mark them entered in error first if it was not done")
         return trail.create(FormEntry(visit=visit, form=form_id, data={}, not_done_reason=text), user)

@@ -319,10 +319,26 @@ def map_to_omop(
     *,
     number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
 ) -> MappingReport:
-    """Write OMOP CDM v5.4-shaped tables for ``records`` into ``con``; see ``fhir_omop``."""
-    from trialdesk.sources.fhir_omop import map_to_omop as _map
+    """Write OMOP CDM v5.4-shaped tables for ``records`` into ``con``, through the
+    SQL-on-FHIR views of ``trialdesk.sources.fhir_views.omop`` (readings: ``fhir_omop``)."""
+    import pyarrow as pa
 
-    return _map(records, con, number_after=number_after)
+    from trialdesk.sources.fhir_views.omop import map_resources
+
+    recs = records.records
+    table = pa.table({
+        "ord": pa.array(range(1, len(recs) + 1), pa.int64()), "rtype": pa.array([r.resource_type for r in recs], pa.string()),
+        "resource": pa.array([json.dumps(r.data) for r in recs], pa.string()),
+        "file": pa.array([r.file for r in recs], pa.string()), "line": pa.array([r.line for r in recs], pa.int64()),
+        "full_url": pa.array([r.full_url for r in recs], pa.string()), "scope": pa.array([r.scope for r in recs], pa.string()),
+    })  # fmt: skip
+    con.register("_trialdesk_fhir_records", table)
+    try:
+        con.execute("""CREATE OR REPLACE TEMP TABLE fhir_resources AS SELECT ord, rtype, CAST(resource AS JSON) AS resource,
+                       file, line, full_url, scope FROM _trialdesk_fhir_records""")
+    finally:
+        con.unregister("_trialdesk_fhir_records")
+    return map_resources(con, problems=records.problems, skipped_types=records.skipped_types, number_after=number_after)
 
 
 # --------------------------------------------------------------------------- folders

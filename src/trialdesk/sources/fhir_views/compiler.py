@@ -101,8 +101,9 @@ class CompiledView:
     sql_template: str
     notes: list[str] = field(default_factory=list)
 
-    def sql(self, source: str) -> str:
-        return self.sql_template.replace("{source}", source)
+    def sql(self, source: str, *, keep_ord: bool = False) -> str:
+        """The query over ``source``; with ``keep_ord``, its first column is the resource's ``ord``."""
+        return self.sql_template.replace("{source}", source).replace("{keep}", "ord, " if keep_ord else "")
 
 
 class _Compiler:
@@ -376,7 +377,12 @@ class _Compiler:
         where = f"view {self.name}, column {name}"
         e = self.expr(col["path"], _Ctx(ctx.this, ctx.resource, ctx.row_index, where))
         if collection:
-            return name, e.coll(), "JSON[]", ftype, True
+            item = sql_type(ftype)
+            if item is None or item == "JSON":
+                return name, e.coll(), "JSON[]", ftype, True
+            v = self.var()
+            cast = f"({v} ->> '$')" if item == "VARCHAR" else f"CAST({v} AS {item})"
+            return name, f"list_transform({e.coll()}, {v} -> {cast})", f"{item}[]", ftype, True
         target = sql_type(ftype) or {"bool": "BOOLEAN", "num": "DOUBLE", "str": "VARCHAR"}.get(e.kind, "JSON")
         if e.kind == "coll":
             msg = _q(f'{where}: the path gives more than one value; declare the column "collection": true')
@@ -484,7 +490,7 @@ class _Compiler:
             wheres.append(f"coalesce({self.boolean(e, where)}, FALSE)")
         filt = " AND ".join([f"rtype = {_q(self.resource)}", *wheres])
         out_cols = ", ".join(f"_row.{_ident(c[0])} AS {_ident(c[0])}" for c in cols)
-        sql = (f"SELECT {out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {{source}} WHERE {filt}) "
+        sql = (f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {{source}} WHERE {filt}) "
                f"ORDER BY ord")  # fmt: skip
         return CompiledView(self.name, self.resource, cols, sql)
 

@@ -41,6 +41,8 @@ _STRING_TYPES = frozenset({
 })  # fmt: skip
 _NUMERIC_JSON = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 _EMPTY = "CAST([] AS JSON[])"
+_ERRORS_TYPE = "STRUCT(element VARCHAR, problem VARCHAR)[]"
+_NO_ERRORS = f"CAST([] AS {_ERRORS_TYPE})"
 
 
 def sql_type(fhir_type: str | None) -> str | None:
@@ -89,6 +91,7 @@ class _Ctx:
     resource: str
     row_index: str
     where: str  # "view X, column Y" for messages
+    element: str = ""  # the JSON name of the element iterated (forEach), for naming a wrong value
 
 
 @dataclass
@@ -107,7 +110,8 @@ class CompiledView:
 
 
 class _Compiler:
-    def __init__(self, view: Any) -> None:
+    def __init__(self, view: Any, validate: bool = False) -> None:
+        self.validate = validate
         if not isinstance(view, dict) or not view:
             raise ViewError("the ViewDefinition is empty")
         self.view = view
@@ -120,6 +124,7 @@ class _Compiler:
             raise ViewError(f"view {self.name}: no 'select'")
         self.constants = self._constants(view.get("constant") or [])
         self.fresh = itertools.count()
+        self.checks: list[str] = []
 
     # ----- constants
 
@@ -229,10 +234,10 @@ class _Compiler:
         if e.kind == "bool":
             return e.sql
         if e.kind == "coll":
-            one = e.single()
             msg = _q(f"{what}: the expression does not give a boolean")
-            return (f"(CASE WHEN len({e.sql}) = 0 THEN NULL WHEN len({e.sql}) = 1 AND json_type({one}) = 'BOOLEAN' "
-                    f"THEN CAST({one} AS BOOLEAN) ELSE error({msg}) END)")  # fmt: skip
+            return _let(e.sql, lambda c: (
+                f"CASE WHEN len({c}) = 0 THEN NULL WHEN len({c}) = 1 AND json_type({c}[1]) = 'BOOLEAN' "
+                f"THEN CAST({c}[1] AS BOOLEAN) ELSE error({msg}) END"))  # fmt: skip
         raise _Unsupported("a boolean was expected")
 
     def op(self, op: str, left: Node, right: Node, ctx: _Ctx) -> _Expr:
@@ -274,12 +279,12 @@ class _Compiler:
             if ci:
                 x, y = f"lower({x})", f"lower({y})"
             return f"({x} {op} {y})"
-        x, y = a.single(), b.single()
-        return (f"(CASE WHEN json_type({x}) IN {_NUMERIC_JSON} AND json_type({y}) IN {_NUMERIC_JSON} "
-                f"THEN CAST({x} AS DOUBLE) {op} CAST({y} AS DOUBLE) "
-                f"WHEN json_type({x}) IN ('OBJECT', 'ARRAY') OR json_type({y}) IN ('OBJECT', 'ARRAY') "
-                f"THEN CAST({x} AS VARCHAR) {op} CAST({y} AS VARCHAR) "
-                f"ELSE ({x} ->> '$') {op} ({y} ->> '$') END)")  # fmt: skip
+        return _let(f"[{a.single()}, {b.single()}]", lambda p: (
+            f"CASE WHEN json_type({p}[1]) IN {_NUMERIC_JSON} AND json_type({p}[2]) IN {_NUMERIC_JSON} "
+            f"THEN CAST({p}[1] AS DOUBLE) {op} CAST({p}[2] AS DOUBLE) "
+            f"WHEN json_type({p}[1]) IN ('OBJECT', 'ARRAY') OR json_type({p}[2]) IN ('OBJECT', 'ARRAY') "
+            f"THEN CAST({p}[1] AS VARCHAR) {op} CAST({p}[2] AS VARCHAR) "
+            f"ELSE ({p}[1] ->> '$') {op} ({p}[2] ->> '$') END"))  # fmt: skip
 
     def call(self, n: Node, ctx: _Ctx) -> _Expr:
         name = str(n.value)
@@ -376,6 +381,13 @@ class _Compiler:
             raise ViewError(f"view {self.name}: column name {name!r} must be letters, digits and _, starting with a letter")
         where = f"view {self.name}, column {name}"
         e = self.expr(col["path"], _Ctx(ctx.this, ctx.resource, ctx.row_index, where))
+        if self.validate and e.kind == "coll":
+            v = self.var()
+            check = check_sql(v, ftype)
+            if check is not None:
+                element = element_name(col["path"], ctx.element)
+                bad = f"list_filter(list_transform({e.coll()}, {v} -> {check}), {v} -> ({v} IS NOT NULL))[1]"
+                self.checks.append(f"CASE WHEN {bad} IS NOT NULL THEN struct_pack(element := {_q(element)}, problem := {bad}) END")
         if collection:
             item = sql_type(ftype)
             if item is None or item == "JSON":
@@ -386,13 +398,13 @@ class _Compiler:
         target = sql_type(ftype) or {"bool": "BOOLEAN", "num": "DOUBLE", "str": "VARCHAR"}.get(e.kind, "JSON")
         if e.kind == "coll":
             msg = _q(f'{where}: the path gives more than one value; declare the column "collection": true')
-            one = f"(CASE WHEN len({e.sql}) > 1 THEN error({msg}) ELSE {e.single()} END)"
+            one = e.one if e.one is not None else _let(e.sql, lambda c: f"CASE WHEN len({c}) > 1 THEN error({msg}) ELSE {c}[1] END")
             if target == "JSON":
                 value = one
             elif target == "VARCHAR":
                 value = f"({one} ->> '$')"
             else:
-                value = f"CAST({one} AS {target})"
+                value = f"{'TRY_CAST' if self.validate else 'CAST'}({one} AS {target})"
         else:
             value = f"CAST({e.sql} AS {target})"
         return name, value, target, ftype, False
@@ -414,7 +426,8 @@ class _Compiler:
             items = self.expr(node[iterate], _Ctx(ctx.this, ctx.resource, ctx.row_index, where))
             v = self.var()
             i = self.var()
-            inner = _Ctx(_Expr(f"[{v}]", "coll", v), ctx.resource, f"({i} - 1)", ctx.where)
+            prefix = element_name(node[iterate], ctx.element) if isinstance(node[iterate], str) else ctx.element
+            inner = _Ctx(_Expr(f"[{v}]", "coll", v), ctx.resource, f"({i} - 1)", ctx.where, prefix)
             rows, cols = self._rows(node, inner)
             sql = f"flatten(list_transform({items.coll()}, ({v}, {i}) -> {rows}))"
             if iterate == "forEachOrNull":
@@ -437,7 +450,12 @@ class _Compiler:
         if not isinstance(columns, list):
             raise ViewError(f"view {self.name}: 'column' must be a list")
         if columns:
+            before = len(self.checks)
             compiled = [self.column_expr(c, ctx) for c in columns]
+            mine, self.checks[before:] = self.checks[before:], []
+            if self.validate:
+                errors = f"list_filter([{', '.join(mine)}], _e -> (_e IS NOT NULL))" if mine else _NO_ERRORS
+                compiled.append((f"_errors_{next(self.fresh)}", errors, _ERRORS_TYPE, None, True))
             fields = ", ".join(f"{_ident(c)} := {v}" for c, v, _, _, _ in compiled)
             parts.append((f"[struct_pack({fields})]", [(c, t, f, coll) for c, _, t, f, coll in compiled]))
         for sub in node.get("select") or []:
@@ -447,6 +465,15 @@ class _Compiler:
             if not isinstance(union, list) or not union:
                 raise ViewError(f"view {self.name}: 'unionAll' must be a non-empty list of selects")
             branches = [self.select(b, ctx) for b in union]
+            # each branch's own value-check columns take the first branch's names (they line up)
+            first = [c[0] for c in branches[0][1]]
+            for k, (b_sql, b_cols) in enumerate(branches[1:], start=1):
+                if len(b_cols) == len(first) and any(c[0] != n and c[0].startswith("_errors_") for c, n in zip(b_cols, first)):
+                    v = self.var()
+                    renamed = [(n if c[0].startswith("_errors_") and n.startswith("_errors_") else c[0], *c[1:]) for c, n in
+                               zip(b_cols, first)]  # fmt: skip
+                    fields = ", ".join(f"{_ident(r[0])} := {v}.{_ident(c[0])}" for r, c in zip(renamed, b_cols))
+                    branches[k] = (f"list_transform({b_sql}, {v} -> struct_pack({fields}))", renamed)
             names = [c[0] for c in branches[0][1]]
             for _, cols in branches[1:]:
                 if [c[0] for c in cols] != names:
@@ -489,7 +516,13 @@ class _Compiler:
             e = self.expr(path, _Ctx(root.this, "resource", "0", where))
             wheres.append(f"coalesce({self.boolean(e, where)}, FALSE)")
         filt = " AND ".join([f"rtype = {_q(self.resource)}", *wheres])
+        errs = [c[0] for c in cols if c[0].startswith("_errors_")]
+        cols = [c for c in cols if not c[0].startswith("_errors_")]
         out_cols = ", ".join(f"_row.{_ident(c[0])} AS {_ident(c[0])}" for c in cols)
+        if errs:
+            out_cols += ", list_concat(" + ", ".join(f"_row.{_ident(e)}" for e in errs) + ") AS _errors"
+            if len(errs) == 1:
+                out_cols = out_cols.replace(f"list_concat(_row.{_ident(errs[0])})", f"_row.{_ident(errs[0])}")
         sql = (f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {{source}} WHERE {filt}) "
                f"ORDER BY ord")  # fmt: skip
         return CompiledView(self.name, self.resource, cols, sql)
@@ -499,13 +532,97 @@ class _Unsupported(Exception):
     pass
 
 
+#: JSON Schema patterns of FHIR R4 primitive types (fhir.schema.json), for the value checks
+_PATTERNS = {
+    "date": r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$",
+    "dateTime": r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
+                r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$",
+    "instant": r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
+               r"T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$",
+    "time": r"^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?$",
+    "code": r"^[^\s]+(\s[^\s]+)*$",
+    "id": r"^[A-Za-z0-9\-\.]{1,64}$",
+    "uri": r"^\S*$", "url": r"^\S*$", "canonical": r"^\S*$", "oid": r"^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$",
+    "uuid": r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+}  # fmt: skip
+
+
+def check_sql(v: str, fhir_type: str | None) -> str | None:
+    """SQL: NULL when the JSON value ``v`` (a SQL NULL: absent) is a valid FHIR ``fhir_type``,
+    else what is wrong with it; None when the type is not checked (a complex type)."""
+    if fhir_type is None:
+        return None
+    shown = f"left(CAST({v} AS VARCHAR), 40)"
+    wrong = f"{shown} || ' is not a valid FHIR {fhir_type}'"
+    if fhir_type == "boolean":
+        ok = f"json_type({v}) = 'BOOLEAN'"
+    elif fhir_type in ("integer", "unsignedInt", "positiveInt", "integer64"):
+        low = {"unsignedInt": 0, "positiveInt": 1}.get(fhir_type)
+        ok = f"json_type({v}) IN ('BIGINT', 'UBIGINT')" + (f" AND CAST({v} AS HUGEINT) >= {low}" if low is not None else "")
+    elif fhir_type == "decimal":
+        ok = f"json_type({v}) IN ('BIGINT', 'UBIGINT', 'DOUBLE')"
+    elif fhir_type in _STRING_TYPES or fhir_type in _PATTERNS:
+        ok = f"json_type({v}) = 'VARCHAR'"
+        if fhir_type in _PATTERNS:
+            ok += f" AND regexp_full_match({v} ->> '$', {_q(_PATTERNS[fhir_type].strip('^$'))})"
+        if fhir_type in ("date", "dateTime", "instant"):
+            # the pattern allows 2021-02-30; a date must be a real day
+            ok += f" AND (length({v} ->> '$') < 10 OR TRY_CAST(substr({v} ->> '$', 1, 10) AS DATE) IS NOT NULL)"
+    else:
+        return None
+    return f"(CASE WHEN {v} IS NULL OR ({ok}) THEN NULL ELSE {wrong} END)"
+
+
+def element_name(path: str, prefix: str = "") -> str:
+    """The JSON name of the element a FHIRPath reads (value.ofType(Quantity).value is
+    valueQuantity.value), for naming a value that fails its type."""
+    try:
+        node: Node | None = parse(path)
+    except PathSyntaxError:
+        return path
+    names: list[str] = []
+    while node is not None:
+        if node.kind == "member":
+            names.append(str(node.value))
+            node = node.args[0]
+        elif node.kind == "call" and node.value == "ofType" and len(node.args) == 2 and node.args[1] is not None:
+            inner = node.args[0]
+            t = str(node.args[1].value)
+            if inner is not None and inner.kind == "member":
+                names.append(str(inner.value) + t[0].upper() + t[1:])
+                node = inner.args[0]
+            else:
+                node = inner
+        elif node.kind in ("call", "index"):
+            if node.kind == "call" and node.value == "getResourceKey":
+                names.append("id")
+            node = node.args[0]
+        else:
+            break
+    name = ".".join(reversed(names)) or path
+    return f"{prefix}.{name}" if prefix else name
+
+
+_LET = itertools.count()
+
+
+def _let(value: str, body: Any) -> str:
+    """SQL: ``body(v)`` with ``v`` bound once to ``value`` (a one-item list lambda), so that a
+    long expression is not repeated (and bound again by DuckDB) wherever the body uses it."""
+    v = f"_l{next(_LET)}"
+    return f"(list_transform([{value}], {v} -> ({body(v)})))[1]"
+
+
 def _child_sql(x: str, name: str) -> str:
     """The JSON[] of element ``name`` of the JSON value ``x`` (a list element gives its items)."""
-    j = f"({x} -> {_q(name)})"
-    return (f"(CASE WHEN {j} IS NULL OR json_type({j}) = 'NULL' THEN {_EMPTY} "
-            f"WHEN json_type({j}) = 'ARRAY' THEN CAST({j} AS JSON[]) ELSE [{j}] END)")  # fmt: skip
+    return _let(f"({x} -> {_q(name)})", lambda j: (
+        f"CASE WHEN {j} IS NULL OR json_type({j}) = 'NULL' THEN {_EMPTY} "
+        f"WHEN json_type({j}) = 'ARRAY' THEN CAST({j} AS JSON[]) ELSE [{j}] END"))  # fmt: skip
 
 
-def compile_view(view: Any) -> CompiledView:
-    """Compile a ViewDefinition (its parsed JSON) to SQL; :class:`ViewError` when it cannot be."""
-    return _Compiler(view).compile()
+def compile_view(view: Any, *, validate: bool = False) -> CompiledView:
+    """Compile a ViewDefinition (its parsed JSON) to SQL; :class:`ViewError` when it cannot be.
+
+    With ``validate``, every value a typed column extracts is checked against its FHIR type
+    in the same query: a last column ``_errors`` lists (element, problem) for the row."""
+    return _Compiler(view, validate).compile()

@@ -72,8 +72,9 @@ VIEWS = {
 
 @cache
 def compiled_views() -> dict[str, CompiledView]:
+    """The OMOP views, compiled with the check of every value they extract against its FHIR type."""
     folder = resources.files("trialdesk.sources.fhir_views") / "omop"
-    return {name: compile_view(json.loads((folder / f).read_text())) for name, f in VIEWS.items()}
+    return {name: compile_view(json.loads((folder / f).read_text()), validate=True) for name, f in VIEWS.items()}
 
 
 def _q(s: str) -> str:
@@ -121,6 +122,23 @@ def _pick(domain: str, cs: str = "cs") -> str:
 # --------------------------------------------------------------------------- entry point
 
 
+def _errors_of_views(con: duckdb.DuckDBPyConnection) -> dict[int, list[tuple[str | None, str]]]:
+    """The wrong values found by the views already run into ``_v_*`` tables: ord → [(element, problem)]."""
+    errors = " UNION ALL ".join(f"SELECT ord, unnest(_errors, recursive := true) FROM _v_{n}" for n in compiled_views())
+    bad: dict[int, list[tuple[str | None, str]]] = {}
+    for ord_, element, problem in con.execute(f"SELECT ord, element, problem FROM ({errors}) ORDER BY ord").fetchall():
+        bad.setdefault(ord_, []).append((element, problem))
+    return bad
+
+
+def view_errors(con: duckdb.DuckDBPyConnection, source: str = "fhir_resources") -> dict[int, list[tuple[str | None, str]]]:
+    """Run the views over ``source`` and return the resources whose values fail their FHIR types."""
+    for name, view in compiled_views().items():
+        con.execute(f'CREATE OR REPLACE TEMP TABLE _v_{name} AS {view.sql(chr(34) + source + chr(34), keep_ord=True)}')
+    return _errors_of_views(con)
+
+
+
 def map_resources(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -163,10 +181,26 @@ class _SqlMapper:
                    coalesce(resource -> 'subject' ->> 'reference', resource -> 'patient' ->> 'reference') AS subj
                    FROM {src}""")
         self.x("CREATE OR REPLACE TEMP TABLE _prob (phase INT, ord BIGINT, part INT, step INT, field VARCHAR, message VARCHAR)")
+        views = compiled_views()
+        for name, view in views.items():
+            self.x(f"CREATE OR REPLACE TEMP TABLE _v_{name} AS {view.sql(src, keep_ord=True)}")
+        # the values the views extract, checked against their FHIR types in the same pass: a resource with a
+        # wrong one is left out and named, as the validation of the elements read always did
+        bad = _errors_of_views(con)
+        if bad:
+            from trialdesk.sources.fhir import FhirReading
+            from trialdesk.sources.fhir_views.load import drop_invalid
+
+            found = FhirReading()
+            drop_invalid(con, self.source, found, bad)
+            self.report.problems.extend(found.problems)
+            keep = ", ".join(map(str, sorted(bad)))
+            self.x(f"DELETE FROM _res WHERE ord IN ({keep})")
+            for n in views:
+                self.x(f"DELETE FROM _v_{n} WHERE ord IN ({keep})")
         self._index()
-        for name, view in compiled_views().items():
-            self.x(f"CREATE OR REPLACE TEMP TABLE _v_{name} AS SELECT v.* FROM ({view.sql(src, keep_ord=True)}) v "
-                   "WHERE v.ord NOT IN (SELECT ord FROM _dup)")  # fmt: skip
+        for n in views:
+            self.x(f"DELETE FROM _v_{n} WHERE ord IN (SELECT ord FROM _dup)")
         self._persons()
         self._left_out()
         self._conditions()

@@ -18,6 +18,21 @@ USED = ["Patient", "Condition", "MedicationRequest", "MedicationStatement", "Med
         "Observation", "Procedure", "Encounter"]  # fmt: skip
 
 
+def _choices(defs: dict[str, object], properties: dict[str, dict[str, object]]) -> dict[str, list[str]]:
+    """The choice elements (value[x]…) of a resource: names that are a common base + a type name, two or more."""
+    types = sorted({t[0].upper() + t[1:] for t in defs}, key=len, reverse=True)
+    groups: dict[str, list[str]] = {}
+    for name in properties:
+        spec = properties[name]
+        if name.startswith("_") or (isinstance(spec, dict) and spec.get("type") == "array"):
+            continue  # a choice element has one value; reasonCode and reasonReference are two lists
+        for t in types:
+            if name.endswith(t) and len(name) > len(t) and name[: -len(t)][-1:].islower():
+                groups.setdefault(name[: -len(t)], []).append(name)
+                break
+    return {base: sorted(names) for base, names in sorted(groups.items()) if len(names) > 1}
+
+
 def main() -> None:
     raw = SCHEMA.read_bytes()
     schema = json.loads(raw)
@@ -29,6 +44,7 @@ def main() -> None:
         "resource_types": sorted(schema["discriminator"]["mapping"]),
         "elements": {t: sorted(defs[t]["properties"]) for t in USED},
         "required": {t: sorted(defs[t].get("required", [])) for t in USED},
+        "choices": {t: _choices(defs, defs[t]["properties"]) for t in USED},
     }
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {OUT}")

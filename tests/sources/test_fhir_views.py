@@ -134,7 +134,8 @@ def test_pulse_oximetry_components_share_the_readings_time_and_point_at_its_row(
     spo2 = _obs("ox", category=[{"coding": [{"code": "vital-signs"}]}],
                 code={"coding": [{"system": "http://loinc.org", "code": "59408-5"}]}, valueQuantity=q(91, "%"),
                 component=[{"code": {"coding": [{"system": "http://loinc.org", "code": "3151-8"}]}, "valueQuantity": q(2, "L/min")},
-                           {"code": {"coding": [{"system": "http://loinc.org", "code": "3150-0"}]}, "valueQuantity": q(28, "%")}])  # fmt: skip
+                           {"code": {"coding": [{"system": "http://loinc.org", "code": "3150-0"}]},
+                            "valueQuantity": q(28, "%")}])  # fmt: skip
     con, _ = _mapped(_bundle(tmp_path, spo2))
     rows = con.execute("""select measurement_id, measurement_source_value, value_as_number, measurement_datetime,
                           measurement_event_id from measurement order by measurement_id""").fetchall()
@@ -151,7 +152,8 @@ def test_blood_pressure_components_of_a_panel_without_its_own_value_point_at_not
                 "valueQuantity": {"value": v, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}  # fmt: skip
 
     panel = _obs("bp", category=[{"coding": [{"code": "vital-signs"}]}],
-                 code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}, component=[bp("8480-6", 124), bp("8462-4", 78)])  # fmt: skip
+                 code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                 component=[bp("8480-6", 124), bp("8462-4", 78)])  # fmt: skip
     con, _ = _mapped(_bundle(tmp_path, panel))
     assert con.execute("select measurement_source_value, measurement_event_id from measurement order by 1").fetchall() == [
         ("8462-4", None),
@@ -185,3 +187,45 @@ def test_a_duplicate_resource_id_is_left_out_as_its_message_says(tmp_path: Path)
     assert con.execute("select condition_source_value from condition_occurrence").fetchall() == [("233703007",)]
     (p,) = report.problems
     assert p.resource_id == "dup" and "duplicate resource Condition/dup; the first one is used, this one is left out" in str(p)
+
+
+@pytest.mark.parametrize("birth", ["1971-02-29", 1971])
+def test_an_impossible_birth_date_keeps_the_patient_with_an_unknown_age_and_names_the_element(tmp_path: Path, birth: object) -> None:
+    from trialdesk.eligibility.worksheet import check_fhir
+    from trialdesk.protocol.loader import load
+
+    path = tmp_path / "chart.json"
+    patient = {**PATIENT, "birthDate": birth}
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]}))
+    (sheet,) = check_fhir(path, load("nct03929120"), __import__("datetime").date(2025, 3, 1))
+    assert sheet.patient == "p" and sheet.birth_date is None
+    assert [c["status"] for c in sheet.criteria if c["id"] == "I1"] == ["unknown"]
+    (problem,) = [p for p in sheet.problems if "birthDate" in p]
+    assert "Patient/p: birthDate: fails FHIR R4 validation" in problem and "kept with an unknown age" in problem
+
+
+def test_a_chart_with_only_a_patient_says_so_and_proves_no_absence(tmp_path: Path) -> None:
+    """An empty chart is not evidence that the patient never had rituximab, a myocardial
+    infarction or hepatitis: E2, E4 and E7 are unknown, not not_met, and the worksheet says why."""
+    from datetime import date
+
+    from trialdesk.eligibility.worksheet import NO_RECORDS, check_fhir
+    from trialdesk.protocol.loader import load
+
+    path = tmp_path / "patient_only.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": PATIENT}]}))
+    (sheet,) = check_fhir(path, load("nct03929120"), date(2025, 3, 1))
+    status = {c["id"]: c["status"] for c in sheet.criteria}
+    assert (status["E2"], status["E4"], status["E7"]) == ("unknown", "unknown", "unknown")
+    assert sheet.overall == "needs_review" and NO_RECORDS in sheet.problems
+
+
+def test_patient_check_refuses_an_out_under_a_missing_folder_before_reading(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "sheet.json"
+    r = runner.invoke(app, ["patient", "check", str(FIXTURES / "bundles" / "ipaf.json"), "--as-of", "2025-03-01",
+                            "--format", "json", "--out", str(target)])  # fmt: skip
+    assert r.exit_code == 1 and "does not exist" in r.output and len(r.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+    r = runner.invoke(app, ["patient", "check", str(FIXTURES / "bundles" / "ipaf.json"), "--as-of", "2025-03-01",
+                            "--format", "json", "--out", str(tmp_path)])  # fmt: skip
+    assert r.exit_code == 1 and "is a folder" in r.output and list(tmp_path.iterdir()) == []

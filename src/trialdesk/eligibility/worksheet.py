@@ -74,19 +74,26 @@ class Worksheet:
 
 
 def _observe_until(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
-    """Extend (or create) each person's observed time so that it covers the as-of date."""
+    """Extend each person's observed time so that it covers the as-of date. A person with no
+    dated clinical record has no observed time at all: an empty chart proves no absence, so
+    the criteria that need records stay unknown (the worksheet says so)."""
     con.execute(
         """
         CREATE OR REPLACE TABLE observation_period AS
-        SELECT row_number() OVER (ORDER BY p.person_id) AS observation_period_id, p.person_id,
-               least(coalesce(min(o.observation_period_start_date), $as_of), $as_of) AS observation_period_start_date,
-               greatest(coalesce(max(o.observation_period_end_date), $as_of), $as_of) AS observation_period_end_date,
+        SELECT row_number() OVER (ORDER BY o.person_id) AS observation_period_id, o.person_id,
+               least(min(o.observation_period_start_date), $as_of) AS observation_period_start_date,
+               greatest(max(o.observation_period_end_date), $as_of) AS observation_period_end_date,
                32817 AS period_type_concept_id
-        FROM person p LEFT JOIN observation_period o USING (person_id)
-        GROUP BY p.person_id
+        FROM observation_period o
+        GROUP BY o.person_id
         """,
         {"as_of": as_of},
     )
+
+
+#: the note on the worksheet of a chart with no dated clinical record
+NO_RECORDS = ("no clinical records in this chart (only the Patient): nothing can be taken as absent, so every criterion "
+              "that needs a diagnosis, a drug, a lab or a procedure is unknown")
 
 
 def _provenance(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], dict[str, Any]]:
@@ -117,9 +124,12 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
         by_person.setdefault(row["person_id"], []).append(
             {"id": row["criterion_id"], "text": texts[row["criterion_id"]], "status": row["status"],
              "evidence": _enrich(row["evidence"], provenance)})
+    observed = {r[0] for r in con.execute("SELECT DISTINCT person_id FROM observation_period").fetchall()}
     out = []
     for person in report.persons:
         problems = [str(p) for p in report.problems_for(person.person_id)]
+        if person.person_id not in observed:
+            problems.append(NO_RECORDS)
         out.append(Worksheet(protocol=protocol, as_of=result.anchors.as_of, patient=person.patient_id, file=person.file,
                              criteria=by_person.get(person.person_id, []), attestations=items, problems=problems,
                              birth_date=person.birth_date, gender=person.gender))

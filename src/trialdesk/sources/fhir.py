@@ -33,7 +33,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-
 if TYPE_CHECKING:
     import duckdb
 

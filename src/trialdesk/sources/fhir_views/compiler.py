@@ -468,11 +468,11 @@ class _Compiler:
             # each branch's own value-check columns take the first branch's names (they line up)
             first = [c[0] for c in branches[0][1]]
             for k, (b_sql, b_cols) in enumerate(branches[1:], start=1):
-                if len(b_cols) == len(first) and any(c[0] != n and c[0].startswith("_errors_") for c, n in zip(b_cols, first)):
+                if len(b_cols) == len(first) and any(c[0] != n and c[0].startswith("_errors_") for c, n in zip(b_cols, first, strict=True)):
                     v = self.var()
                     renamed = [(n if c[0].startswith("_errors_") and n.startswith("_errors_") else c[0], *c[1:]) for c, n in
-                               zip(b_cols, first)]  # fmt: skip
-                    fields = ", ".join(f"{_ident(r[0])} := {v}.{_ident(c[0])}" for r, c in zip(renamed, b_cols))
+                               zip(b_cols, first, strict=True)]  # fmt: skip
+                    fields = ", ".join(f"{_ident(r[0])} := {v}.{_ident(c[0])}" for r, c in zip(renamed, b_cols, strict=True))
                     branches[k] = (f"list_transform({b_sql}, {v} -> struct_pack({fields}))", renamed)
             names = [c[0] for c in branches[0][1]]
             for _, cols in branches[1:]:

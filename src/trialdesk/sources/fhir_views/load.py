@@ -12,7 +12,6 @@ again by the Python reader of :mod:`trialdesk.sources.fhir`, which names the exa
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
@@ -212,6 +211,15 @@ def _structure(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading, 
     with ``"full"``, everything the R4 JSON Schema says): the resource is left out and named."""
     data = r4_data()
     allowed = "MAP {" + ", ".join(f"{_q(t)}: [{', '.join(_q(e) for e in els)}]" for t, els in data["elements"].items()) + "}"
+    choices = (
+        "MAP {"
+        + ", ".join(
+            f"{_q(t)}: [" + ", ".join(f"{{'base': {_q(b)}, 'names': [{', '.join(_q(n) for n in ns)}]}}" for b, ns in groups.items()) + "]"
+            for t, groups in data["choices"].items()
+            if groups
+        )
+        + "}"
+    )
     required = "MAP {" + ", ".join(f"{_q(t)}: [{', '.join(_q(e) for e in els)}]" for t, els in data["required"].items()) + "}"
     rows = con.execute(f"""SELECT ord, element, problem FROM (
           SELECT ord, unnest(list_filter(json_keys(resource), k -> NOT list_contains({allowed}[rtype], k))) AS element,
@@ -220,7 +228,12 @@ def _structure(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading, 
           UNION ALL
           SELECT ord, unnest(list_filter({required}[rtype], k -> NOT json_exists(resource, '$."' || k || '"'))) AS element,
                  'field required' AS problem
-          FROM "{name}") ORDER BY ord, element""").fetchall()
+          FROM "{name}"
+          UNION ALL
+          SELECT ord, base || '[x]', 'only one type of ' || base || '[x] may be given, not ' || array_to_string(given, ' and ')
+          FROM (SELECT ord, c.base, list_filter(c.names, k -> json_exists(resource, '$."' || k || '"')) AS given
+                FROM (SELECT ord, resource, unnest({choices}[rtype]) AS c FROM "{name}"))
+          WHERE len(given) > 1) ORDER BY ord, element""").fetchall()
     bad: dict[int, list[tuple[str | None, str]]] = {}
     for ord_, element, problem in rows:
         bad.setdefault(ord_, []).append((element, problem))
@@ -232,24 +245,33 @@ def _structure(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading, 
 
 
 def drop_invalid(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading,
-                 bad: dict[int, list[tuple[str | None, str]]]) -> None:  # fmt: skip
-    """Name each invalid resource's problems and remove it from ``name``."""
+                 bad: dict[int, list[tuple[str | None, str]]]) -> set[int]:  # fmt: skip
+    """Name each invalid resource's problems and remove it from ``name``; return the
+    Patients kept because only their birthDate is wrong (kept with an unknown age)."""
     ords = sorted(bad)
     info = {r[0]: r[1:] for r in con.execute(f"""SELECT ord, file, line, rtype,
               coalesce(CASE WHEN json_type(resource -> 'id') = 'VARCHAR' THEN resource ->> 'id' END, full_url),
               coalesce(resource -> 'subject' ->> 'reference', resource -> 'patient' ->> 'reference')
               FROM "{name}" WHERE ord IN ({', '.join(map(str, ords))})""").fetchall()}  # fmt: skip
+    kept: set[int] = set()
     for o in ords:
         file, line, rtype, rid, subject = info[o]
-        seen = set()
+        birth_only = rtype == "Patient" and all(e == "birthDate" for e, _ in bad[o])
+        outcome = "the patient is kept with an unknown age" if birth_only else "the resource is not used"
+        if birth_only:
+            kept.add(o)
+        seen: set[str | None] = set()
         for element, problem in bad[o]:
-            if (element, problem) in seen:
-                continue
-            seen.add((element, problem))
+            if element in seen:
+                continue  # the first thing wrong with an element is enough (the schema also names its pattern)
+            seen.add(element)
             reading.problems.append(Problem(file=file, line=line, resource_type=rtype, resource_id=rid, field=element,
-                                            message=f"fails FHIR R4 validation: {problem}; the resource is not used",
+                                            message=f"fails FHIR R4 validation: {problem}; {outcome}",
                                             subject=subject))  # fmt: skip
-    con.execute(f"""DELETE FROM "{name}" WHERE ord IN ({', '.join(map(str, ords))})""")
+    dropped = [o for o in ords if o not in kept]
+    if dropped:
+        con.execute(f"""DELETE FROM "{name}" WHERE ord IN ({", ".join(map(str, dropped))})""")
+    return kept
 
 
 @cache

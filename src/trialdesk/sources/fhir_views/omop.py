@@ -178,8 +178,8 @@ class _SqlMapper:
         self.x(f"""CREATE OR REPLACE TEMP TABLE _res AS SELECT ord, rtype,
                    CASE WHEN json_type(resource -> 'id') = 'VARCHAR' THEN resource ->> 'id' END AS id,
                    file, line, scope, full_url,
-                   coalesce(resource -> 'subject' ->> 'reference', resource -> 'patient' ->> 'reference') AS subj
-                   FROM {src}""")
+                   coalesce(resource -> 'subject' ->> 'reference', resource -> 'patient' ->> 'reference') AS subj,
+                   FALSE AS bad_birth FROM {src}""")
         self.x("CREATE OR REPLACE TEMP TABLE _prob (phase INT, ord BIGINT, part INT, step INT, field VARCHAR, message VARCHAR)")
         views = compiled_views()
         for name, view in views.items():
@@ -192,12 +192,18 @@ class _SqlMapper:
             from trialdesk.sources.fhir_views.load import drop_invalid
 
             found = FhirReading()
-            drop_invalid(con, self.source, found, bad)
-            self.report.problems.extend(found.problems)
-            keep = ", ".join(map(str, sorted(bad)))
-            self.x(f"DELETE FROM _res WHERE ord IN ({keep})")
-            for n in views:
-                self.x(f"DELETE FROM _v_{n} WHERE ord IN ({keep})")
+            kept = drop_invalid(con, self.source, found, bad)
+            known = {str(p) for p in self.report.problems}  # read_fhir named them already
+            self.report.problems.extend(p for p in found.problems if str(p) not in known)
+            gone = ", ".join(map(str, sorted(set(bad) - kept)))
+            if gone:
+                self.x(f"DELETE FROM _res WHERE ord IN ({gone})")
+                for n in views:
+                    self.x(f"DELETE FROM _v_{n} WHERE ord IN ({gone})")
+            if kept:  # a Patient whose birthDate is wrong: kept, its age unknown (the problem names the element)
+                ords = ", ".join(map(str, sorted(kept)))
+                self.x(f"UPDATE _v_person SET birth_date = NULL WHERE ord IN ({ords})")
+                self.x(f"UPDATE _res SET bad_birth = TRUE WHERE ord IN ({ords})")
         self._index()
         for n in views:
             self.x(f"DELETE FROM _v_{n} WHERE ord IN (SELECT ord FROM _dup)")
@@ -243,7 +249,8 @@ class _SqlMapper:
         self.x("""INSERT INTO _prob SELECT 2, ord, 0, 0, 'birthDate',
                   CASE WHEN birth_date IS NULL THEN 'no birth date: age cannot be computed'
                   ELSE 'birthDate ' || birth_date || ' is not a date: age cannot be computed; the patient is kept' END
-                  FROM _t_person WHERE birth_ok IS NULL""")
+                  FROM _t_person WHERE birth_ok IS NULL AND NOT EXISTS (
+                      SELECT 1 FROM _res r WHERE r.ord = _t_person.ord AND r.bad_birth)""")
         self.x("""CREATE OR REPLACE TEMP TABLE _person_key AS
                   SELECT scope, 'Patient/' || patient_id AS key, min(person_id) AS person_id FROM _t_person
                   WHERE patient_id IS NOT NULL GROUP BY ALL

@@ -208,6 +208,8 @@ class _Compiler:
     def child(self, base: _Expr, name: str) -> _Expr:
         if base.kind != "coll":
             return _Expr(_EMPTY)
+        if base.one == "resource":  # the resource's top-level elements, parsed once per resource (see compile)
+            return _Expr(_element_sql(f"_root[{_q(name)}]"))
         if base.one is not None:
             return _Expr(_child_sql(base.one, name))
         v = self.var()
@@ -332,7 +334,7 @@ class _Compiler:
         if name == "getResourceKey":
             arity(0)
             src = base.one if base.one is not None else ctx.resource
-            return _Expr(f"({src} ->> 'id')", "str")
+            return _Expr("(_root['id'] ->> '$')" if src == "resource" else f"({src} ->> 'id')", "str")
         if name == "getReferenceKey":
             arity(0, 1)
             v = self.var()
@@ -515,7 +517,7 @@ class _Compiler:
             path = w.get("path") if isinstance(w, dict) else None
             e = self.expr(path, _Ctx(root.this, "resource", "0", where))
             wheres.append(f"coalesce({self.boolean(e, where)}, FALSE)")
-        filt = " AND ".join([f"rtype = {_q(self.resource)}", *wheres])
+        filt = " AND ".join(["TRUE", *wheres])
         errs = [c[0] for c in cols if c[0].startswith("_errors_")]
         cols = [c for c in cols if not c[0].startswith("_errors_")]
         out_cols = ", ".join(f"_row.{_ident(c[0])} AS {_ident(c[0])}" for c in cols)
@@ -523,8 +525,10 @@ class _Compiler:
             out_cols += ", list_concat(" + ", ".join(f"_row.{_ident(e)}" for e in errs) + ") AS _errors"
             if len(errs) == 1:
                 out_cols = out_cols.replace(f"list_concat(_row.{_ident(errs[0])})", f"_row.{_ident(errs[0])}")
-        sql = (f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {{source}} WHERE {filt}) "
-               f"ORDER BY ord")  # fmt: skip
+        # each resource's top-level elements are parsed once (a map), not once for every path that starts there
+        source_rows = ("(SELECT ord, resource, json_transform(resource, '\"MAP(VARCHAR, JSON)\"') AS _root "
+                f"FROM {{source}} WHERE rtype = {_q(self.resource)})")  # fmt: skip
+        sql = f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {source_rows} WHERE {filt}) ORDER BY ord"
         return CompiledView(self.name, self.resource, cols, sql)
 
 
@@ -611,6 +615,13 @@ def _let(value: str, body: Any) -> str:
     long expression is not repeated (and bound again by DuckDB) wherever the body uses it."""
     v = f"_l{next(_LET)}"
     return f"(list_transform([{value}], {v} -> ({body(v)})))[1]"
+
+
+def _element_sql(value: str) -> str:
+    """The JSON[] of an element's JSON ``value`` (a list gives its items, NULL and null none)."""
+    return _let(value, lambda j: (
+        f"CASE WHEN {j} IS NULL OR json_type({j}) = 'NULL' THEN {_EMPTY} "
+        f"WHEN json_type({j}) = 'ARRAY' THEN CAST({j} AS JSON[]) ELSE [{j}] END"))  # fmt: skip
 
 
 def _child_sql(x: str, name: str) -> str:

@@ -94,28 +94,29 @@ def _scan_sql(files: Sequence[tuple[int, Path, str, bool]]) -> str:
 _RAW_COLUMNS = "fi BIGINT, pos BIGINT, resource JSON, line BIGINT, full_url VARCHAR"
 
 
+#: top-level names that only another FHIR version has on the resources read (see fhir._shape_mark)
+_OTHER_VERSION_NAMES = ["taken", "wasNotTaken", "patient", "context", "notGiven", "wasNotGiven", "effectiveTimeDateTime",
+                        "occurenceDateTime", "occurrenceDateTime", "comments", "notPerformed", "actualPeriod", "animal",
+                        "assertedDate", "dateRecorded"]  # fmt: skip
+
+
 def _suspects_sql() -> str:
-    """SQL condition on a raw row: a resource the Python reader must look at (it names the problem)."""
+    """SQL: the files (fi) with a resource the Python reader must look at (it names the problem):
+    no resourceType, a type R4 does not have, a declared version other than R4, another version's shape."""
     data = r4_data()
-    types = "(" + ", ".join(_q(t) for t in data["resource_types"]) + ")"
-    marks = [
-        "json_type(resource -> 'resourceType') IS DISTINCT FROM 'VARCHAR'",
-        f"(resource ->> 'resourceType') NOT IN {types}",
-        "NOT regexp_matches(coalesce(resource ->> 'fhirVersion', resource -> 'meta' ->> 'fhirVersion', '4.0'), '^4\\.[03]')",
-        # the shapes of other versions that fhir.py recognises (see fhir._shape_mark)
-        "(resource ->> 'resourceType' = 'Condition' AND (json_type(resource -> 'clinicalStatus') = 'VARCHAR' "
-        "OR json_type(resource -> 'verificationStatus') = 'VARCHAR' OR json_exists(resource, '$.assertedDate') "
-        "OR json_exists(resource, '$.patient') OR json_exists(resource, '$.dateRecorded')))",
-        "(resource ->> 'resourceType' IN ('MedicationStatement', 'MedicationRequest', 'MedicationAdministration', 'Observation', "
-        "'Procedure', 'Encounter', 'Patient') AND (json_exists(resource, '$.taken') OR json_exists(resource, '$.wasNotTaken') "
-        "OR json_exists(resource, '$.patient') OR json_type(resource -> 'medication') = 'OBJECT' "
-        "OR json_exists(resource, '$.context') OR json_exists(resource, '$.notGiven') OR json_exists(resource, '$.wasNotGiven') "
-        "OR json_exists(resource, '$.effectiveTimeDateTime') OR json_exists(resource, '$.occurenceDateTime') "
-        "OR json_exists(resource, '$.occurrenceDateTime') OR json_exists(resource, '$.comments') "
-        "OR json_exists(resource, '$.notPerformed') OR json_type(resource -> 'class') IN ('VARCHAR', 'ARRAY') "
-        "OR json_exists(resource, '$.actualPeriod') OR json_exists(resource, '$.animal')))",
-    ]  # fmt: skip
-    return "(resource IS NULL OR " + " OR ".join(marks) + ")"
+    types = "[" + ", ".join(_q(t) for t in data["resource_types"]) + "]"
+    names = "[" + ", ".join(_q(n) for n in _OTHER_VERSION_NAMES) + "]"
+    return f"""SELECT DISTINCT fi FROM (
+        SELECT fi, resource, resource ->> 'resourceType' AS rt, json_keys(resource) AS keys FROM _raw)
+        WHERE resource IS NULL OR rt IS NULL OR NOT list_contains({types}, rt)
+           OR list_contains(keys, 'fhirVersion') OR (list_contains(keys, 'meta') AND (resource -> 'meta' ->> 'fhirVersion') IS NOT NULL
+               AND NOT regexp_matches(resource -> 'meta' ->> 'fhirVersion', '^4\\.[03]'))
+           OR (list_has_any(keys, {names}) AND rt IN ('Condition', 'MedicationStatement', 'MedicationRequest',
+               'MedicationAdministration', 'Observation', 'Procedure', 'Encounter', 'Patient'))
+           OR (rt = 'Condition' AND list_has_any(keys, ['clinicalStatus', 'verificationStatus'])
+               AND (json_type(resource -> 'clinicalStatus') = 'VARCHAR' OR json_type(resource -> 'verificationStatus') = 'VARCHAR'))
+           OR (rt = 'MedicationRequest' AND list_contains(keys, 'medication'))
+           OR (rt = 'Encounter' AND json_type(resource -> 'class') IN ('VARCHAR', 'ARRAY'))"""
 
 
 def load_fhir(
@@ -151,7 +152,7 @@ def load_fhir(
                     con.execute(f"INSERT INTO _raw {_scan_sql([f])}")
                 except duckdb.Error:
                     unreadable.append(f[0])
-    suspects = {r[0] for r in con.execute(f"SELECT DISTINCT fi FROM _raw WHERE {_suspects_sql()}").fetchall()}
+    suspects = {r[0] for r in con.execute(_suspects_sql()).fetchall()}
     slow = sorted(set(unreadable) | suspects)
     by_index = {i: (p, scope, nd) for i, p, scope, nd in files}
     python_rows: list[tuple[int, int, str, int | None, str | None]] = []
@@ -202,6 +203,19 @@ def load_fhir(
     return reading
 
 
+def _r4_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Small tables of the R4 structure rules for the resource types read (from r4_resources.json)."""
+    data = r4_data()
+    allowed = [(t, n) for t, names in data["elements"].items() for n in names]
+    required = [(t, n) for t, names in data["required"].items() for n in names]
+    choice = [(t, b, n) for t, groups in data["choices"].items() for b, names in groups.items() for n in names]
+    for table, cols, rows in (("_r4_allowed", "rtype VARCHAR, name VARCHAR", allowed),
+                              ("_r4_required", "rtype VARCHAR, name VARCHAR", required),
+                              ("_r4_choice", "rtype VARCHAR, base VARCHAR, name VARCHAR", choice)):  # fmt: skip
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({cols})")
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in cols.split(','))})", rows)
+
+
 def _single_file(sources: list[str | Path]) -> bool:
     return len(sources) == 1 and Path(sources[0]).is_file()
 
@@ -209,31 +223,18 @@ def _single_file(sources: list[str | Path]) -> bool:
 def _structure(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading, validate: Validation) -> None:
     """Names R4 does not define at a resource's top level, and elements R4 requires (or,
     with ``"full"``, everything the R4 JSON Schema says): the resource is left out and named."""
-    data = r4_data()
-    allowed = "MAP {" + ", ".join(f"{_q(t)}: [{', '.join(_q(e) for e in els)}]" for t, els in data["elements"].items()) + "}"
-    choices = (
-        "MAP {"
-        + ", ".join(
-            f"{_q(t)}: [" + ", ".join(f"{{'base': {_q(b)}, 'names': [{', '.join(_q(n) for n in ns)}]}}" for b, ns in groups.items()) + "]"
-            for t, groups in data["choices"].items()
-            if groups
-        )
-        + "}"
-    )
-    required = "MAP {" + ", ".join(f"{_q(t)}: [{', '.join(_q(e) for e in els)}]" for t, els in data["required"].items()) + "}"
-    rows = con.execute(f"""SELECT ord, element, problem FROM (
-          SELECT ord, unnest(list_filter(json_keys(resource), k -> NOT list_contains({allowed}[rtype], k))) AS element,
-                 'extra fields not permitted (R4 defines no such element on ' || rtype || ')' AS problem
-          FROM "{name}"
-          UNION ALL
-          SELECT ord, unnest(list_filter({required}[rtype], k -> NOT json_exists(resource, '$."' || k || '"'))) AS element,
-                 'field required' AS problem
-          FROM "{name}"
-          UNION ALL
-          SELECT ord, base || '[x]', 'only one type of ' || base || '[x] may be given, not ' || array_to_string(given, ' and ')
-          FROM (SELECT ord, c.base, list_filter(c.names, k -> json_exists(resource, '$."' || k || '"')) AS given
-                FROM (SELECT ord, resource, unnest({choices}[rtype]) AS c FROM "{name}"))
-          WHERE len(given) > 1) ORDER BY ord, element""").fetchall()
+    _r4_tables(con)
+    rows = con.execute(f"""
+        WITH k AS (SELECT ord, rtype, unnest(json_keys(resource)) AS name FROM "{name}")
+        SELECT ord, name AS element, 'extra fields not permitted (R4 defines no such element on ' || rtype || ')'
+        FROM k ANTI JOIN _r4_allowed a USING (rtype, name)
+        UNION ALL
+        SELECT ord, q.name, 'field required' FROM "{name}" r JOIN _r4_required q USING (rtype)
+        WHERE NOT json_exists(resource, '$."' || q.name || '"')
+        UNION ALL
+        SELECT ord, base || '[x]', 'only one type of ' || base || '[x] may be given, not ' || string_agg(name, ' and ' ORDER BY name)
+        FROM k JOIN _r4_choice USING (rtype, name) GROUP BY ord, base HAVING count(*) > 1
+        ORDER BY 1, 2""").fetchall()
     bad: dict[int, list[tuple[str | None, str]]] = {}
     for ord_, element, problem in rows:
         bad.setdefault(ord_, []).append((element, problem))

@@ -1,21 +1,18 @@
-"""How fast ``trialdesk patient check`` turns FHIR R4 charts into eligibility worksheets.
+"""How fast ``trialdesk patient check`` turns FHIR R4 charts into worksheets, through the
+SQL-on-FHIR views run by DuckDB.
 
-    python benchmarks/patient_check.py [--runs 10] [--size 2000] [--patients 2000] [--workers 2] [--no-cli]
+    python benchmarks/patient_check.py [--runs 10] [--size 2000] [--patients 10000] [--no-cli]
 
-1. latency: one warm check of a 2,000-resource bundle (the SSc-ILD referral padded with
-   observations, as in benchmarks/fhir_map.py), the steps of ``check_fhir`` timed apart:
-   read + validate (``read_fhir``), map (OMOP tables in a fresh in-memory DuckDB, observed
-   time to the as-of date), screen (the 15 criteria and the worksheets with their evidence);
-   p50 and p95 of the warm runs. Goal: p50 <= 250 ms.
-2. throughput: a folder of N one-patient bundles (the test charts in turn, ids renamed so
-   that each is another patient) checked in one batch: patients per second, wall and CPU
-   seconds (this process and its children). Goal: >= 200 patients/s for 10,000 on this
-   2-core machine. In one run, alternated: serially (one process, steps timed apart), with
-   only validation in ``--workers`` processes (``read_fhir(workers=N)``, the earlier way),
-   and in parts (``check_fhir(workers=N)``: each process reads, validates, maps and screens
-   its part); the worksheets of the three are checked to be the same. Then, unless
-   ``--no-cli``, the command itself in a fresh interpreter (``trialdesk patient check
-   <folder> --format json --out ...``), start-up, imports and writing the JSON included.
+1. start-up: ``trialdesk --help`` and ``python -c "import trialdesk.cli"`` as fresh processes
+   (goal: --help <= 0.5 s).
+2. one chart of ``--size`` resources (the SSc-ILD referral padded with observations, as in
+   benchmarks/fhir_map.py): the command as a fresh process (goal <= 2 s), and warm in this
+   process: p50 and p95 of ``check_fhir`` (goal p50 <= 150 ms), with its steps timed apart
+   (read into DuckDB + structure checks, views + SQL mapping + value checks, screen + worksheets).
+3. a Bulk NDJSON export of ``--patients`` patients (the test charts in turn, ids renamed, about
+   75 resources a patient): ``check_fhir`` patients per second (goal >= 1,000), the peak memory
+   of a fresh process checking it, and, in the same run, DuckDB merely reading every line of the
+   same NDJSON (``read_ndjson_objects``): the ratio of the check to that floor.
 """
 
 from __future__ import annotations
@@ -24,181 +21,129 @@ import argparse
 import datetime as dt
 import json
 import os
+import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import ibis
 from fhir_map import FIXTURES, big_bundle  # benchmarks/ is on sys.path when run as a script
 
 from trialdesk.eligibility.screen import screen
-from trialdesk.eligibility.worksheet import Worksheet, _observe_until, check_fhir, worksheets
+from trialdesk.eligibility.worksheet import _observe_until, check_fhir, worksheets
 from trialdesk.protocol.loader import load, load_value_sets
-from trialdesk.protocol.model import Protocol
-from trialdesk.sources.fhir import Validation, _validate_chunk, _validation_errors, map_to_omop, read_fhir, read_many
+from trialdesk.sources.fhir_views.load import load_fhir
+from trialdesk.sources.fhir_views.omop import map_resources
 from trialdesk.sources.omop import open_omop
 
 AS_OF = dt.date(2025, 3, 1)
-STEPS = ("read+validate", "map", "screen", "total")
+TRIALDESK = [sys.executable, "-c", "from trialdesk.cli import app; app()"]
 
 
-def timed_check(
-    path: Path, protocol: Protocol, workers: int = 1, validate: Validation = "read"
-) -> tuple[dict[str, float], list[Worksheet]]:
-    """``check_fhir`` step by step (the same calls in the same order), with the time of each."""
+def fresh(args: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of a fresh process."""
+    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "r = subprocess.run(sys.argv[1:], capture_output=True); "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout.split()
+    if out[2] != "0":
+        raise SystemExit(f"{' '.join(args)} failed")
+    return float(out[0]), int(out[1]) // 1024
+
+
+def steps(path: Path) -> dict[str, float]:
+    protocol, value_sets = load("nct03929120"), load_value_sets()
     t0 = time.perf_counter()
-    reading = read_fhir(path, workers=workers, validate=validate)
-    t1 = time.perf_counter()
     con = duckdb.connect()
-    report = map_to_omop(reading, con)
+    reading = load_fhir(con, [path])
+    t1 = time.perf_counter()
+    report = map_resources(con, problems=reading.problems, skipped_types=reading.skipped_types)
     _observe_until(con, AS_OF)
     t2 = time.perf_counter()
-    result = screen(open_omop(ibis.duckdb.from_connection(con)), protocol, AS_OF, value_sets=load_value_sets(),
-                    check_bounds=False)
-    sheets = worksheets(result, report, con)
+    result = screen(open_omop(ibis.duckdb.from_connection(con)), protocol, AS_OF, value_sets=value_sets, check_bounds=False)
+    worksheets(result, report, con)
     t3 = time.perf_counter()
-    con.close()
-    return {"read+validate": t1 - t0, "map": t2 - t1, "screen": t3 - t2, "total": t3 - t0}, sheets
+    return {"read": t1 - t0, "map": t2 - t1, "screen": t3 - t2}
 
 
-def p95(xs: list[float]) -> float:
-    return statistics.quantiles(xs, n=20, method="inclusive")[-1] if len(xs) > 1 else xs[0]
-
-
-def write_batch(folder: Path, patients: int) -> int:
-    """N bundles, the test charts in turn, each chart's id prefix renamed per patient."""
-    charts = []
-    for f in sorted(FIXTURES.glob("*.json")):
-        text = f.read_text()
-        doc = json.loads(text)
-        (pid,) = [e["resource"]["id"] for e in doc["entry"] if e["resource"]["resourceType"] == "Patient"]
-        charts.append((text, pid.removesuffix("patient"), len(doc["entry"])))
+def write_export(folder: Path, patients: int) -> int:
+    """A Bulk export (one NDJSON file per resource type) of N patients: the test charts in turn, ids renamed."""
+    charts = sorted(FIXTURES.glob("*.json"))
+    files: dict[str, list[str]] = {}
     resources = 0
     for i in range(patients):
-        text, prefix, n = charts[i % len(charts)]
-        (folder / f"referral_{i:05d}.json").write_text(text.replace(prefix, f"p{i:05d}-"))
-        resources += n
+        doc = json.loads(charts[i % len(charts)].read_text())
+        text = json.dumps(doc)
+        for e in doc["entry"]:
+            old = e["resource"]["id"]
+            text = text.replace(f'"{old}"', f'"p{i}-{old}"').replace(f'/{old}"', f'/p{i}-{old}"')
+        for e in json.loads(text)["entry"]:
+            r = e["resource"]
+            files.setdefault(r["resourceType"], []).append(json.dumps(r))
+            resources += 1
+    for rtype, lines in files.items():
+        (folder / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
     return resources
 
 
-def ehr_like(resource: dict[str, Any]) -> dict[str, Any]:
-    """The resource as EHR exports usually carry it: meta, a narrative, an identifier, and on
-    an Observation its performer, encounter, interpretation and a note (none read by trialdesk)."""
-    rid = resource.get("id", "x")
-    out = dict(resource)
-    out["meta"] = {"versionId": "3", "lastUpdated": "2025-02-27T10:15:00Z", "source": "#epic-prod"}
-    out["text"] = {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{rid}</div>'}
-    out["identifier"] = [{"use": "official", "system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.768282", "value": rid}]
-    if resource["resourceType"] == "Observation":
-        out["performer"] = [{"reference": "Practitioner/p-1", "display": "Lab"}]
-        out["encounter"] = {"reference": "Encounter/e-1"}
-        out["interpretation"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-                                              "code": "N", "display": "Normal"}]}]
-        out["note"] = [{"text": "specimen received 09:30"}]
-    return out
-
-
-def validation_ab(folder: Path, patients: int) -> None:
-    """fhir.resources validation alone, alternated twice: every element (``--validate full``),
-    the elements read, each resource on its own (the projection), and the elements read with
-    complex values already validated in the reading skipped (``--validate read``); on the first
-    patients' resources as they are and as an EHR would export them (:func:`ehr_like`)."""
-    files = sorted(folder.glob("*.json"))[:patients]
-    items = [(r.resource_type, r.data) for r in read_many(files).records]
-    padded = [(t, ehr_like(d)) for t, d in items]
-    ways: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], list[Any]]] = {
-        "full": lambda b: _validate_chunk(b, "full"),
-        "projection": lambda b: [_validation_errors(t, d, "read") for t, d in b],
-        "read": lambda b: _validate_chunk(b, "read"),
-    }
-    for name, batch in (("as in the test charts", items), ("as an EHR exports them", padded)):
-        took: dict[str, list[float]] = {w: [] for w in ways}
-        for _ in range(2):
-            for way, run in ways.items():
-                c = time.process_time()
-                errors = run(batch)
-                took[way].append(time.process_time() - c)
-                assert not any(errors), "the benchmark's resources are valid"
-        us = {w: statistics.mean(t) / len(batch) * 1e6 for w, t in took.items()}
-        print(f"validation alone, {len(batch)} resources {name} (CPU us a resource, alternated twice): "
-              + ", ".join(f"{w} {us[w]:.0f}" for w in ways) + f"; full / read {us['full'] / us['read']:.2f}")
-
-
-def cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--size", type=int, default=2000, help="resources in the one-patient bundle")
-    ap.add_argument("--patients", type=int, default=2000, help="patients in the batch (the goal is stated for 10000)")
-    ap.add_argument("--workers", type=int, default=2, help="processes in the parallel runs")
-    ap.add_argument("--no-cli", action="store_true", help="skip the run of the command in a fresh interpreter")
+    ap.add_argument("--size", type=int, default=2000)
+    ap.add_argument("--patients", type=int, default=10_000)
+    ap.add_argument("--no-cli", action="store_true")
     args = ap.parse_args()
-    protocol = load("nct03929120")
-
+    print(f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+          f"Python {platform.python_version()}, DuckDB {duckdb.__version__}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.json"
-        doc = big_bundle(args.size)
-        path.write_text(json.dumps(doc))
-        timed_check(path, protocol)  # warm: imports, UCUM tables, fhir.resources classes, DuckDB and ibis compilation paths
-        modes: tuple[Validation, ...] = ("full", "read")
-        runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
-        for _ in range(args.runs):  # alternated, so that both see the same machine
-            for m in modes:
-                runs[m].append(timed_check(path, protocol, 1, m)[0])
-        for m in modes:
-            print(f"one bundle of {len(doc['entry'])} resources, {args.runs} warm checks, one process, --validate {m} "
-                  f"(p50 / p95 / max, ms):")
-            for step in STEPS:
-                xs = [r[step] for r in runs[m]]
-                print(f"  {step:<14} {statistics.median(xs) * 1000:6.0f} {p95(xs) * 1000:6.0f} {max(xs) * 1000:6.0f}")
-
-        folder = Path(tmp) / "batch"
-        folder.mkdir()
-        resources = write_batch(folder, args.patients)
-        validation_ab(folder, min(args.patients, 300))
-        print(f"batch of {args.patients} patients ({resources} resources) in one check:")
-        results: dict[str, list[dict[str, object]]] = {}
-        for how in ("serial", "validation pool", "parts"):
-            c0, t0 = cpu(), time.perf_counter()
-            if how == "parts":
-                sheets = check_fhir(folder, protocol, AS_OF, workers=args.workers)
-                steps = ""
-            else:
-                times, sheets = timed_check(folder, protocol, 1 if how == "serial" else args.workers)
-                steps = " (" + ", ".join(f"{step} {times[step]:.1f} s" for step in STEPS[:-1]) + ")"
-            wall, used = time.perf_counter() - t0, cpu() - c0
-            n = len(sheets)
-            assert n == args.patients, f"{n} worksheets for {args.patients} patients"
-            results[how] = [s.to_json() for s in sheets]
-            overall: dict[str, int] = {}
-            for s in sheets:
-                overall[s.overall] = overall.get(s.overall, 0) + 1
-            procs = 1 if how == "serial" else args.workers
-            print(f"  {how:<16} {procs} process{'es' if procs > 1 else '  '}: {wall:6.1f} s wall, {used:6.1f} s CPU, "
-                  f"{n / wall:4.0f} patients/s{steps}; overall {dict(sorted(overall.items()))}")
-        same = results["parts"] == results["serial"] == results["validation pool"]
-        print(f"  the worksheets of the three runs are {'the same' if same else 'NOT the same'}")
-
+        root = Path(tmp)
         if not args.no_cli:
-            out = Path(tmp) / "worksheets.json"
-            command = [sys.executable, "-c", "from trialdesk.cli import main; main()", "patient", "check", str(folder),
-                       "--as-of", AS_OF.isoformat(), "--format", "json", "--out", str(out), "--workers", str(args.workers)]
-            c0, t0 = cpu(), time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            wall, used = time.perf_counter() - t0, cpu() - c0
-            n = len(json.loads(out.read_text()))
-            print(f"  trialdesk patient check --workers {args.workers} --format json (fresh interpreter): {wall:.1f} s wall, "
-                  f"{used:.1f} s CPU, {n / wall:.0f} patients/s")
+            help_s, _ = fresh([*TRIALDESK, "--help"])
+            import_s, _ = fresh([sys.executable, "-c", "import trialdesk.cli"])
+            print(f"start-up: trialdesk --help {help_s:.2f} s, import trialdesk.cli {import_s:.2f} s (goal --help <= 0.5 s)")
+        chart = root / "big.json"
+        chart.write_text(json.dumps(big_bundle(args.size)))
+        protocol = load("nct03929120")
+        if not args.no_cli:
+            wall, rss = fresh([*TRIALDESK, "patient", "check", str(chart), "--as-of", AS_OF.isoformat(), "--format", "json",
+                               "--out", str(root / "sheet.json")])  # fmt: skip
+            print(f"one {args.size}-resource chart, fresh process: {wall:.2f} s, peak {rss} MiB (goal <= 2 s)")
+        check_fhir(chart, protocol, AS_OF)  # warm
+        times = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            check_fhir(chart, protocol, AS_OF)
+            times.append(time.perf_counter() - t)
+        split = [steps(chart) for _ in range(3)]
+        parts = ", ".join(f"{k} {statistics.median(s[k] for s in split) * 1000:.0f} ms" for k in split[0])
+        print(
+            f"one {args.size}-resource chart, warm: p50 {statistics.median(times) * 1000:.0f} ms, "
+            f"p95 {sorted(times)[int(0.95 * (len(times) - 1))] * 1000:.0f} ms ({parts}) (goal p50 <= 150 ms)"
+        )
+        export = root / "export"
+        export.mkdir()
+        n = write_export(export, args.patients)
+        files = sorted(str(f) for f in export.glob("*.ndjson"))
+        t = time.perf_counter()
+        duckdb.connect().execute(f"SELECT count(*) FROM read_ndjson_objects({files})").fetchone()
+        floor = time.perf_counter() - t
+        t = time.perf_counter()
+        sheets = check_fhir(export, protocol, AS_OF)
+        batch = time.perf_counter() - t
+        assert len(sheets) == args.patients, len(sheets)
+        print(f"Bulk NDJSON export, {args.patients:,} patients ({n:,} resources): {batch:.1f} s, "
+              f"{args.patients / batch:,.0f} patients/s (goal >= 1,000); DuckDB reading the same NDJSON {floor:.2f} s: "
+              f"ratio {batch / floor:.0f}x")  # fmt: skip
+        if not args.no_cli:
+            wall, rss = fresh([*TRIALDESK, "patient", "check", str(export), "--as-of", AS_OF.isoformat(), "--format", "json",
+                               "--out", str(root / "sheets.json")])  # fmt: skip
+            print(f"the command on the export, fresh process: {wall:.1f} s, {args.patients / wall:,.0f} patients/s, peak {rss} MiB")
+    print(f"this process: peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
 
 
 if __name__ == "__main__":

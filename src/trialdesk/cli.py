@@ -13,6 +13,7 @@ from trialdesk.eligibility.patient_commands import app as patient_app
 from trialdesk.protocol.commands import app as protocol_app
 from trialdesk.safety.commands import app as safety_app
 from trialdesk.sources.commands import app as synth_app
+from trialdesk.sources.fhir_commands import app as fhir_app
 
 app = typer.Typer(
     name="trialdesk",
@@ -24,6 +25,7 @@ app.command("demo")(demo)
 app.add_typer(protocol_app, name="protocol")
 app.command("screen")(screen_command)
 app.add_typer(patient_app, name="patient")
+app.add_typer(fhir_app, name="fhir")
 app.add_typer(synth_app, name="synth", help="Synthetic data: an OMOP CDM hospital for demos, tests and benchmarks.")
 app.add_typer(safety_app, name="safety")
 app.add_typer(report_app, name="report")

@@ -473,8 +473,10 @@ def test_validate_full_also_rejects_an_alt_invalid_only_in_its_narrative(tmp_pat
     result = check(path, "--format", "json", "--validate", "full")
     assert result.exit_code == 0, result.output
     full = json.loads(result.stdout)
-    (problem,) = full["problems"]
-    assert "Observation/bad-alt: text.status: fails FHIR R4 validation" in problem
+    from trialdesk.eligibility.worksheet import NO_RECORDS
+
+    (problem, note) = full["problems"]  # the chart had nothing but the ALT: it now has no clinical record
+    assert "Observation/bad-alt: text.status: fails FHIR R4 validation" in problem and note == NO_RECORDS
     assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == []
 
 

@@ -79,8 +79,8 @@ def check(
     out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
     validate: Validate = typer.Option(
         Validate.read, "--validate",
-        help="read: validate (fhir.resources) the elements trialdesk reads, the rest is neither validated nor used; "
-             "full: every element of every resource used"),
+        help="read: check every value trialdesk reads against its FHIR R4 type (and each resource's top-level names and "
+             "required elements), the rest is neither validated nor used; full: every resource against the FHIR R4 JSON Schema"),
     workers: int = typer.Option(
         0, "--workers", help="processes checking a folder of many Bundles, or validating one large record (0: one per CPU)"),
 ) -> None:
@@ -92,6 +92,12 @@ def check(
         fail(str(exc))
     if not source.exists():
         fail(f"{source}: no such file or folder; give a FHIR Bundle, an export folder or a folder of Bundles")
+    if out_file is not None:
+        if fmt is Format.table:
+            fail("--out is for json and html; the table prints to the terminal")
+        from trialdesk.sources.fhir_commands import check_out_path
+
+        check_out_path(out_file)
     # The cyclic garbage collector kept scanning the hundreds of thousands of resources a batch
     # holds (a quarter of a 1,500-patient check's CPU); reading, validating and mapping make
     # no cycles worth collecting, so it is paused for the check (this process is the command's own).
@@ -122,6 +128,10 @@ def check(
         print(text, end="")
     else:
         tmp = out_file.with_name(f".{out_file.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out_file)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(out_file)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            fail(f"--out {out_file}: cannot write ({exc.strerror}); nothing was written")
         out.print(f"wrote {out_file} ({len(sheets)} worksheet{'s' if len(sheets) != 1 else ''})")

@@ -5,11 +5,12 @@ is mapped into OMOP-shaped tables in an in-memory DuckDB and screened by the sam
 that screens whole hospitals, so each criterion has exactly one implementation. The
 evidence the engine cites (table and record id) is traced back to the FHIR resource.
 
-Validation: each resource used is validated (fhir.resources, FHIR R4) on the elements the
-mapping reads, the elements R4 requires and any name R4 does not define; its other
-elements (narrative, meta, identifiers, …) are neither validated nor used. A resource that
-fails is left out and named among the worksheet's problems. ``validate="full"`` (``patient
-check --validate full``) validates every element; see ``trialdesk.sources.fhir``.
+Validation: every value the views read is checked against its FHIR R4 type in the same SQL
+pass, and each resource's top-level names and required elements against the R4 JSON
+Schema; its other elements (narrative, meta, identifiers, …) are neither validated nor
+used. A resource that fails is left out and named among the worksheet's problems.
+``validate="full"`` (``patient check --validate full``) validates every resource against
+the R4 JSON Schema; see ``trialdesk.sources.fhir``.
 
 Reading: a chart pulled from the EHR is taken as complete up to the screening date. Each
 person's observed time therefore runs from their first dated record to the as-of date, so
@@ -33,7 +34,7 @@ from trialdesk.eligibility.screen import ScreenResult, screen
 from trialdesk.eligibility.status import Status, overall
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
-from trialdesk.sources.fhir import FhirReading, Validation, batch_bundles, map_to_omop, read_fhir, read_many
+from trialdesk.sources.fhir import Validation, batch_bundles
 from trialdesk.sources.fhir_omop import NUMBERED, MappingReport
 from trialdesk.sources.omop import open_omop
 from trialdesk.terminology.value_set import ValueSet
@@ -73,19 +74,26 @@ class Worksheet:
 
 
 def _observe_until(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
-    """Extend (or create) each person's observed time so that it covers the as-of date."""
+    """Extend each person's observed time so that it covers the as-of date. A person with no
+    dated clinical record has no observed time at all: an empty chart proves no absence, so
+    the criteria that need records stay unknown (the worksheet says so)."""
     con.execute(
         """
         CREATE OR REPLACE TABLE observation_period AS
-        SELECT row_number() OVER (ORDER BY p.person_id) AS observation_period_id, p.person_id,
-               least(coalesce(min(o.observation_period_start_date), $as_of), $as_of) AS observation_period_start_date,
-               greatest(coalesce(max(o.observation_period_end_date), $as_of), $as_of) AS observation_period_end_date,
+        SELECT row_number() OVER (ORDER BY o.person_id) AS observation_period_id, o.person_id,
+               least(min(o.observation_period_start_date), $as_of) AS observation_period_start_date,
+               greatest(max(o.observation_period_end_date), $as_of) AS observation_period_end_date,
                32817 AS period_type_concept_id
-        FROM person p LEFT JOIN observation_period o USING (person_id)
-        GROUP BY p.person_id
+        FROM observation_period o
+        GROUP BY o.person_id
         """,
         {"as_of": as_of},
     )
+
+
+#: the note on the worksheet of a chart with no dated clinical record
+NO_RECORDS = ("no clinical records in this chart (only the Patient): nothing can be taken as absent, so every criterion "
+              "that needs a diagnosis, a drug, a lab or a procedure is unknown")
 
 
 def _provenance(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], dict[str, Any]]:
@@ -116,9 +124,12 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
         by_person.setdefault(row["person_id"], []).append(
             {"id": row["criterion_id"], "text": texts[row["criterion_id"]], "status": row["status"],
              "evidence": _enrich(row["evidence"], provenance)})
+    observed = {r[0] for r in con.execute("SELECT DISTINCT person_id FROM observation_period").fetchall()}
     out = []
     for person in report.persons:
         problems = [str(p) for p in report.problems_for(person.person_id)]
+        if person.person_id not in observed:
+            problems.append(NO_RECORDS)
         out.append(Worksheet(protocol=protocol, as_of=result.anchors.as_of, patient=person.patient_id, file=person.file,
                              criteria=by_person.get(person.person_id, []), attestations=items, problems=problems,
                              birth_date=person.birth_date, gender=person.gender))
@@ -147,23 +158,27 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
     bundles = batch_bundles(source)
     if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
         return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
-    if isinstance(source, list):
-        reading = read_many(source, workers=workers, validate=validate)
-    else:
-        reading = read_fhir(source, workers=workers, validate=validate)
-    sheets, general = _check(reading, protocol, as_of, value_sets)
+    sources = source if isinstance(source, list) else [source]
+    sheets, general = _check(sources, protocol, as_of, value_sets, validate=validate)
     for sheet in sheets:
         sheet.problems.extend(general)
     return sheets
 
 
-def _check(reading: FhirReading, protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
-           number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None) -> tuple[list[Worksheet], list[str]]:
-    """The worksheets of a reading, and the problems that belong to none of its patients
-    (each worksheet shows them too), in the order of the files they were found in."""
+def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+           number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
+           validate: Validation = "read") -> tuple[list[Worksheet], list[str]]:
+    """The worksheets of the charts in ``sources`` (read by DuckDB, mapped by the SQL-on-FHIR
+    views), and the problems that belong to none of their patients (each worksheet shows
+    them too), in the order of the files they were found in."""
+    from trialdesk.sources.fhir_views.load import load_fhir
+    from trialdesk.sources.fhir_views.omop import map_resources
+
     con = duckdb.connect()
     try:
-        report = map_to_omop(reading, con, number_after=number_after)
+        reading = load_fhir(con, sources, validate=validate)
+        report = map_resources(con, problems=reading.problems, skipped_types=reading.skipped_types,
+                               number_after=number_after)
         _observe_until(con, as_of)
         db = open_omop(ibis.duckdb.from_connection(con))
         result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
@@ -216,7 +231,7 @@ def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, val
     # the screen's SQL is built once, here, on the first chart (it depends only on the protocol,
     # the dates and the tables' columns; the first chart also loads what only data need, such
     # as unit conversions), and the processes inherit it
-    _check(read_many(bundles[:1], validate=validate), protocol, as_of, value_sets)
+    _check(bundles[:1], protocol, as_of, value_sets, validate=validate)
     # each part pays the screen's fixed cost once: two parts a process, for balance
     n_parts = min(len(bundles), workers * 2)
     bounds = [len(bundles) * k // n_parts for k in range(n_parts + 1)]
@@ -264,8 +279,7 @@ def _check_part(k: int) -> tuple[list[_Sheet], list[str]]:
         return dict(zip(NUMBERED, first, strict=True))
 
     try:
-        reading = read_many(b.parts[k], validate=b.validate)
-        sheets, general = _check(reading, b.protocol, b.as_of, b.value_sets, number_after)
+        sheets, general = _check(b.parts[k], b.protocol, b.as_of, b.value_sets, number_after, validate=b.validate)
     except BaseException:
         if not b.ready[k + 1].is_set():
             b.before[(k + 1) * width] = -1

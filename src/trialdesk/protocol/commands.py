@@ -8,31 +8,38 @@ import typer
 from rich.table import Table
 
 from trialdesk.console import fail, out
-from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.loader import ProtocolError, choose, load
 from trialdesk.protocol.model import Protocol
 
 app = typer.Typer(help="Protocols as data: validate, show, export to and import from ClinicalTrials.gov.", no_args_is_help=True)
 
 
-def _load(ref: str) -> Protocol:
+def _load(ref: str | None, option: str | None = None) -> Protocol:
+    """The protocol named (argument or --protocol), else the only one installed; refuse to guess among several."""
     try:
-        return load(ref)
+        return load(choose(option or ref))
     except ProtocolError as exc:
         fail(str(exc))
 
 
+_REF_HELP = "protocol id, file (.yaml) or folder holding protocol.yaml (default: $TRIALDESK_PROTOCOL, or the only one installed)"
+_PROTOCOL_OPTION = typer.Option(None, "--protocol", help=_REF_HELP)
+
+
 @app.command()
-def validate(file: str = typer.Argument(..., help="protocol file (.yaml) or built-in protocol id")) -> None:
-    """Check a protocol file; exit 1 with file:line field: message for each problem."""
-    p = _load(file)
+def validate(
+    file: str | None = typer.Argument(None, help=_REF_HELP), protocol: str | None = _PROTOCOL_OPTION,
+) -> None:
+    """Check a protocol (file or folder, with its value sets and forms); exit 1 with file:line field: message for each problem."""
+    p = _load(file, protocol)
     out.print(f"[green]ok[/] {p.identification.nct_id} ({p.id} v{p.version}): {len(p.eligibility.inclusions)} inclusion and"
               f" {len(p.eligibility.exclusions)} exclusion criteria, {len(p.schedule.visits)} visits")
 
 
 @app.command()
-def show(ref: str = typer.Argument("nct03929120", help="protocol id or file")) -> None:
+def show(ref: str | None = typer.Argument(None, help=_REF_HELP), protocol: str | None = _PROTOCOL_OPTION) -> None:
     """Show a protocol: identity, design, intervention, criteria, schedule and safety rules."""
-    p = _load(ref)
+    p = _load(ref, protocol)
     ident = Table(title=f"{p.identification.nct_id} — {p.identification.brief_title}", show_header=False, title_justify="left")
     ident.add_column(style="bold")
     ident.add_column()
@@ -86,13 +93,14 @@ def show(ref: str = typer.Argument("nct03929120", help="protocol id or file")) -
 
 @app.command("export-ctgov")
 def export_ctgov(
-    ref: str = typer.Argument("nct03929120", help="protocol id or file"),
+    ref: str | None = typer.Argument(None, help=_REF_HELP),
+    protocol: str | None = _PROTOCOL_OPTION,
     out_file: Path = typer.Option(..., "--out", help="where to write the API v2 study JSON"),
 ) -> None:
     """Write a ClinicalTrials.gov API v2 study JSON (protocolSection)."""
     from trialdesk.protocol.ctgov import export_json
 
-    p = _load(ref)
+    p = _load(ref, protocol)
     _write_atomically(out_file, export_json(p))
     out.print(f"wrote {out_file}")
 
@@ -128,12 +136,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 @app.command("page")
 def page(
-    ref: str = typer.Argument("nct03929120", help="protocol id or file"),
+    ref: str | None = typer.Argument(None, help=_REF_HELP),
+    protocol: str | None = _PROTOCOL_OPTION,
     out_file: Path = typer.Option(..., "--out", help="where to write the study page (.html)"),
 ) -> None:
     """Write the public study page (one self-contained HTML file) from the protocol file."""
     from trialdesk.public.page import render_study_page
 
-    p = _load(ref)
+    p = _load(ref, protocol)
     _write_atomically(out_file, render_study_page(p))
     out.print(f"wrote {out_file}")

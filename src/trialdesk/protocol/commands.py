@@ -57,8 +57,11 @@ def show(ref: str | None = typer.Argument(None, help=_REF_HELP), protocol: str |
         ("Enrolment", f"target {p.enrolment.target} (hard cap), stagger {p.enrolment.stagger_days} days"),
         ("Intervention", f"{iv.type}: {iv.name}, {iv.route or '-'}"),
     ]
-    if iv.dose:
-        rows.append(("Dose", f"{iv.dose.min:,.0f}–{iv.dose.max:,.0f} {iv.dose.unit}"))
+    spec = iv.dose_spec
+    if spec is not None:
+        from trialdesk.trial.dose import allowed_text
+
+        rows.append(("Dose", allowed_text(spec)))
     if iv.infusions:
         rows.append(("Infusions", f"{iv.infusions.count}, {iv.infusions.interval_days} days apart (±{iv.infusions.window_days})"))
     rows.append(("Primary outcome", f"{p.outcomes.primary[0].measure} — {p.outcomes.primary[0].time_frame}"))

@@ -49,7 +49,7 @@ def measure(protocol: Protocol, measure_id: str | None = None) -> OutcomeMeasure
         if (measure_id is None and m.primary) or m.id == measure_id:
             return m
     known = ", ".join(m.id for m in protocol.outcome_measures) or "none"
-    what = f"outcome measure {measure_id!r}" if measure_id else "a primary outcome measure (primary: true)"
+    what = f"outcome measure {measure_id!r}" if measure_id else "primary outcome measure (primary: true)"
     raise ConductError("outcome_measures", f"protocol {protocol.id} has no {what}; its measures: {known}")
 
 

@@ -7,8 +7,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.trial.aether_data import ae, cut, infusion_day, subjects
 
+from tests.trial.aether_data import ae, cut, infusion_day, subjects
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import Cohort, Protocol
 from trialdesk.trial.cohorts import SignedCohortDecision, check_gap, open_cohorts, open_next, require_open, review
@@ -26,7 +26,8 @@ def _closes() -> dt.date:
     return infusion_day("C1-3") + dt.timedelta(days=29)  # last infusion + 28-day window, the next day
 
 
-def _signed(decision: str = "escalate", opens: str | None = "C2", on: dt.date | None = None, by: str = "Dr DSMB Chair") -> SignedCohortDecision:
+def _signed(decision: str = "escalate", opens: str | None = "C2", on: dt.date | None = None,
+            by: str = "Dr DSMB Chair") -> SignedCohortDecision:
     day = on or _closes()
     return SignedCohortDecision("C1", decision, opens, by, dt.datetime(day.year, day.month, day.day, 10, tzinfo=MIAMI),  # type: ignore[arg-type]
                                 "No treatment-emergent SAE in cohort 1.")
@@ -84,7 +85,7 @@ def test_the_dsmb_decision_must_be_signed_dated_after_the_window_and_not_bolder_
         open_next(aether, clean, _signed(on=_closes() - dt.timedelta(days=1)))
     assert open_next(aether, clean, _signed("stop", None)) is None  # more cautious than the rule: allowed
     one_dlt = review(aether, cut(subjects(("C1",)), [ae("A1", "C1-1", 2, serious=True)]), subjects(("C1",)), "C1", _closes())
-    with pytest.raises(ConductError, match="decides 'stay'.*not 'escalate'"):
+    with pytest.raises(ConductError, match=r"decides 'stay'.*not 'escalate'"):
         open_next(aether, one_dlt, _signed())
 
 

@@ -149,3 +149,71 @@ def page(
     p = _load(ref, protocol)
     _write_atomically(out_file, render_study_page(p))
     out.print(f"wrote {out_file}")
+
+
+@app.command("escalation")
+def escalation(
+    ref: str | None = typer.Argument(None, help=_REF_HELP),
+    protocol: str | None = _PROTOCOL_OPTION,
+    scenario: list[str] = typer.Option(
+        [], "--scenario", help="true DLT rates per dose level, comma-separated (repeat for several scenarios)"),
+    target: float = typer.Option(0.3, help="BOIN's target DLT rate when the protocol's rule is 3+3 (for the comparison)"),
+    trials: int = typer.Option(2000, min=100, help="simulated trials per design and scenario"),
+    seed: int = typer.Option(1, help="random seed: the same seed gives the same figures"),
+    plot_file: Path | None = typer.Option(None, "--plot", help="write the operating characteristics as a PNG"),
+) -> None:
+    """Show the protocol's escalation rule and BOIN's decision table, and simulate 3+3 and BOIN's operating
+    characteristics (P(selected as MTD), participants treated per dose) under scenarios of true toxicity."""
+    from trialdesk.protocol.model import EscalationRule
+    from trialdesk.safety.escalation import boin_table, plot, simulate
+
+    p = _load(ref, protocol)
+    if p.dose_finding is None:
+        fail(f"{p.id}: no dose_finding section (cohorts, DLT definition, escalation rule) in the protocol")
+    df = p.dose_finding
+    spec = p.study_intervention.dose_spec
+    assert spec is not None  # the model requires dose levels with a dose_finding section
+    labels = [lv.label or f"{lv.id} {lv.amount:g} {spec.unit}" for lv in spec.levels]
+    rule = df.escalation
+    boin = rule if rule.design == "boin" else EscalationRule(design="boin", target_toxicity=target, reason="comparison")
+    three = rule if rule.design == "3+3" else EscalationRule(design="3+3", reason="comparison")
+    out.print(f"[bold]{p.identification.nct_id}[/]: {len(df.cohorts)} cohorts "
+              f"({', '.join(f'{c.id} {c.dose_level} ×{c.size}' for c in df.cohorts)}); rule {rule.design}; "
+              f"DLT window {df.dlt.window_days} days")
+    table = Table(title=f"BOIN decision table, target DLT rate {boin.target_toxicity:.0%}", title_justify="left")
+    for col in ("treated at the dose", "escalate if DLTs ≤", "de-escalate if DLTs ≥", "eliminate if DLTs ≥"):
+        table.add_column(col, justify="right")
+    size = df.cohorts[0].size
+    for row in boin_table(boin, size * max(3, len(df.cohorts))):
+        if row.n % size == 0:
+            table.add_row(str(row.n), _num(row.escalate_max), _num(row.deescalate_min), _num(row.eliminate_min))
+    out.print(table)
+    scenarios = [[float(x) for x in s.split(",")] for s in scenario] or _default_scenarios(len(labels))
+    results = []
+    for rates in scenarios:
+        if len(rates) != len(labels):
+            fail(f"--scenario {','.join(map(str, rates))}: give one true DLT rate per dose level ({len(labels)})")
+        oc = [simulate(d, rates, cohort_size=size, max_cohorts=max(3, len(df.cohorts)) * 2, trials=trials, seed=seed)
+              for d in (three, boin)]
+        results.append(oc)
+        t = Table(title=f"True DLT rates {', '.join(f'{r:.0%}' for r in rates)} ({trials} trials, seed {seed})", title_justify="left")
+        t.add_column("design")
+        for lab in labels:
+            t.add_column(f"{lab}: P(MTD) / treated", justify="right")
+        t.add_column("no MTD", justify="right")
+        for r in oc:
+            t.add_row(r.design, *(f"{s:.0%} / {n:.1f}" for s, n in zip(r.selected, r.treated, strict=True)), f"{r.no_mtd:.0%}")
+        out.print(t)
+    if plot_file is not None:
+        plot(results[0], labels, str(plot_file))
+        out.print(f"wrote {plot_file} (first scenario)")
+
+
+def _num(v: int | None) -> str:
+    return "-" if v is None else str(v)
+
+
+def _default_scenarios(k: int) -> list[list[float]]:
+    """Three scenarios: all safe, the MTD in the middle, all toxic."""
+    mid = k // 2
+    return [[0.05] * k, [0.05 if i < mid else (0.3 if i == mid else 0.55) for i in range(k)], [0.5] * k]

@@ -87,3 +87,14 @@ def test_an_intervention_gives_its_dose_once() -> None:
     with pytest.raises(ValidationError, match="give the dose once"):
         Intervention.model_validate({"type": "BIOLOGICAL", "name": "x", "dose": {"min": 1, "max": 2},
                                      "dosing": {"basis": "total", "unit": "cells", "min": 1, "max": 2}})
+
+
+def test_the_desks_dose_check_refuses_a_total_dose_between_aethers_levels() -> None:
+    import datetime as dt
+
+    from trialdesk.trial.dosing import InfusionEntry, check_dose
+
+    protocol = load("nct02013700")
+    check_dose(protocol, InfusionEntry(1, dt.date(2014, 1, 6), 80, 100e6))
+    with pytest.raises(ConductError, match="150 × 10\\^6 cells in total is not dose levels DL1 20"):
+        check_dose(protocol, InfusionEntry(1, dt.date(2014, 1, 6), 80, 150e6))

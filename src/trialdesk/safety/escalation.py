@@ -18,6 +18,7 @@ toxicity rate is closest to phi. Formulas checked against the BOIN R package doc
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class Outcome:
 # --- BOIN ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def boin_boundaries(target: float, phi1: float | None = None, phi2: float | None = None) -> tuple[float, float]:
     """(lambda_e, lambda_d) of BOIN for the target toxicity rate."""
     p1 = 0.6 * target if phi1 is None else phi1
@@ -55,7 +57,9 @@ def boin_boundaries(target: float, phi1: float | None = None, phi2: float | None
     return lam_e, lam_d
 
 
+@functools.lru_cache(maxsize=4096)
 def _eliminate(n: int, y: int, target: float, cutoff: float) -> bool:
+    """Whether P(rate > target | y of n) > cutoff under Beta(1, 1); cached, as a simulation asks the same few cells."""
     return n >= 3 and float(beta.sf(target, 1 + y, 1 + n - y)) > cutoff
 
 

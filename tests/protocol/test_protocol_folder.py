@@ -132,3 +132,10 @@ def test_an_outcome_measure_counting_dlts_needs_a_dlt_definition(tmp_path: Path)
                          " window: {days: 28}, primary: true}\n")
     with pytest.raises(ProtocolError, match=r"outcome_measures\[0\].events.dlt: counting DLTs needs a dose_finding section"):
         load(bad)
+
+
+def test_an_edited_forms_file_is_read_again(folder: Path) -> None:
+    assert protocol_forms(folder).form("demographics").field("dm_age").max == 90
+    forms = folder / "forms.yaml"
+    forms.write_text(forms.read_text().replace("min: 40, max: 90", "min: 40, max: 95"))
+    assert protocol_forms(folder).form("demographics").field("dm_age").max == 95

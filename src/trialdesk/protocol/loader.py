@@ -295,10 +295,22 @@ def protocol_value_sets(ref: str | Path) -> dict[str, ValueSet]:
 def protocol_forms(ref: str | Path) -> FormCatalogue:
     """The case report forms of a protocol: its folder's ``forms.yaml``, else the forms shipped with trialdesk."""
     files = locate(ref)
+    source = files.forms or Path(str(resources.files("trialdesk.trial") / "forms.yaml"))
+    stat = source.stat()
+    key = (str(source.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _FORMS:  # parsed once per state of the file, as the value sets are (about 0.1 s a parse)
+        return _FORMS[key]
     try:
-        return load_forms(files.forms)
+        forms = load_forms(files.forms)
     except FormsError as exc:
         raise ProtocolError([Problem(str(files.forms or "trialdesk/trial/forms.yaml"), None, "", str(exc))]) from None
+    if len(_FORMS) >= 8:
+        _FORMS.pop(next(iter(_FORMS)))
+    _FORMS[key] = forms
+    return forms
+
+
+_FORMS: dict[tuple[str, int, int], FormCatalogue] = {}
 
 
 def _check_forms(path: Path, tree: Any, protocol: Protocol, forms: FormCatalogue, forms_file: str) -> list[Problem]:

@@ -101,3 +101,14 @@ def test_sentinel_and_within_cohort_gaps() -> None:
     check_gap(cohort, [d0, d0 + dt.timedelta(days=7)], d0 + dt.timedelta(days=9))
     with pytest.raises(ConductError, match="full"):
         check_gap(cohort, [d0, d0, d0], d0 + dt.timedelta(days=30))
+
+
+def test_200_million_cells_are_refused_while_only_the_20_million_cohort_is_open(aether: Protocol) -> None:
+    from trialdesk.trial.cohorts import check_cohort_dose
+
+    assert check_cohort_dose(aether, "C1", [], 20e6).text == "20 × 10^6 cells (DL1)"
+    with pytest.raises(ConductError, match="cohort C3 \\(DL3\\) is not open"):
+        check_cohort_dose(aether, "C3", [], 200e6)
+    with pytest.raises(ConductError, match="is not level DL1"):
+        check_cohort_dose(aether, "C1", [], 200e6)  # the open cohort's own level only
+    assert check_cohort_dose(aether, "C2", [_signed()], 100e6).level.id == "DL2"  # type: ignore[union-attr]

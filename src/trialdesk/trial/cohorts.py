@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from trialdesk.protocol.model import Cohort, DltDefinition, DoseFinding, Protocol
 from trialdesk.safety.escalation import Decision, Outcome, decide
+from trialdesk.trial.dose import CheckedDose
+from trialdesk.trial.dose import check as check_dose_as_stated
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import AdverseEvent, TrialData, at_least
 
@@ -178,6 +180,15 @@ def require_open(protocol: Protocol, cohort_id: str, decisions: Sequence[SignedC
     before = df.cohorts[df.cohorts.index(cohort) - 1]
     raise ConductError("cohort", f"cohort {cohort.id} ({cohort.dose_level}) is not open: it opens only with the DSMB's signed"
                                  f" decision after cohort {before.id}'s DLT window ({df.dlt.window_days} days) has closed")
+
+
+def check_cohort_dose(protocol: Protocol, cohort_id: str, decisions: Sequence[SignedCohortDecision], total_cells: float,
+                      weight_kg: float | None = None, bsa_m2: float | None = None) -> CheckedDose:
+    """A dose for a participant of ``cohort_id``: refused unless the cohort is open and the dose is its level."""
+    cohort = require_open(protocol, cohort_id, decisions)
+    spec = protocol.study_intervention.dose_spec
+    assert spec is not None  # the protocol model requires dose levels when there is a dose_finding section
+    return check_dose_as_stated(spec, total_cells, weight_kg, bsa_m2, level_id=cohort.dose_level)
 
 
 def check_gap(cohort: Cohort, earlier_dates: Sequence[dt.date], on: dt.date) -> None:

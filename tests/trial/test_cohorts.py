@@ -112,3 +112,17 @@ def test_200_million_cells_are_refused_while_only_the_20_million_cohort_is_open(
     with pytest.raises(ConductError, match="is not level DL1"):
         check_cohort_dose(aether, "C1", [], 200e6)  # the open cohort's own level only
     assert check_cohort_dose(aether, "C2", [_signed()], 100e6).level.id == "DL2"  # type: ignore[union-attr]
+
+
+def test_with_a_boin_rule_the_same_review_follows_boins_boundaries(aether: Protocol) -> None:
+    from trialdesk.protocol.model import EscalationRule
+
+    assert aether.dose_finding is not None
+    boin = aether.model_copy(update={"dose_finding": aether.dose_finding.model_copy(
+        update={"escalation": EscalationRule(design="boin", target_toxicity=0.3, reason="test")})})
+    clean = review(boin, cut(subjects(("C1",)), []), subjects(("C1",)), "C1", _closes())
+    assert (clean.outcome.decision, clean.next_cohort) == ("escalate", "C2")            # 0/3 <= 0.236
+    one = review(boin, cut(subjects(("C1",)), [ae("A1", "C1-1", 2, serious=True)]), subjects(("C1",)), "C1", _closes())
+    assert one.outcome.decision == "stay" and one.next_cohort is None                   # 1/3 between 0.236 and 0.358
+    three = [ae(f"A{k}", f"C1-{k}", 2, serious=True) for k in (1, 2, 3)]
+    assert review(boin, cut(subjects(("C1",)), three), subjects(("C1",)), "C1", _closes()).outcome.decision == "stop"  # 3/3 eliminates

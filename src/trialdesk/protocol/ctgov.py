@@ -683,7 +683,7 @@ def _site_settings(fields: dict[str, Any]) -> dict[str, Any]:
             "reason": f"{_NOT_IN_REGISTRY} Imported default: screening in the 28 days before the infusion on day 0,"
             f" and one end-of-study visit at the end of safety follow-up ({days_reason}).",
             "visits": [
-                _visit("SCREENING", "Screening", -28, 0, 27, ["eligibility"]),
+                _visit("SCREENING", "Screening", -28, 0, 27, ["demographics"]),
                 _visit("D0", "Infusion 1", 0, 0, 0, ["infusion", "adverse_events"], infusion=1),
                 _visit("EOS", "End of safety follow-up", days, min(7, days - 1), 7, ["adverse_events"]),
             ],

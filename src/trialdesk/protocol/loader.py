@@ -7,6 +7,7 @@ ruamel.yaml keeps the line of every key and list item, so a pydantic error locat
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from trialdesk.eligibility.language import value_sets_used
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology.value_set import ValueSet, library_dir
+from trialdesk.trial.forms import FormCatalogue, FormsError, load_forms
 
 
 @dataclass(frozen=True)
@@ -183,23 +185,152 @@ def builtin_protocol_dir() -> Path:
     return Path(str(resources.files("trialdesk") / "protocols"))
 
 
+#: the file that makes a folder a protocol folder
+PROTOCOL_FILE = "protocol.yaml"
+#: the environment variable that names the protocol when none is given (the desk reads it too)
+PROTOCOL_ENV = "TRIALDESK_PROTOCOL"
+
+
+@dataclass(frozen=True)
+class ProtocolFiles:
+    """Where one protocol's files are: its ``protocol.yaml`` (or single YAML file), and, for a
+    protocol folder, its own ``value_sets/`` and ``forms.yaml`` when it has them."""
+
+    protocol: Path
+    value_sets: Path | None = None
+    forms: Path | None = None
+
+    @property
+    def folder(self) -> Path | None:
+        return self.protocol.parent if self.protocol.name == PROTOCOL_FILE else None
+
+
+def _files_of(path: Path) -> ProtocolFiles:
+    if path.is_dir():
+        main = path / PROTOCOL_FILE
+        if not main.is_file():
+            raise ProtocolError([Problem(str(path), None, "", f"a protocol folder holds a {PROTOCOL_FILE}; this one has none")])
+        path = main
+    folder = path.parent if path.name == PROTOCOL_FILE else None
+    if folder is None:
+        return ProtocolFiles(path)
+    vs, forms = folder / "value_sets", folder / "forms.yaml"
+    return ProtocolFiles(path, vs if vs.is_dir() else None, forms if forms.is_file() else None)
+
+
+def installed(directory: Path | None = None) -> dict[str, Path]:
+    """The protocols installed with trialdesk, by id: ``<id>.yaml`` files and ``<id>/protocol.yaml``
+    folders alike (a folder wins if both exist, as it is the newer layout)."""
+    directory = directory or builtin_protocol_dir()
+    out = {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+    out.update({p.parent.name: p.parent for p in sorted(directory.glob(f"*/{PROTOCOL_FILE}"))})
+    return dict(sorted(out.items()))
+
+
+def choose(ref: str | Path | None, directory: Path | None = None) -> str | Path:
+    """The protocol a command works on: the one given, else ``$TRIALDESK_PROTOCOL``, else the only
+    one installed. With more than one installed and none named, refuse and list them rather than guess."""
+    if ref:
+        return ref
+    env = os.environ.get(PROTOCOL_ENV)
+    if env:
+        return env
+    known = installed(directory)
+    if len(known) == 1:
+        return next(iter(known))
+    names = ", ".join(known) or "none"
+    raise ProtocolError([Problem("--protocol", None, "", f"{len(known)} protocols are installed ({names}); say which one with"
+                                 f" --protocol ID|PATH or set {PROTOCOL_ENV}")])
+
+
 def resolve(ref: str | Path) -> Path:
-    """A protocol id (``nct03929120``) or a path to a protocol file."""
+    """A protocol id (``nct03929120``), a protocol file, or a protocol folder: the YAML file to read."""
+    return locate(ref).protocol
+
+
+def locate(ref: str | Path) -> ProtocolFiles:
+    """A protocol id (``nct03929120``), a path to a protocol file, or a folder holding ``protocol.yaml``."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():
             raise ProtocolError([Problem(str(path), None, "", "no such file; check the path")])
-        return path
-    candidate = builtin_protocol_dir() / f"{str(ref).lower()}.yaml"
-    if candidate.exists():
-        return candidate
-    known = ", ".join(sorted(p.stem for p in builtin_protocol_dir().glob("*.yaml")))
-    raise ProtocolError([Problem(str(ref), None, "", f"unknown protocol id; known ids: {known}, or give a path to a .yaml file")])
+        return _files_of(path)
+    known = installed()
+    hit = known.get(str(ref).lower())
+    if hit is not None:
+        return _files_of(hit)
+    raise ProtocolError([Problem(str(ref), None, "", f"unknown protocol id; known ids: {', '.join(known)},"
+                                 f" or give a path to a .yaml file or to a folder holding {PROTOCOL_FILE}")])
+
+
+def _value_set_origins(directory: Path) -> dict[str, Path]:
+    """Which file of ``directory`` defines each value set id."""
+    out: dict[str, Path] = {}
+    for file in sorted(directory.glob("*.yaml")):
+        for vs_id in _parse_value_sets([file]):
+            out[vs_id] = file
+    return out
+
+
+def protocol_value_sets(ref: str | Path) -> dict[str, ValueSet]:
+    """The value sets a protocol may use: the library's, with the protocol folder's own
+    ``value_sets/`` merged over them. The same id in both is an error naming both files, since
+    which codes a criterion means must never depend on the order files were read."""
+    files = locate(ref)
+    library = load_value_sets()
+    if files.value_sets is None:
+        return library
+    own = load_value_sets(files.value_sets)
+    clashes = sorted(set(own) & set(library))
+    if clashes:
+        mine, theirs = _value_set_origins(files.value_sets), _value_set_origins(library_dir())
+        raise ProtocolError([
+            Problem(str(mine[i]), None, "id", f"value set {i!r} is also defined in the library ({theirs[i]});"
+                    " rename the protocol's copy (and the criteria that use it) or remove it")
+            for i in clashes
+        ])
+    return library | own
+
+
+def protocol_forms(ref: str | Path) -> FormCatalogue:
+    """The case report forms of a protocol: its folder's ``forms.yaml``, else the forms shipped with trialdesk."""
+    files = locate(ref)
+    source = files.forms or Path(str(resources.files("trialdesk.trial") / "forms.yaml"))
+    stat = source.stat()
+    key = (str(source.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _FORMS:  # parsed once per state of the file, as the value sets are (about 0.1 s a parse)
+        return _FORMS[key]
+    try:
+        forms = load_forms(files.forms)
+    except FormsError as exc:
+        raise ProtocolError([Problem(str(files.forms or "trialdesk/trial/forms.yaml"), None, "", str(exc))]) from None
+    if len(_FORMS) >= 8:
+        _FORMS.pop(next(iter(_FORMS)))
+    _FORMS[key] = forms
+    return forms
+
+
+_FORMS: dict[tuple[str, int, int], FormCatalogue] = {}
+
+
+def _check_forms(path: Path, tree: Any, protocol: Protocol, forms: FormCatalogue, forms_file: str) -> list[Problem]:
+    known = set(forms.ids)
+    problems = []
+    for v_i, visit in enumerate(protocol.schedule.visits):
+        for f_i, name in enumerate(visit.forms):
+            if name not in known:
+                loc = ("schedule", "visits", v_i, "forms", f_i)
+                problems.append(Problem(path.name, _line_of(tree, loc), _field(loc),
+                                        f"visit {visit.code} names form {name!r}, which {forms_file} does not define;"
+                                        f" fix the name (known: {', '.join(sorted(known))}) or add the form there"))
+    return problems
 
 
 def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Protocol:
-    """Load and validate a protocol file, including that every value set it names exists."""
-    path = resolve(ref)
+    """Load and validate a protocol (id, file or folder), including that every value set it names
+    exists and every form a visit names is one of its case report forms."""
+    files = locate(ref)
+    path = files.protocol
     tree = _read_yaml(path)
     if not isinstance(tree, dict):
         raise ProtocolError([Problem(path.name, 1, "", "a protocol file must be a YAML mapping (key: value) at the top")])
@@ -207,7 +338,8 @@ def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Prot
         protocol = Protocol.model_validate(_plain(tree))
     except ValidationError as exc:
         raise ProtocolError(_problems(path, tree, exc)) from None
-    library = value_sets if value_sets is not None else load_value_sets()
+    library = value_sets if value_sets is not None else protocol_value_sets(path)
+    where = f"{library_dir().name}/" + (f" or {files.value_sets}/" if files.value_sets else "")
     missing = []
     for i, c in enumerate(protocol.eligibility.criteria):
         if c.computable is None:
@@ -216,8 +348,10 @@ def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Prot
             loc = ("eligibility", "criteria", i, "computable")
             missing.append(
                 Problem(path.name, _line_of(tree, loc), _field(loc),
-                        f"value set {vs!r} is not defined; add it to {library_dir().name}/ or fix the name")
+                        f"value set {vs!r} is not defined; add it to {where} or fix the name")
             )
+    forms_file = str(files.forms) if files.forms else "trialdesk/trial/forms.yaml"
+    missing.extend(_check_forms(path, tree, protocol, protocol_forms(path), forms_file))
     if missing:
         raise ProtocolError(missing)
     return protocol

@@ -161,6 +161,60 @@ class InfusionPlan(_Model):
     reason: str = Field(min_length=1)
 
 
+DoseBasis = Literal["per_kg", "per_m2", "total"]
+
+
+class DoseLevel(_Model):
+    """One dose level of a dose-finding design, in the dose's ``unit``."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    amount: float = Field(gt=0)
+    label: str | None = None
+
+
+class Dose(_Model):
+    """The dose as the protocol states it: per kilogram, per square metre of body surface, or a
+    total; either a list of ``levels`` (a dose-finding design) or a range ``min``–``max``.
+
+    ``unit`` is shown exactly as the protocol writes it ("× 10^6 cells", "cells/kg");
+    ``per_unit`` is how many of the counted items (cells) one unit is, so a recorded cell
+    count converts to it. ``tolerance`` is the relative deviation from a level the product
+    release may have (0.1 = ±10%), with its ``reason``."""
+
+    basis: DoseBasis
+    unit: str = Field(min_length=1)
+    per_unit: float = Field(default=1, gt=0)
+    levels: list[DoseLevel] = []
+    min: float | None = Field(default=None, gt=0)
+    max: float | None = Field(default=None, gt=0)
+    tolerance: float = Field(default=0, ge=0, lt=1)
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _levels_or_range(self) -> Dose:
+        has_range = self.min is not None or self.max is not None
+        if bool(self.levels) == has_range:
+            raise ValueError("give either levels (a list of dose levels) or a range (min and max), not both and not neither")
+        if has_range and (self.min is None or self.max is None):
+            raise ValueError("a dose range needs both min and max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"dose min ({self.min:g}) is greater than max ({self.max:g}); swap them")
+        ids = [lv.id for lv in self.levels]
+        for i, lv_id in enumerate(ids):
+            if lv_id in ids[:i]:
+                raise ValueError(f"levels[{i}].id: dose level {lv_id!r} appears twice")
+        amounts = [lv.amount for lv in self.levels]
+        if amounts != sorted(amounts) or len(set(amounts)) != len(amounts):
+            raise ValueError(f"levels must be listed from lowest to highest dose, each once; got {amounts}")
+        return self
+
+    def level(self, level_id: str) -> DoseLevel:
+        for lv in self.levels:
+            if lv.id == level_id:
+                return lv
+        raise KeyError(level_id)
+
+
 class Intervention(_Model):
     type: Literal[
         "DRUG", "DEVICE", "BIOLOGICAL", "PROCEDURE", "RADIATION", "BEHAVIORAL",
@@ -172,7 +226,25 @@ class Intervention(_Model):
     other_names: list[str] = []
     route: Literal["INTRAVENOUS", "ORAL", "SUBCUTANEOUS", "INTRAMUSCULAR", "INHALED", "TOPICAL", "OTHER"] | None = None
     dose: DoseRange | None = None
+    #: the dose as data (per kg, per m² or total; levels or a range); ``dose`` (per kg range) still works
+    dosing: Dose | None = None
     infusions: InfusionPlan | None = None
+
+    @model_validator(mode="after")
+    def _one_dose(self) -> Intervention:
+        if self.dose is not None and self.dosing is not None:
+            raise ValueError("give the dose once: 'dosing' (per kg, per m² or total) or the older per-kg 'dose', not both")
+        return self
+
+    @property
+    def dose_spec(self) -> Dose | None:
+        """The dose as data; an older per-kg ``dose`` range reads as a per-kg :class:`Dose`."""
+        if self.dosing is not None:
+            return self.dosing
+        if self.dose is not None:
+            return Dose(basis="per_kg", unit=self.dose.unit, min=self.dose.min, max=self.dose.max,
+                        reason="per-kg dose range of the protocol file")
+        return None
 
 
 # --- eligibility ---------------------------------------------------------------------
@@ -596,6 +668,136 @@ class ResultsDisclosure(_Model):
     reason: str | None = None
 
 
+# --- dose finding: cohorts, DLT definition, escalation rule -----------------------------
+
+
+class DltDefinition(_Model):
+    """Which adverse events are dose-limiting toxicities: of these ``terms`` (any term when
+    empty), at least ``min_grade``, at least ``min_relatedness``, (serious ones only when
+    ``serious_only``), with onset within ``window_days`` of the infusion (day 0 = infusion day)."""
+
+    terms: list[str] = []
+    min_grade: int = Field(ge=1, le=5)
+    min_relatedness: Relatedness = "possibly"
+    serious_only: bool = False
+    window_days: int = Field(ge=1)
+    reason: str = Field(min_length=1)
+
+
+class Cohort(_Model):
+    """A cohort: ``size`` participants at one dose level. The first ``sentinel`` participant(s)
+    are dosed alone and the rest wait ``sentinel_gap_days`` after them; later participants of the
+    cohort are ``within_cohort_gap_days`` apart."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    dose_level: str
+    size: int = Field(ge=1)
+    sentinel: int = Field(default=0, ge=0)
+    sentinel_gap_days: int = Field(default=0, ge=0)
+    within_cohort_gap_days: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _sentinel_fits(self) -> Cohort:
+        if self.sentinel >= self.size and self.sentinel > 0:
+            raise ValueError(f"cohort {self.id}: {self.sentinel} sentinel participant(s) leave no one else in a cohort of {self.size}")
+        return self
+
+
+class EscalationRule(_Model):
+    """How the next dose is chosen once a cohort's DLT window has closed.
+
+    ``3+3``: the conventional rule (0/3 escalate, 1/3 expand to 6, 1/6 escalate, 2 or more de-escalate).
+    ``boin``: the Bayesian optimal interval design (Liu & Yuan 2015) for ``target_toxicity``, with
+    the sub-therapeutic and overly toxic rates ``phi1``/``phi2`` (0.6 and 1.4 × target by default),
+    eliminating a dose when P(toxicity rate > target | data) > ``elimination_cutoff`` (Beta(1, 1) prior)."""
+
+    design: Literal["3+3", "boin"]
+    target_toxicity: float | None = Field(default=None, gt=0, lt=1)
+    phi1: float | None = Field(default=None, gt=0, lt=1)
+    phi2: float | None = Field(default=None, gt=0, lt=1)
+    elimination_cutoff: float = Field(default=0.95, gt=0.5, lt=1)
+    max_participants: int | None = Field(default=None, ge=1)
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _boin_has_target(self) -> EscalationRule:
+        if self.design == "boin":
+            if self.target_toxicity is None:
+                raise ValueError("a BOIN design needs target_toxicity (e.g. 0.3)")
+            lo, hi = self.boin_phi1, self.boin_phi2
+            if not lo < self.target_toxicity < hi:
+                raise ValueError(f"BOIN needs phi1 < target_toxicity < phi2; got {lo} < {self.target_toxicity} < {hi}")
+        return self
+
+    @property
+    def boin_phi1(self) -> float:
+        return self.phi1 if self.phi1 is not None else 0.6 * (self.target_toxicity or 0)
+
+    @property
+    def boin_phi2(self) -> float:
+        return self.phi2 if self.phi2 is not None else 1.4 * (self.target_toxicity or 0)
+
+
+class DoseFinding(_Model):
+    """The dose-finding part of a protocol: cohorts in the order they open, the DLT definition and
+    the escalation rule. Each cohort after the first opens only with the DSMB's signed decision."""
+
+    cohorts: list[Cohort] = Field(min_length=1)
+    dlt: DltDefinition
+    escalation: EscalationRule
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> DoseFinding:
+        ids = [c.id for c in self.cohorts]
+        for i, c_id in enumerate(ids):
+            if c_id in ids[:i]:
+                raise ValueError(f"cohorts[{i}].id: cohort {c_id!r} appears twice")
+        return self
+
+    def cohort(self, cohort_id: str) -> Cohort:
+        for c in self.cohorts:
+            if c.id == cohort_id:
+                return c
+        raise KeyError(cohort_id)
+
+
+# --- outcome measures as data --------------------------------------------------------------
+
+
+class EventFilter(_Model):
+    """Which adverse events an outcome measure counts; every condition given must hold."""
+
+    serious: bool | None = Field(default=None, description="true: serious only; false: non-serious only")
+    related: bool | None = Field(default=None, description="true: at least possibly related")
+    treatment_emergent: bool = Field(default=True, description="onset on or after the first infusion")
+    dlt: bool = Field(default=False, description="only events meeting the protocol's DLT definition")
+    min_grade: int | None = Field(default=None, ge=1, le=5)
+    terms: list[str] = []
+
+
+class OutcomeWindow(_Model):
+    """Counted from infusion ``from_infusion`` (1 = the first), for ``days`` days (day 0 = infusion day),
+    or, with ``each_infusion``, a window after every infusion."""
+
+    from_infusion: int = Field(default=1, ge=1)
+    each_infusion: bool = False
+    days: int = Field(ge=1)
+
+
+class OutcomeMeasure(_Model):
+    """An outcome measure as data: what is counted, which events, the window and the groups."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    title: str = Field(min_length=1)
+    counts: Literal["events", "participants"]
+    events: EventFilter = EventFilter()
+    window: OutcomeWindow
+    group_by: Literal["none", "cohort", "dose_level"] = "none"
+    primary: bool = False
+    reason: str | None = None
+
+
 # --- the protocol ---------------------------------------------------------------------
 
 
@@ -623,6 +825,33 @@ class Protocol(_Model):
     safety: Safety
     self_referral: SelfReferral | None = None
     results_disclosure: ResultsDisclosure | None = None
+    dose_finding: DoseFinding | None = None
+    outcome_measures: list[OutcomeMeasure] = []
+
+    @model_validator(mode="after")
+    def _dose_finding_levels(self) -> Protocol:
+        if self.dose_finding is None:
+            return self
+        spec = self.study_intervention.dose_spec
+        levels = [lv.id for lv in spec.levels] if spec is not None else []
+        if not levels:
+            raise ValueError("dose_finding needs the study intervention's dosing to list dose levels (dosing.levels)")
+        for i, c in enumerate(self.dose_finding.cohorts):
+            if c.dose_level not in levels:
+                raise ValueError(f"dose_finding.cohorts[{i}].dose_level: {c.dose_level!r} is not a dose level; known: {', '.join(levels)}")
+        return self
+
+    @model_validator(mode="after")
+    def _outcome_measures(self) -> Protocol:
+        ids = [m.id for m in self.outcome_measures]
+        for i, m in enumerate(self.outcome_measures):
+            if m.id in ids[:i]:
+                raise ValueError(f"outcome_measures[{i}].id: outcome measure {m.id!r} appears twice")
+            if m.group_by == "cohort" and self.dose_finding is None:
+                raise ValueError(f"outcome_measures[{i}].group_by: grouping by cohort needs a dose_finding section with cohorts")
+            if m.events.dlt and self.dose_finding is None:
+                raise ValueError(f"outcome_measures[{i}].events.dlt: counting DLTs needs a dose_finding section with a dlt definition")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
@@ -657,7 +886,7 @@ class Protocol(_Model):
     def study_intervention(self) -> Intervention:
         """The intervention that carries a dose (the investigational product)."""
         for i in self.interventions:
-            if i.dose is not None:
+            if i.dose is not None or i.dosing is not None:
                 return i
         return self.interventions[0]
 

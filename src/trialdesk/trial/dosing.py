@@ -79,6 +79,11 @@ def check_dose(protocol: Protocol, entry: InfusionEntry) -> float:
         raise ConductError("total_cells", "give the total number of cells infused (a positive number, e.g. 70000000)")
     check_weight(entry.weight_kg)
     dose = dose_per_kg(entry.total_cells, entry.weight_kg)
+    spec = protocol.study_intervention.dosing
+    if spec is not None:  # the dose as data (per kg, per m² or total; levels or range): trialdesk.trial.dose
+        from trialdesk.trial.dose import check as check_as_protocol_states
+
+        check_as_protocol_states(spec, entry.total_cells, weight_kg=entry.weight_kg)
     rng = protocol.study_intervention.dose
     if rng is not None:
         low, high = rng.min * (1 - _REL_TOLERANCE), rng.max * (1 + _REL_TOLERANCE)

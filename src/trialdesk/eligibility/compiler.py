@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from trialdesk.eligibility import value_sets as vsr
-from trialdesk.eligibility.language import (
+from trialdesk.criteria.language import (
     Age,
     All,
     AnyOf,
@@ -37,8 +37,8 @@ from trialdesk.eligibility.language import (
     Occurrence,
     Sex,
 )
-from trialdesk.eligibility.status import Status
-from trialdesk.eligibility.windows import Anchors, resolve
+from trialdesk.criteria.status import Status
+from trialdesk.criteria.windows import Anchors, resolve
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.omop import OmopDatabase
 from trialdesk.terminology.value_set import ValueSet
@@ -399,7 +399,7 @@ class Compiler:
         j = people.left_join(observed, people.person_id == observed.obs_pid)
         people = j.select(*people.columns, observed=j.obs_pid.notnull())
         if active_within_months is not None:
-            from trialdesk.eligibility.windows import add_months
+            from trialdesk.criteria.windows import add_months
 
             since = add_months(as_of, -active_within_months)
             if self.db.has("visit_occurrence"):

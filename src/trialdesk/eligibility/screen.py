@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trialdesk.eligibility.compiler import Compiler, Plan
-from trialdesk.eligibility.status import Status
-from trialdesk.eligibility.windows import Anchors
+from trialdesk.criteria.status import Status
+from trialdesk.criteria.windows import Anchors
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.omop import OmopDatabase, OmopError, observation_bounds
@@ -251,7 +251,7 @@ class ScreenResult:
         if not rows:
             raise KeyError(f"person {person_id} is not in the screened population")
         statuses = {r["criterion_id"]: Status.from_label(r["status"]) for r in rows}
-        from trialdesk.eligibility.status import overall
+        from trialdesk.criteria.status import overall
 
         return {"overall": overall(statuses),
                 "criteria": [{"id": r["criterion_id"], "status": r["status"], "evidence": r["evidence"]} for r in rows]}

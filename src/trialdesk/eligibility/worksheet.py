@@ -30,7 +30,7 @@ import duckdb
 import ibis
 
 from trialdesk.eligibility.screen import ScreenResult, screen
-from trialdesk.eligibility.status import Status, overall
+from trialdesk.criteria.status import Status, overall
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import FhirReading, Validation, batch_bundles, map_to_omop, read_fhir, read_many

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from trialdesk.eligibility.language import value_sets_used
+from trialdesk.criteria.language import value_sets_used
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology.value_set import ValueSet, library_dir
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trialdesk.eligibility.language import Expression, attestations, value_sets_used
+from trialdesk.criteria.language import Expression, attestations, value_sets_used
 
 
 class _Model(BaseModel):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from trialdesk.eligibility.windows import add_months
+from trialdesk.criteria.windows import add_months
 from trialdesk.sources.omop_builder import OmopBuilder
 
 Status = Literal["met", "not_met", "unknown", "needs_review"]

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trialdesk.eligibility.language import Attestation
-from trialdesk.eligibility.status import Status, overall
+from trialdesk.criteria.language import Attestation
+from trialdesk.criteria.status import Status, overall
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.errors import ConductError
 

@@ -80,8 +80,16 @@ class Occurrence(_Node):
 
     ``first_ever`` restricts to the person's first record of the value set ever (a
     "new diagnosis"): it is met only when that first record lies in the window.
+    ``lasting`` (conditions) reads a record as a state that goes on until it ends: one
+    that began before the window still counts unless it ended before the window began
+    (its end date, or a resolved / inactive / remission status, which ends it on its own
+    start date when no end date is given). A heart failure diagnosed a year ago and never
+    resolved is present in the last six months; an acute event is not ``lasting``.
+    ``value`` names a value set of answers the record's value must be one of (a
+    pregnancy-status observation counts only when its answer is "pregnant").
     Absence within observed time means absence (the OMOP convention); outside observed
-    time the result is ``unknown``.
+    time the result is ``unknown``. A record of the value set with no usable date makes an
+    absence ``unknown`` (it might lie in the window).
     """
 
     kind: Literal["condition", "drug", "procedure", "observation"]
@@ -89,12 +97,28 @@ class Occurrence(_Node):
     window: Window = Window()
     min_count: int = Field(default=1, ge=1)
     first_ever: bool = False
+    lasting: bool = False
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _lasting_conditions(self) -> Occurrence:
+        if self.lasting and self.kind != "condition":
+            raise ValueError("'lasting' reads a condition as a state until it ends; drugs have their own periods,"
+                             " use it on conditions only")
+        if self.lasting and self.first_ever:
+            raise ValueError("'lasting' and 'first_ever' ask different questions (is it present / is it new); use one")
+        if self.value is not None and self.kind != "observation":
+            raise ValueError("'value' (an answer value set) applies to observations, which carry a value; "
+                             "for a measurement use kind: measurement with 'qualitative'")
+        return self
 
 
 class Duration(_Node):
     """Time on a therapy: days from the first to the last record of the value set
     (drug exposures are joined through their end dates), compared with bounds.
-    ``min_days`` inclusive, ``max_days`` exclusive ("at least 6 months but less than 24")."""
+    ``min_days`` inclusive, ``max_days`` exclusive ("at least 6 months but less than 24").
+    With ``current_within_days`` the therapy must also still be current: a course that
+    ended long before screening (years-old methotrexate) is not "under therapy"."""
 
     kind: Literal["duration"]
     domain: Literal["drug", "condition"] = "drug"
@@ -102,6 +126,11 @@ class Duration(_Node):
     window: Window = Window()
     min_days: int | None = Field(default=None, ge=0)
     max_days: int | None = Field(default=None, ge=1)
+    current_within_days: int | None = Field(
+        default=None, ge=0,
+        description="the therapy is current: its last exposure ends on or after the window's end minus this many days "
+                    "(an exposure that overlaps the screening date, or stopped shortly before it)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Duration:
@@ -138,27 +167,96 @@ class Compare(_Node):
         return self
 
 
-class Measurement(_Node):
-    """The latest measurement of a value set in a window, compared.
+class Qualitative(_Node):
+    """How a result reported as an answer decides: one of ``positive`` meets the
+    criterion, one of ``negative`` does not, anything else (indeterminate, a comment) is
+    ``unknown``. Both name value sets of answers (codes, and whole written answers)."""
 
-    ``unknown`` when there is no measurement in the window, when its unit cannot be
-    converted to the comparison's unit, or when a reference-range comparison has no
-    range on the record.
+    positive: str = "positive_result"
+    negative: str = "negative_result"
+
+
+class OxygenContext(_Node):
+    """An oxygen saturation counts as a resting, room-air reading unless the record shows
+    otherwise. Supplemental oxygen raises a reading and exertion lowers it, so a reading
+    outside that setting decides only in one direction: on oxygen, a value below a
+    threshold still shows it is below on room air, but a value at or above it shows
+    nothing; during exertion, a value at or above a threshold shows the resting value is
+    too, but a value below it shows nothing. On oxygen and during exertion at once, it
+    decides nothing.
+
+    A reading is on oxygen when a record of ``oxygen`` sits at the same moment (the same
+    date and time, or the same date when a record has no time) with no value, a flow above
+    0, or a concentration above 21 %; a flow of 0 or 21 % says room air. It is exertional
+    when its own code is in ``exertional_readings``, when a record of ``exertion`` sits at
+    the same moment, or when its source text names exertion (the ``names`` of
+    ``exertion``). Both are looked for in the reading's own table."""
+
+    oxygen: str = "supplemental_oxygen"
+    exertion: str = "exertion_test"
+    exertional_readings: str | None = "exertional_oxygen_saturation"
+    unrecorded: Literal["at_rest_on_room_air", "unknown"] = Field(
+        default="at_rest_on_room_air",
+        description="a reading with no record of oxygen or exertion: read as taken at rest on room air (the clinic's usual "
+                    "spot check), or unknown",
+    )
+    reason: str | None = None
+
+
+class Measurement(_Node):
+    """A result of a value set in a window, compared.
+
+    ``select: latest`` (the default) lets the latest result that carries a value decide;
+    ``select: any`` is met when any result in the window meets the comparison (a positive
+    serology ever), not met when there are results and none does. ``compare`` compares a
+    number; ``qualitative`` lets a result reported as an answer (positive / detected /
+    reactive) decide too. ``absent: unknown`` (the default) makes "no result in the
+    window" unknown; ``absent: not_met`` reads it like a missing diagnosis (not met within
+    observed time). ``unknown`` also when the unit cannot be converted, a reference-range
+    comparison has no range on the record, or the value cannot be read (text in a number).
     """
 
     kind: Literal["measurement"]
+    domain: Literal["measurement", "observation"] = "measurement"
     value_set: str
     window: Window = Window(start=-30, end=0)
-    compare: Compare
+    compare: Compare | None = None
+    qualitative: Qualitative | None = None
+    select: Literal["latest", "any"] = "latest"
+    absent: Literal["unknown", "not_met"] = "unknown"
+    context: OxygenContext | None = None
+
+    @model_validator(mode="after")
+    def _decides(self) -> Measurement:
+        if self.compare is None and self.qualitative is None:
+            raise ValueError("a measurement needs 'compare' (a number), 'qualitative' (an answer) or both")
+        if self.context is not None and self.compare is None:
+            raise ValueError("an oxygen 'context' qualifies a numeric comparison; add 'compare'")
+        if self.context is not None and self.compare is not None and self.compare.op == "outside_range":
+            raise ValueError("an oxygen 'context' needs a one-sided comparison ('<', '<=', '>', '>='), not 'outside_range'")
+        return self
 
 
 class Attestation(_Node):
-    """An item only a person can answer; it is always ``needs_review`` until signed."""
+    """An item only a person can answer; it is always ``needs_review`` until signed.
+
+    ``supporting`` lists what the records can show towards the answer (IPAF's serologic
+    and clinical domains): each part is evaluated and its evidence shown beside the
+    question, so the investigator sees what the chart holds, but it never decides the
+    status. Candidates with supporting features are ranked first."""
 
     kind: Literal["attestation"]
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     question: str = Field(min_length=3)
     role: Literal["investigator", "coordinator", "participant"] = "investigator"
+    supporting: list[Support] = []
+
+
+class Support(_Node):
+    """One feature the records can show towards an attested answer."""
+
+    label: str = Field(min_length=1)
+    item: Expression
 
 
 class All(_Node):
@@ -184,22 +282,44 @@ Expression = Annotated[
 All.model_rebuild()
 AnyOf.model_rebuild()
 Not.model_rebuild()
+Support.model_rebuild()
+Attestation.model_rebuild()
 
 
-def walk(expr: Expression) -> list[Expression]:
-    """Every node of a tree, parents before children."""
+def walk(expr: Expression, *, supporting: bool = True) -> list[Expression]:
+    """Every node of a tree, parents before children (with the attestations' supporting
+    parts unless ``supporting`` is false)."""
     out: list[Expression] = [expr]
     if isinstance(expr, (All, AnyOf)):
         for item in expr.items:
-            out.extend(walk(item))
+            out.extend(walk(item, supporting=supporting))
     elif isinstance(expr, Not):
-        out.extend(walk(expr.item))
+        out.extend(walk(expr.item, supporting=supporting))
+    elif isinstance(expr, Attestation) and supporting:
+        for part in expr.supporting:
+            out.extend(walk(part.item, supporting=supporting))
     return out
 
 
+def value_sets_of(node: Expression) -> set[str]:
+    """The value sets one node names itself (its children's are theirs)."""
+    if isinstance(node, (Occurrence, Duration)):
+        return {node.value_set} | ({node.value} if isinstance(node, Occurrence) and node.value else set())
+    if isinstance(node, Measurement):
+        out = {node.value_set}
+        if node.qualitative is not None:
+            out |= {node.qualitative.positive, node.qualitative.negative}
+        if node.context is not None:
+            out |= {node.context.oxygen, node.context.exertion}
+            if node.context.exertional_readings:
+                out.add(node.context.exertional_readings)
+        return out
+    return set()
+
+
 def value_sets_used(expr: Expression) -> set[str]:
-    return {n.value_set for n in walk(expr) if isinstance(n, (Occurrence, Duration, Measurement))}
+    return {v for n in walk(expr) for v in value_sets_of(n)}
 
 
 def attestations(expr: Expression) -> list[Attestation]:
-    return [n for n in walk(expr) if isinstance(n, Attestation)]
+    return [n for n in walk(expr, supporting=False) if isinstance(n, Attestation)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
+from typing import Any, Literal
 
 
 class Status(IntEnum):
@@ -42,27 +43,45 @@ def negate(s: Status) -> Status:
 
 OVERALL = ("eligible", "not_eligible", "needs_review")
 
+#: what a criterion is for: an inclusion must be met, an exclusion must not be
+Role = Literal["inclusion", "exclusion"]
 
-def overall(statuses: Mapping[str, Status]) -> str:
-    """Eligible = every inclusion met and no exclusion met; an inclusion not met or an
-    exclusion met excludes; anything else needs a person."""
-    excluded = any(
-        (cid.startswith("I") and s == Status.NOT_MET) or (cid.startswith("E") and s == Status.MET)
-        for cid, s in statuses.items()
-    )
-    if excluded:
+
+def excluding_status(role: Role) -> Status:
+    """The status by which a criterion excludes: an inclusion not met, an exclusion met."""
+    return Status.NOT_MET if role == "inclusion" else Status.MET
+
+
+def settled_status(role: Role) -> Status:
+    """The status that needs no more checking: an inclusion met, an exclusion not met."""
+    return Status.MET if role == "inclusion" else Status.NOT_MET
+
+
+def excludes(role: Role, s: Status) -> bool:
+    return s == excluding_status(role)
+
+
+def settled(role: Role, s: Status) -> bool:
+    return s == settled_status(role)
+
+
+def overall(statuses: Mapping[str, Status], roles: Mapping[str, Role]) -> str:
+    """The one verdict: eligible = every inclusion met and no exclusion met; an inclusion
+    not met or an exclusion met excludes; anything else needs a person."""
+    if any(excludes(roles[cid], s) for cid, s in statuses.items()):
         return "not_eligible"
-    clean = all(
-        (cid.startswith("I") and s == Status.MET) or (cid.startswith("E") and s == Status.NOT_MET)
-        for cid, s in statuses.items()
-    )
-    return "eligible" if clean else "needs_review"
+    return "eligible" if all(settled(roles[cid], s) for cid, s in statuses.items()) else "needs_review"
 
 
-def excludes(criterion_id: str, s: Status) -> bool:
-    return (criterion_id.startswith("I") and s == Status.NOT_MET) or (criterion_id.startswith("E") and s == Status.MET)
+def overall_codes(columns: Mapping[str, Any], roles: Mapping[str, Role]) -> Any:
+    """:func:`overall` for many persons at once: ``columns`` maps each criterion id to a NumPy
+    array of status codes; returns an array of verdicts (the same rule, vectorised)."""
+    import numpy as np
 
-
-def settled(criterion_id: str, s: Status) -> bool:
-    """The criterion needs no more checking for this person."""
-    return (criterion_id.startswith("I") and s == Status.MET) or (criterion_id.startswith("E") and s == Status.NOT_MET)
+    n = len(next(iter(columns.values()))) if columns else 0
+    excluded = np.zeros(n, dtype=bool)
+    clean = np.ones(n, dtype=bool)
+    for cid, codes in columns.items():
+        excluded |= codes == int(excluding_status(roles[cid]))
+        clean &= codes == int(settled_status(roles[cid]))
+    return np.where(excluded, "not_eligible", np.where(clean, "eligible", "needs_review"))

@@ -597,8 +597,9 @@ def _eligibility(r: _Reader, s: dict[str, Any]) -> dict[str, Any]:
         inclusion, exclusion = split_criteria(text)
         if not inclusion and not exclusion:
             r.problem(f"{p}.eligibilityCriteria", "holds no criteria; list them under Inclusion and Exclusion Criteria headings")
-        for prefix, items in (("I", inclusion), ("E", exclusion)):
-            criteria.extend({"id": f"{prefix}{n}", "text": t, "encoding": "needs_review"} for n, t in enumerate(items, start=1))
+        for prefix, role, items in (("I", "inclusion", inclusion), ("E", "exclusion", exclusion)):
+            criteria.extend({"id": f"{prefix}{n}", "role": role, "text": t, "encoding": "needs_review"}
+                            for n, t in enumerate(items, start=1))
     healthy = em.get("healthyVolunteers", False)
     if not isinstance(healthy, bool):
         r.problem(f"{p}.healthyVolunteers", f"{healthy!r} is not true or false; correct it in the JSON")

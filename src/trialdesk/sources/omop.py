@@ -92,7 +92,9 @@ class OmopDatabase:
         """A small lookup table (pyarrow) as ``trialdesk_<stem>`` on the backend."""
         name = f"trialdesk_{stem}"
         if self.backend == "pyspark":
-            frame = self.con._session.createDataFrame(table.to_pandas(), schema=_spark_schema(table.schema))
+            # rows as Python tuples: through pandas, a NULL in a text column became the text 'NaN'
+            rows = [tuple(r.values()) for r in table.to_pylist()]
+            frame = self.con._session.createDataFrame(rows, schema=_spark_schema(table.schema))
             frame.createOrReplaceTempView(name)
             return self.con.table(name)
         if self.backend == "duckdb":

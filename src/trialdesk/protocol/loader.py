@@ -20,6 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from trialdesk.criteria.language import value_sets_used
 from trialdesk.protocol.model import Protocol
+from trialdesk.terminology.products import with_products
 from trialdesk.terminology.value_set import ValueSet, library_dir
 
 
@@ -168,7 +169,8 @@ def _parse_value_sets(files: list[Path]) -> dict[str, ValueSet]:
                 continue
             if vs.id in out:
                 problems.append(Problem(file.name, _line_of(tree, (i,)), f"[{i}].id", f"duplicate value set id {vs.id!r}"))
-            out[vs.id] = vs
+            # an RxNorm ingredient stands for its clinical drugs, branded drugs and brand names too
+            out[vs.id] = with_products(vs)
         if problems:
             raise ProtocolError(problems)
     return out

@@ -81,10 +81,13 @@ class Occurrence(_Node):
     ``first_ever`` restricts to the person's first record of the value set ever (a
     "new diagnosis"): it is met only when that first record lies in the window.
     ``lasting`` (conditions) reads a record as a state that goes on until it ends: one
-    that began before the window still counts unless it ended before the window began
+    that began before the window is still present unless it ended before the window began
     (its end date, or a resolved / inactive / remission status, which ends it on its own
-    start date when no end date is given). A heart failure diagnosed a year ago and never
-    resolved is present in the last six months; an acute event is not ``lasting``.
+    start date when no end date is given). ``lasting: true`` counts such a state as present
+    (a heart failure diagnosed a year ago and never resolved is present in the last six
+    months); ``lasting: review`` asks a person (``needs_review``) whether a state that began
+    before the window is still active (a cancer recorded years ago with no end date), while
+    one that began inside the window counts. An acute event is not lasting.
     ``value`` names a value set of answers the record's value must be one of (a
     pregnancy-status observation counts only when its answer is "pregnant").
     Absence within observed time means absence (the OMOP convention); outside observed
@@ -97,7 +100,7 @@ class Occurrence(_Node):
     window: Window = Window()
     min_count: int = Field(default=1, ge=1)
     first_ever: bool = False
-    lasting: bool = False
+    lasting: Literal[False, True, "review"] = False
     value: str | None = None
 
     @model_validator(mode="after")

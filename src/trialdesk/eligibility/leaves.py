@@ -96,8 +96,15 @@ def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, answers:
         before_end = of_set & t.start.notnull() & (t.start <= leaf.end)
         return {p + "first": t.start.min(where=before_end), p + "id": t.record_id.argmin(key, where=before_end),
                 p + "undated": undated}
-    inside = _lasting_in(leaf, t) if node.lasting else dated_in(leaf, t, overlap=node.kind == "drug")
-    hit = of_set & inside
+    began_inside = dated_in(leaf, t, overlap=node.kind == "drug")
+    if node.lasting == "review":
+        # counted: what began in the window; asked about: what began before and has not ended
+        still = of_set & _lasting_in(leaf, t) & ~began_inside
+        hit = of_set & began_inside
+        return {p + "n": t.record_id.count(where=hit), p + "id": t.record_id.argmax(key, where=hit),
+                p + "fid": t.record_id.argmin(key, where=hit), p + "undated": undated,
+                p + "old": t.record_id.count(where=still), p + "oid": t.record_id.argmax(key, where=still)}
+    hit = of_set & (_lasting_in(leaf, t) if node.lasting else began_inside)
     return {p + "n": t.record_id.count(where=hit), p + "id": t.record_id.argmax(key, where=hit),
             p + "fid": t.record_id.argmin(key, where=hit), p + "undated": undated}
 
@@ -115,11 +122,12 @@ def occurrence_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
             (first.isnull(), ibis.null("int8")),
             (in_window, MET), else_=NOT_MET).cast("int8")
     n = a[p + "n"]
-    return ibis.cases(
-        (n >= node.min_count, MET),
-        (undated, UNKNOWN),  # an undated record might lie in the window
-        (n.isnull() | (n == 0), ibis.null("int8")),
-        else_=NOT_MET).cast("int8")
+    cases: list[tuple[Any, Any]] = [(n >= node.min_count, MET)]
+    if node.lasting == "review":
+        cases.append((ibis.coalesce(a[p + "old"], 0) > 0, NEEDS_REVIEW))  # began before the window, no end recorded
+    cases += [(undated, UNKNOWN),  # an undated record might lie in the window
+              (n.isnull() | (n == 0), ibis.null("int8"))]
+    return ibis.cases(*cases, else_=NOT_MET).cast("int8")
 
 
 def occurrence_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
@@ -134,7 +142,9 @@ def occurrence_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
     note = ibis.ifelse(a[p + "n"] > 1, which + " of " + count + " records in the window", ibis.null("string"))
     if node.lasting:
         began_before = t.start < leaf.start if leaf.start is not None else ibis.literal(False)
-        note = ibis.ifelse(began_before, "began before the window and had not ended", note)
+        ended = "began before the window and has no end recorded" + (
+            ": is it still active?" if node.lasting == "review" else ", so it is read as still present")
+        note = ibis.ifelse(began_before, ended, note)
     return note
 
 
@@ -362,6 +372,8 @@ def cited_ids(leaf: Leaf) -> list[str]:
         return [leaf.p + "fid", leaf.p + "lid"]
     if isinstance(node, Measurement) and node.select == "any":
         return [leaf.p + "id", leaf.p + "nid"]
+    if isinstance(node, Occurrence) and node.lasting == "review":
+        return [leaf.p + "id", leaf.p + "fid", leaf.p + "oid"]
     if isinstance(node, Occurrence) and not node.first_ever:
         return [leaf.p + "id", leaf.p + "fid"]  # the newest and the earliest record in the window
     return [leaf.p + "id"]

@@ -54,8 +54,8 @@ __all__ = [
     "analyte",
     "convert",
     "convert_or_raise",
-    "is_ucum",
     "factor_table",
+    "is_ucum",
     "linear_factor",
     "normalise",
 ]

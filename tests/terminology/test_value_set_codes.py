@@ -178,3 +178,11 @@ def test_descendants_are_the_releases_own_hierarchy(code: str) -> None:
     if lib.is_category_or_subcategory(code):
         theirs.add(icd10cm.normalise(code))
     assert icd10cm.expand(code) == theirs
+
+
+def test_the_shipped_icd10cm_index_is_the_releases_hierarchy_for_every_library_code() -> None:
+    """A screen reads data/icd10cm_index.json instead of importing the release's tables; the file
+    must hold every code the library lists, expanded exactly as the release expands it."""
+    shipped = icd10cm.index_file().read_text(encoding="utf-8")
+    assert shipped == icd10cm.build_index(icd10cm.library_codes()), (
+        "terminology/data/icd10cm_index.json is out of date; regenerate it with `python -m trialdesk.terminology.icd10cm`")

@@ -67,6 +67,8 @@ def test_medical_history_of_hepatitis_b_or_c_includes_unspecified_and_delta_code
     codes = ["B19.10", "B19.11", "B19.20", "B19.21", "B17.0", "B17.10", "B18.1", "B18.2", "Z21", "B20"]
     assert _matches(codes, "hiv_hepatitis_b_c") == set(codes)
     assert _matches(["B19.9", "B15.9", "Z86.19", "R75"], "hiv_hepatitis_b_c") == set()
+    # a personal history of "other" infection may be hepatitis: offered apart, for a person to read
+    assert _matches(["Z86.19"], "infection_history_unspecified") == {"Z86.19"}
 
 
 def test_myositis_with_respiratory_involvement_and_undifferentiated_ctd() -> None:
@@ -153,7 +155,7 @@ def test_every_value_set_and_code_has_a_source() -> None:
     "rheumatoid_factor", "anti_ccp", "anti_dsdna", "anti_ro_ssa", "anti_la_ssb", "anti_rnp", "anti_smith", "anti_scl70",
     "anti_trna_synthetase", "anti_pm_scl", "anti_mda5", "raynaud", "mechanics_hands", "digital_ulceration",
     "inflammatory_arthritis", "palmar_telangiectasia", "gottron_sign", "digital_edema", "conventional_ild_therapy",
-    "significant_cardiac_condition",
+    "significant_cardiac_condition", "infection_history_unspecified", "systemic_glucocorticoid", "methotrexate",
 ])
 def test_the_value_sets_the_criteria_reference_exist(vs_id: str) -> None:
     assert vs_id in LIBRARY

@@ -67,6 +67,8 @@ def test_medical_history_of_hepatitis_b_or_c_includes_unspecified_and_delta_code
     codes = ["B19.10", "B19.11", "B19.20", "B19.21", "B17.0", "B17.10", "B18.1", "B18.2", "Z21", "B20"]
     assert _matches(codes, "hiv_hepatitis_b_c") == set(codes)
     assert _matches(["B19.9", "B15.9", "Z86.19", "R75"], "hiv_hepatitis_b_c") == set()
+    # a personal history of "other" infection may be hepatitis: offered apart, for a person to read
+    assert _matches(["Z86.19"], "infection_history_unspecified") == {"Z86.19"}
 
 
 def test_myositis_with_respiratory_involvement_and_undifferentiated_ctd() -> None:
@@ -153,7 +155,7 @@ def test_every_value_set_and_code_has_a_source() -> None:
     "rheumatoid_factor", "anti_ccp", "anti_dsdna", "anti_ro_ssa", "anti_la_ssb", "anti_rnp", "anti_smith", "anti_scl70",
     "anti_trna_synthetase", "anti_pm_scl", "anti_mda5", "raynaud", "mechanics_hands", "digital_ulceration",
     "inflammatory_arthritis", "palmar_telangiectasia", "gottron_sign", "digital_edema", "conventional_ild_therapy",
-    "significant_cardiac_condition",
+    "significant_cardiac_condition", "infection_history_unspecified", "systemic_glucocorticoid", "methotrexate",
 ])
 def test_the_value_sets_the_criteria_reference_exist(vs_id: str) -> None:
     assert vs_id in LIBRARY
@@ -178,3 +180,11 @@ def test_descendants_are_the_releases_own_hierarchy(code: str) -> None:
     if lib.is_category_or_subcategory(code):
         theirs.add(icd10cm.normalise(code))
     assert icd10cm.expand(code) == theirs
+
+
+def test_the_shipped_icd10cm_index_is_the_releases_hierarchy_for_every_library_code() -> None:
+    """A screen reads data/icd10cm_index.json instead of importing the release's tables; the file
+    must hold every code the library lists, expanded exactly as the release expands it."""
+    shipped = icd10cm.index_file().read_text(encoding="utf-8")
+    assert shipped == icd10cm.build_index(icd10cm.library_codes()), (
+        "terminology/data/icd10cm_index.json is out of date; regenerate it with `python -m trialdesk.terminology.icd10cm`")

@@ -10,15 +10,22 @@ chapter (``15``) may be listed too: it stands for every code in it.
 Why a library rather than the tables parsed here: the package is the maintained reader of
 the release's XML (blocks, categories, subcategories, 7th-character extensions with their
 placeholder ``X``), and its version pins the release. It reads both tables when first
-imported (about 1.5 s), so the import is deferred to the first expansion and each
-expansion is cached for the life of the process.
+imported (about 2 s of CPU, and 1 s more for trialdesk's index of it), so the expansions of
+the built-in library's codes are shipped, computed from the package, in
+``data/icd10cm_index.json`` (a test checks the file against the package; regenerate it with
+``python -m trialdesk.terminology.icd10cm``): a screen reads that file and imports the package
+only for a code the file does not hold (a site's own value set).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import sys
 import threading
 import warnings
+from importlib import resources
+from pathlib import Path
 from types import ModuleType
 
 #: the release whose tables the package ships (its data file names say so)
@@ -85,12 +92,36 @@ def _item(code: str) -> str:
     return item
 
 
+def index_file() -> Path:
+    return Path(str(resources.files("trialdesk.terminology") / "data" / "icd10cm_index.json"))
+
+
+@functools.cache
+def _shipped() -> dict[str, frozenset[str]]:
+    """The shipped expansions (with descendants) of the built-in library's codes, by normalised code."""
+    path = index_file()
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("release") != RELEASE:
+        return {}  # made from another release: recompute from the package
+    return {k: frozenset(v) for k, v in data["codes"].items()}
+
+
 @functools.cache
 def expand(code: str, include_descendants: bool = True) -> frozenset[str]:
     """The normalised codes ``code`` stands for: itself (when it is a code rather than a
     block or chapter) and, with ``include_descendants``, every code under it.
 
     Raises ``KeyError`` for a string that is not in the release."""
+    if include_descendants and (shipped := _shipped().get(normalise(code))) is not None:
+        return shipped
+    return expand_from_release(code, include_descendants)
+
+
+@functools.cache
+def expand_from_release(code: str, include_descendants: bool = True) -> frozenset[str]:
+    """``expand`` computed from the release's tables (the package), never from the shipped file."""
     children, codes, _, _ = _tree()
     root = _item(code)
     out: set[str] = set()
@@ -121,3 +152,22 @@ def billable_under(code: str) -> frozenset[str]:
         seen.update(new)
         stack.extend(new)
     return frozenset(out)
+
+
+def build_index(codes: list[str]) -> str:
+    """The JSON of ``data/icd10cm_index.json`` for ``codes`` (the built-in library's)."""
+    out = {normalise(c): sorted(expand_from_release(c)) for c in sorted(set(codes), key=normalise)}
+    return json.dumps({"release": RELEASE, "codes": out}, indent=0, sort_keys=True) + "\n"
+
+
+def library_codes() -> list[str]:
+    """Every ICD-10-CM code, block or chapter listed (or excluded) with descendants in the built-in library."""
+    from trialdesk.terminology.value_set_docs import library_as_written
+
+    return [c.code for _, vs in library_as_written() for c in [*vs.codes, *vs.excluded]
+            if c.system == "ICD10CM" and c.include_descendants]
+
+
+if __name__ == "__main__":
+    index_file().write_text(build_index(library_codes()), encoding="utf-8")
+    sys.stdout.write(f"wrote {index_file()}\n")

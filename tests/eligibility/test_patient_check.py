@@ -31,9 +31,9 @@ MET, NOT, NR, UNK = "met", "not_met", "needs_review", "unknown"
 
 runner = CliRunner()
 
-# "in every chart I2 is met, I4, E5, E10 and E11 are needs_review (attestations), E6 is
-# needs_review unless its cardiac part is met, E4 and E7 are not_met unless listed"
-EVERY_CHART = {"I2": MET, "I4": NR, "E4": NOT, "E5": NR, "E6": NR, "E7": NOT, "E10": NR, "E11": NR}
+# "in every chart I2 is met, I4, E5, E10 and E11 are needs_review (attestations), E4 and E6 are
+# needs_review (the investigator's clinical assessment) unless their records part is met, E7 is not_met unless listed"
+EVERY_CHART = {"I2": MET, "I4": NR, "E4": NR, "E5": NR, "E6": NR, "E7": NOT, "E10": NR, "E11": NR}
 
 # chart: (its base chart, what its README row says)
 README: dict[str, tuple[str | None, dict[str, str]]] = {

@@ -8,7 +8,7 @@ import typer
 from trialdesk.analysis.commands import export_app, report_app
 from trialdesk.demo import demo
 from trialdesk.edc.commands import audit_app, backup_command, restore_command, serve_app, users_app
-from trialdesk.eligibility.commands import screen_command
+from trialdesk.eligibility.commands import explain_command, screen_command
 from trialdesk.eligibility.patient_commands import app as patient_app
 from trialdesk.protocol.commands import app as protocol_app
 from trialdesk.safety.commands import app as safety_app
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.command("demo")(demo)
 app.add_typer(protocol_app, name="protocol")
 app.command("screen")(screen_command)
+app.command("explain")(explain_command)
 app.add_typer(patient_app, name="patient")
 app.add_typer(fhir_app, name="fhir")
 app.add_typer(synth_app, name="synth", help="Synthetic data: an OMOP CDM hospital for demos, tests and benchmarks.")

@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 from tests.eligibility.helpers import AS_OF, NORMAL_LABS, person, screened, statuses
-from trialdesk.eligibility.language import Occurrence
+from trialdesk.criteria.language import Occurrence
 from trialdesk.eligibility.screen import screen
 from trialdesk.protocol.loader import load, resolve
 from trialdesk.sources.omop import open_omop

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
@@ -31,26 +32,42 @@ def _cdm(tmp_path: Path) -> Path:
     return path
 
 
-def test_screen_writes_funnel_person_criteria_and_candidates(tmp_path: Path) -> None:
+def test_screen_writes_funnel_statuses_evidence_candidates_and_quality(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(app, ["screen", "--omop", str(_cdm(tmp_path)), "--as-of", "2024-06-01", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.csv", "evidence.parquet", "funnel.csv", "quality.csv",
+                                                     "statuses.parquet"]
     funnel = list(csv.DictReader((out / "funnel.csv").open()))
     assert list(funnel[0]) == ["criterion_id", "met", "not_met", "unknown", "needs_review", "remaining"]
-    assert [r["criterion_id"] for r in funnel] == ["I1", "I2", "I3", "I4", *[f"E{i}" for i in range(1, 12)]]
-    assert funnel[0]["remaining"] == "2"  # the 14-year-old is out at I1
-    table = pq.read_table(out / "person_criteria.parquet")
-    assert table.column_names == ["person_id", "criterion_id", "status", "evidence"]
-    assert table.num_rows == 3 * 15
-    rows = table.to_pylist()
     order = ["I1", "I2", "I3", "I4", *[f"E{i}" for i in range(1, 12)]]
-    assert [(r["person_id"], r["criterion_id"]) for r in rows] == [(p, c) for p in (1, 2, 3) for c in order]
-    # the SpO2 that excludes person 2 is cited as a typed record, not as text
-    e3 = next(r for r in rows if r["person_id"] == 2 and r["criterion_id"] == "E3")
-    assert e3["status"] == "met" and e3["evidence"][0]["table"] == "measurement"
-    assert e3["evidence"][0]["value"] == 85.0 and e3["evidence"][0]["unit"] == "%"
+    assert [r["criterion_id"] for r in funnel] == order
+    assert funnel[0]["remaining"] == "2"  # the 14-year-old is out at I1
+    statuses = pq.read_table(out / "statuses.parquet")
+    assert statuses.column_names == ["person_id", "overall", *order]
+    assert statuses["person_id"].to_pylist() == [1, 2, 3]  # every person, once
+    assert statuses["E3"].to_pylist() == ["not_met", "met", "not_met"] and statuses["I1"].to_pylist()[2] == "not_met"
+    assert statuses["overall"].to_pylist() == ["needs_review", "not_eligible", "not_eligible"]
+    assert pa.types.is_dictionary(statuses.schema.field("E3").type)
+    # evidence for the candidates only, by default: person 1
+    evidence = pq.read_table(out / "evidence.parquet").to_pylist()
+    assert {e["person_id"] for e in evidence} == {1}
+    assert {"person_id", "criterion_id", "table", "record_id", "date", "code", "value", "unit", "note"} <= set(evidence[0])
     candidates = list(csv.DictReader((out / "candidates.csv").open()))
     assert [c["person_id"] for c in candidates] == ["1"]
+    assert list(csv.DictReader((out / "quality.csv").open())) == []  # a clean database
+
+
+def test_evidence_all_cites_every_persons_records(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["screen", "--omop", str(_cdm(tmp_path)), "--as-of", "2024-06-01", "--out", str(out),
+                                 "--evidence", "all"])
+    assert result.exit_code == 0, result.output
+    evidence = pq.read_table(out / "evidence.parquet").to_pylist()
+    # the SpO2 that excludes person 2 is cited as a typed record
+    e3 = [e for e in evidence if e["person_id"] == 2 and e["criterion_id"] == "E3"]
+    assert e3[0]["table"] == "measurement" and e3[0]["value"] == 85.0 and e3[0]["unit"] == "%"
+    assert {e["person_id"] for e in evidence} == {1, 2, 3}
 
 
 def test_active_within_is_an_explicit_first_step_of_the_funnel(tmp_path: Path) -> None:

@@ -417,3 +417,72 @@ def test_a_search_answer_holding_one_study_imports_like_the_study(protocol: Prot
     wrapped.write_text(json.dumps({"studies": [export_study(protocol)] * 2}), encoding="utf-8")
     with pytest.raises(CtgovError, match=r"^wrapped\.json: holds 2 studies; save one study per file and import each$"):
         import_yaml(wrapped)
+
+
+# --- headings and ages as registries really write them -------------------------------
+
+
+@pytest.mark.parametrize(("inclusion", "exclusion"), [
+    ("Inclusion criteria include:", "Exclusion:"),
+    ("INCLUSION CRITERIA", "EXCLUSION CRITERIA"),
+    ("inclusion criteria:", "exclusion criteria"),
+    ("Inclusion", "Exclusion"),
+    ("**Inclusion Criteria:**", "**Exclusion Criteria:**"),
+    ("Key Inclusion Criteria:", "Key Exclusion Criteria:"),
+    ("1. Inclusion Criteria", "2. Exclusion Criteria:"),
+    ("Inclusion Criteria are:", "Exclusion Criteria include"),
+])
+def test_registry_heading_variants_split_inclusions_from_exclusions(inclusion: str, exclusion: str) -> None:
+    text = f"{inclusion}\n\n* Adults over 18 years\n* ILD on CT\n\n{exclusion}\n\n* Pregnant or breast feeding\n* HIV\n"
+    assert split_criteria(text) == (["Adults over 18 years", "ILD on CT"], ["Pregnant or breast feeding", "HIV"])
+
+
+def test_a_criterion_that_mentions_exclusion_is_not_a_heading() -> None:
+    text = "Inclusion Criteria:\n* Exclusion of infection by chest CT\n* Inclusion in a registry\nExclusion Criteria:\n* HIV"
+    assert split_criteria(text) == (["Exclusion of infection by chest CT", "Inclusion in a registry"], ["HIV"])
+
+
+def test_a_study_whose_exclusion_heading_reads_exclusion_imports_its_exclusions_as_exclusions(
+    protocol: Protocol, tmp_path: Path
+) -> None:
+    study = export_study(protocol)
+    study["protocolSection"]["eligibilityModule"]["eligibilityCriteria"] = (
+        "Inclusion criteria include:\n\n* Adults over 18 years of age\n* Both female and male\n\n"
+        "Exclusion:\n\n* Pregnant or breast feeding\n* Medical history of HIV\n"
+    )
+    path = tmp_path / "exclusion.json"
+    path.write_text(json.dumps(study), encoding="utf-8")
+    out = tmp_path / "exclusion.yaml"
+    out.write_text(import_yaml(path), encoding="utf-8")
+    p = load(out)
+    assert [c.text for c in p.eligibility.exclusions] == ["Pregnant or breast feeding", "Medical history of HIV"]
+    assert [c.text for c in p.eligibility.inclusions] == ["Adults over 18 years of age", "Both female and male"]
+
+
+@pytest.mark.parametrize(("minimum", "maximum", "expected"), [
+    ("18 years", "N/A", ("18 Years", None)),
+    ("18 Years", "80 Years", ("18 Years", "80 Years")),
+    ("N/A", "n/a", (None, None)),
+    ("6 Months", "65 year", ("6 Months", "65 Years")),
+])
+def test_registry_ages_are_read_and_na_means_no_limit(
+    protocol: Protocol, tmp_path: Path, minimum: str, maximum: str, expected: tuple[str | None, str | None]
+) -> None:
+    study = export_study(protocol)
+    study["protocolSection"]["eligibilityModule"].update(minimumAge=minimum, maximumAge=maximum)
+    path = tmp_path / "ages.json"
+    path.write_text(json.dumps(study), encoding="utf-8")
+    out = tmp_path / "ages.yaml"
+    out.write_text(import_yaml(path), encoding="utf-8")
+    p = load(out)
+    assert (p.eligibility.minimum_age, p.eligibility.maximum_age) == expected
+
+
+def test_an_age_that_is_not_an_age_is_named_with_its_field(protocol: Protocol, tmp_path: Path) -> None:
+    study = export_study(protocol)
+    study["protocolSection"]["eligibilityModule"]["minimumAge"] = "eighteen"
+    path = tmp_path / "bad_age.json"
+    path.write_text(json.dumps(study), encoding="utf-8")
+    with pytest.raises(CtgovError) as err:
+        import_yaml(path)
+    assert "eligibilityModule.minimumAge" in str(err.value) and "'eighteen'" in str(err.value)

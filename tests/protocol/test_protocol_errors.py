@@ -138,3 +138,25 @@ def test_an_edited_value_set_file_is_read_again_and_a_broken_edit_is_refused(tmp
     with pytest.raises(ProtocolError) as err:
         load_value_sets(folder)
     assert victim.name in str(err.value)
+
+
+def test_a_comparison_in_a_unit_ucum_does_not_know_is_refused_at_its_line_with_the_fix(tmp_path: Path) -> None:
+    path = _variant(tmp_path, 'unit: "%"}}', 'unit: "mg/furlong"}}')
+    message = _error(path)
+    line = _line_of(path, "mg/furlong")
+    assert f"nct03929120.yaml:{line} eligibility.criteria[" in message
+    assert "computable.compare.unit: 'mg/furlong' is not a unit UCUM knows" in message
+    assert "use a UCUM unit code" in message
+    result = runner.invoke(app, ["protocol", "validate", str(path)])
+    assert result.exit_code == 1 and "mg/furlong" in result.output
+
+
+def test_a_laboratory_spelling_of_a_ucum_unit_is_refused_with_its_ucum_spelling(tmp_path: Path) -> None:
+    path = _variant(tmp_path, 'unit: "[IU]/L"}}', 'unit: "IU/L"}}')
+    assert "'IU/L' is not a unit UCUM knows" in _error(path) and "write it as UCUM spells it: '[IU]/L'" in _error(path)
+
+
+@pytest.mark.parametrize("unit", ["%", "mg/dL", "[IU]/L", "10*3/uL", "umol/L", "mm[Hg]", "g/L", "[arb'U]/mL"])
+def test_any_unit_ucum_knows_is_accepted(tmp_path: Path, unit: str) -> None:
+    path = _variant(tmp_path, 'unit: "%"}}', f'unit: "{unit}"}}}}')
+    assert load(path).eligibility.criteria

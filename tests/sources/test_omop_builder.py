@@ -9,6 +9,7 @@ import pytest
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.sources.omop_builder import ALL_TABLES, OmopBuilder
 from trialdesk.sources.vocabulary import LOCAL_ID_START, cdm_columns, default_vocabulary
+from trialdesk.terminology.products import products as rxnorm_products
 
 D = dt.date
 
@@ -110,12 +111,15 @@ def test_concept_ancestor_holds_each_standard_concept_and_the_subset_hierarchy()
 def test_every_value_set_code_has_a_concept() -> None:
     vocab = default_vocabulary()
     missing = []
+    products = {p.rxcui for p in rxnorm_products()}
     for vs in load_value_sets().values():
-        for code in vs.codes:
+        for code in [*vs.codes, *vs.excluded]:
             if code.system == "OMOP":
                 found = int(code.code) in vocab.by_id
-            elif code.system == "ICD10CM" and len(code.code) < 3:
-                continue  # chapter prefixes ('C', 'O') are not ICD-10-CM codes
+            elif code.system == "ICD10CM" and ("-" in code.code or code.code.isdigit()):
+                continue  # blocks (C00-C14) and chapters (15) of ICD-10-CM are not OMOP concepts
+            elif code.system == "RxNorm" and not code.include_descendants and code.code in products:
+                continue  # products folded in from terminology/data/rxnorm_products.csv, not the vocabulary subset
             else:
                 found = vocab.code({"LOCAL": "LOCAL"}.get(code.system, code.system), code.code) is not None
             if not found:

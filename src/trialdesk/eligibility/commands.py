@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from trialdesk.console import err, fail, out
-from trialdesk.eligibility.screen import screen, write_outputs
+from trialdesk.eligibility.screen import OutputError, check_output_folder, screen, write_outputs
 from trialdesk.protocol.loader import ProtocolError, load
 from trialdesk.sources.omop import OmopError, open_omop
 
@@ -37,20 +37,29 @@ def parse_date(text: str, option: str) -> dt.date:
 def screen_command(
     omop: str = typer.Option(..., "--omop", help="DuckDB file, Parquet folder, postgresql://...?schema=cdm, or spark:<folder>"),
     as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
-    out_dir: Path = typer.Option(..., "--out", help="folder for funnel.csv, person_criteria.parquet, candidates.csv"),
+    out_dir: Path = typer.Option(
+        ..., "--out", help="folder for funnel.csv, statuses.parquet, evidence.parquet, candidates.csv, quality.csv"),
     protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
     active_within: str | None = typer.Option(None, "--active-within", help="first keep people seen in this time, e.g. 12m"),
     planned_first_infusion: str | None = typer.Option(
         None, "--planned-first-infusion",
         help="date criteria count back from 'administration' (default: as-of + the protocol's lead time)"),
+    evidence: str = typer.Option("candidates", "--evidence", help="whose evidence to write: candidates (default) or all"),
 ) -> None:
-    """Pre-screen every person in an OMOP CDM: status and evidence per criterion, the attrition funnel, ranked candidates."""
+    """Pre-screen every person in an OMOP CDM: every person's status per criterion, the evidence for the candidates,
+    the attrition funnel, ranked candidates and what was wrong in the data."""
     as_of_date = parse_date(as_of, "--as-of")
     pfi = parse_date(planned_first_infusion, "--planned-first-infusion") if planned_first_infusion else None
     months = parse_months(active_within)
+    if evidence not in ("candidates", "all"):
+        fail(f"--evidence {evidence!r}: give 'candidates' (the default) or 'all'")
     try:
         protocol = load(protocol_ref)
     except ProtocolError as exc:
+        fail(str(exc))
+    try:
+        check_output_folder(out_dir)
+    except OutputError as exc:
         fail(str(exc))
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -64,8 +73,8 @@ def screen_command(
             step("checking the data's time span")
             result = screen(db, protocol, as_of_date, planned_first_infusion=pfi, active_within_months=months, progress=step)
             step("writing outputs")
-            written = write_outputs(result, out_dir)
-        except OmopError as exc:
+            written = write_outputs(result, out_dir, evidence)  # type: ignore[arg-type]
+        except (OmopError, OutputError) as exc:
             fail(str(exc))
     seconds = time.perf_counter() - started
     for note in result.notes:
@@ -81,3 +90,44 @@ def screen_command(
     eligible = sum(1 for o in cands["overall"].to_pylist() if o == "eligible")
     out.print(f"{cands.num_rows:,} candidates ({eligible:,} eligible, the rest need review); wrote "
               + ", ".join(str(p) for p in written.values()))
+
+
+def explain_command(
+    omop: str = typer.Option(..., "--omop", help="DuckDB file, Parquet folder, postgresql://...?schema=cdm, or spark:<folder>"),
+    as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
+    person: int = typer.Option(..., "--person", help="the person_id to explain"),
+    protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
+    fmt: str = typer.Option("table", "--format", help="table, json, or html"),
+    out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
+) -> None:
+    """One person's eligibility worksheet from an OMOP CDM: every criterion with its status and the records that decided it."""
+    import json
+
+    from trialdesk.eligibility.patient_commands import _print_table, render_html
+    from trialdesk.eligibility.worksheet import Worksheet
+
+    if fmt not in ("table", "json", "html"):
+        fail(f"--format {fmt!r}: give table, json or html")
+    as_of_date = parse_date(as_of, "--as-of")
+    try:
+        protocol = load(protocol_ref)
+        db = open_omop(omop)
+        result = screen(db, protocol, as_of_date)
+        sheet = result.for_person(person)
+    except (ProtocolError, OmopError) as exc:
+        fail(str(exc))
+    except KeyError:
+        fail(f"--person {person}: no such person_id in {omop}")
+    texts = {c.id: c.text for c in protocol.eligibility.criteria}
+    items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
+    worksheet = Worksheet(protocol=protocol, as_of=as_of_date, patient=str(person), file=omop,
+                          criteria=[dict(c, text=texts[c["id"]]) for c in sheet["criteria"]], attestations=items)
+    if fmt == "table" and out_file is None:
+        _print_table(worksheet)
+        return
+    text = render_html([worksheet]) if fmt == "html" else json.dumps(worksheet.to_json(), indent=2, default=str)
+    if out_file is None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+        out.print(f"wrote {out_file}")

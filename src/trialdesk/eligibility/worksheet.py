@@ -30,8 +30,8 @@ from typing import Any
 import duckdb
 import ibis
 
+from trialdesk.criteria.status import Status, overall
 from trialdesk.eligibility.screen import ScreenResult, screen
-from trialdesk.eligibility.status import Status, overall
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import Validation, batch_bundles
@@ -57,7 +57,7 @@ class Worksheet:
 
     @property
     def overall(self) -> str:
-        return overall({c["id"]: Status.from_label(c["status"]) for c in self.criteria})
+        return overall({c["id"]: Status.from_label(c["status"]) for c in self.criteria}, self.protocol.eligibility.roles)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -211,7 +211,13 @@ def export_json(p: Protocol) -> str:
 
 # --- free-text criteria ---------------------------------------------------------------
 
-_HEADING = re.compile(r"^\s*(?:key\s+)?(inclusion|exclusion)\s+criteria\s*:?\s*$", re.IGNORECASE)
+# Headings as registries write them: "Inclusion Criteria:", "Inclusion criteria include:", "Exclusion:",
+# "KEY EXCLUSION CRITERIA", "**Exclusion Criteria**", "2. Exclusion criteria" (any case, colon or not).
+_HEADING = re.compile(
+    r"^\s*(?:(?:[*\-•]|\d{1,3}[.)])\s+)?[*_#\s]*(?:key\s+|main\s+|major\s+)?(inclusion|exclusion)"
+    r"(?:\s+criteria)?(?:\s+(?:include|includes|are|is))?\s*:?[*_\s]*:?\s*$",
+    re.IGNORECASE,
+)
 _BULLET = re.compile(r"^\s*(?:[*\-•]|\d{1,3}[.)])\s+(.*)$")
 
 
@@ -588,6 +594,23 @@ def _arms_and_interventions(r: _Reader, s: dict[str, Any]) -> dict[str, Any]:
     return {"arms": arms, "interventions": interventions}
 
 
+_NO_AGE_LIMIT = {"n/a", "na", "none", "no limit", "not applicable", ""}
+_AGE = re.compile(r"^(\d+)\s*(year|month|week|day)s?$", re.IGNORECASE)
+
+
+def _age(r: _Reader, node: dict[str, Any], key: str, path: str) -> str | None:
+    """A registry age as the protocol writes it ("18 Years"); "N/A" (no limit) is no age."""
+    text = r.text(node, key, path, required=False)
+    if text is None or text.strip().casefold() in _NO_AGE_LIMIT:
+        return None
+    m = _AGE.match(text.strip())
+    if m is None:
+        r.problem(path, f"{text!r} is not an age in years, months, weeks or days (e.g. '18 Years') nor 'N/A'; "
+                        "correct it in the JSON")
+        return None
+    return f"{int(m.group(1))} {m.group(2).capitalize()}s"
+
+
 def _eligibility(r: _Reader, s: dict[str, Any]) -> dict[str, Any]:
     p = f"{_PS}.eligibilityModule"
     em = r.mapping(s, "eligibilityModule", p)
@@ -597,16 +620,17 @@ def _eligibility(r: _Reader, s: dict[str, Any]) -> dict[str, Any]:
         inclusion, exclusion = split_criteria(text)
         if not inclusion and not exclusion:
             r.problem(f"{p}.eligibilityCriteria", "holds no criteria; list them under Inclusion and Exclusion Criteria headings")
-        for prefix, items in (("I", inclusion), ("E", exclusion)):
-            criteria.extend({"id": f"{prefix}{n}", "text": t, "encoding": "needs_review"} for n, t in enumerate(items, start=1))
+        for prefix, role, items in (("I", "inclusion", inclusion), ("E", "exclusion", exclusion)):
+            criteria.extend({"id": f"{prefix}{n}", "role": role, "text": t, "encoding": "needs_review"}
+                            for n, t in enumerate(items, start=1))
     healthy = em.get("healthyVolunteers", False)
     if not isinstance(healthy, bool):
         r.problem(f"{p}.healthyVolunteers", f"{healthy!r} is not true or false; correct it in the JSON")
         healthy = False
     return _dropped_none(
         sex=r.enum(em, "sex", f"{p}.sex", _choices(Eligibility, "sex")),
-        minimum_age=r.text(em, "minimumAge", f"{p}.minimumAge", required=False),
-        maximum_age=r.text(em, "maximumAge", f"{p}.maximumAge", required=False),
+        minimum_age=_age(r, em, "minimumAge", f"{p}.minimumAge"),
+        maximum_age=_age(r, em, "maximumAge", f"{p}.maximumAge"),
         healthy_volunteers=healthy,
         std_ages=r.enums(em, "stdAges", f"{p}.stdAges", _choices(Eligibility, "std_ages")),
         criteria=criteria,

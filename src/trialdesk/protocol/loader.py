@@ -19,8 +19,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from trialdesk.eligibility.language import value_sets_used
+from trialdesk.criteria.language import value_sets_used
 from trialdesk.protocol.model import Protocol
+from trialdesk.terminology import units
+from trialdesk.terminology.products import with_products
 from trialdesk.terminology.value_set import ValueSet, library_dir
 from trialdesk.trial.forms import FormCatalogue, FormsError, load_forms
 
@@ -170,7 +172,8 @@ def _parse_value_sets(files: list[Path]) -> dict[str, ValueSet]:
                 continue
             if vs.id in out:
                 problems.append(Problem(file.name, _line_of(tree, (i,)), f"[{i}].id", f"duplicate value set id {vs.id!r}"))
-            out[vs.id] = vs
+            # an RxNorm ingredient stands for its clinical drugs, branded drugs and brand names too
+            out[vs.id] = with_products(vs)
         if problems:
             raise ProtocolError(problems)
     return out
@@ -354,4 +357,36 @@ def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Prot
     missing.extend(_check_forms(path, tree, protocol, protocol_forms(path), forms_file))
     if missing:
         raise ProtocolError(missing)
+    problems = _unit_problems(path, tree)
+    if problems:
+        raise ProtocolError(problems)
     return protocol
+
+
+def _unit_problems(path: Path, tree: Any) -> list[Problem]:
+    """Every numeric comparison of the eligibility criteria names a unit UCUM knows; one that
+    it does not would leave the criterion unknown for every person (no value converts to it)."""
+    out: list[Problem] = []
+
+    def visit(node: Any, loc: tuple[Any, ...]) -> None:
+        if isinstance(node, dict):
+            compare = node.get("compare")
+            if isinstance(compare, dict) and isinstance(compare.get("unit"), str):
+                unit = compare["unit"]
+                if not units.is_ucum(unit):
+                    spelled = units.normalise(unit)
+                    fix = (f"write it as UCUM spells it: {spelled!r}" if spelled else
+                           "use a UCUM unit code (e.g. '%', 'mg/dL', '[IU]/L', '10*3/uL', 'umol/L')")
+                    where = (*loc, "compare", "unit")
+                    out.append(Problem(path.name, _line_of(tree, where), _field(where),
+                                       f"{unit!r} is not a unit UCUM knows, so no measurement could be compared with it; {fix}"))
+            for key, value in node.items():
+                visit(value, (*loc, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                visit(value, (*loc, i))
+
+    eligibility = tree.get("eligibility") if isinstance(tree, dict) else None
+    if isinstance(eligibility, dict):
+        visit(eligibility.get("criteria"), ("eligibility", "criteria"))
+    return out

@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trialdesk.eligibility.language import Expression, attestations, value_sets_used
+from trialdesk.criteria.language import Expression, attestations, value_sets_used
+from trialdesk.criteria.status import Role
 
 
 class _Model(BaseModel):
@@ -260,6 +261,7 @@ class Criterion(_Model):
     """
 
     id: str
+    role: Role = Field(description="inclusion (must be met) or exclusion (must not be met)")
     text: str = Field(min_length=1)
     computable: Expression | None = None
     encoding: Literal["encoded", "needs_review"] = "encoded"
@@ -273,6 +275,14 @@ class Criterion(_Model):
         return v
 
     @model_validator(mode="after")
+    def _role_matches_id(self) -> Criterion:
+        expected = "inclusion" if self.id.startswith("I") else "exclusion"
+        if self.role != expected:
+            raise ValueError(f"criterion {self.id} is numbered as an {expected} but its role says {self.role};"
+                             f" number inclusions I1, I2, … and exclusions E1, E2, …")
+        return self
+
+    @model_validator(mode="after")
     def _encoded_has_form(self) -> Criterion:
         if self.encoding == "encoded" and self.computable is None:
             raise ValueError(
@@ -283,7 +293,7 @@ class Criterion(_Model):
 
     @property
     def is_inclusion(self) -> bool:
-        return self.id.startswith("I")
+        return self.role == "inclusion"
 
     @property
     def number(self) -> int:
@@ -322,6 +332,10 @@ class Eligibility(_Model):
     @property
     def exclusions(self) -> list[Criterion]:
         return [c for c in self.criteria if not c.is_inclusion]
+
+    @property
+    def roles(self) -> dict[str, Role]:
+        return {c.id: c.role for c in self.criteria}
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:

@@ -59,6 +59,9 @@ class OmopDatabase:
     description: str
     tables: dict[str, ir.Table] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: columns of an optional table that the extract lacks (read as NULL); the engine treats a
+    #: criterion part that needs one as unknown, never as absence
+    missing_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -89,7 +92,9 @@ class OmopDatabase:
         """A small lookup table (pyarrow) as ``trialdesk_<stem>`` on the backend."""
         name = f"trialdesk_{stem}"
         if self.backend == "pyspark":
-            frame = self.con._session.createDataFrame(table.to_pandas(), schema=_spark_schema(table.schema))
+            # rows as Python tuples: through pandas, a NULL in a text column became the text 'NaN'
+            rows = [tuple(r.values()) for r in table.to_pylist()]
+            frame = self.con._session.createDataFrame(rows, schema=_spark_schema(table.schema))
             frame.createOrReplaceTempView(name)
             return self.con.table(name)
         if self.backend == "duckdb":
@@ -150,7 +155,7 @@ def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
             # CDM v5.3 vs v5.4 differences: absent optional columns become nulls
             t = db.tables[name]
             db.tables[name] = t.mutate(**{c: ibis.null() for c in missing})
-            db.notes.append(f"table '{name}' lacks {', '.join(missing)}; read as empty")
+            db.missing_columns[name] = tuple(missing)
     return db
 
 
@@ -180,15 +185,47 @@ def open_omop(source: str | Path | Any) -> OmopDatabase:
             pattern = str(f / "*.parquet") if f.is_dir() else str(f)
             con.raw_sql(f"CREATE VIEW \"{f.stem.lower()}\" AS SELECT * FROM read_parquet('{_sql_str(pattern)}')")
         return _discover(con, text)
+    kind = _file_kind(path)
+    if kind == "sqlite":
+        raise OmopError(f"{text}: a SQLite database, which trialdesk does not read; copy the CDM into DuckDB"
+                        " (duckdb -c \"ATTACH 'cdm.sqlite' (TYPE sqlite); COPY FROM DATABASE ...\") or into PostgreSQL")
+    if kind == "parquet":
+        raise OmopError(f"{text}: a single Parquet file; give the folder that holds one Parquet file per OMOP table"
+                        " (person.parquet, observation_period.parquet, ...)")
+    if kind != "duckdb":
+        raise OmopError(f"{text}: not a DuckDB database, a Parquet folder or a postgresql:// URL")
     con = ibis.duckdb.connect()
     try:
         con.raw_sql(f"ATTACH '{_sql_str(str(path))}' AS cdm (READ_ONLY)")
     except Exception as exc:
-        raise OmopError(f"{text}: not a DuckDB database ({_first_line(exc)})") from None
+        message = _first_line(exc)
+        if "version" in message.lower() or "storage" in message.lower():
+            import duckdb
+
+            raise OmopError(f"{text}: a DuckDB database this DuckDB ({duckdb.__version__}) cannot read ({message});"
+                            " it was probably written by a newer DuckDB: export it (EXPORT DATABASE, or Parquet)"
+                            " with that version and give the folder") from None
+        raise OmopError(f"{text}: cannot be opened as a DuckDB database ({message})") from None
     schemas = [r[0] for r in con.raw_sql(
         "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE database_name = 'cdm'").fetchall()]
     schema = _pick_schema(con, schemas, "cdm")
     return _discover(con, text, database=("cdm", schema))
+
+
+def _file_kind(path: Path) -> str:
+    """What a file is, from its first bytes: duckdb, sqlite, parquet or unknown."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise OmopError(f"{path}: cannot be read ({exc.strerror})") from None
+    if head.startswith(b"SQLite format 3"):
+        return "sqlite"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head[8:12] == b"DUCK":
+        return "duckdb"
+    return "unknown"
 
 
 def _pick_schema(con: Any, schemas: list[str], catalog: str) -> str:

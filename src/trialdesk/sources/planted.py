@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from trialdesk.eligibility.windows import add_months
+from trialdesk.criteria.windows import add_months
 from trialdesk.sources.omop_builder import OmopBuilder
 
 Status = Literal["met", "not_met", "unknown", "needs_review"]
@@ -116,8 +116,10 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     born = add_months(a, -18 * 12 + 1)
     p.case("age_17_from_birth_month_only", "born the month after, 18 years ago; no day of birth", {"I1": "not_met"},
            birth=(born.year, born.month))(_nothing)
-    p.case("sex_male", "a man", {"I2": "met"}, sex="male")(_nothing)
-    p.case("sex_unknown", "no recorded sex (gender_concept_id 0)", {"I2": "unknown"}, sex=None)(_nothing)
+    p.case("sex_male", "a man, no pregnancy test: the records alone decide E9", {"I2": "met", "E9": "not_met"},
+           sex="male")(_nothing)
+    p.case("sex_unknown", "no recorded sex (gender_concept_id 0) and no pregnancy test", {"I2": "unknown", "E9": "unknown"},
+           sex=None)(_nothing)
 
     # --- I3 diagnosis, E1 ILD without CTD --------------------------------------------------------
     @p.case("new_ild_with_ssc", "clean near-eligible candidate: systemic sclerosis for 5 years, ILD first recorded"
@@ -245,7 +247,8 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     def _(b: OmopBuilder, pid: int) -> None:
         b.condition(pid, p.day(-30), source_value="J18.9")
 
-    @p.case("pneumonia_31_days_ago", "pneumonia recorded the day before the 30-day window", {"E4": "not_met"})
+    @p.case("pneumonia_31_days_ago", "pneumonia recorded the day before the 30-day window: only the investigator's"
+            " clinical assessment remains", {"E4": "needs_review"})
     def _(b: OmopBuilder, pid: int) -> None:
         b.condition(pid, p.day(-31), source_value="J18.9")
 
@@ -257,7 +260,8 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     def _(b: OmopBuilder, pid: int) -> None:
         b.condition(pid, add_months(a, -11), source_value="C34.90")
 
-    @p.case("malignancy_13_months_ago", "breast cancer last recorded 13 months ago", {"E4": "not_met"})
+    @p.case("malignancy_13_months_ago", "breast cancer recorded 13 months ago with no end: is it still active?",
+            {"E4": "needs_review"})
     def _(b: OmopBuilder, pid: int) -> None:
         b.condition(pid, add_months(a, -13), source_value="C50.911")
 
@@ -361,11 +365,11 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
 
     # --- observed time ------------------------------------------------------------------------
     p.case("no_observation_period", "a person with no observation period and no records: absence proves nothing",
-           {"I1": "met", "E2": "unknown", "E4": "unknown", "E7": "unknown", "E3": "unknown", "E8": "unknown"},
+           {"I1": "met", "E2": "unknown", "E4": "needs_review", "E7": "unknown", "E3": "unknown", "E8": "unknown"},
            observed=False, panel=False, spo2=False)(_nothing)
 
     @p.case("as_of_outside_observation_period", "observed from 13 to 3 years before as-of only",
-            {"I1": "met", "E2": "unknown", "E4": "unknown", "E7": "unknown"}, observed=False, panel=False, spo2=False)
+            {"I1": "met", "E2": "unknown", "E4": "needs_review", "E7": "unknown"}, observed=False, panel=False, spo2=False)
     def _(b: OmopBuilder, pid: int) -> None:
         b.observation_period(pid, add_years(a, -13), add_years(a, -3))
         b.condition(pid, add_years(a, -4), source_value="I10")
@@ -375,5 +379,106 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     def _(b: OmopBuilder, pid: int) -> None:
         b.observation_period(pid, add_years(a, -13), add_years(a, -3))
         b.condition(pid, add_years(a, -5), source_value="B20")
+
+    # --- round 2: the clinical context a reviewer found missing (appended: earlier person ids stay) ----------
+    @p.case("spo2_91_on_2_l_oxygen", "SpO2 91 % with an inhaled oxygen flow of 2 L/min at the same time: cannot show"
+            " the room-air value is 88 % or more", {"E3": "unknown"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-2), source_value="59408-5", value=91.0, unit="%")
+        b.measurement(pid, p.day(-2), source_value="3151-8", value=2.0, unit="L/min")
+
+    @p.case("spo2_85_on_oxygen", "SpO2 85 % on 2 L/min oxygen: lower still on room air", {"E3": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-2), source_value="59408-5", value=85.0, unit="%")
+        b.measurement(pid, p.day(-2), source_value="3151-8", value=2.0, unit="L/min")
+
+    @p.case("spo2_86_during_walk_test", "SpO2 86 % during a six-minute walk: an exertional nadir cannot exclude",
+            {"E3": "unknown"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-2), source_value="59408-5", value=86.0, unit="%")
+        b.measurement(pid, p.day(-2), source_value="64098-7", value=310.0, unit="m")
+
+    @p.case("spo2_92_during_walk_test", "SpO2 92 % during a six-minute walk: at rest it is at least as high",
+            {"E3": "not_met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-2), source_value="59408-5", value=92.0, unit="%")
+        b.measurement(pid, p.day(-2), source_value="64098-7", value=410.0, unit="m")
+
+    @p.case("spo2_86_flow_0_room_air", "SpO2 86 % with an oxygen flow of 0 L/min recorded: on room air", {"E3": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-2), source_value="59408-5", value=86.0, unit="%")
+        b.measurement(pid, p.day(-2), source_value="3151-8", value=0.0, unit="L/min")
+
+    @p.case("urine_hcg_reported_positive", "qualitative urine hCG reported positive 3 days ago", {"E9": "met"},
+            birth=add_years(a, -29))
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-3), source_value="2106-3", value_as_concept_id=9191)
+
+    @p.case("urine_hcg_reported_negative", "qualitative urine hCG reported negative 3 days ago", {"E9": "not_met"},
+            birth=add_years(a, -29))
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-3), source_value="2106-3", value_as_concept_id=9189)
+
+    @p.case("hcg_positive_sex_not_recorded", "beta-hCG 250 IU/L, no recorded sex: a positive test excludes whatever"
+            " the sex column says", {"E9": "met"}, sex=None)
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, p.day(-3), source_value="21198-7", value=250.0, unit="[IU]/L", range_high=5.0)
+
+    @p.case("pregnancy_status_pregnant", "pregnancy-status observation (82810-3) answered 'Pregnant' 10 days ago",
+            {"E9": "met"}, birth=add_years(a, -30))
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.observation(pid, p.day(-10), source_value="82810-3", value_as_string="Pregnant")
+
+    @p.case("truxima_product_code", "rituximab-abbs (Truxima) recorded by its branded-drug RxNorm code 3 weeks ago",
+            {"E2": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.drug(pid, p.day(-21), p.day(-21), source_value="2105831")
+
+    @p.case("rituximab_by_brand_name_only", "an infusion recorded only as the text 'Truxima 500 mg in 50 mL' 3 weeks ago",
+            {"E2": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.drug(pid, p.day(-21), p.day(-21), source_value="Truxima 500 mg in 50 mL")
+
+    @p.case("heart_failure_a_year_ago_not_resolved", "heart failure recorded once a year ago, never resolved: still present",
+            {"E6": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.condition(pid, add_months(a, -12), source_value="I50.22")
+
+    @p.case("heart_failure_resolved_before_window", "heart failure a year ago that ended 8 months before the first"
+            " infusion: only the investigators' opinion remains", {"E6": "needs_review"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.condition(pid, add_months(a, -12), source_value="I50.9", end_date=add_months(fi, -8))
+
+    @p.case("old_mi_only", "old myocardial infarction (I25.2) recorded last month: not an acute MI", {"E6": "needs_review"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.condition(pid, add_months(a, -1), source_value="I25.2")
+
+    @p.case("hbsag_positive", "HBsAg reported positive 4 years ago, no hepatitis diagnosis code", {"E7": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, add_years(a, -4), source_value="5196-1", value_as_concept_id=9191)
+
+    @p.case("isolated_anti_hbc_positive", "anti-HBc positive, HBsAg negative: a history of hepatitis B", {"E7": "met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, add_years(a, -2), source_value="16933-4", value_as_concept_id=9191)
+        b.measurement(pid, add_years(a, -2), source_value="5196-1", value_as_concept_id=9189)
+
+    @p.case("hcv_antibody_negative", "HCV antibody reported negative last year", {"E7": "not_met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.measurement(pid, add_years(a, -1), source_value="13955-0", value_as_concept_id=9189)
+
+    @p.case("methotrexate_years_ago_for_arthritis", "RA and ILD, methotrexate for 400 days that stopped 2 years ago:"
+            " not under therapy now", {"I3": "not_met"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.condition(pid, add_years(a, -9), source_value="M06.9")
+        b.condition(pid, add_years(a, -3), source_value="J84.10")
+        b.drug(pid, p.day(-1130), p.day(-730), source_value="6851")
+
+    @p.case("new_ild_with_ipaf_features", "ILD first recorded 3 months ago, no CTD code, anti-Ro (SS-A) positive and"
+            " Raynaud's phenomenon: IPAF is the investigator's call, with the features shown",
+            {"I3": "needs_review", "E1": "needs_review"})
+    def _(b: OmopBuilder, pid: int) -> None:
+        b.condition(pid, add_months(a, -3), source_value="J84.112")
+        b.measurement(pid, add_months(a, -4), source_value="5352-0", value_as_concept_id=9191)
+        b.condition(pid, add_years(a, -2), source_value="I73.00")
 
     return p.cases

@@ -55,6 +55,7 @@ __all__ = [
     "convert",
     "convert_or_raise",
     "factor_table",
+    "is_ucum",
     "linear_factor",
     "normalise",
 ]
@@ -174,6 +175,13 @@ def _rewrite(unit: str) -> str:
         u = f"10*{m.group(1)}{m.group(2) or ''}"
         u = re.sub(r"^(10\*\d+)/cells?/", r"\1/", u)
     return _LOWER_LITRE.sub(lambda m: f"{m.group(1)}L", u)
+
+
+def is_ucum(unit: str) -> bool:
+    """Whether ``unit`` is a unit code UCUM defines, as written (``mg/dL``, ``%``, ``[IU]/L``,
+    ``10*3/uL``); a laboratory spelling that only ``normalise`` knows (``mg/dl``, ``K/uL``) is not."""
+    stripped = unit.strip()
+    return bool(stripped) and stripped == unit and _parses(stripped)
 
 
 def _parses(ucum: str) -> bool:

@@ -7,8 +7,14 @@ A code is matched three ways by the eligibility compiler:
 - codes of a vocabulary (SNOMED, RxNorm, LOINC, ICD10CM, ...) are resolved to concept
   ids through the ``concept`` table when the database has it;
 - ICD-10-CM, RxNorm and LOINC codes are also matched against the source values
-  (``condition_source_value`` and friends), by prefix when ``include_descendants`` is
-  set, so a CDM without a vocabulary still screens.
+  (``condition_source_value`` and friends), exactly; an ICD-10-CM code with
+  ``include_descendants`` stands for the codes under it in the ICD-10-CM release's hierarchy
+  (``trialdesk.terminology.icd10cm``), so a CDM without a vocabulary still screens.
+
+``excluded`` codes are taken out of the set, with what lies under them (the concepts under an
+excluded OMOP concept through ``concept_ancestor``, the ICD-10-CM codes under an excluded code).
+An RxNorm ingredient is widened, when the library is loaded, with its products and brand names
+(``trialdesk.terminology.products``).
 """
 
 from __future__ import annotations

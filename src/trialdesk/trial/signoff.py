@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trialdesk.eligibility.language import Attestation
-from trialdesk.eligibility.status import Status, overall
+from trialdesk.criteria.language import Attestation
+from trialdesk.criteria.status import Status, excludes, overall
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.errors import ConductError
 
@@ -57,7 +57,7 @@ def prescreen_worksheet(protocol: Protocol, as_of: dt.date, *, person_id: str, u
         statuses[c.id] = Status.from_label(status)
     sheet = manual_worksheet(protocol, as_of)
     sheet.update(source="prescreen", patient=person_id, criteria=criteria,
-                 overall=overall(statuses))
+                 overall=overall(statuses, protocol.eligibility.roles))
     return sheet
 
 
@@ -106,5 +106,6 @@ def decide(protocol: Protocol, worksheet: Mapping[str, Any], answers: Mapping[st
             status = str(decided)
         statuses[cid] = status
     labels = {cid: Status.from_label(s) for cid, s in statuses.items()}
-    failed = [cid for cid, s in statuses.items() if (cid.startswith("I") and s == "not_met") or (cid.startswith("E") and s == "met")]
-    return Decision(statuses=statuses, overall=overall(labels), failed=failed)
+    roles = protocol.eligibility.roles
+    failed = [cid for cid, s in labels.items() if excludes(roles[cid], s)]
+    return Decision(statuses=statuses, overall=overall(labels, roles), failed=failed)

@@ -11,7 +11,7 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from trialdesk.eligibility.language import Anchor, Window
+from trialdesk.criteria.language import Anchor, Window
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Evidence, looked up after the statuses and only for the persons someone will read: the
+records whose ids the single pass kept for each leaf, read back with their dates, codes,
+values, units, ranges and a note on how each decided.
+
+Because the ids come from the population's own pass and the records are re-read with the
+same definitions (:mod:`trialdesk.eligibility.leaves`), a person's evidence is the same
+whether it was asked for the candidates, for everyone, or for that person alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from trialdesk.criteria.language import Duration, Measurement, Occurrence
+from trialdesk.eligibility import leaves as lv
+from trialdesk.eligibility.plan import DOMAINS
+
+if TYPE_CHECKING:
+    from trialdesk.eligibility.compiler import Compiler
+
+#: one cited record, flat, with the leaf that cited it
+FLAT_SCHEMA = pa.schema([
+    ("person_id", pa.int64()), ("leaf", pa.int32()), ("table", pa.string()), ("record_id", pa.int64()),
+    ("date", pa.date32()), ("concept_id", pa.int64()), ("source_value", pa.string()), ("value", pa.float64()),
+    ("unit", pa.string()), ("range_low", pa.float64()), ("range_high", pa.float64()), ("note", pa.string()),
+])
+
+
+def _note(compiler: Compiler, leaf: lv.Leaf, t: ir.Table, contexts: dict[str, lv.ContextColumns]) -> Any:
+    node = leaf.node
+    if isinstance(node, Occurrence):
+        note = lv.occurrence_note(leaf, t, t)
+    elif isinstance(node, Duration):
+        note = lv.duration_note(leaf, t, t)
+    else:
+        assert isinstance(node, Measurement)
+        factor = t[f"f{leaf.key}"] if f"f{leaf.key}" in t.columns else ibis.null("float64")
+        ctx = contexts.get(node.context.model_dump_json()) if node.context is not None else None
+        note = lv.result_note(node, t, factor, compiler.answers(), ctx)
+    by_name = "matched by the name '" + t.matched_name + "' in the record's text only, not by a code"
+    return ibis.cases((t.matched_name.notnull() & note.notnull(), by_name + "; " + note),
+                      (t.matched_name.notnull(), by_name), else_=note)
+
+
+def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
+    """Cited records of ``persons`` (a table with ``person_id``), or of everyone when None."""
+    db = compiler.db
+    pset = db.upload(persons.select(["person_id"]), "evidence_persons") if persons is not None else None
+    known = compiler.prepared.evidence_sql.get(persons is not None) if db.backend == "duckdb" else None
+    if known is not None:
+        return db.query(known).select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)
+    parts: list[ir.Table] = []
+    for domain, agg in compiler.aggregates.items():
+        spec = DOMAINS[domain]
+        rows = compiler.rows(domain)
+        if pset is not None:
+            rows = rows.filter(rows.person_id.isin(pset.person_id))
+        t, contexts = compiler.tagged(domain, rows)
+        j = t.join(agg, t.person_id == agg[f"pid_{domain}"])
+        has_value = "value" in t.columns
+        for leaf in compiler.leaves(domain):
+            sel = j.filter((j.value_set == leaf.node.value_set) & lv.cited(leaf, j, j))
+            parts.append(sel.select(
+                person_id=sel.person_id, leaf=ibis.literal(leaf.key, "int32"), table=ibis.literal(spec.table, "string"),
+                record_id=sel.record_id, date=sel.start, concept_id=sel.concept_id, source_value=sel.source_value,
+                value=sel.value if has_value else ibis.null("float64"),
+                unit=sel.unit if has_value else ibis.null("string"),
+                range_low=sel.range_low if has_value else ibis.null("float64"),
+                range_high=sel.range_high if has_value else ibis.null("float64"),
+                note=_note(compiler, leaf, sel, contexts).cast("string"),
+            ))
+    if not parts:
+        return FLAT_SCHEMA.empty_table()
+    u = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+    if db.backend == "duckdb":  # kept with the screen's SQL, for the next chart
+        sql = str(db.con.compile(u))
+        compiler.prepared.evidence_sql[persons is not None] = sql
+        table = db.query(sql)
+    else:
+        table = u.to_pyarrow()
+    return table.select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)

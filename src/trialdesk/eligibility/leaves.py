@@ -1,0 +1,391 @@
+"""Each kind of leaf as three pieces over the records of one domain, tagged with the value
+sets they belong to (``value_set``):
+
+- ``aggregates``: the per-person quantities that decide the leaf, computed in the single
+  pass over the domain (counts, first and last dates, the latest result's status and the
+  id of every record that decided);
+- ``status``: the leaf's status from those quantities, for every person (NULL where the
+  person has no record, so the absence rule can apply);
+- ``evidence``: which of the person's records to cite (by the ids kept in the pass), with
+  a note saying how each decided.
+
+One definition serves the population, one patient's chart and a single ``explain``, so a
+person's evidence is the same whichever way it was asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from trialdesk.criteria.language import Compare, Duration, Measurement, Occurrence, OxygenContext
+from trialdesk.criteria.status import Status
+from trialdesk.eligibility.plan import RecordLeaf
+
+MET, NOT_MET, UNKNOWN, NEEDS_REVIEW = (int(s) for s in (Status.MET, Status.NOT_MET, Status.UNKNOWN, Status.NEEDS_REVIEW))
+
+#: a condition whose status says it is over (FHIR clinicalStatus; a site's own status text)
+ENDED_STATUSES = ("resolved", "inactive", "remission")
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One leaf of the plan with its key and window dates."""
+
+    key: int
+    node: RecordLeaf
+    start: dt.date | None
+    end: dt.date
+
+    @property
+    def p(self) -> str:
+        return f"k{self.key}_"
+
+
+def order_key(t: ir.Table) -> ir.StringValue:
+    """Newest first: the record's date and time, then its id (a total order, so every
+    quantity taken from "the latest record" comes from the same record on every backend)."""
+    return t.moment.strftime("%Y%m%d%H%M%S") + t.record_id.cast("string").lpad(20, "0")
+
+
+def _op(op: str, left: Any, right: Any) -> Any:
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+def dated_in(leaf: Leaf, t: ir.Table, *, overlap: bool) -> ir.BooleanValue:
+    """The record is dated inside the leaf's window (a period: touches it)."""
+    cond = t.start <= leaf.end
+    if leaf.start is not None:
+        cond &= (ibis.coalesce(t.end, t.start) if overlap else t.start) >= leaf.start
+    return cond & t.start.notnull()
+
+
+# -- occurrences ---------------------------------------------------------------------------
+
+
+def _occurrence_hit(leaf: Leaf, t: ir.Table, answers: AnswerTest) -> ir.BooleanValue:
+    node = leaf.node
+    assert isinstance(node, Occurrence)
+    hit = t.value_set == node.value_set
+    if node.value is not None:
+        hit &= answers.is_in(node.value, t)
+    return hit
+
+
+def _lasting_in(leaf: Leaf, t: ir.Table) -> ir.BooleanValue:
+    """A state that began by the window's end and had not ended before its start."""
+    cond = t.start.notnull() & (t.start <= leaf.end)
+    if leaf.start is not None:
+        ended_status = t.status_text.lower().strip().isin(list(ENDED_STATUSES)) if "status_text" in t.columns else ibis.literal(False)
+        ended_at = ibis.coalesce(t.end, ibis.ifelse(ibis.coalesce(ended_status, False), t.start, ibis.null("date")))
+        cond &= ended_at.isnull() | (ended_at >= leaf.start)
+    return cond
+
+
+def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, answers: AnswerTest) -> dict[str, Any]:
+    node = leaf.node
+    assert isinstance(node, Occurrence)
+    p = leaf.p
+    of_set = _occurrence_hit(leaf, t, answers)
+    undated = t.record_id.count(where=of_set & t.start.isnull())
+    if node.first_ever:
+        before_end = of_set & t.start.notnull() & (t.start <= leaf.end)
+        return {p + "first": t.start.min(where=before_end), p + "id": t.record_id.argmin(key, where=before_end),
+                p + "undated": undated}
+    began_inside = dated_in(leaf, t, overlap=node.kind == "drug")
+    if node.lasting == "review":
+        # counted: what began in the window; asked about: what began before and has not ended
+        still = of_set & _lasting_in(leaf, t) & ~began_inside
+        hit = of_set & began_inside
+        return {p + "n": t.record_id.count(where=hit), p + "id": t.record_id.argmax(key, where=hit),
+                p + "fid": t.record_id.argmin(key, where=hit), p + "undated": undated,
+                p + "old": t.record_id.count(where=still), p + "oid": t.record_id.argmax(key, where=still)}
+    hit = of_set & (_lasting_in(leaf, t) if node.lasting else began_inside)
+    return {p + "n": t.record_id.count(where=hit), p + "id": t.record_id.argmax(key, where=hit),
+            p + "fid": t.record_id.argmin(key, where=hit), p + "undated": undated}
+
+
+def occurrence_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
+    node = leaf.node
+    assert isinstance(node, Occurrence)
+    p = leaf.p
+    undated = ibis.coalesce(a[p + "undated"], 0) > 0
+    if node.first_ever:
+        first = a[p + "first"]
+        in_window = first >= leaf.start if leaf.start is not None else ibis.literal(True)
+        return ibis.cases(
+            (undated, UNKNOWN),  # an undated record might be the first
+            (first.isnull(), ibis.null("int8")),
+            (in_window, MET), else_=NOT_MET).cast("int8")
+    n = a[p + "n"]
+    cases: list[tuple[Any, Any]] = [(n >= node.min_count, MET)]
+    if node.lasting == "review":
+        cases.append((ibis.coalesce(a[p + "old"], 0) > 0, NEEDS_REVIEW))  # began before the window, no end recorded
+    cases += [(undated, UNKNOWN),  # an undated record might lie in the window
+              (n.isnull() | (n == 0), ibis.null("int8"))]
+    return ibis.cases(*cases, else_=NOT_MET).cast("int8")
+
+
+def occurrence_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
+    node = leaf.node
+    assert isinstance(node, Occurrence)
+    p = leaf.p
+    if node.first_ever:
+        inside = t.start >= leaf.start if leaf.start is not None else ibis.literal(True)
+        return ibis.ifelse(inside, "first record, inside the window", "first record, before the window")
+    count = a[p + "n"].cast("string")
+    which = ibis.ifelse(t.record_id == a[p + "id"], "newest", "earliest")
+    note = ibis.ifelse(a[p + "n"] > 1, which + " of " + count + " records in the window", ibis.null("string"))
+    if node.lasting:
+        began_before = t.start < leaf.start if leaf.start is not None else ibis.literal(False)
+        ended = "began before the window and has no end recorded" + (
+            ": is it still active?" if node.lasting == "review" else ", so it is read as still present")
+        note = ibis.ifelse(began_before, ended, note)
+    return note
+
+
+# -- durations -----------------------------------------------------------------------------
+
+
+def duration_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue) -> dict[str, Any]:
+    p = leaf.p
+    node = leaf.node
+    assert isinstance(node, Duration)
+    of_set = t.value_set == node.value_set
+    hit = of_set & dated_in(leaf, t, overlap=True)
+    last = ibis.coalesce(t.end, t.start)
+    end_key = last.strftime("%Y%m%d") + key
+    return {p + "first": t.start.min(where=hit), p + "last": last.max(where=hit),
+            p + "fid": t.record_id.argmin(key, where=hit), p + "lid": t.record_id.argmax(end_key, where=hit),
+            p + "undated": t.record_id.count(where=of_set & t.start.isnull())}
+
+
+def duration_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
+    node = leaf.node
+    assert isinstance(node, Duration)
+    p = leaf.p
+    first, last = a[p + "first"], a[p + "last"]
+    days = last.delta(first, unit="day")
+    ok = ibis.literal(True)
+    if node.min_days is not None:
+        ok &= days >= node.min_days
+    if node.max_days is not None:
+        ok &= days < node.max_days
+    if node.current_within_days is not None:
+        ok &= last >= leaf.end - dt.timedelta(days=node.current_within_days)
+    undated = ibis.coalesce(a[p + "undated"], 0) > 0
+    return ibis.cases((undated, UNKNOWN), (first.isnull(), ibis.null("int8")), (ok, MET), else_=NOT_MET).cast("int8")
+
+
+def duration_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
+    node = leaf.node
+    assert isinstance(node, Duration)
+    p = leaf.p
+    span = a[p + "last"].delta(a[p + "first"], unit="day").cast("string")
+    first = ibis.ifelse(t.record_id == a[p + "fid"], "first exposure of the therapy", ibis.null("string"))
+    last = ibis.ifelse(t.record_id == a[p + "lid"], "last exposure of the therapy", ibis.null("string"))
+    text = ibis.coalesce(first + "; " + last, first, last)
+    note = text + " (" + span + " days from first to last"
+    if node.current_within_days is not None:
+        current = a[p + "last"] >= leaf.end - dt.timedelta(days=node.current_within_days)
+        note = note + ibis.ifelse(current, "; current", f"; ended more than {node.current_within_days} days before")
+    return note + ")"
+
+
+# -- measurements --------------------------------------------------------------------------
+
+
+class AnswerTest:
+    """Whether a record's value is an answer of a value set: its value concept is one of the
+    set's concepts, or its written value (trimmed, case-folded) one of its codes or texts.
+    Both lists are small tables on the backend (``answer_concepts``, ``answer_texts``)."""
+
+    def __init__(self, concepts: ir.Table | None, texts: ir.Table | None):
+        self.concepts = concepts
+        self.texts = texts
+
+    def is_in(self, value_set: str, t: ir.Table) -> ir.BooleanValue:
+        cond = ibis.literal(False)
+        if self.concepts is not None and "value_concept" in t.columns:
+            ids = self.concepts.filter(self.concepts.answer_set == value_set).concept_id
+            cond |= ibis.coalesce(t.value_concept.isin(ids), False)
+        if self.texts is not None and "value_text" in t.columns:
+            texts = self.texts.filter(self.texts.answer_set == value_set).text
+            cond |= ibis.coalesce(t.value_text.strip().lower().isin(texts), False)
+        return cond
+
+
+def carries_result(t: ir.Table) -> ir.BooleanValue:
+    """The record holds a result of some kind (a number, an unreadable number, a coded or
+    written value); a row with none (a panel header) is not a result."""
+    return (t.value.notnull() | t.value_raw.notnull() | (ibis.coalesce(t.value_concept, 0) != 0)
+            | (ibis.coalesce(t.value_text.strip(), "") != ""))
+
+
+@dataclass(frozen=True)
+class ContextColumns:
+    """Per-record flags of an oxygen context, computed over the records at the same moment."""
+
+    on_oxygen: str
+    room_air: str
+    exertion: str
+
+
+def context_flags(t: ir.Table, ctx: OxygenContext, n: int) -> tuple[ir.Table, ContextColumns]:
+    pct = ibis.coalesce(t.unit.lower().isin(["%", "percent", "pct"]), False)
+    is_o2 = t.value_set == ctx.oxygen
+    on = is_o2 & (t.value.isnull() | (pct & (t.value > 21)) | (~pct & (t.value > 0)))
+    room = is_o2 & t.value.notnull() & ((pct & (t.value <= 21)) | (~pct & (t.value == 0)))
+    exertional_sets = [ctx.exertion] + ([ctx.exertional_readings] if ctx.exertional_readings else [])
+    ex = t.value_set.isin(exertional_sets)
+    w = ibis.window(group_by=[t.person_id, t.moment])
+    cols = ContextColumns(f"ctx{n}_o2", f"ctx{n}_ra", f"ctx{n}_ex")
+    return t.mutate(**{cols.on_oxygen: on.max().over(w), cols.room_air: room.max().over(w), cols.exertion: ex.max().over(w)}), cols
+
+
+def numeric_status(cmp: Compare, t: ir.Table, factor: Any) -> Any:
+    """A number compared: met, not met, or unknown (no range, or a unit that does not convert)."""
+    v = t.value
+    if cmp.op == "outside_range":
+        low, high = t.range_low, t.range_high
+        return ibis.cases(((low.notnull() & (v < low)) | (high.notnull() & (v > high)), MET),
+                          (low.notnull() & high.notnull(), NOT_MET), else_=UNKNOWN)
+    if cmp.ref is not None:
+        bound = t.range_high if cmp.ref == "ULN" else t.range_low
+        return ibis.cases((bound.isnull(), UNKNOWN), (_op(cmp.op, v, bound * cmp.factor), MET), else_=NOT_MET)
+    return ibis.cases((factor.isnull(), UNKNOWN), (_op(cmp.op, v * factor, ibis.literal(cmp.value)), MET), else_=NOT_MET)
+
+
+def result_status(node: Measurement, t: ir.Table, factor: Any, answers: AnswerTest,
+                  ctx: ContextColumns | None) -> ir.IntegerValue:
+    """The status one result gives, in its setting."""
+    cases: list[tuple[Any, Any]] = []
+    if node.compare is not None:
+        status = numeric_status(node.compare, t, factor)
+        if node.context is not None and ctx is not None:
+            status = _in_context(node.compare.op, node.context, status, t, ctx)
+        cases.append((t.value.notnull(), status))
+    if node.qualitative is not None:
+        cases.append((answers.is_in(node.qualitative.positive, t), MET))
+        cases.append((answers.is_in(node.qualitative.negative, t), NOT_MET))
+    return ibis.cases(*cases, else_=UNKNOWN).cast("int8")
+
+
+def _in_context(op: str, ctx: OxygenContext, status: Any, t: ir.Table, c: ContextColumns) -> Any:
+    """Oxygen raises a reading, exertion lowers it: outside rest on room air a reading
+    decides only in the direction those cannot explain."""
+    below = op in ("<", "<=")
+    on_o2, exertional = t[c.on_oxygen], t[c.exertion]
+    recorded = on_o2 | exertional | t[c.room_air]
+    lost_on_o2 = NOT_MET if below else MET
+    lost_in_exertion = MET if below else NOT_MET
+    out = ibis.cases(
+        (on_o2 & exertional, UNKNOWN),
+        (on_o2 & (status == lost_on_o2), UNKNOWN),
+        (exertional & (status == lost_in_exertion), UNKNOWN),
+        else_=status)
+    if ctx.unrecorded == "unknown":
+        out = ibis.ifelse(recorded, out, UNKNOWN)
+    return out
+
+
+def result_note(node: Measurement, t: ir.Table, factor: Any, answers: AnswerTest, ctx: ContextColumns | None) -> Any:
+    """Why a cited result decided as it did, in words."""
+    parts: list[tuple[Any, Any]] = [(t.value.isnull() & t.value_raw.notnull(),
+                                     "the value '" + t.value_raw + "' cannot be read as a number")]
+    if node.compare is not None:
+        cmp = node.compare
+        if cmp.op == "outside_range":
+            parts.append((t.value.notnull() & (t.range_low.isnull() | t.range_high.isnull()),
+                          "no complete reference range on the record"))
+        elif cmp.ref is not None:
+            bound = t.range_high if cmp.ref == "ULN" else t.range_low
+            parts.append((t.value.notnull() & bound.isnull(), f"no {cmp.ref} on the record"))
+            parts.append((t.value.notnull(), f"compared with {cmp.factor:g} x {cmp.ref}"))
+        else:
+            parts.append((t.value.notnull() & factor.isnull(),
+                          "unit '" + ibis.coalesce(t.unit, "(none)") + f"' cannot be converted to {cmp.unit}"))
+        if node.context is not None and ctx is not None:
+            below = cmp.op in ("<", "<=")
+            on_o2, ex = t[ctx.on_oxygen], t[ctx.exertion]
+            parts.append((on_o2 & ex, "taken on supplemental oxygen during exertion: shows nothing about rest on room air"))
+            parts.append((on_o2, "taken on supplemental oxygen: " + (
+                "a value this low shows the room-air value is too" if below else "a value this high may be the oxygen's")
+                + ibis.ifelse(numeric_status(cmp, t, factor) == (NOT_MET if below else MET),
+                              "; it cannot show the room-air value", "")))
+            parts.append((ex, "taken during exertion: " + (
+                "a value this high shows the resting value is too" if below else "a value this low may be the exertion's")
+                + ibis.ifelse(numeric_status(cmp, t, factor) == (MET if below else NOT_MET),
+                              "; it cannot show the resting value", "")))
+            parts.append((t[ctx.room_air], "recorded on room air"))
+            if node.context.unrecorded == "at_rest_on_room_air":
+                parts.append((ibis.literal(True), "no oxygen or exertion recorded: read as at rest on room air"))
+            else:
+                parts.append((ibis.literal(True), "no oxygen or exertion recorded: the setting is unknown"))
+    if node.qualitative is not None:
+        parts.append((answers.is_in(node.qualitative.positive, t), "reported as positive"))
+        parts.append((answers.is_in(node.qualitative.negative, t), "reported as negative"))
+        parts.append((t.value.isnull(), "reported as '" + ibis.coalesce(t.value_text, "(no value)") + "': neither positive nor negative"))
+    return ibis.cases(*parts, else_=ibis.null("string"))
+
+
+def measurement_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, status: ir.IntegerValue) -> dict[str, Any]:
+    node = leaf.node
+    assert isinstance(node, Measurement)
+    p = leaf.p
+    of_set = (t.value_set == node.value_set) & carries_result(t)
+    hit = of_set & dated_in(leaf, t, overlap=False)
+    out = {p + "undated": t.record_id.count(where=of_set & t.start.isnull())}
+    if node.select == "latest":
+        out |= {p + "id": t.record_id.argmax(key, where=hit), p + "st": status.argmax(key, where=hit)}
+    else:
+        out |= {p + "n": t.record_id.count(where=hit), p + "met": t.record_id.count(where=hit & (status == MET)),
+                p + "not": t.record_id.count(where=hit & (status == NOT_MET)),
+                p + "id": t.record_id.argmax(key, where=hit & (status == MET)),
+                p + "nid": t.record_id.argmax(key, where=hit)}
+    return out
+
+
+def measurement_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
+    node = leaf.node
+    assert isinstance(node, Measurement)
+    p = leaf.p
+    undated = ibis.coalesce(a[p + "undated"], 0) > 0
+    if node.select == "latest":
+        st = a[p + "st"]
+        # an undated result might be the latest: the latest cannot be known
+        decided = ibis.cases((undated, UNKNOWN), (st.notnull(), st), else_=ibis.null("int8"))
+    else:
+        decided = ibis.cases((a[p + "met"] > 0, MET), (undated, UNKNOWN), (a[p + "not"] > 0, NOT_MET),
+                             (a[p + "n"] > 0, UNKNOWN), else_=ibis.null("int8"))
+    return decided.cast("int8")
+
+
+def cited_ids(leaf: Leaf) -> list[str]:
+    """The aggregate columns that hold the ids of the records a leaf cites."""
+    node = leaf.node
+    if isinstance(node, Duration):
+        return [leaf.p + "fid", leaf.p + "lid"]
+    if isinstance(node, Measurement) and node.select == "any":
+        return [leaf.p + "id", leaf.p + "nid"]
+    if isinstance(node, Occurrence) and node.lasting == "review":
+        return [leaf.p + "id", leaf.p + "fid", leaf.p + "oid"]
+    if isinstance(node, Occurrence) and not node.first_ever:
+        return [leaf.p + "id", leaf.p + "fid"]  # the newest and the earliest record in the window
+    return [leaf.p + "id"]
+
+
+def cited(leaf: Leaf, t: ir.Table, a: ir.Table) -> ir.BooleanValue:
+    """The record is one the leaf cites for its person."""
+    ids = cited_ids(leaf)
+    if isinstance(leaf.node, Measurement) and leaf.node.select == "any":
+        # the newest positive result when there is one, else the newest result
+        return (t.record_id == ibis.coalesce(a[ids[0]], a[ids[1]]))
+    cond = ibis.literal(False)
+    for c in ids:
+        cond |= t.record_id == a[c]
+    return ibis.coalesce(cond, False)

@@ -199,7 +199,9 @@ class _Desk:
         p = protocol()
         answers = {aid: False for _, aid, _ in p.attestation_items()}
         answers.update(consent_and_compliance=True, ipaf=True, no_improvement=True)
-        decisions = {cid: ("met" if cid.startswith("I") else "not_met") for cid in open_criteria(p, entry.snapshot)}
+        from trialdesk.criteria.status import settled_status
+
+        decisions = {cid: settled_status(p.eligibility.roles[cid]).label for cid in open_criteria(p, entry.snapshot)}
         note = "Screening labs and pregnancy test reviewed; every attestation asked at the screening visit."
         if fate == "abnormal_labs":
             decisions["E8"] = "met"

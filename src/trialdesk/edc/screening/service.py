@@ -53,8 +53,12 @@ def _create(user: Any, *, snapshot: dict[str, Any], source: str, source_ref: str
 
 
 def excluding(snapshot: Mapping[str, Any]) -> list[str]:
+    """The criteria that exclude on a worksheet (an inclusion not met, an exclusion met), by each criterion's role."""
+    from trialdesk.criteria.status import Status, excludes
+
+    roles = protocol().eligibility.roles
     return [c["id"] for c in snapshot.get("criteria", [])
-            if (c["id"].startswith("I") and c["status"] == "not_met") or (c["id"].startswith("E") and c["status"] == "met")]
+            if c["id"] in roles and excludes(roles[c["id"]], Status.from_label(c["status"]))]
 
 
 def screen_by_hand(user: Any, *, screened_on: dt.date, previous: ScreeningEntry | None = None, **person: Any) -> ScreeningEntry:

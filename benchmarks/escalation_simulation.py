@@ -11,7 +11,7 @@ import platform
 import time
 
 from trialdesk.protocol.model import EscalationRule
-from trialdesk.safety.escalation import simulate
+from trialdesk.trial.escalation import simulate
 
 
 def main() -> None:

@@ -37,14 +37,17 @@ FLOOR_COLUMNS: dict[str, tuple[str, ...]] = {
     "person": ("person_id", "year_of_birth", "month_of_birth", "day_of_birth", "gender_concept_id"),
     "observation_period": ("person_id", "observation_period_start_date", "observation_period_end_date"),
     "condition_occurrence": ("person_id", "condition_occurrence_id", "condition_concept_id", "condition_start_date",
-                             "condition_end_date", "condition_source_value"),
+                             "condition_end_date", "condition_source_value", "condition_status_source_value"),
     "drug_exposure": ("person_id", "drug_exposure_id", "drug_concept_id", "drug_exposure_start_date",
                       "drug_exposure_end_date", "drug_source_value"),
     "procedure_occurrence": ("person_id", "procedure_occurrence_id", "procedure_concept_id", "procedure_date",
                              "procedure_source_value"),
-    "observation": ("person_id", "observation_id", "observation_concept_id", "observation_date", "observation_source_value"),
-    "measurement": ("person_id", "measurement_id", "measurement_concept_id", "measurement_date", "value_as_number",
-                    "unit_concept_id", "unit_source_value", "range_low", "range_high", "measurement_source_value"),
+    "observation": ("person_id", "observation_id", "observation_concept_id", "observation_date", "observation_datetime",
+                    "observation_source_value", "value_as_number", "value_as_string", "value_as_concept_id", "value_source_value",
+                    "unit_concept_id", "unit_source_value"),
+    "measurement": ("person_id", "measurement_id", "measurement_concept_id", "measurement_date", "measurement_datetime",
+                    "value_as_number", "value_as_concept_id", "value_source_value", "unit_concept_id", "unit_source_value",
+                    "range_low", "range_high", "measurement_source_value"),
 }
 
 console = Console(stderr=True)
@@ -123,10 +126,11 @@ def _child_screen(spec: dict[str, Any]) -> dict[str, Any]:
     screened = time.perf_counter()
     rss_screened = _hwm()
     step("writing outputs")
-    write_outputs(result, Path(spec["out"]))
+    write_outputs(result, Path(spec["out"]), spec.get("evidence", "candidates"))
     written = time.perf_counter()
     return {"open": opened - t0, "screen": screened - opened, "write": written - screened,
-            "maxrss_screen": rss_screened, "persons": result.statuses.num_rows, "evidence_rows": result.evidence.num_rows,
+            "maxrss_screen": rss_screened, "persons": result.statuses.num_rows,
+            "evidence_rows": result.evidence(spec.get("evidence", "candidates")).num_rows,
             "steps": [(m, round(s, 2)) for m, s in steps]}
 
 
@@ -175,7 +179,7 @@ def generate(progress: Progress, path: Path, persons: int, seed: int) -> float:
 
 
 def measure(progress: Progress, label: str, source: str, floor_path: Path, work: Path, as_of: str,
-            repeat: int, floor: dict[str, Any] | None = None) -> dict[str, Any]:
+            repeat: int, floor: dict[str, Any] | None = None, evidence: str = "candidates") -> dict[str, Any]:
     """Best of ``repeat`` runs for the floor (unless given) and for the screen."""
     if floor is None:
         floors = [run_child(progress, f"{label} floor #{i + 1}", "floor", {"path": str(floor_path)}) for i in range(repeat)]
@@ -183,7 +187,8 @@ def measure(progress: Progress, label: str, source: str, floor_path: Path, work:
     screens = []
     for i in range(repeat):
         out = work / f"out-{label}-{i}"
-        screens.append(run_child(progress, f"{label} screen #{i + 1}", "screen", {"source": source, "as_of": as_of, "out": str(out)}))
+        screens.append(run_child(progress, f"{label} screen #{i + 1}", "screen",
+                                 {"source": source, "as_of": as_of, "out": str(out), "evidence": evidence}))
         shutil.rmtree(out, ignore_errors=True)
     best = min(screens, key=lambda s: s["screen"] + s["write"])
     return {"label": label, "floor": floor, "screen": best, "all_screens": [s["screen"] + s["write"] for s in screens]}
@@ -220,6 +225,8 @@ def main() -> None:
     parser.add_argument("--reuse-small", type=Path, help="an existing synthetic OMOP DuckDB file of --small persons (kept)")
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the best is reported")
+    parser.add_argument("--evidence", default="candidates", choices=["candidates", "all"],
+                        help="whose evidence the screen writes (trialdesk screen --evidence)")
     parser.add_argument("--work", type=Path, default=None, help="folder for generated data (default: a new folder under /tmp)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the generated data (default: removed at the end)")
@@ -247,7 +254,7 @@ def main() -> None:
                 if path is None:
                     path = work / f"omop_{args.persons}.duckdb"
                     generated["duckdb"] = generate(progress, path, args.persons, args.seed)
-                rows.append(measure(progress, "duckdb", str(path), path, work, args.as_of, args.repeat))
+                rows.append(measure(progress, "duckdb", str(path), path, work, args.as_of, args.repeat, evidence=args.evidence))
             if backends:
                 from trialdesk.sources.omop import open_omop
                 from trialdesk.sources.transfer import copy_to_parquet, copy_to_postgres

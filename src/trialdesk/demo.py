@@ -208,7 +208,7 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     out.print(accounts)
     out.print(Rule("[bold]where to look"))
     out.print(f"  the trial desk: {address}")
-    out.print(f"  pre-screen funnel and candidates: {folder / 'screen'}/funnel.csv, candidates.csv, person_criteria.parquet")
+    out.print(f"  pre-screen: {folder / 'screen'}/funnel.csv, candidates.csv, statuses.parquet, evidence.parquet, quality.csv")
     out.print(f"  printable eligibility worksheet of the FHIR referral: {folder / 'worksheet.html'}")
     out.print(f"  stopping rules' operating characteristics: {folder / 'stopping_rules.png'}")
     out.print(f"  primary outcome (counts and plot): {reports / 'primary_outcome'}")

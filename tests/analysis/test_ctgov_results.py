@@ -192,7 +192,7 @@ def _categories(rs: dict[str, Any], title: str) -> dict[str, str]:
 
 
 def test_race_and_ethnicity_are_the_demographics_form_codes_one_participant_of_each_category(protocol: Protocol) -> None:
-    from trialdesk.trial.forms import load_forms
+    from trialdesk.protocol.forms import load_forms
     from trialdesk.trial.records import Infusion, Participant
 
     demographics = load_forms().form("demographics")

@@ -6,7 +6,7 @@ import io
 import pytest
 
 from trialdesk.analysis.redcap import COLUMNS, RedcapImportError, export_dictionary, import_dictionary
-from trialdesk.trial.forms import load_forms
+from trialdesk.protocol.forms import load_forms
 
 EIGHTEEN = [
     "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label", "Choices, Calculations, OR Slider Labels",

@@ -38,7 +38,7 @@ def _error(path: Path) -> str:
 
 def test_duplicate_criterion_id_names_file_line_and_field(tmp_path: Path) -> None:
     path = _variant(tmp_path, "- id: E3\n", "- id: E2\n")
-    line = _line_of(path, "text: Severe interstitial lung disease") - 1
+    line = _line_of(path, "text: Severe interstitial lung disease") - 2  # the id, then its role, then its text
     assert _error(path) == f"nct03929120.yaml:{line} eligibility.criteria[6].id: duplicate id 'E2'; give each criterion its own number"
 
 
@@ -141,7 +141,7 @@ def test_an_edited_value_set_file_is_read_again_and_a_broken_edit_is_refused(tmp
 
 
 def test_a_comparison_in_a_unit_ucum_does_not_know_is_refused_at_its_line_with_the_fix(tmp_path: Path) -> None:
-    path = _variant(tmp_path, 'unit: "%"}}', 'unit: "mg/furlong"}}')
+    path = _variant(tmp_path, 'unit: "%"}\n', 'unit: "mg/furlong"}\n')
     message = _error(path)
     line = _line_of(path, "mg/furlong")
     assert f"nct03929120.yaml:{line} eligibility.criteria[" in message
@@ -152,11 +152,11 @@ def test_a_comparison_in_a_unit_ucum_does_not_know_is_refused_at_its_line_with_t
 
 
 def test_a_laboratory_spelling_of_a_ucum_unit_is_refused_with_its_ucum_spelling(tmp_path: Path) -> None:
-    path = _variant(tmp_path, 'unit: "[IU]/L"}}', 'unit: "IU/L"}}')
+    path = _variant(tmp_path, 'unit: "[IU]/L"}', 'unit: "IU/L"}')
     assert "'IU/L' is not a unit UCUM knows" in _error(path) and "write it as UCUM spells it: '[IU]/L'" in _error(path)
 
 
 @pytest.mark.parametrize("unit", ["%", "mg/dL", "[IU]/L", "10*3/uL", "umol/L", "mm[Hg]", "g/L", "[arb'U]/mL"])
 def test_any_unit_ucum_knows_is_accepted(tmp_path: Path, unit: str) -> None:
-    path = _variant(tmp_path, 'unit: "%"}}', f'unit: "{unit}"}}}}')
+    path = _variant(tmp_path, 'unit: "%"}\n', f'unit: "{unit}"}}\n')
     assert load(path).eligibility.criteria

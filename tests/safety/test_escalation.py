@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trialdesk.protocol.model import EscalationRule
-from trialdesk.safety.escalation import boin_boundaries, boin_decide, boin_table, plot, simulate, three_plus_three_decide
+from trialdesk.trial.escalation import boin_boundaries, boin_decide, boin_table, plot, simulate, three_plus_three_decide
 
 BOIN_30 = EscalationRule(design="boin", target_toxicity=0.3, reason="test")
 THREE = EscalationRule(design="3+3", reason="test")

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
+from trialdesk.protocol.forms import load_forms, parse_forms
 from trialdesk.trial.crf_checks import ae_outcome_problems, entry_problems, outside_window
-from trialdesk.trial.forms import load_forms, parse_forms
 
 VS = load_forms().form("vital_signs")
 TODAY = dt.date(2020, 6, 30)
@@ -72,7 +72,7 @@ def test_recovered_needs_the_date_it_resolved(outcome: str, resolved: dt.date | 
 
 
 def test_a_check_naming_a_field_the_form_lacks_is_refused_naming_it() -> None:
-    from trialdesk.trial.forms import FormsError
+    from trialdesk.protocol.forms import FormsError
 
     tree = {"forms": [{"id": "vs", "title": "VS", "fields": [{"name": "sysbp", "label": "S", "type": "integer"}],
                        "less_than": [{"field": "diabp", "than": "sysbp", "reason": "physiology"}]}]}

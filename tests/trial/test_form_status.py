@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from trialdesk.protocol.forms import load_forms
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.form_status import check_not_done, status, visit_forms
-from trialdesk.trial.forms import load_forms
 
 CAT = load_forms()
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from trialdesk.protocol.forms import FormsError, load_forms, parse_forms
 from trialdesk.protocol.model import Protocol
-from trialdesk.trial.forms import FormsError, load_forms, parse_forms
 
 
 def test_every_form_the_schedule_names_is_defined(protocol: Protocol) -> None:

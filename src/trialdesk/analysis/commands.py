@@ -23,9 +23,9 @@ from trialdesk.analysis.primary_outcome import primary_outcome
 from trialdesk.analysis.redcap import export_dictionary
 from trialdesk.analysis.sdtm import SdtmError, build_sdtm
 from trialdesk.console import fail, out
+from trialdesk.protocol.forms import FormsError, load_forms
 from trialdesk.protocol.loader import ProtocolError, load
 from trialdesk.protocol.model import Protocol
-from trialdesk.trial.forms import FormsError, load_forms
 from trialdesk.trial.records import TrialData
 
 report_app = typer.Typer(help="Results of a data cut: the primary outcome and the participant flow.", no_args_is_help=True)

@@ -17,7 +17,7 @@ outcome measure's denominator and the adverse events' number at risk; enrolled p
 never infused are stated in ``preAssignmentDetails`` and the baseline ``populationDescription``.
 
 Race and ethnicity are the demographics form's codes (``dm_race``/``dm_ethnicity`` in
-``trial/forms.yaml``), matched by code to the form's choices and reported under the choice's label,
+``protocol/forms.yaml``), matched by code to the form's choices and reported under the choice's label,
 which is the NIH/OMB category ClinicalTrials.gov uses; an unrecorded value is Unknown or Not Reported.
 
 Assessment type per event (:func:`assessment_type`): ``SYSTEMATIC_ASSESSMENT`` when the event was found
@@ -61,8 +61,8 @@ from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import ctgov_reason, has_left
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
+from trialdesk.protocol.forms import load_forms
 from trialdesk.protocol.model import Protocol
-from trialdesk.trial.forms import load_forms
 from trialdesk.trial.records import AdverseEvent, Participant, TrialData
 
 SOURCE_VOCABULARY = "CTCAE (5.0)"

@@ -23,15 +23,15 @@ from collections.abc import Iterable
 
 from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.sdtm import LAB_TESTS, VITAL_TESTS
+from trialdesk.protocol.forms import FormCatalogue, FormField, load_forms
 from trialdesk.protocol.model import Protocol
-from trialdesk.trial.forms import FormCatalogue, FormField, load_forms
 from trialdesk.trial.records import TrialData
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 AE_LOG = "AE_LOG"
 _DATATYPE = {"text": "text", "integer": "integer", "float": "float", "date": "date", "datetime": "datetime", "choice": "text",
              "yesno": "boolean"}
-# the data cut's lung-function and six-minute-walk tests -> (form, field) of trial/forms.yaml
+# the data cut's lung-function and six-minute-walk tests -> (form, field) of protocol/forms.yaml
 _FUNCTION_FIELDS = {"FVC": ("pulmonary_function", "fvc"), "FVCPP": ("pulmonary_function", "fvc_pct"),
                     "FEV1": ("pulmonary_function", "fev1"), "DLCOPP": ("pulmonary_function", "dlco_pct"),
                     "SIXMWD": ("six_minute_walk", "smw_distance"),
@@ -201,7 +201,7 @@ def build_odm(data: TrialData, protocol: Protocol, forms: FormCatalogue | None =
     forms = forms or load_forms()
     missing = sorted({f for v in protocol.schedule.visits for f in v.forms} - set(forms.ids))
     if missing:
-        raise ValueError(f"the schedule names forms with no definition: {', '.join(missing)}; add them to trialdesk/trial/forms.yaml")
+        raise ValueError(f"the schedule names forms with no definition: {', '.join(missing)}; add them to trialdesk/protocol/forms.yaml")
     ET.register_namespace("", NS)
     stamp = (created or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
     description = f"{protocol.identification.nct_id}: data cut of {data.cutoff}, de-identified" + (f". {note}" if note else "")

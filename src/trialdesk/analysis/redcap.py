@@ -19,7 +19,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from trialdesk.trial.forms import FieldType, FormCatalogue, FormsError, parse_forms
+from trialdesk.protocol.forms import FieldType, FormCatalogue, FormsError, parse_forms
 
 COLUMNS = (
     "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",

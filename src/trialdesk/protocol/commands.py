@@ -165,7 +165,7 @@ def escalation(
     """Show the protocol's escalation rule and BOIN's decision table, and simulate 3+3 and BOIN's operating
     characteristics (P(selected as MTD), participants treated per dose) under scenarios of true toxicity."""
     from trialdesk.protocol.model import EscalationRule
-    from trialdesk.safety.escalation import boin_table, plot, simulate
+    from trialdesk.trial.escalation import boin_table, plot, simulate
 
     p = _load(ref, protocol)
     if p.dose_finding is None:

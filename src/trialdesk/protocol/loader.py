@@ -20,11 +20,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from trialdesk.criteria.language import value_sets_used
+from trialdesk.protocol.forms import FormCatalogue, FormsError, load_forms
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology import units
 from trialdesk.terminology.products import with_products
 from trialdesk.terminology.value_set import ValueSet, library_dir
-from trialdesk.trial.forms import FormCatalogue, FormsError, load_forms
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ def protocol_value_sets(ref: str | Path) -> dict[str, ValueSet]:
 def protocol_forms(ref: str | Path) -> FormCatalogue:
     """The case report forms of a protocol: its folder's ``forms.yaml``, else the forms shipped with trialdesk."""
     files = locate(ref)
-    source = files.forms or Path(str(resources.files("trialdesk.trial") / "forms.yaml"))
+    source = files.forms or Path(str(resources.files("trialdesk.protocol") / "forms.yaml"))
     stat = source.stat()
     key = (str(source.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _FORMS:  # parsed once per state of the file, as the value sets are (about 0.1 s a parse)
@@ -306,7 +306,7 @@ def protocol_forms(ref: str | Path) -> FormCatalogue:
     try:
         forms = load_forms(files.forms)
     except FormsError as exc:
-        raise ProtocolError([Problem(str(files.forms or "trialdesk/trial/forms.yaml"), None, "", str(exc))]) from None
+        raise ProtocolError([Problem(str(files.forms or "trialdesk/protocol/forms.yaml"), None, "", str(exc))]) from None
     if len(_FORMS) >= 8:
         _FORMS.pop(next(iter(_FORMS)))
     _FORMS[key] = forms
@@ -353,7 +353,7 @@ def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Prot
                 Problem(path.name, _line_of(tree, loc), _field(loc),
                         f"value set {vs!r} is not defined; add it to {where} or fix the name")
             )
-    forms_file = str(files.forms) if files.forms else "trialdesk/trial/forms.yaml"
+    forms_file = str(files.forms) if files.forms else "trialdesk/protocol/forms.yaml"
     missing.extend(_check_forms(path, tree, protocol, protocol_forms(path), forms_file))
     if missing:
         raise ProtocolError(missing)

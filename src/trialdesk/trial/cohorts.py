@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from trialdesk.protocol.model import Cohort, DltDefinition, DoseFinding, Protocol
-from trialdesk.safety.escalation import Decision, Outcome, decide
 from trialdesk.trial.dose import CheckedDose
 from trialdesk.trial.dose import check as check_dose_as_stated
 from trialdesk.trial.errors import ConductError
+from trialdesk.trial.escalation import Decision, Outcome, decide
 from trialdesk.trial.records import AdverseEvent, TrialData, at_least
 
 #: how bold a decision is; a DSMB may choose the rule's decision or a more cautious one

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from trialdesk.trial.forms import Form
+from trialdesk.protocol.forms import Form
 
 #: outcomes that say the event is over, so it has a date of resolution
 RESOLVED_OUTCOMES = ("recovered", "recovered_with_sequelae")

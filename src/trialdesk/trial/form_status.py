@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from trialdesk.protocol.forms import FormCatalogue
 from trialdesk.trial.errors import ConductError
-from trialdesk.trial.forms import FormCatalogue
 
 Status = Literal["not_started", "incomplete", "complete", "not_done"]
 LABELS: dict[str, str] = {"not_started": "not started", "incomplete": "incomplete", "complete": "complete", "not_done": "not done"}

@@ -42,7 +42,7 @@ from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.permissions import allowed, role_of
 from trialdesk.edc.quality.models import Query
 from trialdesk.edc.web import protocol, today
-from trialdesk.trial.forms import load_forms
+from trialdesk.protocol.forms import load_forms
 from trialdesk.trial.records import TrialData
 
 

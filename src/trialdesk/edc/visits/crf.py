@@ -1,4 +1,4 @@
-"""Django forms built from the case report forms defined as data (trialdesk/trial/forms.yaml).
+"""Django forms built from the case report forms defined as data (trialdesk/protocol/forms.yaml).
 
 Laboratory results also carry the reporting laboratory's reference range (lower and upper
 limit, in the field's unit), which grading and eligibility (E8) read."""
@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 
-from trialdesk.trial.forms import Form, FormCatalogue, FormField, load_forms
+from trialdesk.protocol.forms import Form, FormCatalogue, FormField, load_forms
 
 RANGED_FORMS = ("laboratory",)
 

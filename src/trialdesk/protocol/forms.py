@@ -139,8 +139,8 @@ def parse_forms(tree: Any, source: str = "forms") -> FormCatalogue:
 def load_forms(path: Path | None = None) -> FormCatalogue:
     """The forms in ``path``, or the trial's own ``forms.yaml`` shipped with trialdesk."""
     if path is None:
-        text = resources.files("trialdesk.trial").joinpath("forms.yaml").read_text(encoding="utf-8")
-        source = "trialdesk/trial/forms.yaml"
+        text = resources.files("trialdesk.protocol").joinpath("forms.yaml").read_text(encoding="utf-8")
+        source = "trialdesk/protocol/forms.yaml"
     else:
         try:
             text = path.read_text(encoding="utf-8")

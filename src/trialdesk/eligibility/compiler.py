@@ -54,8 +54,7 @@ class Lookups:
     concepts: dict[str, pa.Table] = field(default_factory=dict)  # domain -> (concept_id, value_set)
     sources: dict[str, pa.Table] = field(default_factory=dict)  # domain -> (source_value, value_set, name)
     factors: dict[str, pa.Table] = field(default_factory=dict)  # domain -> (f_unit, f<k>...)
-    answer_concepts: pa.Table | None = None
-    answer_texts: pa.Table | None = None
+    answers: pa.Table | None = None  # key (c:<concept id> or t:<text>) -> one flag per answer set
 
 
 @dataclass
@@ -146,12 +145,17 @@ class Compiler:
         for domain in domains:
             self.lookups.concepts[domain] = self.resolution.concept_table(self._sets_read(domain))
         answers = self._answer_sets()
-        rows = [(cid, a) for a in answers for cid in sorted(self.resolution.concepts.get(a, ()))]
-        self.lookups.answer_concepts = pa.table({"concept_id": pa.array([r[0] for r in rows], pa.int64()),
-                                                 "answer_set": pa.array([r[1] for r in rows], pa.string())})
-        texts = sorted({(t, a) for a in answers for t in _answer_texts(self.value_sets[a])})
-        self.lookups.answer_texts = pa.table({"text": pa.array([t for t, _ in texts], pa.string()),
-                                              "answer_set": pa.array([a for _, a in texts], pa.string())})
+        keys: dict[str, set[str]] = {}
+        for a in answers:
+            for cid in self.resolution.concepts.get(a, ()):
+                keys.setdefault(f"c:{cid}", set()).add(a)
+            for text in _answer_texts(self.value_sets[a]):
+                keys.setdefault(f"t:{text}", set()).add(a)
+        ordered = sorted(keys)
+        cols: dict[str, pa.Array] = {"answer_key": pa.array(ordered, pa.string())}
+        for i, a in enumerate(answers):
+            cols[f"ans{i}"] = pa.array([a in keys[k] for k in ordered], pa.bool_())
+        self.lookups.answers = pa.table(cols)
 
     def source_lookup(self, domain: str, distinct: Iterable[str | None]) -> pa.Table:
         """source value -> value set, by code; by name (marked) where no code of the set matched."""
@@ -206,7 +210,7 @@ class Compiler:
             *rows.columns, value_set=sm.value_set, matched_name=sm.name)
         # a record found both ways counts once (its concept match kept)
         by_source = by_source.anti_join(cm, [by_source.concept_id == cm.concept_id, by_source.value_set == cm.value_set])
-        t = by_concept.union(by_source, distinct=False)
+        t = self._with_answers(by_concept.union(by_source, distinct=False))
         contexts: dict[str, lv.ContextColumns] = {}
         for leaf in self.leaves(domain):
             ctx = leaf.node.context if isinstance(leaf.node, Measurement) else None
@@ -220,9 +224,20 @@ class Compiler:
         return t, contexts
 
     def answers(self) -> lv.AnswerTest:
-        if not self._answer_sets():
-            return lv.AnswerTest(None, None)
-        return lv.AnswerTest(self.uploaded["answer_concepts"], self.uploaded["answer_texts"])
+        return lv.AnswerTest({a: f"ans{i}" for i, a in enumerate(self._answer_sets())})
+
+    def _with_answers(self, t: ir.Table) -> ir.Table:
+        """One flag column per answer set, from two joins with the answer keys (by value concept, by written value)."""
+        if not self._answer_sets() or "value_concept" not in t.columns:
+            return t
+        aw = self.uploaded["answers"]
+        flags = [c for c in aw.columns if c != "answer_key"]
+        by_c = aw.select(c_key=aw.answer_key, **{f"c_{f}": aw[f] for f in flags})
+        by_t = aw.select(t_key=aw.answer_key, **{f"t_{f}": aw[f] for f in flags})
+        keyed = t.mutate(_ck="c:" + t.value_concept.cast("string"), _tk="t:" + t.value_text.strip().lower())
+        j = keyed.left_join(by_c, keyed._ck == by_c.c_key)
+        j = j.left_join(by_t, j._tk == by_t.t_key)
+        return j.select(*t.columns, **{f: ibis.coalesce(j[f"c_{f}"], False) | ibis.coalesce(j[f"t_{f}"], False) for f in flags})
 
     def result_status(self, leaf: lv.Leaf, t: ir.Table, contexts: dict[str, lv.ContextColumns]) -> ir.IntegerValue:
         node = leaf.node
@@ -268,9 +283,8 @@ class Compiler:
 
     def _upload_answers(self) -> None:
         if self._answer_sets():
-            assert self.lookups.answer_concepts is not None and self.lookups.answer_texts is not None
-            self.upload(self.lookups.answer_concepts, "answer_concepts")
-            self.upload(self.lookups.answer_texts, "answer_texts")
+            assert self.lookups.answers is not None
+            self.upload(self.lookups.answers, "answers")
 
     def _distinct(self, domain: str, prepared: Prepared | None) -> pa.Table:
         if prepared is not None:

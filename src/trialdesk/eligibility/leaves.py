@@ -202,21 +202,19 @@ def duration_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
 class AnswerTest:
     """Whether a record's value is an answer of a value set: its value concept is one of the
     set's concepts, or its written value (trimmed, case-folded) one of its codes or texts.
-    Both lists are small tables on the backend (``answer_concepts``, ``answer_texts``)."""
 
-    def __init__(self, concepts: ir.Table | None, texts: ir.Table | None):
-        self.concepts = concepts
-        self.texts = texts
+    The tagged records carry one flag column per answer set (``ans<i>``), filled by two
+    joins with a small table of answer keys (``c:<concept id>``, ``t:<text>``), so a leaf
+    asks a column, not a subquery (a subquery per leaf made DuckDB plan a join for each)."""
+
+    def __init__(self, columns: dict[str, str]):
+        self.columns = columns  # answer set -> flag column
 
     def is_in(self, value_set: str, t: ir.Table) -> ir.BooleanValue:
-        cond = ibis.literal(False)
-        if self.concepts is not None and "value_concept" in t.columns:
-            ids = self.concepts.filter(self.concepts.answer_set == value_set).concept_id
-            cond |= ibis.coalesce(t.value_concept.isin(ids), False)
-        if self.texts is not None and "value_text" in t.columns:
-            texts = self.texts.filter(self.texts.answer_set == value_set).text
-            cond |= ibis.coalesce(t.value_text.strip().lower().isin(texts), False)
-        return cond
+        col = self.columns.get(value_set)
+        if col is None or col not in t.columns:
+            return ibis.literal(False)
+        return t[col]
 
 
 def carries_result(t: ir.Table) -> ir.BooleanValue:

@@ -77,7 +77,7 @@ def test_the_first_trials_visits_are_checked_against_the_package_forms(tmp_path:
     src = (loader.builtin_protocol_dir() / "nct03929120.yaml").read_text()
     bad = tmp_path / "p.yaml"
     bad.write_text(src.replace("forms: [vital_signs, infusion, spo2, adverse_events]}", "forms: [vital_signs, infusions]}", 1))
-    with pytest.raises(ProtocolError, match=r"names form 'infusions', which trialdesk/trial/forms\.yaml does not define"):
+    with pytest.raises(ProtocolError, match=r"names form 'infusions', which trialdesk/protocol/forms\.yaml does not define"):
         load(bad)
 
 

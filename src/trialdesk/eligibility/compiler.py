@@ -96,7 +96,7 @@ class Compiler:
             if k in self.plan.unavailable:
                 continue
             start, end = self.plan.window(node)
-            out.append(lv.Leaf(k, node, start, end))
+            out.append(lv.Leaf(k, node, start, end, self.db.backend))
         return out
 
     def domains(self) -> list[str]:

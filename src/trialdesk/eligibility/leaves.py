@@ -34,22 +34,62 @@ ENDED_STATUSES = ("resolved", "inactive", "remission")
 
 @dataclass(frozen=True)
 class Leaf:
-    """One leaf of the plan with its key and window dates."""
+    """One leaf of the plan with its key and window dates, and the backend it runs on."""
 
     key: int
     node: RecordLeaf
     start: dt.date | None
     end: dt.date
+    backend: str = ""
 
     @property
     def p(self) -> str:
         return f"k{self.key}_"
 
 
-def order_key(t: ir.Table) -> ir.StringValue:
-    """Newest first: the record's date and time, then its id (a total order, so every
-    quantity taken from "the latest record" comes from the same record on every backend)."""
-    return t.moment.strftime("%Y%m%d%H%M%S") + t.record_id.cast("string").lpad(20, "0")
+#: streaming aggregates that take the value at the greatest (least) key, where the backend has them:
+#: Ibis compiles ``argmax`` to an ordered ``FIRST(x ORDER BY key)``, which DuckDB evaluates by sorting
+#: each group (the measurement pass at 100,000 persons took 14 s that way)
+_NATIVE = {"duckdb": ("arg_max", "arg_min"), "pyspark": ("max_by", "min_by")}
+_UDAFS: dict[tuple[str, str], Any] = {}
+
+
+def _udaf(name: str, x: ir.Value) -> Any:
+    import ibis.expr.datatypes as dt_
+
+    kind = "int8" if x.type().is_integer() and x.type().nbytes == 1 else "int64"
+    if (name, kind) not in _UDAFS:
+        xt = dt_.int8 if kind == "int8" else dt_.int64
+
+        def fn(x: Any, key: Any) -> Any:  # the signature below types it
+            ...
+
+        fn.__name__ = f"{name}_{kind}"
+        _UDAFS[(name, kind)] = ibis.udf.agg.builtin(fn, name=name, signature=((xt, dt_.int64), xt))
+    return _UDAFS[(name, kind)]
+
+
+def arg_max(leaf: Leaf, x: ir.Value, key: ir.IntegerValue, where: Any) -> Any:
+    """The value of ``x`` at the greatest ``key`` among the rows ``where`` holds."""
+    if leaf.backend in _NATIVE:
+        return _udaf(_NATIVE[leaf.backend][0], x)(x, key, where=where)
+    return x.argmax(key, where=where)
+
+
+def arg_min(leaf: Leaf, x: ir.Value, key: ir.IntegerValue, where: Any) -> Any:
+    if leaf.backend in _NATIVE:
+        return _udaf(_NATIVE[leaf.backend][1], x)(x, key, where=where)
+    return x.argmin(key, where=where)
+
+
+def order_key(t: ir.Table) -> ir.IntegerValue:
+    """Newest first: the record's date and time, then its id, packed in one 64-bit integer (a
+    total order, so every quantity taken from "the latest record" comes from the same record on
+    every backend; a string key cost several times more at a million records). Seconds since
+    1900 (clamped at 0; records after the window's end are already left out) times 2^30, plus
+    the id modulo 2^30."""
+    seconds = ibis.greatest(t.moment.epoch_seconds().cast("int64") + 2_208_988_800, 0)
+    return seconds * (1 << 30) + (t.record_id % (1 << 30))
 
 
 def _op(op: str, left: Any, right: Any) -> Any:
@@ -86,7 +126,7 @@ def _lasting_in(leaf: Leaf, t: ir.Table) -> ir.BooleanValue:
     return cond
 
 
-def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, answers: AnswerTest) -> dict[str, Any]:
+def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue, answers: AnswerTest) -> dict[str, Any]:
     node = leaf.node
     assert isinstance(node, Occurrence)
     p = leaf.p
@@ -94,19 +134,19 @@ def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, answers:
     undated = t.record_id.count(where=of_set & t.start.isnull())
     if node.first_ever:
         before_end = of_set & t.start.notnull() & (t.start <= leaf.end)
-        return {p + "first": t.start.min(where=before_end), p + "id": t.record_id.argmin(key, where=before_end),
+        return {p + "first": t.start.min(where=before_end), p + "id": arg_min(leaf, t.record_id, key, where=before_end),
                 p + "undated": undated}
     began_inside = dated_in(leaf, t, overlap=node.kind == "drug")
     if node.lasting == "review":
         # counted: what began in the window; asked about: what began before and has not ended
         still = of_set & _lasting_in(leaf, t) & ~began_inside
         hit = of_set & began_inside
-        return {p + "n": t.record_id.count(where=hit), p + "id": t.record_id.argmax(key, where=hit),
-                p + "fid": t.record_id.argmin(key, where=hit), p + "undated": undated,
-                p + "old": t.record_id.count(where=still), p + "oid": t.record_id.argmax(key, where=still)}
+        return {p + "n": t.record_id.count(where=hit), p + "id": arg_max(leaf, t.record_id, key, where=hit),
+                p + "fid": arg_min(leaf, t.record_id, key, where=hit), p + "undated": undated,
+                p + "old": t.record_id.count(where=still), p + "oid": arg_max(leaf, t.record_id, key, where=still)}
     hit = of_set & (_lasting_in(leaf, t) if node.lasting else began_inside)
-    return {p + "n": t.record_id.count(where=hit), p + "id": t.record_id.argmax(key, where=hit),
-            p + "fid": t.record_id.argmin(key, where=hit), p + "undated": undated}
+    return {p + "n": t.record_id.count(where=hit), p + "id": arg_max(leaf, t.record_id, key, where=hit),
+            p + "fid": arg_min(leaf, t.record_id, key, where=hit), p + "undated": undated}
 
 
 def occurrence_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
@@ -151,16 +191,18 @@ def occurrence_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
 # -- durations -----------------------------------------------------------------------------
 
 
-def duration_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue) -> dict[str, Any]:
+def duration_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue) -> dict[str, Any]:
     p = leaf.p
     node = leaf.node
     assert isinstance(node, Duration)
     of_set = t.value_set == node.value_set
     hit = of_set & dated_in(leaf, t, overlap=True)
     last = ibis.coalesce(t.end, t.start)
-    end_key = last.strftime("%Y%m%d") + key
+    # the last exposure by its end day, then newest first: days since 1900 above the record key's bits
+    end_key = (last.delta(ibis.date(1900, 1, 1), unit="day").cast("int64") * 86_400).clip(lower=0) * (1 << 30) \
+        + (t.record_id % (1 << 30))
     return {p + "first": t.start.min(where=hit), p + "last": last.max(where=hit),
-            p + "fid": t.record_id.argmin(key, where=hit), p + "lid": t.record_id.argmax(end_key, where=hit),
+            p + "fid": arg_min(leaf, t.record_id, key, where=hit), p + "lid": arg_max(leaf, t.record_id, end_key, where=hit),
             p + "undated": t.record_id.count(where=of_set & t.start.isnull())}
 
 
@@ -331,7 +373,7 @@ def result_note(node: Measurement, t: ir.Table, factor: Any, answers: AnswerTest
     return ibis.cases(*parts, else_=ibis.null("string"))
 
 
-def measurement_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, status: ir.IntegerValue) -> dict[str, Any]:
+def measurement_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue, status: ir.IntegerValue) -> dict[str, Any]:
     node = leaf.node
     assert isinstance(node, Measurement)
     p = leaf.p
@@ -339,12 +381,12 @@ def measurement_aggregates(leaf: Leaf, t: ir.Table, key: ir.StringValue, status:
     hit = of_set & dated_in(leaf, t, overlap=False)
     out = {p + "undated": t.record_id.count(where=of_set & t.start.isnull())}
     if node.select == "latest":
-        out |= {p + "id": t.record_id.argmax(key, where=hit), p + "st": status.argmax(key, where=hit)}
+        out |= {p + "id": arg_max(leaf, t.record_id, key, where=hit), p + "st": arg_max(leaf, status, key, where=hit)}
     else:
         out |= {p + "n": t.record_id.count(where=hit), p + "met": t.record_id.count(where=hit & (status == MET)),
                 p + "not": t.record_id.count(where=hit & (status == NOT_MET)),
-                p + "id": t.record_id.argmax(key, where=hit & (status == MET)),
-                p + "nid": t.record_id.argmax(key, where=hit)}
+                p + "id": arg_max(leaf, t.record_id, key, where=hit & (status == MET)),
+                p + "nid": arg_max(leaf, t.record_id, key, where=hit)}
     return out
 
 

@@ -106,6 +106,11 @@ CASES: dict[str, Case] = {
         "E9", "met",
         lambda b: b.measurement(1, AS_OF - dt.timedelta(days=3), source_value="2106-3", value_as_concept_id=9191),
         [observation("2106-3", day(-3), valueCodeableConcept=cc(SNOMED, "10828004", "Positive"))]),
+    "an_hcg_reported_only_by_its_interpretation_positive_excludes": Case(
+        "E9", "met",
+        lambda b: b.measurement(1, AS_OF - dt.timedelta(days=3), source_value="2106-3", value_as_concept_id=9191),
+        [observation("2106-3", day(-3), interpretation=[cc("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                                           "POS", "Positive")])]),
     "negative_qualitative_urine_hcg_does_not_exclude": Case(
         "E9", "not_met",
         lambda b: b.measurement(1, AS_OF - dt.timedelta(days=3), source_value="2106-3", value_as_concept_id=9189),

@@ -209,8 +209,8 @@ def test_pneumonia_three_weeks_ago_is_active_infection(tmp_path: Path) -> None:
     assert _one(tmp_path, lambda b: b.condition(1, D(2024, 5, 11), source_value="J18.9"))["E4"] == "met"
 
 
-def test_pneumonia_six_weeks_ago_is_no_longer_active(tmp_path: Path) -> None:
-    assert _one(tmp_path, lambda b: b.condition(1, D(2024, 4, 20), source_value="J18.9"))["E4"] == "not_met"
+def test_pneumonia_six_weeks_ago_is_no_longer_active_so_only_the_clinical_assessment_remains(tmp_path: Path) -> None:
+    assert _one(tmp_path, lambda b: b.condition(1, D(2024, 4, 20), source_value="J18.9"))["E4"] == "needs_review"
 
 
 def test_lymphoma_treated_this_year_is_active_malignancy(tmp_path: Path) -> None:
@@ -309,10 +309,10 @@ def test_a_clean_ssc_ild_candidate_needs_only_the_investigators_attestations(tmp
     result = screened(tmp_path, build)
     s = statuses(result)[1]
     assert {cid for cid, st in s.items() if st != ("met" if cid.startswith("I") else "not_met")} == {
-        "I4", "E5", "E6", "E10", "E11"}
+        "I4", "E4", "E5", "E6", "E10", "E11"}
     assert result.for_person(1)["overall"] == "needs_review"
     cands = result.candidates().to_pylist()
-    assert cands[0]["person_id"] == 1 and cands[0]["needs_review_criteria"] == "I4 E5 E6 E10 E11"
+    assert cands[0]["person_id"] == 1 and cands[0]["needs_review_criteria"] == "I4 E4 E5 E6 E10 E11"
 
 
 def test_one_exclusion_met_makes_the_person_not_eligible(tmp_path: Path) -> None:

@@ -216,7 +216,8 @@ def test_a_chart_with_only_a_patient_says_so_and_proves_no_absence(tmp_path: Pat
     path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": PATIENT}]}))
     (sheet,) = check_fhir(path, load("nct03929120"), date(2025, 3, 1))
     status = {c["id"]: c["status"] for c in sheet.criteria}
-    assert (status["E2"], status["E4"], status["E7"]) == ("unknown", "unknown", "unknown")
+    # E4 also carries the investigator's clinical assessment, so it asks a person rather than being unknown
+    assert (status["E2"], status["E4"], status["E7"]) == ("unknown", "needs_review", "unknown")
     assert sheet.overall == "needs_review" and NO_RECORDS in sheet.problems
 
 

@@ -251,8 +251,9 @@ class ScreenResult:
         return rows
 
     def candidates(self) -> pa.Table:
-        """People not excluded: eligible first, then those whose records show features
-        supporting an attested item (IPAF), then by how few items remain to check."""
+        """People not excluded: eligible first, then those whose records show the most features
+        supporting an attested item (IPAF; counted once though the item sits under several
+        criteria), then by how few items remain to check."""
         cids = self.criterion_ids
         n = self.statuses.num_rows
         keep = np.ones(n, dtype=bool)
@@ -262,8 +263,9 @@ class ScreenResult:
             codes = self._codes(cid)
             keep &= codes != int(excluding_status(self.roles[cid]))
             items += codes != int(settled_status(self.roles[cid]))
-            if f"s_{cid}" in self.statuses.column_names:
-                features += np.nan_to_num(self.statuses[f"s_{cid}"].to_numpy(zero_copy_only=False).astype(float)).astype(np.int64)
+            if f"s_{cid}" in self.statuses.column_names:  # the same attested item (IPAF) may sit under several criteria
+                shown = np.nan_to_num(self.statuses[f"s_{cid}"].to_numpy(zero_copy_only=False).astype(float)).astype(np.int64)
+                features = np.maximum(features, shown)
         if self.active_within_months is not None:
             keep &= self.statuses["active"].to_numpy(zero_copy_only=False).astype(bool)
         pid = self.statuses["person_id"].to_numpy(zero_copy_only=False)

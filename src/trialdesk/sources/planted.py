@@ -125,7 +125,7 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     @p.case("new_ild_with_ssc", "clean near-eligible candidate: systemic sclerosis for 5 years, ILD first recorded"
             " 2 months ago, SpO2 94 %, normal labs, negative hCG",
             {"I1": "met", "I2": "met", "I3": "met", "I4": "needs_review", "E1": "not_met", "E2": "not_met", "E3": "not_met",
-             "E4": "not_met", "E5": "needs_review", "E6": "needs_review", "E7": "not_met", "E8": "not_met", "E9": "not_met",
+             "E4": "needs_review", "E5": "needs_review", "E6": "needs_review", "E7": "not_met", "E8": "not_met", "E9": "not_met",
              "E10": "needs_review", "E11": "needs_review"})
     def _(b: OmopBuilder, pid: int) -> None:
         b.condition(pid, add_years(a, -5), source_value="M34.9")
@@ -442,7 +442,7 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     @p.case("heart_failure_a_year_ago_not_resolved", "heart failure recorded once a year ago, never resolved: still present",
             {"E6": "met"})
     def _(b: OmopBuilder, pid: int) -> None:
-        b.condition(pid, add_months(a, -12), source_value="I50.22")
+        b.condition(pid, add_months(a, -12), source_value="I50.9")
 
     @p.case("heart_failure_resolved_before_window", "heart failure a year ago that ended 8 months before the first"
             " infusion: only the investigators' opinion remains", {"E6": "needs_review"})
@@ -479,6 +479,6 @@ def planted_cases(as_of: dt.date) -> list[PlantedCase]:
     def _(b: OmopBuilder, pid: int) -> None:
         b.condition(pid, add_months(a, -3), source_value="J84.112")
         b.measurement(pid, add_months(a, -4), source_value="5352-0", value_as_concept_id=9191)
-        b.condition(pid, add_years(a, -2), source_value="I73.00")
+        b.condition(pid, add_years(a, -2), source_value="I73.0")
 
     return p.cases

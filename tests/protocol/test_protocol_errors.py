@@ -160,3 +160,32 @@ def test_a_laboratory_spelling_of_a_ucum_unit_is_refused_with_its_ucum_spelling(
 def test_any_unit_ucum_knows_is_accepted(tmp_path: Path, unit: str) -> None:
     path = _variant(tmp_path, 'unit: "%"}\n', f'unit: "{unit}"}}\n')
     assert load(path).eligibility.criteria
+
+
+def test_a_criterion_whose_role_contradicts_its_number_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "- id: E3\n      role: exclusion\n", "- id: E3\n      role: inclusion\n")
+    message = _error(path)
+    assert "criterion E3 is numbered as an exclusion but its role says inclusion" in message
+    assert "number inclusions I1, I2, … and exclusions E1, E2, …" in message
+
+
+def test_a_criterion_without_a_role_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "- id: E3\n      role: exclusion\n", "- id: E3\n")
+    assert "eligibility.criteria[6].role: required field is missing; add it" in _error(path)
+
+
+def test_lasting_on_a_drug_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "{kind: drug, value_set: rituximab_or_cyclophosphamide,",
+                    "{kind: drug, lasting: true, value_set: rituximab_or_cyclophosphamide,")
+    assert "'lasting' reads a condition as a state until it ends" in _error(path)
+
+
+def test_an_oxygen_context_without_a_comparison_is_refused(tmp_path: Path) -> None:
+    path = _variant(tmp_path, '        compare: {op: "<", value: 88, unit: "%"}\n', "        qualitative: {}\n")
+    assert "an oxygen 'context' qualifies a numeric comparison; add 'compare'" in _error(path)
+
+
+def test_a_measurement_that_can_decide_nothing_is_refused(tmp_path: Path) -> None:
+    path = _variant(tmp_path, '{kind: measurement, value_set: hemoglobin, compare: {op: outside_range}}',
+                    '{kind: measurement, value_set: hemoglobin}')
+    assert "a measurement needs 'compare' (a number), 'qualitative' (an answer) or both" in _error(path)

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from trialdesk.analysis.ctgov_results import ThresholdError, check_results, results_json
@@ -39,11 +38,9 @@ ALLOW_EMPTY = typer.Option(False, "--allow-empty", help="export even if nobody i
 
 def _read(data_file: Path, protocol_ref: str | None) -> tuple[TrialData, Protocol]:
     try:
-        data = TrialData.model_validate_json(data_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        fail(f"{data_file}: cannot read ({exc.strerror}); check the path")
-    except ValidationError as exc:
-        fail("\n".join(f"{data_file}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+        data = TrialData.from_file(data_file)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         return data, load(protocol_ref or data.protocol_id)
     except ProtocolError as exc:

@@ -43,11 +43,9 @@ def run_reports(protocol: Protocol, data_file: Path, now_text: str, fmt: str, su
     if now.tzinfo is None:
         fail(f"--now {now_text!r} has no time zone, so the instant is ambiguous; add its offset (e.g. +00:00)")
     try:
-        data = TrialData.model_validate_json(data_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        fail(f"{data_file}: cannot read ({exc.strerror}); check the path")
-    except ValidationError as exc:
-        fail("\n".join(f"{data_file}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+        data = TrialData.from_file(data_file)
+    except ValueError as exc:
+        fail(str(exc))
     submitted = [SubmittedReport(r.ae_id, r.rule_id, r.submitted_at) for r in data.safety_reports]
     if submitted_file is not None:
         submitted += [SubmittedReport(r.ae_id, r.rule_id, r.submitted_at)

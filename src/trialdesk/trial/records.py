@@ -12,9 +12,10 @@ timezone-aware.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Relatedness = Literal["unrelated", "unlikely", "possibly", "probably", "definitely"]
 #: the 5-point scale in order; "related" means possibly or stronger
@@ -284,6 +285,18 @@ class TrialData(_Record):
                 if r.subject_id not in ids:
                     raise ValueError(f"{kind} for {r.subject_id!r}, who is not an enrolled participant")
         return self
+
+    @classmethod
+    def from_file(cls, path: Path) -> TrialData:
+        """A data cut read from its JSON file; ``ValueError`` names the file and, for bad content, each field."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ValueError("\n".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())) from None
 
     def infusions_of(self, subject_id: str) -> list[Infusion]:
         return sorted((i for i in self.infusions if i.subject_id == subject_id), key=lambda i: i.number)

@@ -271,3 +271,66 @@ def test_a_cut_after_today_is_refused(clean, client_as) -> None:  # type: ignore
     r = client_as("pi").post("/exports/sdtm/", {"cutoff": days_ago(-1).isoformat()})
     assert r.status_code == 400 and "cannot be after today" in r.content.decode()
     assert _exports() == []
+
+
+# --- the de-identified export's dates, the verbatim term, MedDRA ---------------------------------
+
+
+def test_de_identified_exports_shift_a_participant_by_the_same_offset_every_time(clean, client_as, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The study keeps one date-shift key, so two de-identified cuts line up (and can be merged); the key is in no file."""
+    from trialdesk.edc.exports.models import DateShiftKey
+
+    monkeypatch.delenv("TRIALDESK_DATE_SHIFT_KEY", raising=False)
+    first = _zip(_post(client_as("coordinator"), "sdtm"))
+    second = _zip(_post(client_as("data_manager"), "sdtm"))
+    onsets = [pd.read_csv(io.BytesIO(z.read("ae.csv")))["AESTDTC"].iloc[0] for z in (first, second)]
+    assert onsets[0] == onsets[1] and onsets[0] != days_ago(15).isoformat()
+    (key,) = DateShiftKey.objects.all()
+    assert all(key.key.encode() not in first.read(n) for n in first.namelist())
+
+
+def test_the_configured_shift_key_gives_the_command_lines_offsets(clean, client_as, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.analysis.sdtm import shift_days
+
+    monkeypatch.setenv("TRIALDESK_DATE_SHIFT_KEY", "a study secret")
+    z = _zip(_post(client_as("coordinator"), "sdtm"))
+    ae = pd.read_csv(io.BytesIO(z.read("ae.csv")))
+    offset = shift_days(f"NCT03929120-{clean.subject_id}", b"a study secret")
+    assert ae["AESTDTC"].iloc[0] == (days_ago(15) - dt.timedelta(days=offset)).isoformat()
+
+
+def test_aeterm_is_the_investigators_own_words_and_aedecod_the_coded_term(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    p = trial.enrol()
+    trial.infuse(p)
+    _ae(trial, p, verbatim_term="Throbbing headache behind the eyes")
+    _ae(trial, p, term="Fatigue", grade=1, verbatim_term="")  # no words given: the CTCAE term stands in
+    ae = pd.read_csv(io.BytesIO(_zip(_post(client_as("coordinator"), "sdtm", export_anyway="on")).read("ae.csv")))
+    rows = dict(zip(ae["AEDECOD"], ae["AETERM"], strict=True))
+    assert rows == {"Headache": "Throbbing headache behind the eyes", "Fatigue": "Fatigue"}
+    assert set(ae["AELLT"]) == {"Headache", "Fatigue"}
+
+
+def test_the_ae_form_keeps_the_words_it_was_given(trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.adverse_events.models import AdverseEvent
+
+    p = trial.enrol()
+    trial.infuse(p)
+    r = client_as("coordinator").post("/adverse-events/new/", {
+        "subject_id": p.subject_id, "verbatim_term": "Woozy after the drip", "term": "Dizziness", "grade": "1",
+        "onset": days_ago(10).isoformat(), "serious": "no", "relatedness": "possibly", "outcome": "recovering",
+        "action_taken": "none", "learned_at": at_days_ago(9).strftime("%Y-%m-%dT%H:%M")})
+    assert r.status_code == 302, r.content.decode()[-2000:]
+    ae = AdverseEvent.objects.get()
+    assert (ae.verbatim_term, ae.term) == ("Woozy after the drip", "Dizziness")
+    assert "Woozy after the drip" in client_as("monitor").get(f"/adverse-events/{ae.pk}/").content.decode()
+    dsmb = client_as("dsmb").get(f"/adverse-events/{ae.pk}/")
+    assert dsmb.status_code == 200 and "Dizziness" in dsmb.content.decode()
+    assert "Woozy after the drip" not in dsmb.content.decode()  # free text can name people: withheld from the DSMB
+
+
+def test_a_licensed_meddra_named_in_the_settings_codes_aedecod_to_the_preferred_term(clean, client_as, settings) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    settings.TRIALDESK_MEDDRA = str(Path(__file__).parents[1] / "fixtures" / "meddra")
+    ae = pd.read_csv(io.BytesIO(_zip(_post(client_as("coordinator"), "sdtm")).read("ae.csv")))
+    assert list(ae["AEDECOD"]) == ["Headache (fixture PT)"] and list(ae["AEPTCD"]) == [90000006]

@@ -368,14 +368,16 @@ class _Desk:
         for n, grade in reactions.items():
             if grade:
                 day = infusions[n].date
-                self._ae(participant, term="Infusion related reaction", grade=grade, onset=day, resolved=day,
+                self._ae(participant, verbatim_term="Chills and flushing during infusion",
+                         term="Infusion related reaction", grade=grade, onset=day, resolved=day,
                          relatedness=self.rng.choice(["probably", "definitely"]), outcome="recovered",
                          action_taken="infusion_interrupted" if grade == 2 else "treatment_given",
                          description=f"Chills and flushing during infusion {n}, temperature 38.2 C; settled with acetaminophen",
                          learned_at=self.at(day, 10, 40))
             elif self.rng.random() < 0.15:
                 day = infusions[n].date + dt.timedelta(days=1)
-                self._ae(participant, term="Fatigue", grade=1, onset=day, resolved=day + dt.timedelta(days=2),
+                self._ae(participant, verbatim_term="Tiredness after infusion",
+                         term="Fatigue", grade=1, onset=day, resolved=day + dt.timedelta(days=2),
                          relatedness="possibly", outcome="recovered", description=f"Tired for two days after infusion {n}")
         follow_up_days = 183
         for _ in range(self.rng.randint(1, 4)):
@@ -397,7 +399,8 @@ class _Desk:
 
         coordinator = self.users["coordinator"]
         learned = self.at(onset + dt.timedelta(days=1), 8, 40)
-        ae = self._ae(participant, term="Lung infection", grade=3, onset=onset, resolved=None, serious=True,
+        ae = self._ae(participant, verbatim_term="Right lower lobe pneumonia",
+                      term="Lung infection", grade=3, onset=onset, resolved=None, serious=True,
                       seriousness=["hospitalisation"], relatedness="unlikely", outcome="recovering", action_taken="treatment_given",
                       learned_at=learned, description="Admitted with fever and right lower lobe consolidation; IV antibiotics")
         record_report(coordinator, ae, rule_id="R1", submitted_at=learned + dt.timedelta(hours=17))
@@ -425,7 +428,8 @@ class _Desk:
 
         for s in (o.suggestion for o in open_suggestions()):
             if s.subject_id == participant.subject_id and s.term == "Alanine aminotransferase increased":
-                ae = self._ae(participant, term=s.term, grade=s.grade, onset=s.date, resolved=s.last_abnormal + dt.timedelta(days=14),
+                ae = self._ae(participant, verbatim_term="Raised ALT",
+                              term=s.term, grade=s.grade, onset=s.date, resolved=s.last_abnormal + dt.timedelta(days=14),
                               relatedness="possibly", outcome="recovered", suggested_from=s.source_label,
                               description="ALT above the upper limit at the week-1 visit; normal at the next draw, no treatment")
                 self.done.confirmed_suggestion = f"{ae.ae_id} ({participant.subject_id}, {s.term} grade {s.grade}, from {s.source_label})"

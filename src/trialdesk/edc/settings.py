@@ -11,6 +11,9 @@ Everything a deployment changes comes from the environment:
   listens on loopback alone (tests, benchmarks);
 - ``TRIALDESK_CSRF_TRUSTED_ORIGINS`` (comma-separated ``https://host`` origins, when a proxy changes the host);
 - ``TRIALDESK_PROTOCOL`` (the protocol id, ``nct03929120`` by default);
+- ``TRIALDESK_MEDDRA`` the MedAscii folder of a licensed MedDRA distribution (``llt.asc``, ``mdhier.asc``): the SDTM
+  export then codes AEDECOD to the preferred term; ``TRIALDESK_DATE_SHIFT_KEY`` the de-identified export's date-shift
+  key (else one is made and kept in the database on the first such export);
 - ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default);
 - ``TRIALDESK_REFERRAL_POSTS_PER_HOUR`` how many public self-referral POSTs one address may send an hour (30).
 """
@@ -42,6 +45,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("TRIALDESK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 DATA_DIR = Path(os.environ.get("TRIALDESK_DATA_DIR", Path.cwd() / "trialdesk-data"))
 TRIALDESK_PROTOCOL = os.environ.get("TRIALDESK_PROTOCOL", "nct03929120")
+TRIALDESK_MEDDRA = os.environ.get("TRIALDESK_MEDDRA", "").strip()
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -33,6 +33,8 @@ class AdverseEvent(Voidable, ParticipantRecord):
     filled by the core from the term; they are never typed."""
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="adverse_events")
+    #: the investigator's own words for the event, before coding it to a CTCAE term (SDTM AETERM); blank: not given
+    verbatim_term = models.CharField("event as reported", max_length=200, blank=True)
     term = models.CharField("CTCAE term", max_length=200)
     meddra_code = models.CharField("MedDRA LLT code", max_length=16)
     soc = models.CharField("system organ class", max_length=200)
@@ -63,7 +65,8 @@ class AdverseEvent(Voidable, ParticipantRecord):
 
     def core(self) -> CoreAdverseEvent:
         return CoreAdverseEvent(
-            id=self.ae_id, subject_id=self.participant.subject_id, term=self.term, meddra_code=int(self.meddra_code), soc=self.soc,
+            id=self.ae_id, subject_id=self.participant.subject_id, term=self.term, verbatim_term=self.verbatim_term or None,
+            meddra_code=int(self.meddra_code), soc=self.soc,
             grade=self.grade, onset=self.onset, resolved=self.resolved, description=self.description, serious=self.serious,
             seriousness=list(self.seriousness), relatedness=self.relatedness,  # type: ignore[arg-type]
             # expectedness is the sponsor-investigator's assessment (trialdesk.edc.safety), applied by the data cut;

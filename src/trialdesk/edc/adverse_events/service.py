@@ -45,7 +45,8 @@ from trialdesk.trial.records import AdverseEvent as CoreAdverseEvent
 from trialdesk.trial.records import TrialData
 
 #: the fields a coordinator enters (the rest is filled by the core)
-FIELDS = ("term", "grade", "description", "onset", "resolved", "serious", "seriousness", "relatedness", "outcome", "action_taken",
+FIELDS = ("verbatim_term", "term", "grade", "description",
+          "onset", "resolved", "serious", "seriousness", "relatedness", "outcome", "action_taken",
           "learned_at", "suggested_from")
 
 
@@ -103,6 +104,7 @@ def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, wi
         raise ConductErrors(problems)
     fields["seriousness"] = list(fields.get("seriousness") or [])
     fields["suggested_from"] = fields.get("suggested_from") or None
+    fields["verbatim_term"] = (fields.get("verbatim_term") or "").strip() or None
     term = catalogue().get(str(fields.get("term", "")))
     if term is not None:
         fields.update(term=term.term, meddra_code=int(term.meddra_code), soc=term.soc)
@@ -113,7 +115,8 @@ def _checked(participant: Participant, values: dict[str, Any], *, ae_id: str, wi
 
 
 def _stored(core: CoreAdverseEvent) -> dict[str, Any]:
-    return {"term": core.term, "meddra_code": str(core.meddra_code), "soc": core.soc, "grade": core.grade, "description": core.description,
+    return {"verbatim_term": core.verbatim_term or "",
+            "term": core.term, "meddra_code": str(core.meddra_code), "soc": core.soc, "grade": core.grade, "description": core.description,
             "onset": core.onset, "resolved": core.resolved, "serious": core.serious, "seriousness": list(core.seriousness),
             "relatedness": core.relatedness, "outcome": core.outcome, "action_taken": core.action_taken,
             "learned_at": core.learned_at, "suggested_from": core.suggested_from or ""}

@@ -38,11 +38,14 @@ DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%
 
 class AdverseEventForm(forms.Form):
     subject_id = forms.ChoiceField(label="Participant")
+    verbatim_term = forms.CharField(label="Event as reported", max_length=200, required=False,
+                                    help_text="the event in the investigator's own words, before choosing the CTCAE term "
+                                              "(exported as SDTM AETERM; left empty, the CTCAE term is exported)")
     term = forms.CharField(label="CTCAE v5.0 term", max_length=200,
                            help_text="type a few letters of the term or an everyday word; the MedDRA code and SOC follow from the term",
                            widget=forms.TextInput(attrs={"list": "ctcae-terms", "autocomplete": "off", "data-ctcae-search": "1"}))
     grade = forms.TypedChoiceField(choices=[("", "—")] + [(g, f"Grade {g}") for g in range(1, 6)], coerce=int, empty_value=None)
-    description = forms.CharField(label="Verbatim description", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    description = forms.CharField(label="Description", widget=forms.Textarea(attrs={"rows": 2}), required=False)
     onset = forms.DateField(widget=DATE)
     resolved = forms.DateField(label="Resolved on", widget=DATE, required=False)
     serious = forms.TypedChoiceField(label="Serious (21 CFR 312.32)", choices=YES_NO, coerce=lambda v: v == "yes", empty_value=None)

@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from trialdesk.analysis.ctgov_results import results_json
+from trialdesk.analysis.meddra import MedDRA
 from trialdesk.analysis.odm import build_odm
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import primary_outcome
@@ -177,7 +179,10 @@ def _build(kind: str, data: TrialData, *, prefix: str, identified: bool, allow_e
             text = results_json(data, p, threshold, allow_empty)
             return _with_note(f"{prefix}_ctgov_results.json", "application/json", text.encode(), manifest)
         if kind == "sdtm":
-            sdtm = build_sdtm(data, p, identified=identified, allow_empty=allow_empty)
+            from trialdesk.edc.exports.models import date_shift_key
+
+            sdtm = build_sdtm(data, p, identified=identified, allow_empty=allow_empty, meddra=_meddra(),
+                              shift_key=None if identified else date_shift_key())
             written = sdtm.write(out / "sdtm")
             manifest_path = out / "sdtm" / "export.json"
             core = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -193,6 +198,12 @@ def _build(kind: str, data: TrialData, *, prefix: str, identified: bool, allow_e
         if kind == "redcap-dictionary":
             return ExportFile(f"{prefix}_redcap_data_dictionary.csv", "text/csv", export_dictionary(load_forms()).encode())
     raise KeyError(kind)
+
+
+def _meddra() -> MedDRA | None:
+    """The licensed MedDRA distribution named by ``TRIALDESK_MEDDRA`` (its MedAscii folder), if any."""
+    folder = getattr(settings, "TRIALDESK_MEDDRA", "")
+    return MedDRA.load(Path(folder)) if folder else None
 
 
 def export(user: Any, kind: str, cutoff: dt.date, *, identified: bool = False, export_anyway: bool = False,

@@ -109,6 +109,12 @@ def test_the_sponsor_investigator_assessed_the_saes_expectedness_as_not_listed(d
     assert [(r["expected"], r["role"]) for r in rows] == [(0, "pi")] and "not listed" in rows[0]["suggestion"]
 
 
+def test_the_demo_says_the_bayesian_monitors_verdict_in_words(demo: tuple[Path, str]) -> None:
+    said = " ".join(demo[1].split())
+    assert "Bayesian monitor: 0 of 10 observed with a qualifying event" in said and "not above 80%" in said
+    assert "Posterior(" not in said
+
+
 @pytest.mark.slow
 def test_reports_exist_and_the_primary_outcome_counts_the_adverse_events_in_the_database(demo: tuple[Path, str]) -> None:
     folder = demo[0]

@@ -138,7 +138,7 @@ def _safety(cutoff: dt.date) -> None:
         table.add_row(rule.sentence())
     out.print(table)
     if status.bayes is not None:
-        out.print(f"Bayesian monitor: {status.bayes}")
+        out.print(f"Bayesian monitor: {status.bayes.sentence()}", highlight=False)
     for r in reports_due(data):
         out.print(f"SAE clock: {r.ae_id} {r.rule_id} to {r.recipient}: due {r.due_at:%Y-%m-%d %H:%M %Z}, {r.status}"
                   + (f" at {localtime(r.submitted_at):%Y-%m-%d %H:%M %Z}" if r.submitted_at else ""))

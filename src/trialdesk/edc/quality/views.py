@@ -143,7 +143,9 @@ def monitoring_report(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "report": report, "title": "Monitoring visit report",
                                "zone": timezone.get_current_timezone_name()}
     if report is not None:
-        context["verified"] = [(m, report.what(m)) for m in report.verified]
+        import json
+
+        context["verified"] = [(m, report.what(m), json.loads(m.value) if m.value else "(the whole record)") for m in report.verified]
         context["sections"] = [("Queries raised", "raised", report.raised), ("Queries answered", "answered", report.answered),
                                ("Queries closed", "closed", report.closed), ("Queries withdrawn", "withdrawn", report.withdrawn),
                                ("Queries still open at the end of the period", "open", report.still_open)]

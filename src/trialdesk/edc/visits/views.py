@@ -94,7 +94,7 @@ def _crf_page(request: HttpRequest, v: Visit, form_id: str, form: forms.Form, ex
     return render(request, "edc/crf.html", {
         "form": form, "rows": rows, "extra_fields": extra, "readonly": readonly, "entry": existing, "title": title,
         "sdv": form_sdv(existing) if existing is not None else None, "form_queries": queries.get("", []), "current": current,
-        "subject_id": subject_id, "visit_code": v.code, "form_id": form_id, "entry_or_visit": True,
+        "subject_id": subject_id, "visit_code": v.code, "form_id": form_id, "entry_or_visit": True, "flags_shown": form_id == "laboratory",
         "back": f"/participants/{subject_id}/visits/{v.code}/", "next": request.path,
     }, status=422 if form.errors else 200)
 

@@ -251,3 +251,29 @@ def test_the_monitoring_visit_report_lists_what_was_verified_raised_answered_and
     assert "Nothing verified in this period." in page and "pulse against the ECG?" not in page
     assert client_as("coordinator").get("/monitoring-report/").status_code == 200
     assert client_as("dsmb").get("/monitoring-report/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_attaches_typed_queries_on_a_database_that_had_them(trial, users) -> None:  # type: ignore[no-untyped-def]
+    """Run for real: back to the schema before queries were attached, then forward again over the stored queries."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from trialdesk.edc.audit.trail import verify
+    from trialdesk.edc.quality.models import Query
+    from trialdesk.edc.quality.service import answer_query, raise_query
+
+    p, v, _e = _visit_with_vitals(trial, users)
+    q = raise_query(users["monitor"], p, text="check the pulse", target=f"{v.code}: vital_signs")
+    answer_query(users["coordinator"], q, answer="checked", version=q.version)
+    Query.objects.filter(pk=q.pk).update(answered_at=None)  # as stored before the column existed
+    before = ("quality", "0002_protocol_deviation_log")
+    latest = ("quality", "0003_queries_on_data_points_and_field_sdv")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([latest])
+    q = Query.objects.get(pk=q.pk)
+    assert (q.visit_id, q.form, q.status) == (v.pk, "vital_signs", "answered") and q.answered_at is not None
+    assert verify().ok

@@ -453,9 +453,14 @@ class _Desk:
         from trialdesk.edc.quality.service import answer_query, close_query, raise_query, verify_source
 
         monitor, coordinator = self.users["monitor"], self.users["coordinator"]
+        from trialdesk.edc.quality.service import verify_fields
+        from trialdesk.edc.visits.models import FormEntry
+
         for p in participants[:5]:
             for infusion in p.infusions.all():
                 verify_source(monitor, p, infusion, note="checked against the infusion record and the pharmacy log")
+        for entry in FormEntry.objects.filter(visit__participant__in=list(participants[:3]), form="vital_signs").exclude(data={}):
+            verify_fields(monitor, entry, note="checked against the clinic's vital-signs sheet")
         # (participant, visit code, form, field): each query on its data point ("" for the participant as a whole)
         asks = [(1, "", "", "", "Infusion 1: the weight on the infusion record differs from the clinic scale; please confirm."),
                 (4, "M3", "pulmonary_function", "fvc_pct", "FVC percent predicted: which reference equations were used (GLI 2012)?"),

@@ -277,3 +277,27 @@ def test_the_migration_attaches_typed_queries_on_a_database_that_had_them(trial,
     q = Query.objects.get(pk=q.pk)
     assert (q.visit_id, q.form, q.status) == (v.pk, "vital_signs", "answered") and q.answered_at is not None
     assert verify().ok
+
+
+def test_the_monitor_verifies_an_adverse_event_and_a_later_correction_needs_verifying_again(trial, users, client_as) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.adverse_events.service import edit_adverse_event
+
+    from .test_adverse_events import record
+
+    p = trial.enrol()
+    trial.infuse(p, ago=20)
+    ae = record(trial, p)
+    monitor = client_as("monitor")
+    page = monitor.get(f"/adverse-events/{ae.pk}/").content.decode()
+    assert 'data-sdv="not_verified"' in page and "Verify against the source" in page
+    assert "Verify against the source" not in client_as("coordinator").get(f"/adverse-events/{ae.pk}/").content.decode()
+    assert 'id="ae-sdv"' not in client_as("dsmb").get(f"/adverse-events/{ae.pk}/").content.decode()
+    r = monitor.post("/sdv/", {"model": "adverse_events.AdverseEvent", "object_id": ae.pk, "next": f"/adverse-events/{ae.pk}/"})
+    assert r["Location"] == f"/adverse-events/{ae.pk}/"
+    assert 'data-sdv="verified"' in monitor.get(f"/adverse-events/{ae.pk}/").content.decode()
+    row = monitor.get("/sdv/progress/").content.decode().split('data-subject="001"')[1].split("</tr>")[0]
+    assert "1 of 1" in row
+    ae = edit_adverse_event(users["coordinator"], ae, changes={"grade": 2}, reason="as it was", version=ae.version)  # the same grade
+    assert 'data-sdv="verified"' in monitor.get(f"/adverse-events/{ae.pk}/").content.decode()
+    edit_adverse_event(users["coordinator"], ae, changes={"grade": 1}, reason="graded from the clinic note", version=ae.version)
+    assert 'data-sdv="not_verified"' in monitor.get(f"/adverse-events/{ae.pk}/").content.decode()

@@ -25,16 +25,19 @@ class Progress:
     fields_verified: int = 0
     infusions: int = 0
     infusions_verified: int = 0
+    aes: int = 0
+    aes_verified: int = 0
     to_review: list[Any] = field(default_factory=list)  # form entries changed since verified
 
     @property
     def percent(self) -> int:
-        """Fields and infusion records verified, of all (rounded down: 100 % only when all are)."""
-        total = self.fields + self.infusions
-        return (self.fields_verified + self.infusions_verified) * 100 // total if total else 0
+        """Fields, infusion records and adverse events verified, of all (rounded down: 100 % only when all are)."""
+        total = self.fields + self.infusions + self.aes
+        return (self.fields_verified + self.infusions_verified + self.aes_verified) * 100 // total if total else 0
 
     def add(self, other: Progress) -> None:
-        for name in ("forms", "forms_verified", "forms_changed", "fields", "fields_verified", "infusions", "infusions_verified"):
+        for name in ("forms", "forms_verified", "forms_changed", "fields", "fields_verified", "infusions", "infusions_verified",
+                     "aes", "aes_verified"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -63,6 +66,12 @@ def progress() -> tuple[list[Progress], Progress]:
         row = rows[i.participant_id]
         row.infusions += 1
         row.infusions_verified += ("dosing.Infusion", str(i.pk), i.version) in whole
+    from trialdesk.edc.adverse_events.models import AdverseEvent
+
+    for ae in AdverseEvent.objects.all():
+        row = rows[ae.participant_id]
+        row.aes += 1
+        row.aes_verified += ("adverse_events.AdverseEvent", str(ae.pk), ae.version) in whole
     site = Progress(" · ".join(loc.facility for loc in protocol().locations))
     for row in rows.values():
         site.add(row)

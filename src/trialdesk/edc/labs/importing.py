@@ -49,6 +49,7 @@ class Row:
     flag: str = ""
     visit_code: str = ""
     analyte_name: str = ""
+    analyte_label: str = ""
     number: float | None = None
 
     def col(self, name: str) -> str:
@@ -201,7 +202,7 @@ def plan(rows: list[Row]) -> Plan:
             row.reject("analyte", f"{row.analyte[:40]!r} is not a result of the laboratory form (a field name such as hgb, or its"
                                   " LOINC code)")
             continue
-        row.analyte_name = name
+        row.analyte_name, row.analyte_label = name, known[name].label
         try:
             number = float(row.value)
         except ValueError:

@@ -251,6 +251,17 @@ def test_the_monitoring_visit_report_lists_what_was_verified_raised_answered_and
     assert "Nothing verified in this period." in page and "pulse against the ECG?" not in page
     assert client_as("coordinator").get("/monitoring-report/").status_code == 200
     assert client_as("dsmb").get("/monitoring-report/").status_code == 403
+    pdf = client_as("monitor").get("/monitoring-report/pdf/", {"start": today, "end": today})
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert f'monitoring-report-NCT03929120-{today}-to-{today}.pdf' in pdf["Content-Disposition"]
+    from trialdesk.edc.quality.progress import monitoring_activity
+    from trialdesk.edc.quality.report_pdf import tables
+
+    sections = {title.split(" (")[0]: rows for title, _columns, rows in tables(monitoring_activity(days_ago(0), days_ago(0)))}
+    assert sections["Verified"][0][1:3] == [f"{v.name} · Vital signs · Systolic blood pressure", "120"]
+    assert sections["Verified"][0][4].endswith(("EST", "EDT"))  # the PDF's times say their zone too
+    assert [r[3] for r in sections["Queries still open at the end of the period"]] == ["weight scale calibrated?"]
+    assert [r[5] for r in sections["Queries withdrawn"]][0].startswith("Withdrawn") and "asked twice" in sections["Queries withdrawn"][0][5]
 
 
 @pytest.mark.django_db(transaction=True)

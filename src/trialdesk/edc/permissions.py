@@ -118,6 +118,7 @@ PAGES: dict[str, str] = {
     "sdv": "verify_source",
     "sdv_progress": "view_forms",
     "monitoring_report": "view_forms",
+    "monitoring_report_pdf": "view_forms",
     "lab_ranges": "view_forms",  # POST: manage_lab_ranges
     "lab_import": "record_visit",
     "deviations": "view_forms",  # POST: record_deviation

@@ -52,6 +52,7 @@ urlpatterns = [
     path("sdv/", quality.sdv, name="sdv"),
     path("sdv/progress/", quality.sdv_progress, name="sdv_progress"),
     path("monitoring-report/", quality.monitoring_report, name="monitoring_report"),
+    path("monitoring-report/pdf/", quality.monitoring_report_pdf, name="monitoring_report_pdf"),
     path("labs/ranges/", labs.ranges, name="lab_ranges"),
     path("labs/import/", labs.lab_import, name="lab_import"),
     path("deviations/", quality.deviations, name="deviations"),

@@ -152,6 +152,25 @@ def monitoring_report(request: HttpRequest) -> HttpResponse:
     return render(request, "edc/monitoring_report.html", context, status=200 if report is not None else 422)
 
 
+@requires("view_forms")
+def monitoring_report_pdf(request: HttpRequest) -> HttpResponse:
+    """The monitoring-visit report of a date range as PDF (the same content as the page)."""
+    from trialdesk.edc.quality.progress import monitoring_activity
+    from trialdesk.edc.quality.report_pdf import render_pdf
+    from trialdesk.edc.web import protocol, today
+
+    form = ReportRange(request.GET or {"start": today(), "end": today()})
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Give the period as start and end dates (YYYY-MM-DD): {problems}", status=422,
+                            content_type="text/plain; charset=utf-8")
+    start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+    nct = protocol().identification.nct_id
+    response = HttpResponse(render_pdf(monitoring_activity(start, end), trial=nct), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="monitoring-report-{nct}-{start}-to-{end}.pdf"'
+    return response
+
+
 class ReportRange(forms.Form):
     start = forms.DateField(label="From (site date)", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To (site date)", widget=forms.DateInput(attrs={"type": "date"}))

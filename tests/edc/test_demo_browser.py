@@ -142,13 +142,14 @@ def test_each_role_sees_what_it_should_and_no_more_on_the_demo_trial(live_server
     # the monitor raises a query, the coordinator answers it, the monitor closes it
     _login(page, base, "monitor")
     assert _status(page, f"{base}/exports/") == 403
+    page.goto(f"{base}/participants/003/visits/D7/laboratory/")  # raised beside the field it is about
+    page.click("#field-alt summary")
+    page.fill("#field-alt textarea[name=text]", "ALT 76 U/L at week 1: please attach the laboratory report.")
+    page.click("#field-alt button:has-text('Raise query')")
+    assert "please attach the laboratory report" in page.locator("#field-alt").inner_text()
     page.goto(f"{base}/queries/")
-    page.select_option("select[name=subject_id]", "003")
-    page.fill("input[name=target]", "D7: laboratory: alt")
-    page.fill("textarea[name=text]", "ALT 76 U/L at week 1: please attach the laboratory report.")
-    page.click("text=Raise query")
     row = page.locator("tr", has_text="please attach the laboratory report")
-    assert "open" in row.inner_text()
+    assert "Open" in row.inner_text() and "Week 1 · Laboratory · Alanine aminotransferase (ALT)" in row.inner_text()
     _shot(page, "monitor-query-raised")
     _login(page, base, "coordinator")
     page.goto(f"{base}/queries/")
@@ -158,9 +159,10 @@ def test_each_role_sees_what_it_should_and_no_more_on_the_demo_trial(live_server
     _login(page, base, "monitor")
     page.goto(f"{base}/queries/")
     row = page.locator("tr", has_text="please attach the laboratory report")
-    assert "answered" in row.inner_text()
+    assert "Answered" in row.inner_text()
     row.locator("button", has_text="Close").click()
-    assert "closed" in page.locator("tr", has_text="please attach the laboratory report").inner_text()
+    page.goto(f"{base}/queries/?status=closed")
+    assert "Closed" in page.locator("tr", has_text="please attach the laboratory report").inner_text()
     _shot(page, "monitor-query-closed")
 
     from trialdesk.edc.audit.trail import verify

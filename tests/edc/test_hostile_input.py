@@ -59,6 +59,10 @@ def _now() -> str:
     return timezone.localtime().replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")
 
 
+LAB_RANGE = {"site": "Mayo Clinic in Florida", "laboratory": "Core lab", "analyte": "hgb", "lower": "12", "upper": "16",
+             "effective_from": "2020-01-01"}
+
+
 def person(s: S) -> dict[str, Any]:
     return {"given_name": "Eve", "family_name": "Hostile", "mrn": "M-9", "birth_date": "1970-01-02", "sex": "female",
             "screened_on": days_ago(1).isoformat()}
@@ -181,6 +185,29 @@ ROWS: list[Row] = [
     Row("upload: a file that is not UTF-8 is refused", "screening_upload", "coordinator", lambda s: "/screening/import/candidates/",
         lambda s: {"as_of": days_ago(1).isoformat(), "screened_on": days_ago(1).isoformat()}, {}, "refused", says="not UTF-8",
         files=lambda s: {"file": SimpleUploadedFile("c.csv", b"\xff\xfe\x00p\x00e", "text/csv")}),
+    # --- laboratories: reference ranges and the bulk import
+    Row("lab range: a lower limit above the upper one is refused", "lab_ranges", "data_manager", lambda s: "/labs/ranges/",
+        lambda s: LAB_RANGE, {"lower": "17", "upper": "12"}, "refused", says="above the upper limit"),
+    Row("lab range: an oversized laboratory name is refused", "lab_ranges", "data_manager", lambda s: "/labs/ranges/",
+        lambda s: LAB_RANGE, {"laboratory": LONG}, "refused", says="at most 120"),
+    Row("lab range: script in the laboratory's name is stored and shown escaped", "lab_ranges", "coordinator",
+        lambda s: "/labs/ranges/", lambda s: LAB_RANGE, {"laboratory": SCRIPT}, "stored",
+        check=lambda s: _stored("labs.ReferenceRange", "laboratory", SCRIPT), shown_on=lambda s: "/labs/ranges/"),
+    Row("lab import: a CSV named with ../ and without the layout's columns is refused, nothing stored", "lab_import", "coordinator",
+        lambda s: "/labs/import/", lambda s: {"kind": "csv"}, {}, "refused", says="has no column",
+        files=lambda s: {"file": SimpleUploadedFile("../../../../tmp/trialdesk-evil.csv", b"a,b\n1,2\n", "text/csv")}),
+    Row("lab import: a Bundle that is not JSON is refused", "lab_import", "coordinator", lambda s: "/labs/import/",
+        lambda s: {"kind": "fhir"}, {}, "refused", says="not JSON",
+        files=lambda s: {"file": SimpleUploadedFile("b.json", b"{not json", "application/json")}),
+    Row("lab import: a file that is not UTF-8 is refused", "lab_import", "coordinator", lambda s: "/labs/import/",
+        lambda s: {"kind": "csv"}, {}, "refused", says="not UTF-8",
+        files=lambda s: {"file": SimpleUploadedFile("c.csv", b"\xff\xfe\x00p\x00e", "text/csv")}),
+    Row("monitoring report PDF: a date that is not a date is refused", "monitoring_report_pdf", "monitor",
+        lambda s: "/monitoring-report/pdf/", lambda s: {"start": days_ago(1).isoformat()}, {"end": "../../etc/passwd"}, "refused",
+        says="Enter a valid date", method="get"),
+    Row("monitoring report: an end before the start is refused", "monitoring_report", "monitor", lambda s: "/monitoring-report/",
+        lambda s: {"start": days_ago(1).isoformat()}, {"end": days_ago(3).isoformat()}, "refused", says="before the start",
+        method="get"),
     # --- consent, enrolment: dates in other formats and time zones
     Row("consent: a time with a UTC offset is stored as that instant", "consent", "coordinator", CONSENT, consent,
         {"signed_at": (at_days_ago(1).astimezone(dt.UTC)).strftime("%Y-%m-%dT%H:%M+00:00")}, "stored",
@@ -281,10 +308,15 @@ ROWS: list[Row] = [
         "refused"),
     # --- quality: queries and source data verification
     Row("query: script in the query text is stored and shown escaped", "queries", "monitor", lambda s: "/queries/",
-        lambda s: {"action": "raise", "subject_id": "001", "target": "infusion 1: weight_kg"}, {"text": SCRIPT}, "stored",
+        lambda s: {"action": "raise", "subject_id": "001", "visit": "D1", "form": "vital_signs", "field": "sysbp"}, {"text": SCRIPT},
+        "stored",
         check=lambda s: _stored("quality.Query", "text", SCRIPT), shown_on=lambda s: "/queries/"),
-    Row("query: an oversized target is refused", "queries", "monitor", lambda s: "/queries/",
-        lambda s: {"action": "raise", "subject_id": "001", "text": "check"}, {"target": LONG}, "refused", says="at most 100"),
+    Row("query: an oversized field name is refused", "queries", "monitor", lambda s: "/queries/",
+        lambda s: {"action": "raise", "subject_id": "001", "visit": "D1", "form": "vital_signs", "text": "check"}, {"field": LONG},
+        "refused", says="has no field"),
+    Row("query: a visit the participant does not have is refused", "queries", "monitor", lambda s: "/queries/",
+        lambda s: {"action": "raise", "subject_id": "001", "form": "vital_signs", "text": "check"}, {"visit": "D1' OR 1=1"},
+        "refused", says="has no visit"),
     Row("query: a look-alike subject id is not found", "queries", "monitor", lambda s: "/queries/",
         lambda s: {"action": "raise", "target": "t", "text": "check"}, {"subject_id": "OO1"}, "refused", says="no participant"),
     Row("query: answering a query id that is not a number is refused", "queries", "coordinator", lambda s: "/queries/",
@@ -535,7 +567,7 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
 
 
 #: pages and API operations that take no input a person types (nothing to spoil)
-NO_INPUT = {"static", "api:openapi-json", "api:api-root", "dashboard", "logout", "participants",
+NO_INPUT = {"sdv_progress", "static", "api:openapi-json", "api:api-root", "dashboard", "logout", "participants",
             "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
             "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf", "missing_forms"}
 

@@ -53,6 +53,9 @@ ENDPOINTS: dict[str, Request] = {
     "answer_query": lambda c, s: c.post("/queries/", {"action": "answer", "query": s["q"].pk, "answer": "a"}),
     "close_query": lambda c, s: c.post("/queries/", {"action": "close", "query": s["q"].pk}),
     "verify_source": lambda c, s: c.post("/sdv/", {"model": "dosing.Infusion", "object_id": s["inf"].pk}),
+    # no limit given: a role that may is told to give one (422), nothing is stored; anyone else is refused (403)
+    "manage_lab_ranges": lambda c, s: c.post("/labs/ranges/", {"laboratory": "Core lab", "analyte": "hgb",
+                                                               "effective_from": days_ago(1).isoformat()}),
     "lock_casebook": lambda c, s: c.post("/participants/001/lock/", {"lock": "1"}),
     "pause_trial": lambda c, s: c.post("/pauses/", {"rule_id": "S1", "since": days_ago(0).isoformat()}),
     "lift_pause": lambda c, s: c.post("/pauses/", {"lift": s["pause"].pk, "note": "DSMB reviewed"}),

@@ -10,7 +10,8 @@ import pytest
 from .conftest import at_days_ago, days_ago
 
 
-@pytest.mark.parametrize("url", ["/screening/", "/participants/", "/adverse-events/", "/safety/", "/participants/001/"])
+@pytest.mark.parametrize("url", ["/screening/", "/participants/", "/adverse-events/", "/safety/", "/participants/001/", "/queries/",
+                                 "/sdv/progress/", "/monitoring-report/", "/labs/ranges/", "/participants/001/visits/D1/vital_signs/"])
 def test_every_table_on_the_lists_and_the_safety_dashboard_scrolls_within_its_card(trial, client_as, url: str) -> None:  # type: ignore[no-untyped-def]
     from trialdesk.edc.adverse_events.service import record_adverse_event
 

@@ -457,16 +457,24 @@ class _Desk:
         from trialdesk.edc.quality.service import answer_query, close_query, raise_query, verify_source
 
         monitor, coordinator = self.users["monitor"], self.users["coordinator"]
+        from trialdesk.edc.quality.service import verify_fields
+        from trialdesk.edc.visits.models import FormEntry
+
         for p in participants[:5]:
             for infusion in p.infusions.all():
                 verify_source(monitor, p, infusion, note="checked against the infusion record and the pharmacy log")
-        asks = [(1, "infusion 1: weight_kg", "Weight on the infusion record differs from the clinic scale; please confirm."),
-                (4, "M3: pulmonary_function", "FVC percent predicted: which reference equations were used (GLI 2012)?"),
-                (7, "D7: laboratory", "Please file the laboratory's reference ranges for the week-1 panel.")]
+        for entry in FormEntry.objects.filter(visit__participant__in=list(participants[:3]), form="vital_signs").exclude(data={}):
+            verify_fields(monitor, entry, note="checked against the clinic's vital-signs sheet")
+        # (participant, visit code, form, field): each query on its data point ("" for the participant as a whole)
+        asks = [(1, "", "", "", "Infusion 1: the weight on the infusion record differs from the clinic scale; please confirm."),
+                (4, "M3", "pulmonary_function", "fvc_pct", "FVC percent predicted: which reference equations were used (GLI 2012)?"),
+                (7, "D7", "laboratory", "", "Please file the laboratory's reference ranges for the week-1 panel.")]
         asks = [a for a in asks if a[0] < len(participants)]
-        for i, (n, target, text) in enumerate(asks):
+        for i, (n, code, form, point, text) in enumerate(asks):
             p = participants[n]
-            q = raise_query(monitor, p, target=target, text=text, origin="monitor")
+            visit = p.visits.filter(code=code).first() if code else None
+            q = raise_query(monitor, p, text=text, origin="monitor", visit=visit, form=form if visit else "",
+                            field=point if visit else "")
             q = answer_query(coordinator, q, answer="Checked against the source; the entry is correct as recorded.", version=q.version)
             if i < len(asks) - 1:  # the last one waits for the monitor to close it
                 close_query(monitor, q, version=q.version)

@@ -54,7 +54,8 @@ TABLE: dict[str, frozenset[str]] = {
     "raise_query": frozenset({"monitor", "data_manager"}),
     "answer_query": _SITE,
     "close_query": frozenset({"monitor", "data_manager"}),
-    "verify_source": frozenset({"monitor"}),
+    "verify_source": frozenset({"monitor"}),  # per field of a visit form, or a whole record; monitors change no data
+    "manage_lab_ranges": _SITE | {"data_manager"},  # a laboratory's reference range, or a new version of it
     "lock_casebook": frozenset({"data_manager"}),
     # safety
     "pause_trial": frozenset({"pi", "dsmb"}),
@@ -113,8 +114,13 @@ PAGES: dict[str, str] = {
     "ae_entered_in_error": "record_ae",
     "crf": "view_forms",  # POST: record_visit (read only to the rest, and once the casebook is locked)
     "pauses": "view_reports",  # POST: pause_trial, or lift_pause
-    "queries": "view_audit",  # POST: raise_query, answer_query, close_query
+    "queries": "view_audit",  # POST: raise_query, answer_query, close_query (also withdraw, by whoever raised it)
     "sdv": "verify_source",
+    "sdv_progress": "view_forms",
+    "monitoring_report": "view_forms",
+    "monitoring_report_pdf": "view_forms",
+    "lab_ranges": "view_forms",  # POST: manage_lab_ranges
+    "lab_import": "record_visit",
     "deviations": "view_forms",  # POST: record_deviation
     "medications": "view_forms",  # POST: record_visit
     "crf_not_done": "record_visit",

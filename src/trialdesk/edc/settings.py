@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "trialdesk.edc.dosing",
     "trialdesk.edc.visits",
     "trialdesk.edc.quality",
+    "trialdesk.edc.labs",
     "trialdesk.edc.adverse_events",
     "trialdesk.edc.safety",
     "trialdesk.edc.exports",

@@ -9,6 +9,7 @@ from trialdesk.edc.accounts import views as accounts
 from trialdesk.edc.api import api
 from trialdesk.edc.audit import views as audit
 from trialdesk.edc.dosing import views as dosing
+from trialdesk.edc.labs import views as labs
 from trialdesk.edc.participants import views as participants
 from trialdesk.edc.quality import views as quality
 from trialdesk.edc.screening import views as screening
@@ -49,6 +50,11 @@ urlpatterns = [
     path("adverse-events/<int:pk>/entered-in-error/", views.ae_entered_in_error, name="ae_entered_in_error"),
     path("queries/", quality.queries, name="queries"),
     path("sdv/", quality.sdv, name="sdv"),
+    path("sdv/progress/", quality.sdv_progress, name="sdv_progress"),
+    path("monitoring-report/", quality.monitoring_report, name="monitoring_report"),
+    path("monitoring-report/pdf/", quality.monitoring_report_pdf, name="monitoring_report_pdf"),
+    path("labs/ranges/", labs.ranges, name="lab_ranges"),
+    path("labs/import/", labs.lab_import, name="lab_import"),
     path("deviations/", quality.deviations, name="deviations"),
     path("audit/", audit.audit_list, name="audit"),
     path("audit/verify/", audit.verify, name="audit_verify"),

@@ -164,7 +164,15 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "ae": ae, "death_report": death if death and death.adverse_event_id == ae.pk else None,
         "death_due": ae.grade == 5 and death is None,
         "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(), "expectedness": current_assessment(ae),
-        "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user)})
+        "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user),
+        "sdv_verified": _verified(ae)})
+
+
+def _verified(ae: AdverseEvent) -> bool:
+    """Source-verified at its current version (the whole record; a later change needs verifying again)."""
+    from trialdesk.edc.quality.service import verified
+
+    return verified(ae)
 
 
 @requires("record_ae")

@@ -107,14 +107,15 @@ class Readiness:
 
 def readiness(cutoff: dt.date) -> Readiness:
     enrolled = list(Participant.objects.select_related("screening").filter(enrolled_on__lte=cutoff).order_by("subject_id"))
-    queries = Query.objects.exclude(status="closed").select_related("participant").order_by("pk")
+    queries = Query.objects.filter(status__in=("open", "answered")).select_related("participant", "visit").order_by("pk")
     unsigned = []
     for p in enrolled:
         signoff = getattr(p.screening, "signoff", None)
         if signoff is None or not signoff.signed:
             unsigned.append(p.subject_id)
     return Readiness(cutoff=cutoff, enrolled=len(enrolled),
-                     open_queries=[f"Q-{q.pk} ({q.participant.subject_id}, {q.target}, {q.status})" for q in queries], unsigned=unsigned)
+                     open_queries=[f"Q-{q.pk} ({q.participant.subject_id}, {q.location()}, {q.status})" for q in queries],
+                     unsigned=unsigned)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,10 @@ def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *,
         raise ConductErrors(problems)
     late = outside_window(form, cleaned, window)
     data = to_json(cleaned)
+    if form_id == "laboratory":  # limits left empty: the range in force at the sample date, from the laboratory's ranges
+        from trialdesk.edc.labs.service import fill_ranges
+
+        data = fill_ranges(data)
     for field, problem in range_problems(data):
         raise ConductError(field, problem)
     for k, v in data.items():
@@ -115,6 +119,10 @@ def save_form(user: Any, visit: Visit, form_id: str, cleaned: dict[str, Any], *,
         was_late = existing is not None and outside_window(form, existing.data_values(form), window) == late
         saved = trail.create(FormEntry(visit=visit, form=form_id, data=data), user) if existing is None else \
             trail.update(existing, user, changes={"data": data}, reason=reason, version=version or 0)
+        if existing is not None and saved.version != existing.version:  # a verified value that changed needs verifying again
+            from trialdesk.edc.quality.service import lapse_verifications
+
+            lapse_verifications(user, saved, existing.data)
         if late is not None and not was_late:
             _deviation(user, visit.participant, late,
                        out_of_window_text(f"{form.title} at the {visit.name} visit", late, visit.earliest, visit.latest),

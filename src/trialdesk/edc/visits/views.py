@@ -42,8 +42,16 @@ def visit(request: HttpRequest, subject_id: str, code: str) -> HttpResponse:
                                                                 if v.out_of_window else "."))
                 return redirect("visit", subject_id=subject_id, code=code)
     elsewhere = [f for f in v.forms if f in ("infusion", "adverse_events")]
-    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": service.form_rows(v),
-                                              "elsewhere": elsewhere})
+    from trialdesk.edc.quality.service import form_sdv
+
+    rows = service.form_rows(v)
+    for r in rows:  # source data verification of each form entered
+        r["sdv"] = form_sdv(r["entry"]) if r["entry"] is not None else None
+    checked = [r["sdv"] for r in rows if r["sdv"] is not None and r["sdv"].fields]
+    visit_sdv = ("" if not checked else "verified" if all(s.status == "verified" for s in checked)
+                 else "changed since verified" if any(s.changed for s in checked) else "not fully verified")
+    return render(request, "edc/visit.html", {"v": v, "flag": service.flag(v), "form": form, "forms_due": rows,
+                                              "elsewhere": elsewhere, "visit_sdv": visit_sdv})
 
 
 def _title(form_id: str) -> str:
@@ -53,21 +61,57 @@ def _title(form_id: str) -> str:
         return form_id.replace("_", " ")
 
 
+#: fields of the form page that are not the form's own values
+_CONTROLS = ("version", "reason", "out_of_window_reason")
+
+
+def _crf_page(request: HttpRequest, v: Visit, form_id: str, form: forms.Form, existing: FormEntry | None, *, readonly: bool,
+              current: dict[str, object] | None = None) -> HttpResponse:
+    """The form with, beside each field, its laboratory flag, its source data verification and its open queries."""
+    from trialdesk.edc.labs.service import flags_for
+    from trialdesk.edc.quality.service import field_states, form_sdv, open_queries_by_field
+
+    subject_id = v.participant.subject_id
+    states = field_states(existing) if existing is not None else {}
+    queries = open_queries_by_field(v.participant, v, form_id)
+    flags = flags_for(v.participant, form_id, existing.data if existing is not None else {})
+    texts = dict(zip([b.name for b in form.visible_fields()], [t for _, t in read_only_rows(form)], strict=True)) if readonly else {}
+    rows = []
+    for bound in form.visible_fields():
+        if bound.name in _CONTROLS:
+            continue
+        if not readonly:
+            bound.field.widget.attrs["form"] = "crf-form"
+        rows.append({"name": bound.name, "label": bound.label, "bound": bound, "widget": bound if not readonly else None,
+                     "errors": bound.errors if not readonly else [], "text": texts.get(bound.name, ""),
+                     "sdv": states.get(bound.name), "queries": queries.get(bound.name, []), "flag": flags.get(bound.name)})
+    extra = []
+    for name in _CONTROLS[1:]:
+        if name in form.fields and not readonly:
+            form.fields[name].widget.attrs["form"] = "crf-form"
+            extra.append(form[name])
+    title = f"{_title(form_id)} — {subject_id}, {v.name}"
+    return render(request, "edc/crf.html", {
+        "form": form, "rows": rows, "extra_fields": extra, "readonly": readonly, "entry": existing, "title": title,
+        "sdv": form_sdv(existing) if existing is not None else None, "form_queries": queries.get("", []), "current": current,
+        "subject_id": subject_id, "visit_code": v.code, "form_id": form_id, "entry_or_visit": True, "flags_shown": form_id == "laboratory",
+        "back": f"/participants/{subject_id}/visits/{v.code}/", "next": request.path,
+    }, status=422 if form.errors else 200)
+
+
 @requires("view_forms")
 def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
-    """Every role that reads forms reads this one; entering or changing it is ``record_visit``."""
+    """Every role that reads forms reads this one (a monitor verifies its fields and raises queries on them); entering or
+    changing it is ``record_visit``."""
     v = get_object_or_404(Visit.objects.select_related("participant"), participant__subject_id=subject_id, code=code)
     if form_id not in v.forms:
         raise Http404(f"form {form_id!r} is not due at visit {code}")
     existing = FormEntry.objects.filter(visit=v, form=form_id).first()
-    title = f"{_title(form_id)} — {subject_id}, {v.name}"
     if not allowed(request.user, "record_visit"):
         if request.method == "POST":
             raise PermissionDenied("your role may not record visit")
         shown = crf_form(form_id, initial=existing.data if existing else {})
-        return render(request, "edc/form.html", {"form": shown, "title": title, "readonly": read_only_rows(shown),
-                                                 "lead": "" if existing else "Not entered yet.",
-                                                 "back": f"/participants/{subject_id}/visits/{code}/"})
+        return _crf_page(request, v, form_id, shown, existing, readonly=True)
     form = crf_form(form_id, request.POST or None, initial=existing.data if existing else None)
     form.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, required=False, initial=existing.version if existing else None)
     if existing is not None:
@@ -80,17 +124,21 @@ def crf(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpR
         d = dict(form.cleaned_data)
         version, reason, late = d.pop("version", None), d.pop("reason", ""), d.pop("out_of_window_reason", "")
         try:
-            service.save_form(request.user, v, form_id, d, reason=reason, version=version, out_of_window_reason=late)
+            saved = service.save_form(request.user, v, form_id, d, reason=reason, version=version, out_of_window_reason=late)
         except StaleEdit as e:
             refuse(form, e)
             current = e.current.data
         except ConductError as e:
             refuse(form, e)
         else:
-            messages.success(request, f"{_title(form_id)} saved.")
+            from trialdesk.edc.labs.service import flags_for
+
+            flagged = [f"{f.label} {'high' if f.code == 'H' else 'low'} ({f.range})"
+                       for f in flags_for(v.participant, form_id, saved.data).values() if f.code]
+            messages.success(request, f"{_title(form_id)} saved." + (f" Outside the reference range: {', '.join(flagged)}."
+                                                                     if flagged else ""))
             return redirect("visit", subject_id=subject_id, code=code)
-    return render(request, "edc/form.html", {"form": form, "title": title, "submit": "Save",
-                                             "current": current})
+    return _crf_page(request, v, form_id, form, existing, readonly=False, current=current)
 
 
 DATE = forms.DateInput(attrs={"type": "date"})

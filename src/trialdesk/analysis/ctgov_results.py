@@ -1,7 +1,8 @@
 """The ClinicalTrials.gov API v2 ``resultsSection`` of a data cut.
 
 Four modules: ``participantFlowModule``, ``baselineCharacteristicsModule`` (age, sex, race and
-ethnicity), ``outcomeMeasuresModule`` (the primary outcome as registered, counted per infusion)
+ethnicity), ``outcomeMeasuresModule`` (the primary outcome as the protocol's ``outcome_measures`` defines it, by
+cohort or dose level; without one, as registered, counted per infusion)
 and ``adverseEventsModule``, following 42 CFR 11.48(a)(4): every serious adverse event; other
 (non-serious) adverse events whose frequency in the arm exceeds the frequency threshold (at most
 5 %; 0 lists them all); all-cause mortality. Events are those of the primary outcome's window
@@ -59,10 +60,12 @@ from typing import Any
 from trialdesk.analysis.attribution import Attributed
 from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import ctgov_reason, has_left
+from trialdesk.analysis.outcome_report import MeasureReport, measure_report
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
 from trialdesk.protocol.forms import load_forms
 from trialdesk.protocol.model import Protocol
+from trialdesk.safety.outcome_measures import primary_measure
 from trialdesk.trial.records import AdverseEvent, Participant, TrialData
 
 SOURCE_VOCABULARY = "CTCAE (5.0)"
@@ -173,6 +176,27 @@ def _baseline(data: TrialData, protocol: Protocol) -> dict[str, Any]:
              "classes": [{"categories": _counts(people, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity")}]},
         ],
     }
+
+
+def _measured(report: MeasureReport, protocol: Protocol) -> dict[str, Any]:
+    """The primary outcome as the protocol's measure defines it, one outcome group per cohort or dose level."""
+    registered = protocol.outcomes.primary[0]
+    ids = {r.group: f"OG{k:03d}" for k, r in enumerate(report.rows)}
+    participants = report.measure.counts == "participants"
+    return {"outcomeMeasures": [{
+        "type": "PRIMARY",
+        "title": registered.measure,
+        "description": f"{registered.description or registered.measure} Counted: {report.definition}.",
+        "populationDescription": "Participants who received the infusion that opens the measure's window"
+                                 + (", by group." if len(report.rows) > 1 else "."),
+        "reportingStatus": "POSTED",
+        "paramType": "COUNT_OF_PARTICIPANTS" if participants else "NUMBER",
+        "unitOfMeasure": "Participants" if participants else "adverse events",
+        "timeFrame": registered.time_frame,
+        "groups": [{"id": ids[r.group], "title": r.label, "description": r.label} for r in report.rows],
+        "denoms": [{"units": "Participants", "counts": [{"groupId": ids[r.group], "value": str(r.analysed)} for r in report.rows]}],
+        "classes": [{"categories": [{"measurements": [{"groupId": ids[r.group], "value": str(r.count)} for r in report.rows]}]}],
+    }]}
 
 
 def _outcome_measures(result: PrimaryOutcome, protocol: Protocol) -> dict[str, Any]:
@@ -345,7 +369,8 @@ def results_section(data: TrialData, protocol: Protocol, frequency_threshold: fl
     return {"resultsSection": {
         "participantFlowModule": _participant_flow(data, protocol, note),
         "baselineCharacteristicsModule": _baseline(data, protocol),
-        "outcomeMeasuresModule": _outcome_measures(result, protocol),
+        "outcomeMeasuresModule": (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
+                                  else _outcome_measures(result, protocol)),
         "adverseEventsModule": _adverse_events(data, protocol, result, frequency_threshold),
         "moreInfoModule": _more_info(protocol),
     }, "documentSection": _documents(protocol)}

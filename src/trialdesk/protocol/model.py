@@ -512,6 +512,10 @@ class StoppingRule(_Model):
     #: only events with onset within this many hours of an infusion count (AE onsets are dates: see
     #: trialdesk.safety.expectedness.within_hours_of_infusion for the reading)
     within_hours_of_infusion: int | None = Field(default=None, ge=1)
+    #: only serious adverse events count (21 CFR 312.32 criteria, as the investigator recorded them)
+    serious_only: bool = False
+    #: only dose-limiting toxicities count, as the protocol's ``dose_finding.dlt`` defines them
+    dlt_only: bool = False
     reason: str
 
 
@@ -865,6 +869,13 @@ class Protocol(_Model):
                 raise ValueError(f"outcome_measures[{i}].group_by: grouping by cohort needs a dose_finding section with cohorts")
             if m.events.dlt and self.dose_finding is None:
                 raise ValueError(f"outcome_measures[{i}].events.dlt: counting DLTs needs a dose_finding section with a dlt definition")
+        return self
+
+    @model_validator(mode="after")
+    def _dlt_stopping_rules(self) -> Protocol:
+        for i, r in enumerate(self.safety.stopping_rules):
+            if r.dlt_only and self.dose_finding is None:
+                raise ValueError(f"safety.stopping_rules[{i}].dlt_only: counting DLTs needs a dose_finding section with a dlt definition")
         return self
 
     @model_validator(mode="after")

@@ -36,6 +36,7 @@ from markupsafe import Markup
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.aggregate import evaluate_aggregate
 from trialdesk.safety.attribution import Attribution, attribute_all, dose_level, dose_level_label
+from trialdesk.safety.outcome_measures import compute, events_text, group_label, primary_measure, window_text
 from trialdesk.safety.sae_clock import SaeClockError, due_reports
 from trialdesk.safety.site_time import site_zone
 from trialdesk.safety.stopping_rules import SafetyStatus
@@ -177,7 +178,19 @@ def _summary(aes: Sequence[AdverseEvent]) -> tuple[Cell, ...]:
 _SUMMARY_COLUMNS = ("events", "participants with an event", "related events", "grade >= 3 events", "serious events")
 
 
-def _per_infusion(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+def _primary_measure(data: TrialData, protocol: Protocol) -> ReportTable | None:
+    """The primary outcome as the protocol's measure defines it (None when the protocol names no primary measure)."""
+    m = primary_measure(protocol)
+    if m is None:
+        return None
+    result = compute(protocol, data, m.id)
+    unit = "participants with an event" if m.counts == "participants" else "events"
+    rows = tuple((group_label(protocol, m, g.group), g.analysed, g.count, ", ".join(g.event_ids) or "-") for g in result.groups)
+    return ReportTable("primary_measure", f"Primary outcome: {m.title}", ("group", "participants analysed", unit, "events counted"),
+                       rows, f"Counted as the protocol defines it: {events_text(m)}, {window_text(m)}.")
+
+
+def _per_infusion(data: TrialData, att: Mapping[str, Attribution], primary: bool = True) -> ReportTable:
     numbers = sorted({i.number for i in data.infusions})
     rows: list[tuple[Cell, ...]] = []
     for k in numbers:
@@ -187,7 +200,8 @@ def _per_infusion(data: TrialData, att: Mapping[str, Attribution]) -> ReportTabl
     after = [ae for ae in data.adverse_events if not att[ae.id].pre_treatment and not att[ae.id].within_follow_up]
     rows.append(("Before first infusion", "-", *_summary(before)))
     rows.append(("After follow-up window", "-", *_summary(after)))
-    return ReportTable("per_infusion", "AEs per infusion (primary outcome)", ("infusion", "participants infused", *_SUMMARY_COLUMNS),
+    title = "AEs per infusion" + (" (primary outcome)" if primary else "")
+    return ReportTable("per_infusion", title, ("infusion", "participants infused", *_SUMMARY_COLUMNS),
                        tuple(rows), "An AE belongs to the latest infusion on or before its onset.")
 
 
@@ -316,10 +330,12 @@ def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus, deci
     att = attribute_all(data, protocol)
     emergent = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent]
     svg = swimmer_plot(data, att, protocol.safety.ae_follow_up_days, "svg").decode("utf-8")
+    measured = _primary_measure(data, protocol)
     tables = (
         _enrolment(data, protocol),
         _participant_status(data),
-        _per_infusion(data, att),
+        *((measured,) if measured is not None else ()),
+        _per_infusion(data, att, primary=measured is None),
         _per_dose(data, att),
         _by_soc_and_term(emergent),
         _by_grade(emergent),

@@ -103,3 +103,35 @@ def test_the_dsmb_report_shows_the_primary_measure_by_cohort(data: TrialData, ae
 def test_the_first_trial_keeps_its_registered_count(aether: Protocol) -> None:
     first = load("nct03929120")
     assert not first.outcome_measures  # its report stays the per-infusion count of every event
+
+
+# --- the dose as AETHER states it: a total dose in 10^6 cells, never divided by weight ---------------------------
+
+
+def test_the_dsmb_report_groups_by_the_protocols_dose_levels_in_its_unit(data: TrialData, aether: Protocol) -> None:
+    report = build_report(data, aether, evaluate(data, aether))
+    per_dose = next(t for t in report.tables if t.key == "per_dose")
+    assert [row[:3] for row in per_dose.rows] == [("DL1 (20 × 10^6 cells)", 3, 3), ("DL2 (100 × 10^6 cells)", 3, 3),
+                                                 ("DL3 (200 × 10^6 cells)", 3, 3)]
+    people = next(t for t in report.tables if t.key == "participants")
+    assert people.columns[3] == "dose (× 10^6 cells)"
+    assert {row[0]: row[3] for row in people.rows}["C2-1"] == "100"  # 100 × 10^6 cells whatever the weight (80 kg)
+
+
+def test_medwatch_states_the_total_dose(data: TrialData, aether: Protocol) -> None:
+    import datetime as dt
+
+    from trialdesk.safety.medwatch import build_medwatch
+
+    form = build_medwatch(data.adverse_events[0], data, aether, report_date=dt.date(2014, 2, 1))
+    described = "\n".join(b.value for s in form.sections for b in s.blocks)
+    assert "#1: 20 × 10^6 cells (20,000,000 cells at 80.0 kg), once, intravenous" in described
+    assert "follows infusion 1 of 2014-01-06 (20 × 10^6 cells)" in described
+    assert "cells/kg" not in described
+
+
+def test_sdtm_ex_records_the_total_dose_in_the_protocols_unit(data: TrialData, aether: Protocol) -> None:
+    from trialdesk.analysis.sdtm import build_sdtm
+
+    ex = build_sdtm(data, aether).domains["EX"]
+    assert sorted(set(ex["EXDOSE"])) == [20.0, 100.0, 200.0] and set(ex["EXDOSU"]) == {"10^6 cells"}

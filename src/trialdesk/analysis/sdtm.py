@@ -55,11 +55,25 @@ from trialdesk.analysis.disposition import dsdecod, sdtm_reason
 from trialdesk.analysis.meddra import MedDRA, ctcae_coding
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology import units
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS
+from trialdesk.trial.dose import amount as dose_amount
 from trialdesk.trial.records import TrialData
 
 DOMAINS = ("DM", "AE", "EX", "VS", "LB", "DS", "TS", "CM", "MH", "DV", "RE", "FT")
 SUBJECTLESS = ("TS",)
-DOSE_UNIT = "10^6 cells/kg"
+
+
+def dose_unit(protocol: Protocol) -> str:
+    """EXDOSU: the protocol's dose unit (a sponsor extension of UNIT), '10^6 cells/kg' or '10^6 cells'."""
+    spec = protocol.study_intervention.dose_spec or PER_KG_IN_MILLIONS
+    return spec.unit.removeprefix("×").strip()
+
+
+def ex_dose(protocol: Protocol, total_cells: float, weight_kg: float) -> float:
+    """EXDOSE: the dose in the protocol's unit and basis (per kg, per m² or total), to 4 decimals."""
+    spec = protocol.study_intervention.dose_spec or PER_KG_IN_MILLIONS
+    return round(dose_amount(spec, total_cells, weight_kg=weight_kg), 4)
+
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,7 @@ AEENDY|Study Day of End of Adverse Event|Num
 EXSEQ|Sequence Number|Num
 EXTRT|Name of Treatment|Char
 EXDOSE|Dose|Num
-EXDOSU|Dose Units|Char|UNIT (C71620), sponsor extension 10^6 cells/kg
+EXDOSU|Dose Units|Char|UNIT (C71620), sponsor extension: the protocol's dose unit
 EXDOSFRM|Dose Form|Char|FRM (C66726)
 EXROUTE|Route of Administration|Char|ROUTE (C66729)
 EXLOT|Lot Number|Char
@@ -622,7 +636,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         ref = first.get(inf.subject_id)
         start: dt.date | dt.datetime = inf.started_at or inf.date
         end: dt.date | dt.datetime = inf.stopped_at or inf.date
-        ex_rows.append({**base("EX", inf.subject_id), "EXTRT": treatment, "EXDOSE": round(inf.dose_per_kg / 1e6, 4), "EXDOSU": DOSE_UNIT,
+        ex_rows.append({**base("EX", inf.subject_id), "EXTRT": treatment, "EXDOSE": ex_dose(protocol, inf.total_cells, inf.weight_kg),
+                        "EXDOSU": dose_unit(protocol),
                         "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS", "EXLOT": inf.lot,
                         "EXADJ": "INFUSION INTERRUPTED" if inf.interrupted else None,
                         **visit(infusion_visits.get(inf.number, f"INFUSION {inf.number}")), "EPOCH": "TREATMENT",

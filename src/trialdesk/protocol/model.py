@@ -243,6 +243,9 @@ class Intervention(_Model):
         if self.dosing is not None:
             return self.dosing
         if self.dose is not None:
+            if self.dose.unit == "cells/kg":  # shown in millions, as cell-therapy protocols write it
+                return Dose(basis="per_kg", unit="× 10^6 cells/kg", per_unit=1e6, min=self.dose.min / 1e6, max=self.dose.max / 1e6,
+                            reason="per-kg dose range of the protocol file")
             return Dose(basis="per_kg", unit=self.dose.unit, min=self.dose.min, max=self.dose.max,
                         reason="per-kg dose range of the protocol file")
         return None

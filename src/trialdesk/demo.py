@@ -120,7 +120,7 @@ def _conduct(folder: Path, seed: int) -> Conducted:
     target = protocol().enrolment.target
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out) as progress:
-        task = progress.add_task("participants through 6 months", total=target)
+        task = progress.add_task(f"participants through {protocol().outcomes.primary[0].time_frame}", total=target)
         return conduct_trial(candidates, as_of=dt.date.fromisoformat(AS_OF), seed=seed, referral=folder / "referral.json",
                              say=lambda line: progress.console.print(f"  {line}"), advance=lambda: progress.advance(task))
 
@@ -192,7 +192,9 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     out.print(f"  adverse events: {done.adverse_events}; SAE {done.sae}; {'; '.join(done.sae_reports)}")
     out.print(f"  confirmed from a lab suggestion: {done.confirmed_suggestion}")
     out.print(f"  DSMB interim decision: {done.dsmb_decision}")
-    out.print(f"  data cut {done.cutoff}; every participant completed 6 months of follow-up")
+    from trialdesk.edc.web import protocol
+
+    out.print(f"  data cut {done.cutoff}; every participant completed {protocol().outcomes.primary[0].time_frame} of follow-up")
     accounts = Table(title=f"Demo accounts (password for every account: {PASSWORD})", title_justify="left")
     for col in ("user", "role", "name", "look at"):
         accounts.add_column(col)

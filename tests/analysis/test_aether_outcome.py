@@ -135,3 +135,18 @@ def test_sdtm_ex_records_the_total_dose_in_the_protocols_unit(data: TrialData, a
 
     ex = build_sdtm(data, aether).domains["EX"]
     assert sorted(set(ex["EXDOSE"])) == [20.0, 100.0, 200.0] and set(ex["EXDOSU"]) == {"10^6 cells"}
+
+
+def test_sdtm_arms_follow_the_dose_level_given(data: TrialData, aether: Protocol) -> None:
+    from trialdesk.analysis.sdtm import build_sdtm
+
+    dm = build_sdtm(data, aether).domains["DM"].set_index("SUBJID")
+    assert (dm.loc["C1-1", "ARMCD"], dm.loc["C3-2", "ACTARMCD"]) == ("DL1", "DL3")
+    assert dm.loc["C2-1", "ARM"] == "hMSC dose cohorts, 100 × 10^6 cells"
+
+
+def test_the_participant_flow_names_the_registered_time_frame(data: TrialData, aether: Protocol) -> None:
+    from trialdesk.analysis.participant_flow import participant_flow
+
+    assert participant_flow(data, aether).completed_label == "Completed 4 weeks post-infusion"
+    assert participant_flow(data, load("nct03929120"), allow_empty=True).completed_label == "Completed 6 months"

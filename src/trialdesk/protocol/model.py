@@ -133,6 +133,8 @@ class Arm(_Model):
     type: Literal["EXPERIMENTAL", "ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION", "OTHER"]
     description: str
     intervention_names: list[str] = Field(min_length=1)
+    #: the short code of the arm in the SDTM (ARMCD, at most 20 characters); ``ARM1``, ``ARM2``... when not given
+    code: str | None = Field(default=None, pattern=r"^[A-Z0-9_]{1,20}$")
 
 
 class DoseRange(_Model):

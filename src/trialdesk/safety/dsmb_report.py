@@ -192,7 +192,7 @@ def _by_relatedness(aes: Sequence[AdverseEvent]) -> ReportTable:
     related = [ae for ae in aes if ae.related]
     rows.append(("Related (possibly or more)", len(related), _participants(related), sum(1 for ae in related if ae.grade >= 3),
                  sum(1 for ae in related if ae.serious)))
-    return ReportTable("by_relatedness", "Treatment-emergent AEs by relatedness to the MSC infusion",
+    return ReportTable("by_relatedness", "Treatment-emergent AEs by relatedness to the study product",
                        ("relatedness", "events", "participants", "grade >= 3 events", "serious events"), tuple(rows))
 
 

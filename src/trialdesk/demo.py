@@ -23,6 +23,8 @@ from trialdesk.console import fail, out
 from trialdesk.edc.demo_trial import Conducted
 
 AS_OF = "2024-06-01"
+#: the demo runs the first trial; every command names it, as two protocols are installed and none is guessed
+DEMO_PROTOCOL = "nct03929120"
 
 
 def _run(args: list[str]) -> None:
@@ -94,6 +96,7 @@ def _desk(folder: Path) -> Path:
     if os.environ.pop("DATABASE_URL", None):
         out.print("[yellow]DATABASE_URL is ignored by the demo: it writes only to its own SQLite database[/]")
     os.environ["TRIALDESK_DATA_DIR"] = str(data_dir)
+    os.environ["TRIALDESK_PROTOCOL"] = DEMO_PROTOCOL  # the desk serves the demo's trial, whatever else is installed
     os.environ["TRIALDESK_DEBUG"] = "1"  # 'trialdesk serve' without --production: Django's development server on localhost
     os.environ.setdefault("TRIALDESK_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")  # SAE notices stay in memory
     from django.conf import settings
@@ -230,14 +233,16 @@ def demo(
     """Run the whole trial as a demo: pre-screen a synthetic hospital, conduct the trial in the trial desk, report, serve."""
     started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
-    _run(["protocol", "show", "nct03929120"])
+    _run(["protocol", "show", DEMO_PROTOCOL])
     hospital = folder / "hospital.duckdb"
     _run(["synth", "omop", "--persons", str(persons), "--seed", str(seed), "--as-of", AS_OF, "--out", str(hospital), "--force"])
-    _run(["screen", "--omop", str(hospital), "--as-of", AS_OF, "--out", str(folder / "screen"), "--active-within", "24m"])
+    _run(["screen", "--omop", str(hospital), "--as-of", AS_OF, "--out", str(folder / "screen"), "--active-within", "24m",
+          "--protocol", DEMO_PROTOCOL])
     referral = _referral(folder)
-    _run(["patient", "check", str(referral), "--as-of", AS_OF])
-    _run(["patient", "check", str(referral), "--as-of", AS_OF, "--format", "html", "--out", str(folder / "worksheet.html")])
-    _run(["safety", "simulate", "--plot", str(folder / "stopping_rules.png")])
+    _run(["patient", "check", str(referral), "--as-of", AS_OF, "--protocol", DEMO_PROTOCOL])
+    _run(["patient", "check", str(referral), "--as-of", AS_OF, "--format", "html", "--out", str(folder / "worksheet.html"),
+          "--protocol", DEMO_PROTOCOL])
+    _run(["safety", "simulate", "--plot", str(folder / "stopping_rules.png"), "--protocol", DEMO_PROTOCOL])
     marks = [("pre-screen and safety simulation", time.monotonic())]
     out.print(Rule("[bold]the trial, conducted in the trial desk"))
     database = _desk(folder)

@@ -23,8 +23,8 @@ from trialdesk.analysis.primary_outcome import primary_outcome
 from trialdesk.analysis.redcap import export_dictionary
 from trialdesk.analysis.sdtm import SdtmError, build_sdtm
 from trialdesk.console import fail, out
-from trialdesk.protocol.forms import FormsError, load_forms
-from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.forms import FormCatalogue, FormsError, load_forms
+from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load, protocol_forms
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.outcome_measures import primary_measure
 from trialdesk.trial.errors import ConductError
@@ -46,6 +46,14 @@ def _read(data_file: Path, protocol_ref: str | None) -> tuple[TrialData, Protoco
         fail(str(exc))
     try:
         return data, load(protocol_ref or data.protocol_id)
+    except ProtocolError as exc:
+        fail(str(exc))
+
+
+def _forms(data: TrialData, protocol_ref: str | None) -> FormCatalogue:
+    """The case report forms of the protocol (its folder's forms.yaml, else the package's)."""
+    try:
+        return protocol_forms(protocol_ref or data.protocol_id)
     except ProtocolError as exc:
         fail(str(exc))
 
@@ -145,7 +153,7 @@ def ctgov_results_command(
     """ClinicalTrials.gov results (API v2 resultsSection and documentSection) following 42 CFR 11.48."""
     data, protocol = _read(data_file, protocol_ref)
     try:
-        text = results_json(data, protocol, threshold, allow_empty)
+        text = results_json(data, protocol, threshold, allow_empty, _forms(data, protocol_ref))
     except (NoParticipantsError, ThresholdError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +214,7 @@ def odm_command(
     """CDISC ODM 1.3.2: the study definition and the clinical data (de-identified)."""
     data, protocol = _read(data_file, protocol_ref)
     try:
-        text = odm_xml(data, protocol, allow_empty=allow_empty)
+        text = odm_xml(data, protocol, _forms(data, protocol_ref), allow_empty=allow_empty)
     except (NoParticipantsError, FormsError, ValueError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -217,12 +225,13 @@ def odm_command(
 @export_app.command("redcap-dictionary")
 def redcap_dictionary_command(
     out_file: Path = typer.Option(..., "--out", help="the data dictionary CSV to write"),
-    forms_file: Path | None = typer.Option(None, "--forms", help="a forms YAML file (default: the trial's own forms)"),
+    forms_file: Path | None = typer.Option(None, "--forms", help="a forms YAML file (default: the protocol's own forms)"),
+    protocol_ref: str | None = typer.Option(None, "--protocol", help=PROTOCOL_HELP + "; its forms.yaml, when --forms is not given"),
 ) -> None:
     """The REDCap data dictionary (18 columns) of every form."""
     try:
-        forms = load_forms(forms_file)
-    except FormsError as exc:
+        forms = load_forms(forms_file) if forms_file is not None else protocol_forms(choose(protocol_ref))
+    except (FormsError, ProtocolError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(export_dictionary(forms), encoding="utf-8")

@@ -63,7 +63,7 @@ from trialdesk.analysis.disposition import ctgov_reason, has_left
 from trialdesk.analysis.outcome_report import MeasureReport, measure_report
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
-from trialdesk.protocol.forms import load_forms
+from trialdesk.protocol.forms import FormCatalogue, load_forms
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.outcome_measures import primary_measure
 from trialdesk.trial.records import AdverseEvent, Participant, TrialData
@@ -143,13 +143,13 @@ def _participant_flow(data: TrialData, protocol: Protocol, note: str | None) -> 
 
 
 def _counts(participants: list[Participant], categories: tuple[str, ...], value: Callable[[Participant], str],
-            field: str | None = None) -> list[dict[str, Any]]:
-    choices = {c.code: c.label for c in load_forms().form("demographics").field(field).choices} if field else {}
+            field: str | None = None, forms: FormCatalogue | None = None) -> list[dict[str, Any]]:
+    choices = {c.code: c.label for c in (forms or load_forms()).form("demographics").field(field).choices} if field else {}
     found = [_category(value(p), categories, choices) if field else value(p) for p in participants]
     return [{"title": c, "measurements": [{"groupId": "BG000", "value": str(found.count(c))}]} for c in categories]
 
 
-def _baseline(data: TrialData, protocol: Protocol) -> dict[str, Any]:
+def _baseline(data: TrialData, protocol: Protocol, forms: FormCatalogue | None = None) -> dict[str, Any]:
     title, description = _arm(protocol)
     started = started_ids(data)
     people = [p for p in data.participants if p.subject_id in started]
@@ -171,9 +171,9 @@ def _baseline(data: TrialData, protocol: Protocol) -> dict[str, Any]:
             {"title": "Sex: Female, Male", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
              "classes": [{"categories": _counts(people, sexes, lambda p: p.sex.capitalize())}]},
             {"title": "Race (NIH/OMB)", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, RACES, lambda p: p.race, "dm_race")}]},
+             "classes": [{"categories": _counts(people, RACES, lambda p: p.race, "dm_race", forms)}]},
             {"title": "Ethnicity (NIH/OMB)", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity")}]},
+             "classes": [{"categories": _counts(people, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity", forms)}]},
         ],
     }
 
@@ -360,15 +360,17 @@ def _documents(protocol: Protocol) -> dict[str, Any]:
     return {"largeDocumentModule": module}
 
 
-def results_section(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False) -> dict[str, Any]:
-    """``{"resultsSection": {...}, "documentSection": {...}}`` for ``data``; ``frequency_threshold`` in percent (0 to 5)."""
+def results_section(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False,
+                    forms: FormCatalogue | None = None) -> dict[str, Any]:
+    """``{"resultsSection": {...}, "documentSection": {...}}`` for ``data``; ``frequency_threshold`` in percent (0 to 5);
+    ``forms``: the protocol's case report forms (its folder's ``forms.yaml``; default the package's)."""
     if not 0 <= frequency_threshold <= MAX_THRESHOLD:
         raise ThresholdError(f"frequency threshold {frequency_threshold:g} % is outside 0-5 %; 42 CFR 11.48(a)(4)(ii) allows at most 5 %")
     note = check_enrolled(data, "ClinicalTrials.gov results", allow_empty)
     result = primary_outcome(data, protocol, allow_empty=True)
     return {"resultsSection": {
         "participantFlowModule": _participant_flow(data, protocol, note),
-        "baselineCharacteristicsModule": _baseline(data, protocol),
+        "baselineCharacteristicsModule": _baseline(data, protocol, forms),
         "outcomeMeasuresModule": (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
                                   else _outcome_measures(result, protocol)),
         "adverseEventsModule": _adverse_events(data, protocol, result, frequency_threshold),
@@ -376,8 +378,9 @@ def results_section(data: TrialData, protocol: Protocol, frequency_threshold: fl
     }, "documentSection": _documents(protocol)}
 
 
-def results_json(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False) -> str:
-    return json.dumps(results_section(data, protocol, frequency_threshold, allow_empty), indent=2, ensure_ascii=False) + "\n"
+def results_json(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False,
+                 forms: FormCatalogue | None = None) -> str:
+    return json.dumps(results_section(data, protocol, frequency_threshold, allow_empty, forms), indent=2, ensure_ascii=False) + "\n"
 
 
 # --- the PRS review ---------------------------------------------------------------------

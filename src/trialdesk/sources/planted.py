@@ -27,7 +27,7 @@ from trialdesk.sources.omop_builder import OmopBuilder
 Status = Literal["met", "not_met", "unknown", "needs_review"]
 
 FIRST_RANDOM_PERSON_ID = 1001
-SCREENING_TO_FIRST_INFUSION_DAYS = 14  # enrolment.screening_to_first_infusion_days in nct03929120.yaml
+SCREENING_TO_FIRST_INFUSION_DAYS = 14  # enrolment.screening_to_first_infusion_days in nct03929120/protocol.yaml
 
 
 def add_years(d: dt.date, years: int) -> dt.date:

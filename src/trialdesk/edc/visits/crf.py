@@ -1,4 +1,4 @@
-"""Django forms built from the case report forms defined as data (trialdesk/protocol/forms.yaml).
+"""Django forms built from the case report forms defined as data (the served protocol's forms.yaml).
 
 Laboratory results also carry the reporting laboratory's reference range (lower and upper
 limit, in the field's unit), which grading and eligibility (E8) read."""

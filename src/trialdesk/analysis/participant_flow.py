@@ -58,7 +58,7 @@ class ParticipantFlow:
                 ("screening_pending", "awaiting eligibility sign-off; not counted as screened", self.pending),
                 ("consented", "", self.consented), ("enrolled", "", self.enrolled)]
         out += [("infused", f"infusion {k}", n) for k, n in self.infused.items()]
-        out += [("completed_6_months", "", self.completed), ("withdrawn", "", self.withdrawn)]
+        out += [("completed", self.completed_label.removeprefix("Completed "), self.completed), ("withdrawn", "", self.withdrawn)]
         out += [("withdrawn", reason, n) for reason, n in self.withdrawn_by_reason.items()]
         out.append(("ongoing", "", self.ongoing))
         return out

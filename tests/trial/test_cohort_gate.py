@@ -76,3 +76,29 @@ def test_the_first_cohort_is_open_and_takes_three(aether: Protocol) -> None:
 def test_a_dose_between_levels_is_refused_naming_the_levels(aether: Protocol) -> None:
     with pytest.raises(ConductError, match="is not dose levels DL1 20, DL2 100, DL3 200"):
         check_first_dose(aether, cut({}, []), [], 60e6, 80, C1_CLOSES)
+
+
+def test_the_boin_decision_table_shown_to_the_dsmb_has_the_published_boundaries(aether: Protocol) -> None:
+    from trialdesk.protocol.model import EscalationRule
+    from trialdesk.trial.cohort_gate import rule_table
+
+    assert aether.dose_finding is not None
+    boin = EscalationRule(design="boin", target_toxicity=0.3, reason="test")
+    p = aether.model_copy(update={"dose_finding": aether.dose_finding.model_copy(update={"escalation": boin})})
+    title, columns, rows = rule_table(p)
+    assert title == "BOIN decision table, target DLT rate 30%" and columns[1] == "escalate if DLTs ≤"
+    # Liu & Yuan's table for a 30 % target: escalate at 0/3 and 1/6, de-escalate at 2/3 and 3/6, eliminate at 3/3 and 4/6
+    assert rows[:2] == [("3", "0", "2", "3"), ("6", "1", "3", "4")]
+
+
+def test_the_cohort_table_says_what_each_cohort_waits_for(aether: Protocol) -> None:
+    from trialdesk.trial.cohort_gate import cohort_rows
+
+    data = cut(subjects(("C1",)), [ae("A1", "C1-1", 3, serious=True)])
+    rows = cohort_rows(aether, data, [], C1_CLOSES)
+    assert [(r.cohort, r.dosed, r.with_dlt, r.window_closed) for r in rows] == [("C1", 3, 1, True), ("C2", 0, 0, False),
+                                                                               ("C3", 0, 0, False)]
+    assert rows[0].state == "full; DLT window closed: awaiting the DSMB's review"
+    assert rows[1].state == "waits for the DSMB's signed review of cohort C1"
+    before = cohort_rows(aether, data, [], C1_CLOSES - dt.timedelta(days=1))
+    assert before[0].state == "full; DLT window open" and not before[0].window_closed

@@ -19,13 +19,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from trialdesk.protocol.model import Cohort, DoseFinding, Protocol
-from trialdesk.trial.cohorts import SignedCohortDecision, check_gap, members, require_open, review, window_closes_on
+from trialdesk.trial.cohorts import (
+    SignedCohortDecision,
+    check_gap,
+    dlts_of,
+    members,
+    open_cohorts,
+    require_open,
+    review,
+    window_closes_on,
+)
 from trialdesk.trial.dose import check as check_dose
 from trialdesk.trial.dose import dose_text
 from trialdesk.trial.dsmb_decision import Decision
 from trialdesk.trial.errors import ConductError
+from trialdesk.trial.escalation import boin_table
 from trialdesk.trial.records import TrialData
 
 
@@ -100,3 +111,71 @@ def check_first_dose(protocol: Protocol, data: TrialData, decisions: Sequence[De
     assigned = assignments(protocol, data)
     check_gap(cohort, [data.infusions_of(s)[0].date for s in members(cohort.id, assigned)], on)
     return cohort
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    """One cohort as the desk shows it: its dose, who is dosed, DLTs, whether its window closed, and its state."""
+
+    cohort: str
+    dose: str
+    size: int
+    dosed: int
+    with_dlt: int
+    window_closed: bool
+    state: str
+
+
+def cohort_rows(protocol: Protocol, data: TrialData, decisions: Sequence[Decision], today: dt.date) -> list[CohortRow]:
+    """Every cohort of the protocol, in order, with its state in words (open, waiting, reviewed, stopped)."""
+    df = _dose_finding(protocol)
+    spec = protocol.study_intervention.dose_spec
+    assert spec is not None  # the protocol model requires dose levels when there is a dose_finding section
+    levels = {lv.id: lv for lv in spec.levels}
+    assigned = assignments(protocol, data)
+    signed = signed_cohort_decisions(protocol, data, decisions)
+    reviews = {d.reviewed_cohort: d for d in signed if d.decision != "stop"}
+    stopped = any(d.decision == "stop" for d in signed)
+    opened = set(open_cohorts(protocol, signed))
+    rows = []
+    for i, c in enumerate(df.cohorts):
+        people = members(c.id, assigned)
+        try:
+            closed = today >= window_closes_on(data, c, assigned, df.dlt)
+        except ConductError:
+            closed = False
+        if stopped:
+            state = "stopped by the DSMB"
+        elif c.id in reviews:
+            r = reviews[c.id]
+            state = f"reviewed by the DSMB: {r.decision}" + (f", opens {r.opens}" if r.opens else ", opens no cohort")
+        elif c.id in opened:
+            state = "open" if len(people) < c.size else "full; DLT window " + ("closed: awaiting the DSMB's review" if closed else "open")
+        else:
+            state = f"waits for the DSMB's signed review of cohort {df.cohorts[i - 1].id}"
+        lv = levels[c.dose_level]
+        rows.append(CohortRow(c.id, f"{lv.id} ({lv.label or dose_text(spec, lv.amount)})", c.size, len(people),
+                              sum(1 for s in people if dlts_of(data, s, df.dlt)), closed, state))
+    return rows
+
+
+def rule_table(protocol: Protocol) -> tuple[str, tuple[str, ...], list[tuple[str, ...]]]:
+    """The escalation rule as a DSMB reads it: BOIN's decision table by number treated, or the 3+3 rule."""
+    df = _dose_finding(protocol)
+    rule = df.escalation
+    size = df.cohorts[0].size
+    if rule.design == "boin":
+        assert rule.target_toxicity is not None  # the protocol model requires it for BOIN
+        rows: list[tuple[str, ...]] = [(str(r.n), _num(r.escalate_max), _num(r.deescalate_min), _num(r.eliminate_min))
+                for r in boin_table(rule, size * max(3, len(df.cohorts))) if r.n % size == 0]
+        return (f"BOIN decision table, target DLT rate {rule.target_toxicity:.0%}",
+                ("treated at the dose", "escalate if DLTs ≤", "de-escalate if DLTs ≥", "eliminate the dose if DLTs ≥"), rows)
+    return ("3+3 rule, once a cohort's DLT window has closed", ("DLTs at the dose", "decision"), [
+        ("0 of 3, or 1 of 6", "escalate: the next dose's cohort may open (at the highest dose: stop)"),
+        ("1 of 3", "stay: three more at the same dose"),
+        ("2 or more of 3 or 6", "de-escalate: three more at the dose below, the MTD once six have had it (at the lowest dose: stop)"),
+    ])
+
+
+def _num(v: int | None) -> str:
+    return "-" if v is None else str(v)

@@ -150,3 +150,20 @@ def test_the_participant_flow_names_the_registered_time_frame(data: TrialData, a
 
     assert participant_flow(data, aether).completed_label == "Completed 4 weeks post-infusion"
     assert participant_flow(data, load("nct03929120"), allow_empty=True).completed_label == "Completed 6 months"
+
+
+def test_ctgov_adverse_events_are_reported_by_cohort(data: TrialData, aether: Protocol) -> None:
+    doc = results_section(data, aether)
+    module = doc["resultsSection"]["adverseEventsModule"]
+    groups = {g["id"]: g for g in module["eventGroups"]}
+    assert [g["title"] for g in groups.values()] == ["Cohort C1 (20 × 10^6 cells)", "Cohort C2 (100 × 10^6 cells)",
+                                                     "Cohort C3 (200 × 10^6 cells)"]
+    assert [(g["seriousNumAffected"], g["seriousNumAtRisk"]) for g in groups.values()] == [(1, 3), (0, 3), (0, 3)]
+    [serious] = module["seriousEvents"]
+    assert serious["term"] == "Dyspnoea"
+    assert [(st["groupId"], st["numEvents"], st["numAffected"]) for st in serious["stats"]] == [("EG000", 1, 1), ("EG001", 0, 0),
+                                                                                               ("EG002", 0, 0)]
+    [other] = module["otherEvents"]  # the headache: 1 of 3 in C1 is above a 0 % threshold
+    assert other["term"] == "Headache" and other["stats"][0]["numAffected"] == 1
+    # the synthetic cut records no day the site learned of an event, so only the assessment type is open
+    assert [p for p in check_results(doc) if ("adverseEventsModule" in p or "eventGroups" in p) and "assessmentType" not in p] == []

@@ -65,7 +65,7 @@ from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
 from trialdesk.protocol.forms import FormCatalogue, load_forms
 from trialdesk.protocol.model import Protocol
-from trialdesk.safety.outcome_measures import primary_measure
+from trialdesk.safety.outcome_measures import group_label, group_of, group_order, primary_measure
 from trialdesk.trial.records import AdverseEvent, Participant, TrialData
 
 SOURCE_VOCABULARY = "CTCAE (5.0)"
@@ -248,16 +248,35 @@ def assessment_type(ae: AdverseEvent, data: TrialData, protocol: Protocol) -> st
 _ORDER = {SYSTEMATIC: 0, NON_SYSTEMATIC: 1, None: 2}
 
 
-def _events(counted: list[Attributed], at_risk: int, serious: bool, threshold: float, kinds: dict[str, str | None]) -> list[dict[str, Any]]:
-    """One row per term and assessment type; the frequency threshold applies to the term as a whole."""
-    groups: dict[tuple[str, str], list[Attributed]] = {}
+#: an event group: id, title, description, and its participants (the infused participants of the group)
+EventGroup = tuple[str, str, str, frozenset[str]]
+
+
+def _event_groups(data: TrialData, protocol: Protocol) -> list[EventGroup]:
+    """One group for the arm; by cohort or dose level when the protocol's primary measure is grouped so."""
+    started = frozenset(started_ids(data))
+    m = primary_measure(protocol)
+    if m is None or m.group_by == "none":
+        title, description = _arm(protocol)
+        return [("EG000", title, description, started)]
+    of = {s: group_of(protocol, m, data, s) for s in sorted(started)}
+    order = [g for g in group_order(protocol, m, {}) if g in set(of.values())] or sorted(set(of.values()))
+    return [(f"EG{k:03d}", group_label(protocol, m, g), group_label(protocol, m, g), frozenset(s for s, x in of.items() if x == g))
+            for k, g in enumerate(order)]
+
+
+def _events(counted: list[Attributed], groups: list[EventGroup], serious: bool, threshold: float,
+            kinds: dict[str, str | None]) -> list[dict[str, Any]]:
+    """One row per term and assessment type; the frequency threshold applies to the term as a whole, in any group."""
+    by_term: dict[tuple[str, str], list[Attributed]] = {}
     for a in counted:
         if a.event.serious == serious:
-            groups.setdefault((a.event.soc, a.event.term), []).append(a)
+            by_term.setdefault((a.event.soc, a.event.term), []).append(a)
     out = []
-    for (soc, term), events in sorted(groups.items()):
-        affected = len({a.event.subject_id for a in events})
-        if not serious and not (at_risk and 100 * affected / at_risk > threshold):
+    for (soc, term), events in sorted(by_term.items()):
+        if not serious and not any(
+                members and 100 * len({a.event.subject_id for a in events if a.event.subject_id in members}) / len(members) > threshold
+                for _, _, _, members in groups):
             continue
         by_kind: dict[str | None, list[Attributed]] = {}
         for a in events:
@@ -270,8 +289,9 @@ def _events(counted: list[Attributed], at_risk: int, serious: bool, threshold: f
                                 + ", ".join(sorted(a.event.id for a in rows)) + " nor a result that suggested it.")
             else:
                 row["assessmentType"] = kind
-            row["stats"] = [{"groupId": "EG000", "numEvents": len(rows), "numAffected": len({a.event.subject_id for a in rows}),
-                             "numAtRisk": at_risk}]
+            row["stats"] = [{"groupId": gid, "numEvents": len([a for a in rows if a.event.subject_id in members]),
+                             "numAffected": len({a.event.subject_id for a in rows if a.event.subject_id in members}),
+                             "numAtRisk": len(members)} for gid, _, _, members in groups]
             out.append(row)
     return out
 
@@ -282,26 +302,30 @@ def _died(p: Participant, counted: list[Attributed], last_day: dict[str, bool]) 
 
 
 def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome, threshold: float) -> dict[str, Any]:
-    title, description = _arm(protocol)
     counted = result.counted
-    at_risk = result.total.participants_at_risk
+    groups = _event_groups(data, protocol)
     kinds = {a.event.id: assessment_type(a.event, data, protocol) for a in counted}
-    serious = _events(counted, at_risk, True, threshold, kinds)
-    other = _events(counted, at_risk, False, threshold, kinds)
+    serious = _events(counted, groups, True, threshold, kinds)
+    other = _events(counted, groups, False, threshold, kinds)
     listed_other = {(e["organSystem"], e["term"]) for e in other}
     # deaths recorded only as the way off study count when they fall in the window
     first = {s: min(i.date for i in data.infusions_of(s)) for s in {i.subject_id for i in data.infusions}}
     in_window = {p.subject_id: p.off_study_on is not None and p.subject_id in first
                  and 0 <= (p.off_study_on - first[p.subject_id]).days <= result.window_days for p in data.participants}
     infused = [p for p in data.participants if p.subject_id in first]
-    other_affected = {a.event.subject_id for a in counted if not a.event.serious and (a.event.soc, a.event.term) in listed_other}
-    group = {
-        "id": "EG000", "title": title, "description": description,
-        "deathsNumAffected": sum(1 for p in infused if _died(p, counted, in_window)), "deathsNumAtRisk": at_risk,
-        "seriousNumAffected": len({a.event.subject_id for a in counted if a.event.serious}), "seriousNumAtRisk": at_risk,
-        "otherNumAffected": len(other_affected),
-        "otherNumAtRisk": at_risk,
-    }
+    event_groups = []
+    for gid, title, description, members in groups:
+        mine = [a for a in counted if a.event.subject_id in members]
+        other_affected = {a.event.subject_id for a in mine if not a.event.serious and (a.event.soc, a.event.term) in listed_other}
+        at_risk = len(members)
+        event_groups.append({
+            "id": gid, "title": title, "description": description,
+            "deathsNumAffected": sum(1 for p in infused if p.subject_id in members and _died(p, mine, in_window)),
+            "deathsNumAtRisk": at_risk,
+            "seriousNumAffected": len({a.event.subject_id for a in mine if a.event.serious}), "seriousNumAtRisk": at_risk,
+            "otherNumAffected": len(other_affected),
+            "otherNumAtRisk": at_risk,
+        })
     registered = protocol.outcomes.primary[0]
     return {
         "frequencyThreshold": f"{threshold:g}",
@@ -312,7 +336,7 @@ def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome,
                        " participant between visits. Serious: meets a"
                        " criterion of 21 CFR 312.32 (death, life-threatening, hospitalisation, disability, congenital anomaly,"
                        " important medical event).",
-        "eventGroups": [group],
+        "eventGroups": event_groups,
         "seriousEvents": serious,
         "otherEvents": other,
     }
@@ -582,11 +606,15 @@ def check_results(doc: dict[str, Any]) -> list[str]:
                         if st.get("numAtRisk"):
                             k = (e.get("term"), st.get("groupId"))
                             per_term[k] = per_term.get(k, 0) + (st.get("numAffected") or 0)
+                shares: dict[str, list[tuple[str, float]]] = {}
                 for (term, gid), affected in per_term.items():
                     at_risk = groups.get(gid, {}).get("otherNumAtRisk") or 0
-                    share = 100 * affected / at_risk if at_risk else 0.0
-                    need(share > t, f"adverseEventsModule.otherEvents {term!r} group {gid}: {share:.1f} % of participants, not above"
-                                    f" the {t:g} % threshold")
+                    shares.setdefault(term, []).append((gid, 100 * affected / at_risk if at_risk else 0.0))
+                for term, by_group in shares.items():  # listed when above the threshold in at least one group (42 CFR 11.48(a)(4)(iii))
+                    need(any(share > t for _, share in by_group),
+                         f"adverseEventsModule.otherEvents {term!r}: "
+                         + ", ".join(f"group {gid} {share:.1f} %" for gid, share in by_group)
+                         + f" of participants: not above the {t:g} % threshold in any group")
             for gid, n in largest.items():
                 total = groups.get(gid, {}).get(f"{kind}NumAffected")
                 if isinstance(total, int):

@@ -84,7 +84,7 @@ def _counted(protocol: Protocol, m: OutcomeMeasure, e: AdverseEvent, data: Trial
     return True
 
 
-def _group_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id: str, assignments: Mapping[str, str] | None) -> str:
+def group_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id: str, assignments: Mapping[str, str] | None = None) -> str:
     if m.group_by == "none":
         return "all"
     if m.group_by == "cohort":
@@ -123,7 +123,7 @@ def compute(protocol: Protocol, data: TrialData, measure_id: str | None = None,
         windows = _windows(m, data, p.subject_id)
         if not windows:
             continue
-        g = _group_of(protocol, m, data, p.subject_id, assignments)
+        g = group_of(protocol, m, data, p.subject_id, assignments)
         participants[g] = participants.get(g, 0) + 1
         hits = [e.id for e in data.adverse_events if e.subject_id == p.subject_id and _counted(protocol, m, e, data, windows)]
         events.setdefault(g, []).extend(hits)
@@ -131,14 +131,14 @@ def compute(protocol: Protocol, data: TrialData, measure_id: str | None = None,
         if hits:
             per[g].append(p.subject_id)
     groups = []
-    for g in _group_order(protocol, m, participants):
+    for g in group_order(protocol, m, participants):
         ev = events.get(g, [])
         count = len(ev) if m.counts == "events" else len(per.get(g, []))
         groups.append(GroupResult(g, participants.get(g, 0), count, tuple(ev)))
     return MeasureResult(m.id, m.title, m.counts, tuple(groups))
 
 
-def _group_order(protocol: Protocol, m: OutcomeMeasure, seen: Mapping[str, int]) -> list[str]:
+def group_order(protocol: Protocol, m: OutcomeMeasure, seen: Mapping[str, int]) -> list[str]:
     if m.group_by == "cohort" and protocol.dose_finding is not None:
         return [c.id for c in protocol.dose_finding.cohorts]
     spec = protocol.study_intervention.dose_spec

@@ -12,7 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 _CANDIDATES = [Path(p) for p in (os.environ.get("TRIALDESK_SHARED"),) if p] + [REPO.parent / "shared", Path("/work/shared")]
 SHARED = next((p for p in _CANDIDATES if (p / "seed").is_dir()), _CANDIDATES[0])
 SEED = SHARED / "seed" / "000_0df2fa15144651cc.txt"
-PROTOCOL_FILE = REPO / "src" / "trialdesk" / "protocols" / "nct03929120.yaml"
+PROTOCOL_FILE = REPO / "src" / "trialdesk" / "protocols" / "nct03929120" / "protocol.yaml"
+# Two protocols are installed, so a command without --protocol asks which (tests/protocol/test_protocol_folder.py and
+# tests/eligibility/test_aether_check.py hold that, with the variable unset); the rest of the suite names the first
+# trial the way a site does, through the environment variable.
+os.environ.setdefault("TRIALDESK_PROTOCOL", "nct03929120")
 
 
 @pytest.fixture(scope="session")

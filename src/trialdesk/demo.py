@@ -23,6 +23,8 @@ from trialdesk.console import fail, out
 from trialdesk.edc.demo_trial import Conducted
 
 AS_OF = "2024-06-01"
+#: the demo runs the first trial; every command names it, as two protocols are installed and none is guessed
+DEMO_PROTOCOL = "nct03929120"
 
 
 def _run(args: list[str]) -> None:
@@ -94,6 +96,7 @@ def _desk(folder: Path) -> Path:
     if os.environ.pop("DATABASE_URL", None):
         out.print("[yellow]DATABASE_URL is ignored by the demo: it writes only to its own SQLite database[/]")
     os.environ["TRIALDESK_DATA_DIR"] = str(data_dir)
+    os.environ["TRIALDESK_PROTOCOL"] = DEMO_PROTOCOL  # the desk serves the demo's trial, whatever else is installed
     os.environ["TRIALDESK_DEBUG"] = "1"  # 'trialdesk serve' without --production: Django's development server on localhost
     os.environ.setdefault("TRIALDESK_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")  # SAE notices stay in memory
     from django.conf import settings
@@ -120,7 +123,7 @@ def _conduct(folder: Path, seed: int) -> Conducted:
     target = protocol().enrolment.target
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out) as progress:
-        task = progress.add_task("participants through 6 months", total=target)
+        task = progress.add_task(f"participants through {protocol().outcomes.primary[0].time_frame}", total=target)
         return conduct_trial(candidates, as_of=dt.date.fromisoformat(AS_OF), seed=seed, referral=folder / "referral.json",
                              say=lambda line: progress.console.print(f"  {line}"), advance=lambda: progress.advance(task))
 
@@ -192,7 +195,9 @@ def _where_to_look(folder: Path, reports: Path, done: Conducted, address: str) -
     out.print(f"  adverse events: {done.adverse_events}; SAE {done.sae}; {'; '.join(done.sae_reports)}")
     out.print(f"  confirmed from a lab suggestion: {done.confirmed_suggestion}")
     out.print(f"  DSMB interim decision: {done.dsmb_decision}")
-    out.print(f"  data cut {done.cutoff}; every participant completed 6 months of follow-up")
+    from trialdesk.edc.web import protocol
+
+    out.print(f"  data cut {done.cutoff}; every participant completed {protocol().outcomes.primary[0].time_frame} of follow-up")
     accounts = Table(title=f"Demo accounts (password for every account: {PASSWORD})", title_justify="left")
     for col in ("user", "role", "name", "look at"):
         accounts.add_column(col)
@@ -228,14 +233,16 @@ def demo(
     """Run the whole trial as a demo: pre-screen a synthetic hospital, conduct the trial in the trial desk, report, serve."""
     started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
-    _run(["protocol", "show", "nct03929120"])
+    _run(["protocol", "show", DEMO_PROTOCOL])
     hospital = folder / "hospital.duckdb"
     _run(["synth", "omop", "--persons", str(persons), "--seed", str(seed), "--as-of", AS_OF, "--out", str(hospital), "--force"])
-    _run(["screen", "--omop", str(hospital), "--as-of", AS_OF, "--out", str(folder / "screen"), "--active-within", "24m"])
+    _run(["screen", "--omop", str(hospital), "--as-of", AS_OF, "--out", str(folder / "screen"), "--active-within", "24m",
+          "--protocol", DEMO_PROTOCOL])
     referral = _referral(folder)
-    _run(["patient", "check", str(referral), "--as-of", AS_OF])
-    _run(["patient", "check", str(referral), "--as-of", AS_OF, "--format", "html", "--out", str(folder / "worksheet.html")])
-    _run(["safety", "simulate", "--plot", str(folder / "stopping_rules.png")])
+    _run(["patient", "check", str(referral), "--as-of", AS_OF, "--protocol", DEMO_PROTOCOL])
+    _run(["patient", "check", str(referral), "--as-of", AS_OF, "--format", "html", "--out", str(folder / "worksheet.html"),
+          "--protocol", DEMO_PROTOCOL])
+    _run(["safety", "simulate", "--plot", str(folder / "stopping_rules.png"), "--protocol", DEMO_PROTOCOL])
     marks = [("pre-screen and safety simulation", time.monotonic())]
     out.print(Rule("[bold]the trial, conducted in the trial desk"))
     database = _desk(folder)

@@ -45,7 +45,7 @@ def _registry_fields(p: Protocol) -> dict[str, Any]:
         "conditions": d["conditions"],
         "keywords": d["keywords"],
         "design": d["design"],
-        "arms": d["arms"],
+        "arms": [pick(a, "label", "type", "description", "intervention_names") for a in d["arms"]],  # code: SDTM only
         "interventions": [pick(i, "type", "name", "description", "arm_group_labels", "other_names") for i in d["interventions"]],
         "eligibility": {
             **pick(d["eligibility"], "sex", "minimum_age", "maximum_age", "healthy_volunteers", "std_ages"),

@@ -15,6 +15,7 @@ from trialdesk.protocol import loader
 from trialdesk.protocol.loader import ProtocolError, choose, installed, load, locate, protocol_forms, protocol_value_sets
 
 AETHER = loader.builtin_protocol_dir() / "nct02013700"
+FIRST = loader.builtin_protocol_dir() / "nct03929120"
 
 
 @pytest.fixture
@@ -25,8 +26,9 @@ def folder(tmp_path: Path) -> Path:
 
 def test_both_layouts_are_installed_and_load_by_id() -> None:
     known = installed()
-    assert known["nct03929120"].name == "nct03929120.yaml"   # the first trial's single file, as it is
+    assert known["nct03929120"] == FIRST                    # the first trial's folder
     assert known["nct02013700"] == AETHER                   # the second trial's folder
+    assert locate("nct03929120").forms == FIRST / "forms.yaml"
     assert load("nct03929120").id == "nct03929120"
     assert load("nct02013700").id == "nct02013700"
 
@@ -73,8 +75,8 @@ def test_a_form_a_visit_names_must_exist_naming_file_line_and_fix(folder: Path) 
     assert "fix the name (known: " in msg and "smoking_history" in msg and "or add the form there" in msg
 
 
-def test_the_first_trials_visits_are_checked_against_the_package_forms(tmp_path: Path) -> None:
-    src = (loader.builtin_protocol_dir() / "nct03929120.yaml").read_text()
+def test_a_single_file_protocols_visits_are_checked_against_the_package_forms(tmp_path: Path) -> None:
+    src = (FIRST / "protocol.yaml").read_text()
     bad = tmp_path / "p.yaml"
     bad.write_text(src.replace("forms: [vital_signs, infusion, spo2, adverse_events]}", "forms: [vital_signs, infusions]}", 1))
     with pytest.raises(ProtocolError, match=r"names form 'infusions', which trialdesk/protocol/forms\.yaml does not define"):
@@ -126,7 +128,7 @@ def test_a_cohort_at_a_dose_level_the_protocol_does_not_list_is_refused_at_its_l
 
 
 def test_an_outcome_measure_counting_dlts_needs_a_dlt_definition(tmp_path: Path) -> None:
-    src = (loader.builtin_protocol_dir() / "nct03929120.yaml").read_text()
+    src = (FIRST / "protocol.yaml").read_text()
     bad = tmp_path / "p.yaml"
     bad.write_text(src + "\noutcome_measures:\n  - {id: d, title: DLTs, counts: participants, events: {dlt: true},"
                          " window: {days: 28}, primary: true}\n")

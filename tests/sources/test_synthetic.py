@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from trialdesk.sources.commands import app
 from trialdesk.sources.omop_builder import ALL_TABLES, CLINICAL_TABLES
 from trialdesk.sources.planted import FIRST_RANDOM_PERSON_ID, add_months, planted_cases
-from trialdesk.sources.synthetic import generate_omop
+from trialdesk.sources.synthetic import all_planted_cases, generate_omop
 from trialdesk.sources.vocabulary import cdm_columns
 
 AS_OF = dt.date(2024, 6, 1)
@@ -41,7 +41,7 @@ def test_every_cdm_table_is_written_with_the_standard_columns(db: duckdb.DuckDBP
 
 
 def test_every_person_is_in_person_once(db: duckdb.DuckDBPyConnection) -> None:
-    n_planted = len(planted_cases(AS_OF))
+    n_planted = len(all_planted_cases(AS_OF))  # both trials' planted people
     assert db.execute("SELECT count(*), count(DISTINCT person_id) FROM person").fetchone() == (PERSONS + n_planted,) * 2
     assert one(db, f"SELECT count(*) FROM person WHERE person_id >= {FIRST_RANDOM_PERSON_ID}") == PERSONS
     for table in CLINICAL_TABLES:
@@ -105,8 +105,8 @@ def test_random_records_lie_within_observation_periods(db: duckdb.DuckDBPyConnec
 
 
 def test_planted_people_are_written_with_their_records(db: duckdb.DuckDBPyConnection) -> None:
-    cases = {c.name: c for c in planted_cases(AS_OF)}
-    assert len(cases) == len(planted_cases(AS_OF))  # names are unique
+    cases = {c.name: c for c in all_planted_cases(AS_OF)}  # both trials' planted people
+    assert len(cases) == len(all_planted_cases(AS_OF))  # names are unique
     ids = [c.person_id for c in cases.values()]
     assert ids == list(range(1, len(ids) + 1)) and max(ids) < FIRST_RANDOM_PERSON_ID
     assert one(db, f"SELECT count(*) FROM person WHERE person_id < {FIRST_RANDOM_PERSON_ID}") == len(cases)

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import Dose, Intervention
-from trialdesk.trial.dose import allowed_text, check
+from trialdesk.trial.dose import allowed_text, check, infusion_dose_text
 from trialdesk.trial.errors import ConductError
 
 
@@ -53,9 +53,10 @@ def test_the_cohorts_level_must_be_the_one_given(aether: Dose) -> None:
 def test_the_first_trials_per_kg_range_still_reads_as_per_kg() -> None:
     spec = load("nct03929120").study_intervention.dose_spec
     assert spec is not None and spec.basis == "per_kg"
-    assert check(spec, 35e6, weight_kg=70).amount == pytest.approx(0.5e6)   # the range's lower edge
-    assert check(spec, 70e6, weight_kg=70).amount == pytest.approx(1.0e6)   # and its upper edge
-    with pytest.raises(ConductError, match="outside the protocol's 5e\\+05–1e\\+06 cells/kg per kg"):
+    assert spec.unit == "× 10^6 cells/kg"  # a range in cells/kg is shown in millions, as the protocol writes it
+    assert check(spec, 35e6, weight_kg=70).amount == pytest.approx(0.5)   # the range's lower edge
+    assert check(spec, 70e6, weight_kg=70).amount == pytest.approx(1.0)   # and its upper edge
+    with pytest.raises(ConductError, match=r"outside the protocol's 0\.5–1 × 10\^6 cells/kg per kg"):
         check(spec, 71e6, weight_kg=70)
     with pytest.raises(ConductError) as no_weight:
         check(spec, 35e6)
@@ -98,3 +99,14 @@ def test_the_desks_dose_check_refuses_a_total_dose_between_aethers_levels() -> N
     check_dose(protocol, InfusionEntry(1, dt.date(2014, 1, 6), 80, 100e6))
     with pytest.raises(ConductError, match="150 × 10\\^6 cells in total is not dose levels DL1 20"):
         check_dose(protocol, InfusionEntry(1, dt.date(2014, 1, 6), 80, 150e6))
+
+
+def test_an_infusion_dose_reads_as_the_protocol_states_doses() -> None:
+    first = load("nct03929120").study_intervention.dose_spec
+    aether = load("nct02013700").study_intervention.dose_spec
+    assert infusion_dose_text(first, 44_475_000, weight_kg=59.300000000000004) == "0.75 × 10^6 cells/kg"
+    assert infusion_dose_text(first, 70e6, weight_kg=70) == "1.00 × 10^6 cells/kg"
+    assert infusion_dose_text(aether, 20e6, weight_kg=80) == "20 × 10^6 cells"  # a total dose: the weight does not divide it
+    assert infusion_dose_text(aether, 20.4e6, weight_kg=60) == "20.4 × 10^6 cells"
+    assert infusion_dose_text(aether, 1_200e6) == "1,200 × 10^6 cells"
+    assert infusion_dose_text(None, 40e6, weight_kg=80) == "0.50 × 10^6 cells/kg"  # no dose in the protocol: per kg

@@ -14,17 +14,20 @@ import typer
 from rich.table import Table
 
 from trialdesk.analysis.ctgov_results import ThresholdError, check_results, results_json
-from trialdesk.analysis.data_cut import NoParticipantsError
+from trialdesk.analysis.data_cut import NoParticipantsError, check_enrolled
 from trialdesk.analysis.meddra import MedDRA, MeddraError
 from trialdesk.analysis.odm import odm_xml
+from trialdesk.analysis.outcome_report import measure_report
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import primary_outcome
 from trialdesk.analysis.redcap import export_dictionary
 from trialdesk.analysis.sdtm import SdtmError, build_sdtm
 from trialdesk.console import fail, out
-from trialdesk.protocol.forms import FormsError, load_forms
-from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.forms import FormCatalogue, FormsError, load_forms
+from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load, protocol_forms
 from trialdesk.protocol.model import Protocol
+from trialdesk.safety.outcome_measures import primary_measure
+from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import TrialData
 
 report_app = typer.Typer(help="Results of a data cut: the primary outcome and the participant flow.", no_args_is_help=True)
@@ -47,6 +50,14 @@ def _read(data_file: Path, protocol_ref: str | None) -> tuple[TrialData, Protoco
         fail(str(exc))
 
 
+def _forms(data: TrialData, protocol_ref: str | None) -> FormCatalogue:
+    """The case report forms of the protocol (its folder's forms.yaml, else the package's)."""
+    try:
+        return protocol_forms(protocol_ref or data.protocol_id)
+    except ProtocolError as exc:
+        fail(str(exc))
+
+
 @report_app.command("primary-outcome")
 def primary_outcome_command(
     data_file: Path = DATA,
@@ -54,8 +65,12 @@ def primary_outcome_command(
     protocol_ref: str | None = PROTOCOL,
     allow_empty: bool = ALLOW_EMPTY,
 ) -> None:
-    """Adverse events with each infusion within the primary outcome's time frame: table, CSV and plot."""
+    """The primary outcome as the protocol defines it (its primary ``outcome_measures`` entry: which events, counted how,
+    in which window, by which group); without one, adverse events with each infusion within the registered time frame."""
     data, protocol = _read(data_file, protocol_ref)
+    if primary_measure(protocol) is not None:
+        _measure_report(data, protocol, out_dir, allow_empty)
+        return
     try:
         result = primary_outcome(data, protocol, allow_empty)
     except (NoParticipantsError, ValueError) as exc:
@@ -77,6 +92,27 @@ def primary_outcome_command(
     if result.note:
         out.print(f"[yellow]{result.note}[/]")
     for path in [*result.to_csv(out_dir), *result.plot(out_dir)]:
+        out.print(f"wrote {path}")
+
+
+def _measure_report(data: TrialData, protocol: Protocol, out_dir: Path, allow_empty: bool) -> None:
+    try:
+        note = check_enrolled(data, "primary outcome", allow_empty)
+        report = measure_report(protocol, data)
+    except (NoParticipantsError, ConductError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{report.measure.title} — cut {report.cutoff}", title_justify="left")
+    for col in ("group", "analysed", report.unit, "proportion (exact 95 % CI)" if report.unit == "participants" else "events counted"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for r in report.rows:
+        last = (f"{r.proportion:.1%} ({r.ci_low:.1%} – {r.ci_high:.1%})" if r.proportion is not None and r.ci_low is not None
+                and r.ci_high is not None else " ".join(r.event_ids) or "-")
+        table.add_row(r.label, str(r.analysed), str(r.count), last)
+    out.print(table)
+    out.print(f"Counted: {report.definition} (protocol outcome measure {report.measure.id}).", highlight=False)
+    if note:
+        out.print(f"[yellow]{note}[/]")
+    for path in report.to_csv(out_dir):
         out.print(f"wrote {path}")
 
 
@@ -117,7 +153,7 @@ def ctgov_results_command(
     """ClinicalTrials.gov results (API v2 resultsSection and documentSection) following 42 CFR 11.48."""
     data, protocol = _read(data_file, protocol_ref)
     try:
-        text = results_json(data, protocol, threshold, allow_empty)
+        text = results_json(data, protocol, threshold, allow_empty, _forms(data, protocol_ref))
     except (NoParticipantsError, ThresholdError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +214,7 @@ def odm_command(
     """CDISC ODM 1.3.2: the study definition and the clinical data (de-identified)."""
     data, protocol = _read(data_file, protocol_ref)
     try:
-        text = odm_xml(data, protocol, allow_empty=allow_empty)
+        text = odm_xml(data, protocol, _forms(data, protocol_ref), allow_empty=allow_empty)
     except (NoParticipantsError, FormsError, ValueError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -189,12 +225,13 @@ def odm_command(
 @export_app.command("redcap-dictionary")
 def redcap_dictionary_command(
     out_file: Path = typer.Option(..., "--out", help="the data dictionary CSV to write"),
-    forms_file: Path | None = typer.Option(None, "--forms", help="a forms YAML file (default: the trial's own forms)"),
+    forms_file: Path | None = typer.Option(None, "--forms", help="a forms YAML file (default: the protocol's own forms)"),
+    protocol_ref: str | None = typer.Option(None, "--protocol", help=PROTOCOL_HELP + "; its forms.yaml, when --forms is not given"),
 ) -> None:
     """The REDCap data dictionary (18 columns) of every form."""
     try:
-        forms = load_forms(forms_file)
-    except FormsError as exc:
+        forms = load_forms(forms_file) if forms_file is not None else protocol_forms(choose(protocol_ref))
+    except (FormsError, ProtocolError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(export_dictionary(forms), encoding="utf-8")

@@ -1,7 +1,8 @@
 """The ClinicalTrials.gov API v2 ``resultsSection`` of a data cut.
 
 Four modules: ``participantFlowModule``, ``baselineCharacteristicsModule`` (age, sex, race and
-ethnicity), ``outcomeMeasuresModule`` (the primary outcome as registered, counted per infusion)
+ethnicity), ``outcomeMeasuresModule`` (the primary outcome as the protocol's ``outcome_measures`` defines it, by
+cohort or dose level; without one, as registered, counted per infusion)
 and ``adverseEventsModule``, following 42 CFR 11.48(a)(4): every serious adverse event; other
 (non-serious) adverse events whose frequency in the arm exceeds the frequency threshold (at most
 5 %; 0 lists them all); all-cause mortality. Events are those of the primary outcome's window
@@ -59,10 +60,12 @@ from typing import Any
 from trialdesk.analysis.attribution import Attributed
 from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import ctgov_reason, has_left
+from trialdesk.analysis.outcome_report import MeasureReport, measure_report
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
-from trialdesk.protocol.forms import load_forms
+from trialdesk.protocol.forms import FormCatalogue, load_forms
 from trialdesk.protocol.model import Protocol
+from trialdesk.safety.outcome_measures import group_label, group_of, group_order, primary_measure
 from trialdesk.trial.records import AdverseEvent, Participant, TrialData
 
 SOURCE_VOCABULARY = "CTCAE (5.0)"
@@ -140,13 +143,13 @@ def _participant_flow(data: TrialData, protocol: Protocol, note: str | None) -> 
 
 
 def _counts(participants: list[Participant], categories: tuple[str, ...], value: Callable[[Participant], str],
-            field: str | None = None) -> list[dict[str, Any]]:
-    choices = {c.code: c.label for c in load_forms().form("demographics").field(field).choices} if field else {}
+            field: str | None = None, forms: FormCatalogue | None = None) -> list[dict[str, Any]]:
+    choices = {c.code: c.label for c in (forms or load_forms()).form("demographics").field(field).choices} if field else {}
     found = [_category(value(p), categories, choices) if field else value(p) for p in participants]
     return [{"title": c, "measurements": [{"groupId": "BG000", "value": str(found.count(c))}]} for c in categories]
 
 
-def _baseline(data: TrialData, protocol: Protocol) -> dict[str, Any]:
+def _baseline(data: TrialData, protocol: Protocol, forms: FormCatalogue | None = None) -> dict[str, Any]:
     title, description = _arm(protocol)
     started = started_ids(data)
     people = [p for p in data.participants if p.subject_id in started]
@@ -168,11 +171,32 @@ def _baseline(data: TrialData, protocol: Protocol) -> dict[str, Any]:
             {"title": "Sex: Female, Male", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
              "classes": [{"categories": _counts(people, sexes, lambda p: p.sex.capitalize())}]},
             {"title": "Race (NIH/OMB)", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, RACES, lambda p: p.race, "dm_race")}]},
+             "classes": [{"categories": _counts(people, RACES, lambda p: p.race, "dm_race", forms)}]},
             {"title": "Ethnicity (NIH/OMB)", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity")}]},
+             "classes": [{"categories": _counts(people, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity", forms)}]},
         ],
     }
+
+
+def _measured(report: MeasureReport, protocol: Protocol) -> dict[str, Any]:
+    """The primary outcome as the protocol's measure defines it, one outcome group per cohort or dose level."""
+    registered = protocol.outcomes.primary[0]
+    ids = {r.group: f"OG{k:03d}" for k, r in enumerate(report.rows)}
+    participants = report.measure.counts == "participants"
+    return {"outcomeMeasures": [{
+        "type": "PRIMARY",
+        "title": registered.measure,
+        "description": f"{registered.description or registered.measure} Counted: {report.definition}.",
+        "populationDescription": "Participants who received the infusion that opens the measure's window"
+                                 + (", by group." if len(report.rows) > 1 else "."),
+        "reportingStatus": "POSTED",
+        "paramType": "COUNT_OF_PARTICIPANTS" if participants else "NUMBER",
+        "unitOfMeasure": "Participants" if participants else "adverse events",
+        "timeFrame": registered.time_frame,
+        "groups": [{"id": ids[r.group], "title": r.label, "description": r.label} for r in report.rows],
+        "denoms": [{"units": "Participants", "counts": [{"groupId": ids[r.group], "value": str(r.analysed)} for r in report.rows]}],
+        "classes": [{"categories": [{"measurements": [{"groupId": ids[r.group], "value": str(r.count)} for r in report.rows]}]}],
+    }]}
 
 
 def _outcome_measures(result: PrimaryOutcome, protocol: Protocol) -> dict[str, Any]:
@@ -224,16 +248,35 @@ def assessment_type(ae: AdverseEvent, data: TrialData, protocol: Protocol) -> st
 _ORDER = {SYSTEMATIC: 0, NON_SYSTEMATIC: 1, None: 2}
 
 
-def _events(counted: list[Attributed], at_risk: int, serious: bool, threshold: float, kinds: dict[str, str | None]) -> list[dict[str, Any]]:
-    """One row per term and assessment type; the frequency threshold applies to the term as a whole."""
-    groups: dict[tuple[str, str], list[Attributed]] = {}
+#: an event group: id, title, description, and its participants (the infused participants of the group)
+EventGroup = tuple[str, str, str, frozenset[str]]
+
+
+def _event_groups(data: TrialData, protocol: Protocol) -> list[EventGroup]:
+    """One group for the arm; by cohort or dose level when the protocol's primary measure is grouped so."""
+    started = frozenset(started_ids(data))
+    m = primary_measure(protocol)
+    if m is None or m.group_by == "none":
+        title, description = _arm(protocol)
+        return [("EG000", title, description, started)]
+    of = {s: group_of(protocol, m, data, s) for s in sorted(started)}
+    order = [g for g in group_order(protocol, m, {}) if g in set(of.values())] or sorted(set(of.values()))
+    return [(f"EG{k:03d}", group_label(protocol, m, g), group_label(protocol, m, g), frozenset(s for s, x in of.items() if x == g))
+            for k, g in enumerate(order)]
+
+
+def _events(counted: list[Attributed], groups: list[EventGroup], serious: bool, threshold: float,
+            kinds: dict[str, str | None]) -> list[dict[str, Any]]:
+    """One row per term and assessment type; the frequency threshold applies to the term as a whole, in any group."""
+    by_term: dict[tuple[str, str], list[Attributed]] = {}
     for a in counted:
         if a.event.serious == serious:
-            groups.setdefault((a.event.soc, a.event.term), []).append(a)
+            by_term.setdefault((a.event.soc, a.event.term), []).append(a)
     out = []
-    for (soc, term), events in sorted(groups.items()):
-        affected = len({a.event.subject_id for a in events})
-        if not serious and not (at_risk and 100 * affected / at_risk > threshold):
+    for (soc, term), events in sorted(by_term.items()):
+        if not serious and not any(
+                members and 100 * len({a.event.subject_id for a in events if a.event.subject_id in members}) / len(members) > threshold
+                for _, _, _, members in groups):
             continue
         by_kind: dict[str | None, list[Attributed]] = {}
         for a in events:
@@ -246,8 +289,9 @@ def _events(counted: list[Attributed], at_risk: int, serious: bool, threshold: f
                                 + ", ".join(sorted(a.event.id for a in rows)) + " nor a result that suggested it.")
             else:
                 row["assessmentType"] = kind
-            row["stats"] = [{"groupId": "EG000", "numEvents": len(rows), "numAffected": len({a.event.subject_id for a in rows}),
-                             "numAtRisk": at_risk}]
+            row["stats"] = [{"groupId": gid, "numEvents": len([a for a in rows if a.event.subject_id in members]),
+                             "numAffected": len({a.event.subject_id for a in rows if a.event.subject_id in members}),
+                             "numAtRisk": len(members)} for gid, _, _, members in groups]
             out.append(row)
     return out
 
@@ -258,26 +302,30 @@ def _died(p: Participant, counted: list[Attributed], last_day: dict[str, bool]) 
 
 
 def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome, threshold: float) -> dict[str, Any]:
-    title, description = _arm(protocol)
     counted = result.counted
-    at_risk = result.total.participants_at_risk
+    groups = _event_groups(data, protocol)
     kinds = {a.event.id: assessment_type(a.event, data, protocol) for a in counted}
-    serious = _events(counted, at_risk, True, threshold, kinds)
-    other = _events(counted, at_risk, False, threshold, kinds)
+    serious = _events(counted, groups, True, threshold, kinds)
+    other = _events(counted, groups, False, threshold, kinds)
     listed_other = {(e["organSystem"], e["term"]) for e in other}
     # deaths recorded only as the way off study count when they fall in the window
     first = {s: min(i.date for i in data.infusions_of(s)) for s in {i.subject_id for i in data.infusions}}
     in_window = {p.subject_id: p.off_study_on is not None and p.subject_id in first
                  and 0 <= (p.off_study_on - first[p.subject_id]).days <= result.window_days for p in data.participants}
     infused = [p for p in data.participants if p.subject_id in first]
-    other_affected = {a.event.subject_id for a in counted if not a.event.serious and (a.event.soc, a.event.term) in listed_other}
-    group = {
-        "id": "EG000", "title": title, "description": description,
-        "deathsNumAffected": sum(1 for p in infused if _died(p, counted, in_window)), "deathsNumAtRisk": at_risk,
-        "seriousNumAffected": len({a.event.subject_id for a in counted if a.event.serious}), "seriousNumAtRisk": at_risk,
-        "otherNumAffected": len(other_affected),
-        "otherNumAtRisk": at_risk,
-    }
+    event_groups = []
+    for gid, title, description, members in groups:
+        mine = [a for a in counted if a.event.subject_id in members]
+        other_affected = {a.event.subject_id for a in mine if not a.event.serious and (a.event.soc, a.event.term) in listed_other}
+        at_risk = len(members)
+        event_groups.append({
+            "id": gid, "title": title, "description": description,
+            "deathsNumAffected": sum(1 for p in infused if p.subject_id in members and _died(p, mine, in_window)),
+            "deathsNumAtRisk": at_risk,
+            "seriousNumAffected": len({a.event.subject_id for a in mine if a.event.serious}), "seriousNumAtRisk": at_risk,
+            "otherNumAffected": len(other_affected),
+            "otherNumAtRisk": at_risk,
+        })
     registered = protocol.outcomes.primary[0]
     return {
         "frequencyThreshold": f"{threshold:g}",
@@ -288,7 +336,7 @@ def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome,
                        " participant between visits. Serious: meets a"
                        " criterion of 21 CFR 312.32 (death, life-threatening, hospitalisation, disability, congenital anomaly,"
                        " important medical event).",
-        "eventGroups": [group],
+        "eventGroups": event_groups,
         "seriousEvents": serious,
         "otherEvents": other,
     }
@@ -336,23 +384,27 @@ def _documents(protocol: Protocol) -> dict[str, Any]:
     return {"largeDocumentModule": module}
 
 
-def results_section(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False) -> dict[str, Any]:
-    """``{"resultsSection": {...}, "documentSection": {...}}`` for ``data``; ``frequency_threshold`` in percent (0 to 5)."""
+def results_section(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False,
+                    forms: FormCatalogue | None = None) -> dict[str, Any]:
+    """``{"resultsSection": {...}, "documentSection": {...}}`` for ``data``; ``frequency_threshold`` in percent (0 to 5);
+    ``forms``: the protocol's case report forms (its folder's ``forms.yaml``; default the package's)."""
     if not 0 <= frequency_threshold <= MAX_THRESHOLD:
         raise ThresholdError(f"frequency threshold {frequency_threshold:g} % is outside 0-5 %; 42 CFR 11.48(a)(4)(ii) allows at most 5 %")
     note = check_enrolled(data, "ClinicalTrials.gov results", allow_empty)
     result = primary_outcome(data, protocol, allow_empty=True)
     return {"resultsSection": {
         "participantFlowModule": _participant_flow(data, protocol, note),
-        "baselineCharacteristicsModule": _baseline(data, protocol),
-        "outcomeMeasuresModule": _outcome_measures(result, protocol),
+        "baselineCharacteristicsModule": _baseline(data, protocol, forms),
+        "outcomeMeasuresModule": (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
+                                  else _outcome_measures(result, protocol)),
         "adverseEventsModule": _adverse_events(data, protocol, result, frequency_threshold),
         "moreInfoModule": _more_info(protocol),
     }, "documentSection": _documents(protocol)}
 
 
-def results_json(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False) -> str:
-    return json.dumps(results_section(data, protocol, frequency_threshold, allow_empty), indent=2, ensure_ascii=False) + "\n"
+def results_json(data: TrialData, protocol: Protocol, frequency_threshold: float = 0.0, allow_empty: bool = False,
+                 forms: FormCatalogue | None = None) -> str:
+    return json.dumps(results_section(data, protocol, frequency_threshold, allow_empty, forms), indent=2, ensure_ascii=False) + "\n"
 
 
 # --- the PRS review ---------------------------------------------------------------------
@@ -554,11 +606,15 @@ def check_results(doc: dict[str, Any]) -> list[str]:
                         if st.get("numAtRisk"):
                             k = (e.get("term"), st.get("groupId"))
                             per_term[k] = per_term.get(k, 0) + (st.get("numAffected") or 0)
+                shares: dict[str, list[tuple[str, float]]] = {}
                 for (term, gid), affected in per_term.items():
                     at_risk = groups.get(gid, {}).get("otherNumAtRisk") or 0
-                    share = 100 * affected / at_risk if at_risk else 0.0
-                    need(share > t, f"adverseEventsModule.otherEvents {term!r} group {gid}: {share:.1f} % of participants, not above"
-                                    f" the {t:g} % threshold")
+                    shares.setdefault(term, []).append((gid, 100 * affected / at_risk if at_risk else 0.0))
+                for term, by_group in shares.items():  # listed when above the threshold in at least one group (42 CFR 11.48(a)(4)(iii))
+                    need(any(share > t for _, share in by_group),
+                         f"adverseEventsModule.otherEvents {term!r}: "
+                         + ", ".join(f"group {gid} {share:.1f} %" for gid, share in by_group)
+                         + f" of participants: not above the {t:g} % threshold in any group")
             for gid, n in largest.items():
                 total = groups.get(gid, {}).get(f"{kind}NumAffected")
                 if isinstance(total, int):

@@ -219,7 +219,7 @@ def validate(text: str) -> list[str]:
 
 def guide_sections(sdtm: Sdtm) -> list[tuple[str, list[str]]]:
     """The reviewer's guide as (heading, paragraphs), rendered to HTML and PDF."""
-    from trialdesk.analysis.sdtm import LABELS
+    from trialdesk.analysis.sdtm import LABELS, dose_unit
 
     p = sdtm.protocol
     study = p.identification.nct_id if p else "the study"
@@ -248,7 +248,7 @@ def guide_sections(sdtm: Sdtm) -> list[tuple[str, list[str]]]:
             "Sponsor-defined terms: RETESTCD FVCPP and DLCOPP (percent predicted), the FT six-minute-walk test codes, LBCAT, DVCAT"
             " (the deviation log's categories) and DVSCAT (AUTOMATIC or SITE ENTERED). AEREL uses the 5-point scale of the protocol.",
             "DV holds subject-level deviations only; deviations of the site with no participant are listed in the deviation log.",
-            "EX: EXDOSE in 10^6 cells/kg (the protocol's dose unit, a sponsor extension of UNIT)."]),
+            f"EX: EXDOSE in {dose_unit(p) if p else 'the protocol unit'} (the protocol's dose unit, a sponsor extension of UNIT)."]),
     ]
     if sdtm.warnings or sdtm.note:
         sections.append(("Warnings of this export", [*sdtm.warnings, *([sdtm.note] if sdtm.note else [])]))

@@ -201,7 +201,7 @@ def build_odm(data: TrialData, protocol: Protocol, forms: FormCatalogue | None =
     forms = forms or load_forms()
     missing = sorted({f for v in protocol.schedule.visits for f in v.forms} - set(forms.ids))
     if missing:
-        raise ValueError(f"the schedule names forms with no definition: {', '.join(missing)}; add them to trialdesk/protocol/forms.yaml")
+        raise ValueError(f"the schedule names forms with no definition: {', '.join(missing)}; add them to the protocol's forms.yaml")
     ET.register_namespace("", NS)
     stamp = (created or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
     description = f"{protocol.identification.nct_id}: data cut of {data.cutoff}, de-identified" + (f". {note}" if note else "")

@@ -1,11 +1,12 @@
-"""Participant flow: from the screening log to the end of the six months, as a table and as a
+"""Participant flow: from the screening log to the end of the primary outcome's time frame, as a table and as a
 CONSORT-style diagram (boxes and arrows, SVG and PNG).
 
 Screened: screening entries with a screening decision; entries still pending the investigator's
 eligibility sign-off are counted apart (:mod:`trialdesk.trial.screening_log`, the definition the DSMB
-report uses too). Completed 6 months: status ``completed``, or the end-of-study visit (the schedule's visit at or
-after the primary outcome's time frame, M6 on day 183) done. Withdrawn: withdrawn or off study
-for any reason but completion, counted by reason in the SDTM disposition terms.
+report uses too). Completed (the box names the registered time frame, "Completed 6 months"): status
+``completed``, or the end-of-study visit (the schedule's visit at or after the primary outcome's time frame,
+M6 on day 183) done. Withdrawn: withdrawn or off study for any reason but completion, counted by reason in
+the SDTM disposition terms.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ParticipantFlow:
     note: str | None = None
     completed_ids: list[str] = field(default_factory=list)
     eligible_not_enrolled: int = 0  # screened, signed eligible, not (yet) enrolled
+    completed_label: str = "Completed follow-up"  # 'Completed 6 months': the primary outcome's time frame, as registered
 
     def rows(self) -> list[tuple[str, str, int]]:
         """(stage, detail, participants) in the order of the flow."""
@@ -56,7 +58,7 @@ class ParticipantFlow:
                 ("screening_pending", "awaiting eligibility sign-off; not counted as screened", self.pending),
                 ("consented", "", self.consented), ("enrolled", "", self.enrolled)]
         out += [("infused", f"infusion {k}", n) for k, n in self.infused.items()]
-        out += [("completed_6_months", "", self.completed), ("withdrawn", "", self.withdrawn)]
+        out += [("completed", self.completed_label.removeprefix("Completed "), self.completed), ("withdrawn", "", self.withdrawn)]
         out += [("withdrawn", reason, n) for reason, n in self.withdrawn_by_reason.items()]
         out.append(("ongoing", "", self.ongoing))
         return out
@@ -73,7 +75,7 @@ class ParticipantFlow:
         directory.mkdir(parents=True, exist_ok=True)
         main = [f"Screened\nn = {self.screened}", f"Consented and enrolled\nn = {self.enrolled}"]
         main += [f"Received infusion {k}\nn = {n}" for k, n in self.infused.items()]
-        main.append(f"Completed 6 months\nn = {self.completed}")
+        main.append(f"{self.completed_label}\nn = {self.completed}")
         failed = "\n".join([f"Screen failed n = {self.screen_failed}"] + [f"  {c}: {n}" for c, n in self.failed_by_criterion.items()]
                            + [f"Withdrew before enrolment n = {self.withdrew_before_enrolment}"]
                            + ([f"Eligible, not yet enrolled n = {self.eligible_not_enrolled}"] if self.eligible_not_enrolled else []))
@@ -140,4 +142,5 @@ def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = Fa
         note=note,
         completed_ids=completed,
         eligible_not_enrolled=log.eligible_not_enrolled,
+        completed_label=f"Completed {protocol.outcomes.primary[0].time_frame}",
     )

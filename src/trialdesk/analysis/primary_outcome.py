@@ -1,5 +1,7 @@
-"""The primary outcome of NCT03929120: the number of adverse events reported with infusion of
-each IV MSC dose, within the outcome's time frame (6 months, 183 days, from the first infusion).
+"""The registered primary outcome counted per infusion, for a protocol that names no ``outcome_measures``
+(a protocol that does is counted by :mod:`.outcome_report`). For NCT03929120: the number of adverse
+events reported with infusion of each IV MSC dose, within the outcome's time frame (6 months, 183
+days, from the first infusion).
 
 Counted per infusion (first, second, ...), per dose level, per participant and in total, for all
 events, related events (possibly, probably or definitely related) and grade >= 3 events; and the

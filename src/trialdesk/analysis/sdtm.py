@@ -55,11 +55,42 @@ from trialdesk.analysis.disposition import dsdecod, sdtm_reason
 from trialdesk.analysis.meddra import MedDRA, ctcae_coding
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology import units
-from trialdesk.trial.records import TrialData
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text
+from trialdesk.trial.dose import amount as dose_amount
+from trialdesk.trial.dose import check as dose_check
+from trialdesk.trial.errors import ConductError
+from trialdesk.trial.records import Infusion, TrialData
 
 DOMAINS = ("DM", "AE", "EX", "VS", "LB", "DS", "TS", "CM", "MH", "DV", "RE", "FT")
 SUBJECTLESS = ("TS",)
-DOSE_UNIT = "10^6 cells/kg"
+
+
+def dose_unit(protocol: Protocol) -> str:
+    """EXDOSU: the protocol's dose unit (a sponsor extension of UNIT), '10^6 cells/kg' or '10^6 cells'."""
+    spec = protocol.study_intervention.dose_spec or PER_KG_IN_MILLIONS
+    return spec.unit.removeprefix("×").strip()
+
+
+def arm_of(protocol: Protocol, first: Infusion | None) -> tuple[str, str]:
+    """ARMCD and ARM: the protocol's dose level of the first infusion when the dose has levels ('DL2', 'hMSC dose
+    cohorts, 100 × 10^6 cells'); else the first arm (its ``code``, or ARM1)."""
+    arm = protocol.arms[0]
+    spec = protocol.study_intervention.dose_spec
+    if first is not None and spec is not None and spec.levels:
+        try:
+            level = dose_check(spec, first.total_cells, weight_kg=first.weight_kg).level
+        except ConductError:
+            level = None
+        if level is not None:
+            return level.id.upper()[:20], f"{arm.label}, {level.label or dose_text(spec, level.amount)}"
+    return arm.code or "ARM1", arm.label
+
+
+def ex_dose(protocol: Protocol, total_cells: float, weight_kg: float) -> float:
+    """EXDOSE: the dose in the protocol's unit and basis (per kg, per m² or total), to 4 decimals."""
+    spec = protocol.study_intervention.dose_spec or PER_KG_IN_MILLIONS
+    return round(dose_amount(spec, total_cells, weight_kg=weight_kg), 4)
+
 
 
 @dataclass(frozen=True)
@@ -145,7 +176,7 @@ AEENDY|Study Day of End of Adverse Event|Num
 EXSEQ|Sequence Number|Num
 EXTRT|Name of Treatment|Char
 EXDOSE|Dose|Num
-EXDOSU|Dose Units|Char|UNIT (C71620), sponsor extension 10^6 cells/kg
+EXDOSU|Dose Units|Char|UNIT (C71620), sponsor extension: the protocol's dose unit
 EXDOSFRM|Dose Form|Char|FRM (C66726)
 EXROUTE|Route of Administration|Char|ROUTE (C66729)
 EXLOT|Lot Number|Char
@@ -546,7 +577,6 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
     def epoch(subject: str, day: dt.date | None) -> str | None:
         return _epoch(day, first.get(subject), last.get(subject))
 
-    arm = protocol.arms[0]
     country = COUNTRY.get(protocol.locations[0].country.casefold(), protocol.locations[0].country) if protocol.locations else None
     deaths = {ae.subject_id: ae.resolved or ae.onset for ae in data.adverse_events if ae.outcome == "fatal"}
     # the last date anything was recorded of each participant: the end of participation (RFPENDTC)
@@ -564,6 +594,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         infs = data.infusions_of(p.subject_id)
         infused = bool(infs)
         s_id = p.subject_id
+        code, arm_label = arm_of(protocol, infs[0] if infs else None)
         dm.append({**base("DM", s_id), "SUBJID": s_id,
                    "RFSTDTC": dtc(s_id, first.get(s_id)), "RFENDTC": dtc(s_id, p.off_study_on),
                    "RFPENDTC": dtc(s_id, seen.get(s_id, p.enrolled_on)),
@@ -572,8 +603,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
                    "DTHFL": "Y" if s_id in deaths else None,
                    "SITEID": "01", "AGE": p.age_at_enrolment, "AGEU": "YEARS", "SEX": SEX[p.sex],
                    "RACE": RACE.get(_form_code(p.race), "NOT REPORTED"), "ETHNIC": ETHNIC.get(_form_code(p.ethnicity), "NOT REPORTED"),
-                   "ARMCD": "MSC", "ARM": arm.label, "ACTARMCD": "MSC" if infused else "NOTTRT",
-                   "ACTARM": arm.label if infused else "Not Treated", "COUNTRY": country})
+                   "ARMCD": code, "ARM": arm_label, "ACTARMCD": code if infused else "NOTTRT",
+                   "ACTARM": arm_label if infused else "Not Treated", "COUNTRY": country})
 
     planned = protocol.infusion_plan.count if protocol.infusion_plan else None
 
@@ -622,7 +653,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         ref = first.get(inf.subject_id)
         start: dt.date | dt.datetime = inf.started_at or inf.date
         end: dt.date | dt.datetime = inf.stopped_at or inf.date
-        ex_rows.append({**base("EX", inf.subject_id), "EXTRT": treatment, "EXDOSE": round(inf.dose_per_kg / 1e6, 4), "EXDOSU": DOSE_UNIT,
+        ex_rows.append({**base("EX", inf.subject_id), "EXTRT": treatment, "EXDOSE": ex_dose(protocol, inf.total_cells, inf.weight_kg),
+                        "EXDOSU": dose_unit(protocol),
                         "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS", "EXLOT": inf.lot,
                         "EXADJ": "INFUSION INTERRUPTED" if inf.interrupted else None,
                         **visit(infusion_visits.get(inf.number, f"INFUSION {inf.number}")), "EPOCH": "TREATMENT",

@@ -14,8 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from trialdesk.edc.permissions import ROLES, actions_for, allowed, deidentified
-from trialdesk.protocol.loader import load
+from trialdesk.protocol.forms import FormCatalogue
+from trialdesk.protocol.loader import load, protocol_forms, protocol_value_sets
 from trialdesk.protocol.model import Protocol
+from trialdesk.terminology.value_set import ValueSet
 from trialdesk.trial.errors import ConductError
 
 
@@ -26,6 +28,16 @@ def _load(protocol_id: str) -> Protocol:
 
 def protocol() -> Protocol:
     return _load(settings.TRIALDESK_PROTOCOL)
+
+
+def value_sets() -> dict[str, ValueSet]:
+    """The value sets of the protocol the desk serves: the library's and its folder's own ``value_sets/``."""
+    return protocol_value_sets(settings.TRIALDESK_PROTOCOL)
+
+
+def forms() -> FormCatalogue:
+    """The case report forms of the protocol the desk serves: its folder's ``forms.yaml``, else the package's."""
+    return protocol_forms(settings.TRIALDESK_PROTOCOL)
 
 
 def today() -> dt.date:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from trialdesk.console import err, fail, out
 from trialdesk.eligibility.screen import OutputError, check_output_folder, screen, write_outputs
-from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load, protocol_value_sets
 from trialdesk.sources.omop import OmopError, open_omop
 
 
@@ -39,7 +39,7 @@ def screen_command(
     as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
     out_dir: Path = typer.Option(
         ..., "--out", help="folder for funnel.csv, statuses.parquet, evidence.parquet, candidates.csv, quality.csv"),
-    protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
+    protocol_ref: str | None = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
     active_within: str | None = typer.Option(None, "--active-within", help="first keep people seen in this time, e.g. 12m"),
     planned_first_infusion: str | None = typer.Option(
         None, "--planned-first-infusion",
@@ -54,7 +54,8 @@ def screen_command(
     if evidence not in ("candidates", "all"):
         fail(f"--evidence {evidence!r}: give 'candidates' (the default) or 'all'")
     try:
-        protocol = load(protocol_ref)
+        ref = choose(protocol_ref)
+        protocol, value_sets = load(ref), protocol_value_sets(ref)
     except ProtocolError as exc:
         fail(str(exc))
     try:
@@ -71,7 +72,8 @@ def screen_command(
         try:
             db = open_omop(omop)
             step("checking the data's time span")
-            result = screen(db, protocol, as_of_date, planned_first_infusion=pfi, active_within_months=months, progress=step)
+            result = screen(db, protocol, as_of_date, value_sets=value_sets, planned_first_infusion=pfi, active_within_months=months,
+                            progress=step)
             step("writing outputs")
             written = write_outputs(result, out_dir, evidence)  # type: ignore[arg-type]
         except (OmopError, OutputError) as exc:
@@ -96,7 +98,7 @@ def explain_command(
     omop: str = typer.Option(..., "--omop", help="DuckDB file, Parquet folder, postgresql://...?schema=cdm, or spark:<folder>"),
     as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
     person: int = typer.Option(..., "--person", help="the person_id to explain"),
-    protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
+    protocol_ref: str | None = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
     fmt: str = typer.Option("table", "--format", help="table, json, or html"),
     out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
 ) -> None:
@@ -110,9 +112,10 @@ def explain_command(
         fail(f"--format {fmt!r}: give table, json or html")
     as_of_date = parse_date(as_of, "--as-of")
     try:
-        protocol = load(protocol_ref)
+        ref = choose(protocol_ref)
+        protocol = load(ref)
         db = open_omop(omop)
-        result = screen(db, protocol, as_of_date)
+        result = screen(db, protocol, as_of_date, value_sets=protocol_value_sets(ref))
         sheet = result.for_person(person)
     except (ProtocolError, OmopError) as exc:
         fail(str(exc))

@@ -16,7 +16,7 @@ from rich.table import Table
 from trialdesk.console import fail, out
 from trialdesk.eligibility.commands import parse_date
 from trialdesk.eligibility.worksheet import Worksheet, check_fhir
-from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load, protocol_value_sets
 from trialdesk.sources.fhir import FhirError
 
 app = typer.Typer(help="One patient's chart: FHIR R4 record → eligibility worksheet with evidence.", no_args_is_help=True)
@@ -75,7 +75,7 @@ def check(
     source: Path = typer.Argument(..., help="a FHIR R4 Bundle (.json), a Bulk Data export folder, or a folder of Bundles"),
     as_of: str = typer.Option(..., "--as-of", help="screening date, YYYY-MM-DD"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, or html (printable, for signing on paper)"),
-    protocol_ref: str = typer.Option("nct03929120", "--protocol", help="protocol id or file"),
+    protocol_ref: str | None = typer.Option(None, "--protocol", help=PROTOCOL_HELP),
     out_file: Path | None = typer.Option(None, "--out", help="write to this file instead of the terminal"),
     validate: Validate = typer.Option(
         Validate.read, "--validate",
@@ -87,7 +87,8 @@ def check(
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")
     try:
-        protocol = load(protocol_ref)
+        ref = choose(protocol_ref)
+        protocol, value_sets = load(ref), protocol_value_sets(ref)
     except ProtocolError as exc:
         fail(str(exc))
     if not source.exists():
@@ -104,7 +105,7 @@ def check(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        sheets = check_fhir(source, protocol, as_of_date, workers=workers or os.cpu_count() or 1,
+        sheets = check_fhir(source, protocol, as_of_date, value_sets=value_sets, workers=workers or os.cpu_count() or 1,
                             validate="full" if validate is Validate.full else "read")
     except FhirError as exc:
         fail(str(exc))

@@ -779,7 +779,7 @@ def _yaml_text(nct_id: str, file: str, tree: dict[str, Any], days_reason: str, n
         "safety",
         before=f"Not in the registry: safety follow-up from {days_reason}.\n"
         "No stopping rules and no SAE reporting deadlines are set: the study team must add them\n"
-        "(src/trialdesk/protocols/nct03929120.yaml shows their form).",
+        "(src/trialdesk/protocols/nct03929120/protocol.yaml shows their form).",
     )
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False

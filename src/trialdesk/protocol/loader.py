@@ -192,6 +192,9 @@ def builtin_protocol_dir() -> Path:
 PROTOCOL_FILE = "protocol.yaml"
 #: the environment variable that names the protocol when none is given (the desk reads it too)
 PROTOCOL_ENV = "TRIALDESK_PROTOCOL"
+#: the --protocol option's help, the same on every command
+PROTOCOL_HELP = (f"protocol id, file (.yaml) or folder holding {PROTOCOL_FILE} (default: ${PROTOCOL_ENV}, or the only protocol"
+                 " installed; with several installed and none named, the command lists them and asks)")
 
 
 @dataclass(frozen=True)

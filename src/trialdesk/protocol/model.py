@@ -133,6 +133,8 @@ class Arm(_Model):
     type: Literal["EXPERIMENTAL", "ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION", "OTHER"]
     description: str
     intervention_names: list[str] = Field(min_length=1)
+    #: the short code of the arm in the SDTM (ARMCD, at most 20 characters); ``ARM1``, ``ARM2``... when not given
+    code: str | None = Field(default=None, pattern=r"^[A-Z0-9_]{1,20}$")
 
 
 class DoseRange(_Model):
@@ -243,6 +245,9 @@ class Intervention(_Model):
         if self.dosing is not None:
             return self.dosing
         if self.dose is not None:
+            if self.dose.unit == "cells/kg":  # shown in millions, as cell-therapy protocols write it
+                return Dose(basis="per_kg", unit="× 10^6 cells/kg", per_unit=1e6, min=self.dose.min / 1e6, max=self.dose.max / 1e6,
+                            reason="per-kg dose range of the protocol file")
             return Dose(basis="per_kg", unit=self.dose.unit, min=self.dose.min, max=self.dose.max,
                         reason="per-kg dose range of the protocol file")
         return None
@@ -512,6 +517,10 @@ class StoppingRule(_Model):
     #: only events with onset within this many hours of an infusion count (AE onsets are dates: see
     #: trialdesk.safety.expectedness.within_hours_of_infusion for the reading)
     within_hours_of_infusion: int | None = Field(default=None, ge=1)
+    #: only serious adverse events count (21 CFR 312.32 criteria, as the investigator recorded them)
+    serious_only: bool = False
+    #: only dose-limiting toxicities count, as the protocol's ``dose_finding.dlt`` defines them
+    dlt_only: bool = False
     reason: str
 
 
@@ -865,6 +874,13 @@ class Protocol(_Model):
                 raise ValueError(f"outcome_measures[{i}].group_by: grouping by cohort needs a dose_finding section with cohorts")
             if m.events.dlt and self.dose_finding is None:
                 raise ValueError(f"outcome_measures[{i}].events.dlt: counting DLTs needs a dose_finding section with a dlt definition")
+        return self
+
+    @model_validator(mode="after")
+    def _dlt_stopping_rules(self) -> Protocol:
+        for i, r in enumerate(self.safety.stopping_rules):
+            if r.dlt_only and self.dose_finding is None:
+                raise ValueError(f"safety.stopping_rules[{i}].dlt_only: counting DLTs needs a dose_finding section with a dlt definition")
         return self
 
     @model_validator(mode="after")

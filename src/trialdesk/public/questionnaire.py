@@ -34,7 +34,8 @@ class NoQuestionnaire(Exception):
     """The protocol has no ``self_referral`` section."""
 
     def __init__(self, protocol: Protocol) -> None:
-        super().__init__(f"protocol {protocol.id} has no self_referral section; add one (see nct03929120.yaml) to publish a questionnaire")
+        super().__init__(f"protocol {protocol.id} has no self_referral section; add one (see protocols/nct03929120/protocol.yaml)"
+                         " to publish a questionnaire")
 
 
 def questionnaire(protocol: Protocol) -> SelfReferral:

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from trialdesk.protocol.model import Protocol
-from trialdesk.trial.dosing import dose_text
+from trialdesk.protocol.model import Dose, Protocol
+from trialdesk.trial.dose import infusion_dose_text
 from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
 
 __all__ = ["DOSE_LEVEL_STEP", "Attribution", "attribute", "attribute_all", "dose_level", "dose_level_key", "dose_level_label"]
@@ -61,6 +61,7 @@ class Attribution:
     first_infusion: Infusion | None
     study_day: int | None  # days from the first infusion (day 0); None without any infusion
     follow_up_days: int
+    dose_spec: Dose | None = None  # the protocol's dose, for showing the infusion's dose its way
 
     @property
     def pre_treatment(self) -> bool:
@@ -98,10 +99,11 @@ class Attribution:
         days = self.days_after_infusion
         when = "on the day of it" if days == 0 else f"{days} day{'s' if days != 1 else ''} after it"
         tail = "" if self.within_follow_up else f" (study day {self.study_day}: after the {self.follow_up_days}-day follow-up)"
-        return f"infusion {self.infusion.number} ({dose_text(self.infusion.dose_per_kg)}), {when}{tail}"
+        dose = infusion_dose_text(self.dose_spec, self.infusion.total_cells, self.infusion.weight_kg)
+        return f"infusion {self.infusion.number} ({dose}), {when}{tail}"
 
 
-def attribute(ae: AdverseEvent, infusions: list[Infusion], follow_up_days: int) -> Attribution:
+def attribute(ae: AdverseEvent, infusions: list[Infusion], follow_up_days: int, dose_spec: Dose | None = None) -> Attribution:
     """Attribute ``ae`` among the participant's ``infusions`` (any order)."""
     own = sorted((i for i in infusions if i.subject_id == ae.subject_id), key=lambda i: (i.date, i.number))
     first = own[0] if own else None
@@ -114,9 +116,11 @@ def attribute(ae: AdverseEvent, infusions: list[Infusion], follow_up_days: int) 
         first_infusion=first,
         study_day=(ae.onset - first.date).days if first is not None else None,
         follow_up_days=follow_up_days,
+        dose_spec=dose_spec,
     )
 
 
 def attribute_all(data: TrialData, protocol: Protocol) -> Mapping[str, Attribution]:
     """Every AE of the data cut, by AE id."""
-    return {ae.id: attribute(ae, data.infusions, protocol.safety.ae_follow_up_days) for ae in data.adverse_events}
+    spec = protocol.study_intervention.dose_spec
+    return {ae.id: attribute(ae, data.infusions, protocol.safety.ae_follow_up_days, spec) for ae in data.adverse_events}

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from trialdesk.console import fail, out
-from trialdesk.protocol.loader import ProtocolError, load
+from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load
 from trialdesk.safety.simulate import (
     ANY_RULE,
     DEFAULT_RATES,
@@ -53,7 +53,7 @@ def _rates(text: str) -> list[float]:
 
 @app.command()
 def simulate(
-    protocol: str = typer.Option("nct03929120", "--protocol", "-p", help="protocol id or file"),
+    protocol: str | None = typer.Option(None, "--protocol", "-p", help=PROTOCOL_HELP),
     rates: str = typer.Option(",".join(f"{r:g}" for r in DEFAULT_RATES), help="true toxicity rates, comma-separated (0.05 or 5)"),
     method: str = typer.Option("auto", help="exact (every binomial path), simulation (seeded), or auto"),
     participants: int = typer.Option(0, help="participants to treat (0: the protocol's enrolment target)"),
@@ -66,7 +66,7 @@ def simulate(
         fail(f"--method {method!r}: choose exact, simulation or auto")
     chosen: Method = method  # type: ignore[assignment]  # checked just above
     try:
-        p = load(protocol)
+        p = load(choose(protocol))
     except ProtocolError as exc:
         fail(str(exc))
     if not p.safety.stopping_rules and p.safety.bayesian_monitor is None:
@@ -126,7 +126,7 @@ def reports(
     data: Path = typer.Option(..., "--data", help="a data cut (TrialData JSON, as `trialdesk edc export` writes it)"),
     now: str = typer.Option(..., "--now", help="the instant to judge due and overdue at, with its offset (2025-03-01T12:00:00+00:00)"),
     fmt: str = typer.Option("table", "--format", help="table or json"),
-    protocol: str = typer.Option("nct03929120", "--protocol", "-p", help="protocol id or file"),
+    protocol: str | None = typer.Option(None, "--protocol", "-p", help=PROTOCOL_HELP),
     submitted: Path | None = typer.Option(None, "--submitted", help="JSON list of {ae_id, rule_id, submitted_at} already submitted"),
     follow_ups: Path | None = typer.Option(None, "--follow-ups", help="JSON list of {ae_id, received_at}: follow-up information received"),
 ) -> None:
@@ -136,7 +136,7 @@ def reports(
     if fmt not in ("table", "json"):
         fail(f"--format {fmt!r}: choose table or json")
     try:
-        p = load(protocol)
+        p = load(choose(protocol))
     except ProtocolError as exc:
         fail(str(exc))
     run_reports(p, data, now, fmt, submitted, follow_ups)

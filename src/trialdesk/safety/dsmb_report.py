@@ -13,7 +13,8 @@ Counting conventions (stated in the report too):
   participant is counted once, at the worst grade among their events.
 - "Related" means possibly, probably or definitely related.
 - Per infusion and per dose level, an AE belongs to the infusion it follows
-  (:mod:`trialdesk.safety.attribution`); dose levels round the dose to 0.1 × 10^6 cells/kg.
+  (:mod:`trialdesk.safety.attribution`); dose levels are the protocol's (``dosing.levels``), or, for a
+  per-kg range, the dose rounded to 0.1 × 10^6 cells/kg. Doses are shown in the protocol's unit.
 
 De-identification: participants appear by subject id only; no names, screening numbers, ages at
 enrolment, product lot or donor ids, verbatim AE descriptions (free text can name people), or calendar
@@ -36,14 +37,19 @@ from markupsafe import Markup
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.aggregate import evaluate_aggregate
 from trialdesk.safety.attribution import Attribution, attribute_all, dose_level, dose_level_label
+from trialdesk.safety.outcome_measures import compute, events_text, group_label, primary_measure, window_text
 from trialdesk.safety.sae_clock import SaeClockError, due_reports
 from trialdesk.safety.site_time import site_zone
 from trialdesk.safety.stopping_rules import SafetyStatus
 from trialdesk.safety.suggestions import hy_law_cases
 from trialdesk.safety.swimmer_plot import swimmer_plot
 from trialdesk.terminology.ctcae import catalogue
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, number_text
+from trialdesk.trial.dose import amount as dose_amount
+from trialdesk.trial.dose import check as check_dose
 from trialdesk.trial.dsmb_decision import DECISIONS, Decision
-from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, TrialData
+from trialdesk.trial.errors import ConductError
+from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, Infusion, TrialData
 from trialdesk.trial.screening_log import tally
 
 __all__ = ["DsmbReport", "ReportTable", "build_report", "render_html"]
@@ -118,17 +124,38 @@ def _enrolment(data: TrialData, protocol: Protocol) -> ReportTable:
                        " before enrolment); entries pending the investigator's eligibility sign-off are not counted as screened.")
 
 
-def _participant_status(data: TrialData) -> ReportTable:
+def dose_group(protocol: Protocol, infusion: Infusion) -> tuple[float, str]:
+    """An infusion's dose group for tables, with its sort key: the protocol's dose level when it lists levels
+    ('DL2 (100 × 10^6 cells)'), else the per-kg dose rounded to 0.1 × 10^6 cells/kg, else the dose in its unit."""
+    spec = protocol.study_intervention.dose_spec
+    if spec is not None and spec.levels:
+        try:
+            level = check_dose(spec, infusion.total_cells, weight_kg=infusion.weight_kg).level
+        except ConductError:
+            level = None
+        if level is not None:
+            return float(spec.levels.index(level)), f"{level.id} ({level.label or dose_text(spec, level.amount)})"
+        value = dose_amount(spec, infusion.total_cells, weight_kg=infusion.weight_kg)
+        return float(len(spec.levels)) + value, f"{dose_text(spec, value)} (no dose level)"
+    if spec is None or spec.basis == "per_kg":
+        level_ = dose_level(infusion.dose_per_kg)
+        return level_, dose_level_label(level_)
+    value = dose_amount(spec, infusion.total_cells, weight_kg=infusion.weight_kg)
+    return value, dose_text(spec, value)
+
+
+def _participant_status(data: TrialData, protocol: Protocol) -> ReportTable:
+    shown = protocol.study_intervention.dose_spec or PER_KG_IN_MILLIONS
     rows: list[tuple[Cell, ...]] = []
     for p in sorted(data.participants, key=lambda p: p.subject_id):
         infusions = data.infusions_of(p.subject_id)
         first = min((i.date for i in infusions), default=None)
-        doses = ", ".join(f"{i.dose_per_kg / 1e6:.2f}" for i in infusions) or "-"
+        doses = ", ".join(number_text(dose_amount(shown, i.total_cells, weight_kg=i.weight_kg)) for i in infusions) or "-"
         last = min(d for d in (data.cutoff, p.off_study_on) if d is not None)
         rows.append((p.subject_id, p.status.replace("_", " "), len(infusions), doses,
                      (last - first).days if first is not None else "-",
                      sum(1 for ae in data.adverse_events if ae.subject_id == p.subject_id)))
-    return ReportTable("participants", "Participants", ("subject", "status", "infusions", "dose (× 10^6 cells/kg)",
+    return ReportTable("participants", "Participants", ("subject", "status", "infusions", f"dose ({shown.unit})",
                                                          "last study day", "AEs"), tuple(rows))
 
 
@@ -165,7 +192,7 @@ def _by_relatedness(aes: Sequence[AdverseEvent]) -> ReportTable:
     related = [ae for ae in aes if ae.related]
     rows.append(("Related (possibly or more)", len(related), _participants(related), sum(1 for ae in related if ae.grade >= 3),
                  sum(1 for ae in related if ae.serious)))
-    return ReportTable("by_relatedness", "Treatment-emergent AEs by relatedness to the MSC infusion",
+    return ReportTable("by_relatedness", "Treatment-emergent AEs by relatedness to the study product",
                        ("relatedness", "events", "participants", "grade >= 3 events", "serious events"), tuple(rows))
 
 
@@ -177,7 +204,19 @@ def _summary(aes: Sequence[AdverseEvent]) -> tuple[Cell, ...]:
 _SUMMARY_COLUMNS = ("events", "participants with an event", "related events", "grade >= 3 events", "serious events")
 
 
-def _per_infusion(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+def _primary_measure(data: TrialData, protocol: Protocol) -> ReportTable | None:
+    """The primary outcome as the protocol's measure defines it (None when the protocol names no primary measure)."""
+    m = primary_measure(protocol)
+    if m is None:
+        return None
+    result = compute(protocol, data, m.id)
+    unit = "participants with an event" if m.counts == "participants" else "events"
+    rows = tuple((group_label(protocol, m, g.group), g.analysed, g.count, ", ".join(g.event_ids) or "-") for g in result.groups)
+    return ReportTable("primary_measure", f"Primary outcome: {m.title}", ("group", "participants analysed", unit, "events counted"),
+                       rows, f"Counted as the protocol defines it: {events_text(m)}, {window_text(m)}.")
+
+
+def _per_infusion(data: TrialData, att: Mapping[str, Attribution], primary: bool = True) -> ReportTable:
     numbers = sorted({i.number for i in data.infusions})
     rows: list[tuple[Cell, ...]] = []
     for k in numbers:
@@ -187,18 +226,27 @@ def _per_infusion(data: TrialData, att: Mapping[str, Attribution]) -> ReportTabl
     after = [ae for ae in data.adverse_events if not att[ae.id].pre_treatment and not att[ae.id].within_follow_up]
     rows.append(("Before first infusion", "-", *_summary(before)))
     rows.append(("After follow-up window", "-", *_summary(after)))
-    return ReportTable("per_infusion", "AEs per infusion (primary outcome)", ("infusion", "participants infused", *_SUMMARY_COLUMNS),
+    title = "AEs per infusion" + (" (primary outcome)" if primary else "")
+    return ReportTable("per_infusion", title, ("infusion", "participants infused", *_SUMMARY_COLUMNS),
                        tuple(rows), "An AE belongs to the latest infusion on or before its onset.")
 
 
-def _per_dose(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
+def _per_dose(data: TrialData, att: Mapping[str, Attribution], protocol: Protocol) -> ReportTable:
     rows: list[tuple[Cell, ...]] = []
-    for level in sorted({dose_level(i.dose_per_kg) for i in data.infusions}):
-        given = [i for i in data.infusions if dose_level(i.dose_per_kg) == level]
-        aes = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent and att[ae.id].dose_level == level]
-        rows.append((dose_level_label(level), len(given), len({i.subject_id for i in given}), *_summary(aes)))
+    group = {(i.subject_id, i.number): dose_group(protocol, i) for i in data.infusions}
+
+    def of(a: Attribution) -> tuple[float, str] | None:
+        return group[(a.infusion.subject_id, a.infusion.number)] if a.infusion is not None else None
+
+    for key in sorted(set(group.values())):
+        given = [i for i in data.infusions if group[(i.subject_id, i.number)] == key]
+        aes = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent and of(att[ae.id]) == key]
+        rows.append((key[1], len(given), len({i.subject_id for i in given}), *_summary(aes)))
+    spec = protocol.study_intervention.dose_spec
+    how = ("The protocol's dose levels" if spec is not None and spec.levels
+           else "Dose per kg rounded to 0.1 × 10^6 cells/kg" if spec is None or spec.basis == "per_kg" else "Dose as given")
     return ReportTable("per_dose", "AEs per dose level", ("dose level", "infusions", "participants dosed", *_SUMMARY_COLUMNS),
-                       tuple(rows), "Dose per kg rounded to 0.1 × 10^6 cells/kg; an AE counts at the dose of the infusion it follows.")
+                       tuple(rows), f"{how}; an AE counts at the dose of the infusion it follows.")
 
 
 def _day(att: Attribution, day: int | None) -> Cell:
@@ -316,11 +364,13 @@ def build_report(data: TrialData, protocol: Protocol, status: SafetyStatus, deci
     att = attribute_all(data, protocol)
     emergent = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent]
     svg = swimmer_plot(data, att, protocol.safety.ae_follow_up_days, "svg").decode("utf-8")
+    measured = _primary_measure(data, protocol)
     tables = (
         _enrolment(data, protocol),
-        _participant_status(data),
-        _per_infusion(data, att),
-        _per_dose(data, att),
+        _participant_status(data, protocol),
+        *((measured,) if measured is not None else ()),
+        _per_infusion(data, att, primary=measured is None),
+        _per_dose(data, att, protocol),
         _by_soc_and_term(emergent),
         _by_grade(emergent),
         _by_relatedness(emergent),

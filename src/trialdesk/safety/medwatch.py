@@ -55,7 +55,8 @@ from trialdesk.safety.attribution import attribute
 from trialdesk.safety.site_time import site_date, site_zone
 from trialdesk.terminology.ctcae import catalogue
 from trialdesk.trial.death import AUTOPSY, DeathReport
-from trialdesk.trial.dosing import dose_text, weight_text
+from trialdesk.trial.dose import infusion_dose_text
+from trialdesk.trial.dosing import weight_text
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
 
 __all__ = ["Block", "FollowUpNote", "MedwatchForm", "Reporter", "Section", "build_medwatch", "render_html"]
@@ -184,7 +185,8 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
     sponsor = protocol.sponsorship.lead_sponsor.name
     pi = next((o for o in protocol.overall_officials if o.role == "PRINCIPAL_INVESTIGATOR"), None)
     reporter = reporter or Reporter(name=pi.name if pi else "", institution=(pi.affiliation or "") if pi else "")
-    att = attribute(ae, data.infusions, protocol.safety.ae_follow_up_days)
+    spec = protocol.study_intervention.dose_spec
+    att = attribute(ae, data.infusions, protocol.safety.ae_follow_up_days, spec)
     given = [i for i in data.infusions_of(ae.subject_id) if i.date <= ae.onset]
     suspect = att.infusion
     term = catalogue().get(ae.term)
@@ -202,7 +204,8 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
     outcomes = [_CRITERIA.get(c, c) for c in ae.seriousness]
     if death is not None:
         outcomes = [f"{o} ({death.date_of_death})" if o == "Death" else o for o in outcomes]
-    attribution = (f"follows infusion {suspect.number} of {suspect.date} ({dose_text(suspect.dose_per_kg)}),"
+    suspect_dose = infusion_dose_text(spec, suspect.total_cells, suspect.weight_kg) if suspect else ""
+    attribution = (f"follows infusion {suspect.number} of {suspect.date} ({suspect_dose}),"
                    f" onset {att.days_after_infusion} day(s) after it" if suspect else "onset before the first infusion (pre-treatment)")
     description = [
         f"{ae.term} (CTCAE v5.0 grade {ae.grade}" + (f": {term.grade_definition(ae.grade)}" if term else "") + ")",
@@ -238,7 +241,8 @@ def build_medwatch(ae: AdverseEvent, data: TrialData, protocol: Protocol, *, rep
     product = Section("C", "Suspect product(s)", (
         Block("C1", "Name, strength, manufacturer", f"{intervention.name} — investigational; {sponsor}", True),
         Block("C2", "Dose, frequency and route used",
-              "\n".join(f"#{i.number}: {dose_text(i.dose_per_kg)} ({i.total_cells:,.0f} cells at {weight_text(i.weight_kg)}), once,"
+              "\n".join(f"#{i.number}: {infusion_dose_text(spec, i.total_cells, i.weight_kg)} ({i.total_cells:,.0f} cells at"
+                        f" {weight_text(i.weight_kg)}), once,"
                         f" {route or 'route not in the protocol'}" for i in given) if given else none_given, True),
         Block("C3", "Therapy dates", "\n".join(f"#{i.number}: {i.date}" for i in given) if given else none_given, True),
         Block("C4", "Diagnosis for use (indication)", "; ".join(protocol.conditions)),

@@ -2,14 +2,16 @@
 participants with an event; which events (serious, related, treatment-emergent, DLT, grade, terms);
 the window (from which infusion, how many days, or after each infusion); by cohort or dose level.
 
-This is the Django-free core the primary-outcome report, the DSMB report and the CT.gov results
-are to follow (wired in by the results and safety work; ``analysis/primary_outcome.py`` still
-computes the first trial's measure). Readings:
+The primary-outcome report, the DSMB report and the CT.gov results follow it when the protocol
+names a primary measure (``primary: true``); a protocol without ``outcome_measures`` keeps the
+registered outcome's count of all events per infusion (``analysis/primary_outcome.py``). Readings:
 - day 0 is the infusion day; an event counts when its onset is within [infusion day, infusion day + days];
 - an event inside two windows (one per infusion) counts once;
 - a participant is analysed for a window when they received the infusion that opens it;
 - treatment-emergent means onset on or after the participant's first infusion;
-- a participant's dose level is the level their first infusion's dose matches (within the protocol's tolerance).
+- a participant's dose level is the level their first infusion's dose matches (within the protocol's tolerance);
+- a participant's cohort is their assignment when given, else the one cohort at their dose level (a dose level
+  given in two cohorts, as after a 3+3 expansion, needs the assignments).
 """
 
 from __future__ import annotations
@@ -82,13 +84,25 @@ def _counted(protocol: Protocol, m: OutcomeMeasure, e: AdverseEvent, data: Trial
     return True
 
 
-def _group_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id: str, assignments: Mapping[str, str] | None) -> str:
+def group_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id: str, assignments: Mapping[str, str] | None = None) -> str:
     if m.group_by == "none":
         return "all"
     if m.group_by == "cohort":
-        if assignments is None or subject_id not in assignments:
-            raise ConductError("cohort", f"{subject_id} has no cohort assignment; the measure {m.id} is grouped by cohort")
-        return assignments[subject_id]
+        if assignments is not None:
+            if subject_id not in assignments:
+                raise ConductError("cohort", f"{subject_id} has no cohort assignment; the measure {m.id} is grouped by cohort")
+            return assignments[subject_id]
+        assert protocol.dose_finding is not None  # the protocol model requires it for cohort grouping
+        level = _level_of(protocol, m, data, subject_id)
+        at_level = [c.id for c in protocol.dose_finding.cohorts if c.dose_level == level]
+        if len(at_level) != 1:
+            raise ConductError("cohort", f"{subject_id}'s dose level {level} is given in cohorts {', '.join(at_level) or 'none'};"
+                                         f" the measure {m.id} is grouped by cohort: give each participant's cohort assignment")
+        return at_level[0]
+    return _level_of(protocol, m, data, subject_id)
+
+
+def _level_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id: str) -> str:
     spec = protocol.study_intervention.dose_spec
     if spec is None or not spec.levels:
         raise ConductError("group_by", f"measure {m.id} is grouped by dose level but the protocol's dose has no levels")
@@ -109,7 +123,7 @@ def compute(protocol: Protocol, data: TrialData, measure_id: str | None = None,
         windows = _windows(m, data, p.subject_id)
         if not windows:
             continue
-        g = _group_of(protocol, m, data, p.subject_id, assignments)
+        g = group_of(protocol, m, data, p.subject_id, assignments)
         participants[g] = participants.get(g, 0) + 1
         hits = [e.id for e in data.adverse_events if e.subject_id == p.subject_id and _counted(protocol, m, e, data, windows)]
         events.setdefault(g, []).extend(hits)
@@ -117,14 +131,14 @@ def compute(protocol: Protocol, data: TrialData, measure_id: str | None = None,
         if hits:
             per[g].append(p.subject_id)
     groups = []
-    for g in _group_order(protocol, m, participants):
+    for g in group_order(protocol, m, participants):
         ev = events.get(g, [])
         count = len(ev) if m.counts == "events" else len(per.get(g, []))
         groups.append(GroupResult(g, participants.get(g, 0), count, tuple(ev)))
     return MeasureResult(m.id, m.title, m.counts, tuple(groups))
 
 
-def _group_order(protocol: Protocol, m: OutcomeMeasure, seen: Mapping[str, int]) -> list[str]:
+def group_order(protocol: Protocol, m: OutcomeMeasure, seen: Mapping[str, int]) -> list[str]:
     if m.group_by == "cohort" and protocol.dose_finding is not None:
         return [c.id for c in protocol.dose_finding.cohorts]
     spec = protocol.study_intervention.dose_spec
@@ -132,3 +146,53 @@ def _group_order(protocol: Protocol, m: OutcomeMeasure, seen: Mapping[str, int])
         return [lv.id for lv in spec.levels]
     return sorted(seen) or ["all"]
 
+
+
+def primary_measure(protocol: Protocol) -> OutcomeMeasure | None:
+    """The protocol's primary measure as data, or None when it names none (the registered outcome is then counted
+    the first trial's way, all events per infusion: :mod:`trialdesk.analysis.primary_outcome`)."""
+    return next((m for m in protocol.outcome_measures if m.primary), None)
+
+
+def group_label(protocol: Protocol, m: OutcomeMeasure, group: str) -> str:
+    """A group as a reader knows it: 'Cohort C1 (20 × 10^6 cells)', 'DL2 (100 × 10^6 cells)', or the arm."""
+    spec = protocol.study_intervention.dose_spec
+    levels = {lv.id: lv for lv in spec.levels} if spec is not None else {}
+
+    def level_text(level_id: str) -> str:
+        lv = levels[level_id]
+        assert spec is not None
+        return lv.label or dose_rules.format_amount(spec, lv.amount)
+
+    if m.group_by == "cohort" and protocol.dose_finding is not None:
+        cohort = next((c for c in protocol.dose_finding.cohorts if c.id == group), None)
+        return f"Cohort {group} ({level_text(cohort.dose_level)})" if cohort is not None else f"Cohort {group}"
+    if m.group_by == "dose_level" and group in levels:
+        return f"{group} ({level_text(group)})"
+    return protocol.arms[0].label if protocol.arms else "All participants"
+
+
+def events_text(m: OutcomeMeasure) -> str:
+    """Which events the measure counts, in words: 'serious, treatment-emergent adverse events'."""
+    f = m.events
+    words = []
+    if f.dlt:
+        words.append("dose-limiting")
+    if f.serious is not None:
+        words.append("serious" if f.serious else "non-serious")
+    if f.related is not None:
+        words.append("related" if f.related else "unrelated")
+    if f.treatment_emergent:
+        words.append("treatment-emergent")
+    if f.min_grade is not None:
+        words.append(f"grade ≥ {f.min_grade}")
+    what = ", ".join(words) + " adverse events" if words else "adverse events of any kind"
+    if f.terms:
+        what += f" ({', '.join(f.terms)})"
+    return what
+
+
+def window_text(m: OutcomeMeasure) -> str:
+    w = m.window
+    infusion = "each infusion" if w.each_infusion else f"infusion {w.from_infusion}"
+    return f"from {infusion} (day 0) to day {w.days}"

@@ -11,6 +11,9 @@ Readings:
 - A rule with ``within_hours_of_infusion`` counts only events whose onset date lies in that setting
   after one of the participant's infusions (:func:`trialdesk.safety.expectedness.within_hours_of_infusion`:
   with 24 h, the infusion day or the day after), whatever their attribution when the rule names none.
+- ``serious_only`` counts serious events only; ``dlt_only`` counts only events that meet the protocol's
+  DLT definition (``dose_finding.dlt``: grade, relatedness, seriousness, terms, window after the first
+  infusion), as the investigator graded and attributed them.
 - Only AEs with onset on or after the participant's first infusion count: an event before any
   product was given says nothing about the product's toxicity (and a related one is refused at entry).
   A late event after the follow-up window still counts: a related death must stop the trial whenever it
@@ -41,11 +44,12 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from trialdesk.protocol.model import BayesianMonitor, Protocol, StoppingRule
+from trialdesk.protocol.model import BayesianMonitor, DltDefinition, Protocol, StoppingRule
 from trialdesk.safety.aggregate import AggregateEvaluation, evaluate_aggregate
 from trialdesk.safety.bayesian_monitor import Posterior, posterior
 from trialdesk.safety.expectedness import within_hours_of_infusion
 from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
+from trialdesk.trial.cohorts import is_dlt
 from trialdesk.trial.pause import Pause, PauseAction
 from trialdesk.trial.records import AdverseEvent, Relatedness, TrialData, at_least
 
@@ -216,15 +220,24 @@ def _run(rule: _Rule, aes: Sequence[AdverseEvent], decisions: Sequence[DsmbDecis
     )
 
 
-def _fixed(r: StoppingRule, data: TrialData, tz: ZoneInfo) -> _Rule:
+def _fixed(r: StoppingRule, data: TrialData, tz: ZoneInfo, dlt: DltDefinition | None = None) -> _Rule:
     def in_setting(ae: AdverseEvent) -> bool:
         if r.within_hours_of_infusion is None:
             return True
         return within_hours_of_infusion(ae.onset, data.infusions_of(ae.subject_id), r.within_hours_of_infusion, tz) is not None
 
+    def of_kind(ae: AdverseEvent) -> bool:
+        if r.serious_only and not ae.serious:
+            return False
+        if not r.dlt_only:
+            return True
+        assert dlt is not None  # the protocol model refuses dlt_only without a DLT definition
+        infusions = data.infusions_of(ae.subject_id)
+        return bool(infusions) and is_dlt(ae, infusions[0].date, dlt)
+
     return _Rule(
         r.id, r.description, r.action,
-        lambda ae: qualifies(ae, r.min_grade, r.min_relatedness, r.terms) and in_setting(ae),
+        lambda ae: qualifies(ae, r.min_grade, r.min_relatedness, r.terms) and in_setting(ae) and of_kind(ae),
         lambda known, _at: len({ae.subject_id for ae in known}) >= r.participants_at_least,
     )
 
@@ -259,7 +272,8 @@ def evaluate(data: TrialData, protocol: Protocol, decisions: Iterable[DsmbDecisi
     on_treatment = _on_treatment(data)
     aes = [ae for ae in data.adverse_events if ae.onset <= data.cutoff and on_treatment(ae)]
     decided = list(decisions)
-    rules = [_fixed(r, data, tz) for r in protocol.safety.stopping_rules]
+    dlt = protocol.dose_finding.dlt if protocol.dose_finding is not None else None
+    rules = [_fixed(r, data, tz, dlt) for r in protocol.safety.stopping_rules]
     monitor = protocol.safety.bayesian_monitor
     if monitor is not None:
         rules.append(_bayes(monitor, data, tz))

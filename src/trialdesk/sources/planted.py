@@ -27,7 +27,7 @@ from trialdesk.sources.omop_builder import OmopBuilder
 Status = Literal["met", "not_met", "unknown", "needs_review"]
 
 FIRST_RANDOM_PERSON_ID = 1001
-SCREENING_TO_FIRST_INFUSION_DAYS = 14  # enrolment.screening_to_first_infusion_days in nct03929120.yaml
+SCREENING_TO_FIRST_INFUSION_DAYS = 14  # enrolment.screening_to_first_infusion_days in nct03929120/protocol.yaml
 
 
 def add_years(d: dt.date, years: int) -> dt.date:
@@ -58,9 +58,10 @@ NORMAL_PANEL: tuple[tuple[str, float, str, float, float], ...] = (
 class _Planter:
     """Builds the cases for one as-of date."""
 
-    def __init__(self, as_of: dt.date):
+    def __init__(self, as_of: dt.date, first_id: int = 1, lead_days: int = SCREENING_TO_FIRST_INFUSION_DAYS):
         self.as_of = as_of
-        self.first_infusion = as_of + dt.timedelta(days=SCREENING_TO_FIRST_INFUSION_DAYS)
+        self.first_infusion = as_of + dt.timedelta(days=lead_days)
+        self.first_id = first_id
         self.cases: list[PlantedCase] = []
 
     def day(self, offset: int) -> dt.date:
@@ -70,7 +71,7 @@ class _Planter:
              sex: Literal["female", "male"] | None = "female", observed: bool = True, panel: bool = True, spo2: bool = True,
              panel_except: tuple[str, ...] = ()) -> Callable[[Callable[[OmopBuilder, int], None]], None]:
         """Decorator: register a case whose function adds the records specific to it."""
-        person_id = len(self.cases) + 1
+        person_id = self.first_id + len(self.cases)
         as_of = self.as_of
 
         def register(records: Callable[[OmopBuilder, int], None]) -> None:

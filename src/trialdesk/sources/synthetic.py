@@ -32,9 +32,11 @@ from ruamel.yaml import YAML
 
 from trialdesk.sources.omop_builder import ALL_TABLES, EHR, OmopBuilder, append, write_tables
 from trialdesk.sources.planted import FIRST_RANDOM_PERSON_ID, PlantedCase, planted_cases
+from trialdesk.sources.planted_aether import aether_cases
 from trialdesk.sources.vocabulary import Vocabulary, arrow_schema, data_dir, default_vocabulary
 
-__all__ = ["CHUNK_PERSONS", "FIRST_RANDOM_PERSON_ID", "GenerationSummary", "PlantedCase", "generate_omop", "planted_cases"]
+__all__ = ["CHUNK_PERSONS", "FIRST_RANDOM_PERSON_ID", "GenerationSummary", "PlantedCase", "aether_cases", "all_planted_cases",
+           "generate_omop", "planted_cases"]
 
 CHUNK_PERSONS = 100_000
 EPOCH = dt.date(1970, 1, 1)
@@ -497,6 +499,12 @@ class _Population:
         return np.arange(first, first + n, dtype=np.int64)
 
 
+def all_planted_cases(as_of: dt.date) -> list[PlantedCase]:
+    """The planted people of every installed trial: the first trial's (ids 1..), then AETHER's after them."""
+    first = planted_cases(as_of)
+    return first + aether_cases(as_of, len(first) + 1)
+
+
 def generate_omop(path: str | os.PathLike[str], persons: int, seed: int, as_of: dt.date = dt.date(2024, 6, 1),
                   progress: Progress | None = None, chunk_persons: int = CHUNK_PERSONS) -> GenerationSummary:
     """Write a synthetic OMOP CDM v5.4 DuckDB file: the planted people, then ``persons``
@@ -508,7 +516,7 @@ def generate_omop(path: str | os.PathLike[str], persons: int, seed: int, as_of: 
     path = Path(path)
     vocab = default_vocabulary()
     builder = OmopBuilder(vocab, source_name=f"trialdesk synthetic population (seed {seed}, as of {as_of})", release_date=as_of)
-    cases = planted_cases(as_of)
+    cases = all_planted_cases(as_of)
     for case in cases:
         case.build(builder)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

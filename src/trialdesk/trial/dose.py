@@ -48,6 +48,29 @@ def format_amount(spec: Dose, value: float) -> str:
     return f"{value:,.4g} {spec.unit}"
 
 
+def number_text(value: float) -> str:
+    """A dose's number as a page shows it: two decimals below 10 ('0.75', '1.00'), else up to one ('20', '20.4', '1,200')."""
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:,.1f}".removesuffix(".0")
+
+
+def dose_text(spec: Dose, value: float) -> str:
+    """A dose in the protocol's unit as every page, report and export shows it: '0.75 × 10^6 cells/kg', '20 × 10^6 cells'."""
+    return f"{number_text(value)} {spec.unit}"
+
+
+#: how a dose is shown when the protocol states none (the package's first reading: per kg, in millions of cells)
+PER_KG_IN_MILLIONS = Dose(basis="per_kg", unit="× 10^6 cells/kg", per_unit=1e6, min=1e-9, max=1e12,
+                          reason="shown per kg in millions of cells when the protocol states no dose")
+
+
+def infusion_dose_text(spec: Dose | None, total_cells: float, weight_kg: float | None = None, bsa_m2: float | None = None) -> str:
+    """The dose of an infusion as the protocol states doses (per kg, per m² or total), from what was measured."""
+    shown = spec or PER_KG_IN_MILLIONS
+    return dose_text(shown, amount(shown, total_cells, weight_kg, bsa_m2))
+
+
 def allowed_text(spec: Dose) -> str:
     """The doses the protocol allows, in its words."""
     if spec.levels:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.consent import Consent, require_consent
 from trialdesk.trial.death import check_alive
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS
+from trialdesk.trial.dose import dose_text as in_unit
 from trialdesk.trial.enrolment import Enrolled, check_stagger
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.pause import Pause, first_stopping_dosing
@@ -57,8 +59,9 @@ def weight_text(weight_kg: float) -> str:
 
 
 def dose_text(dose_per_kg: float) -> str:
-    """A dose per kilogram as every page shows it: '0.75 × 10^6 cells/kg'."""
-    return f"{_fmt_million(dose_per_kg)} cells/kg"
+    """A dose per kilogram in cells/kg, shown in millions: '0.75 × 10^6 cells/kg' (pages show a protocol's dose
+    its own way with :func:`trialdesk.trial.dose.infusion_dose_text`)."""
+    return in_unit(PER_KG_IN_MILLIONS, dose_per_kg / PER_KG_IN_MILLIONS.per_unit)
 
 
 def plain_weight(weight_kg: float) -> float:

@@ -300,7 +300,8 @@ def attributions_of(aes: list[AdverseEvent], cutoff: dt.date | None = None) -> d
     rows = Infusion.objects.select_related("participant").filter(participant_id__in={ae.participant_id for ae in aes}, date__lte=cutoff)
     infusions = [core_infusion(i) for i in rows]
     days = protocol().safety.ae_follow_up_days
-    return {ae.ae_id: attribute(ae.core(), infusions, days) for ae in aes}
+    spec = protocol().study_intervention.dose_spec
+    return {ae.ae_id: attribute(ae.core(), infusions, days, spec) for ae in aes}
 
 
 # --- deaths --------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class AdverseEventForm(forms.Form):
     serious = forms.TypedChoiceField(label="Serious (21 CFR 312.32)", choices=YES_NO, coerce=lambda v: v == "yes", empty_value=None)
     seriousness = forms.MultipleChoiceField(label="Seriousness criteria", choices=SERIOUSNESS, widget=forms.CheckboxSelectMultiple,
                                             required=False)
-    relatedness = forms.ChoiceField(label="Relatedness to the MSC infusion", choices=EMPTY + RELATEDNESS)
+    relatedness = forms.ChoiceField(label="Relatedness to the study product", choices=EMPTY + RELATEDNESS)
     outcome = forms.ChoiceField(choices=EMPTY + OUTCOMES)
     action_taken = forms.ChoiceField(label="Action taken", choices=EMPTY + ACTIONS)
     learned_at = forms.DateTimeField(label="Site learned of it (date and time)", widget=DATETIME, required=False,

@@ -4,7 +4,8 @@ from django.db import models
 
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.records import ParticipantRecord, Voidable
-from trialdesk.trial.dosing import dose_text, weight_text
+from trialdesk.trial.dose import infusion_dose_text
+from trialdesk.trial.dosing import weight_text
 
 
 class Infusion(Voidable, ParticipantRecord):
@@ -39,4 +40,7 @@ class Infusion(Voidable, ParticipantRecord):
 
     @property
     def dose_text(self) -> str:
-        return dose_text(self.dose_per_kg)
+        """The dose as the protocol states doses: '0.75 × 10^6 cells/kg' per kg, '20 × 10^6 cells' in total."""
+        from trialdesk.edc.web import protocol
+
+        return infusion_dose_text(protocol().study_intervention.dose_spec, self.total_cells, self.weight_kg)

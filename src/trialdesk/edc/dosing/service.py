@@ -68,6 +68,11 @@ def record_infusion(user: Any, participant: Participant, *, number: int | None =
                                 participant.current_consent().core(), previous, died_on=died_on(participant))
         entry = InfusionEntry(number, data["date"], float(data["weight_kg"]), float(data["total_cells"]))
         dose = check_infusion(protocol(), who, entry, others=enrolled(), pauses=Pause.in_force(), today=today())
+        if number == 1 and protocol().dose_finding is not None:  # a dose-finding trial: the dose's cohort must be open
+            from trialdesk.edc.adverse_events.service import cut, recorded_decisions
+            from trialdesk.trial.cohort_gate import check_first_dose
+
+            check_first_dose(protocol(), cut(), recorded_decisions(), entry.total_cells, entry.weight_kg, entry.date)
         _times(data)
         infusion = trail.create(Infusion(participant=participant, number=number, dose_per_kg=dose,
                                          **{k: v for k, v in data.items() if k in FIELDS}), user)

@@ -13,7 +13,8 @@ from trialdesk.edc.dosing.models import Infusion
 from trialdesk.edc.dosing.service import PHASES, VITALS
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.web import protocol, refuse, requires, today
-from trialdesk.trial.dosing import dose_text, plain_weight, weight_text
+from trialdesk.trial.dose import allowed_text
+from trialdesk.trial.dosing import plain_weight, weight_text
 from trialdesk.trial.errors import ConductError
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -25,7 +26,7 @@ class InfusionForm(forms.Form):
     started_at = forms.TimeField(label="Start time", widget=TIME)
     stopped_at = forms.TimeField(label="Stop time", widget=TIME, required=False)
     weight_kg = forms.FloatField(label="Weight (kg)", help_text="measured on the day; 20–250 kg")
-    total_cells = forms.FloatField(label="Total cells infused", help_text="e.g. 52500000; the dose per kg is computed")
+    total_cells = forms.FloatField(label="Total cells infused", help_text="e.g. 52500000; the dose is computed as the protocol states it")
     lot = forms.CharField(label="Product lot", max_length=60)
     donor_id = forms.CharField(label="Donor id", max_length=60)
     premedication = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -57,9 +58,10 @@ class EditInfusionForm(InfusionForm):
 
 
 def _lead(p: Participant) -> str:
-    rng = protocol().study_intervention.dose
-    dose = f"{rng.min / 1e6:g}–{rng.max / 1e6:g} × 10^6 {rng.unit}" if rng else "as in the protocol"
-    return f"Subject {p.subject_id}. Protocol dose {dose}; the dose per kg is computed from total cells and weight."
+    spec = protocol().study_intervention.dose_spec
+    dose = allowed_text(spec) if spec else "as in the protocol"
+    how = {"per_kg": "total cells and weight", "per_m2": "total cells and body surface area"}.get(spec.basis if spec else "", "total cells")
+    return f"Subject {p.subject_id}. Protocol dose {dose}; the dose is computed from {how}."
 
 
 @requires("record_infusion")
@@ -73,7 +75,7 @@ def new_infusion(request: HttpRequest, subject_id: str) -> HttpResponse:
         except ConductError as e:
             refuse(form, e)
         else:
-            messages.success(request, f"Infusion {number} recorded: {dose_text(inf.dose_per_kg)} at {weight_text(inf.weight_kg)}.")
+            messages.success(request, f"Infusion {number} recorded: {inf.dose_text} at {weight_text(inf.weight_kg)}.")
             return redirect("participant_detail", subject_id=subject_id)
     return render(request, "edc/form.html", {"form": form, "title": f"Infusion {number} — subject {subject_id}",
             "submit": "Record infusion",
@@ -107,6 +109,6 @@ def edit_infusion(request: HttpRequest, subject_id: str, number: int) -> HttpRes
         else:
             messages.success(request, "Infusion record corrected.")
             return redirect("participant_detail", subject_id=subject_id)
-    lead = f"{_lead(inf.participant)} Recorded: {weight_text(inf.weight_kg)}, {dose_text(inf.dose_per_kg)}."
+    lead = f"{_lead(inf.participant)} Recorded: {weight_text(inf.weight_kg)}, {inf.dose_text}."
     return render(request, "edc/form.html", {"form": form, "title": f"Correct infusion {number} — subject {subject_id}",
                                              "submit": "Save", "lead": lead, "current": current})

@@ -43,8 +43,7 @@ from trialdesk.edc.audit import trail
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.permissions import allowed, role_of
 from trialdesk.edc.quality.models import Query
-from trialdesk.edc.web import protocol, today
-from trialdesk.protocol.forms import load_forms
+from trialdesk.edc.web import forms, protocol, today
 from trialdesk.trial.records import TrialData
 
 
@@ -177,7 +176,7 @@ def _build(kind: str, data: TrialData, *, prefix: str, identified: bool, allow_e
             svg = next(path for path in flow.diagram(out) if path.suffix == ".svg")
             return ExportFile(f"{prefix}_participant_flow.svg", "image/svg+xml", svg.read_bytes())
         if kind == "ctgov-results":
-            text = results_json(data, p, threshold, allow_empty)
+            text = results_json(data, p, threshold, allow_empty, forms())
             return _with_note(f"{prefix}_ctgov_results.json", "application/json", text.encode(), manifest)
         if kind == "sdtm":
             from trialdesk.edc.exports.models import date_shift_key
@@ -191,13 +190,13 @@ def _build(kind: str, data: TrialData, *, prefix: str, identified: bool, allow_e
             return ExportFile(f"{prefix}_sdtm{'_IDENTIFIED' if identified else ''}.zip", "application/zip",
                               _zip({path.name: path.read_bytes() for path in written}))
         if kind == "odm":
-            root = build_odm(data, p, allow_empty=allow_empty).getroot()
+            root = build_odm(data, p, forms(), allow_empty=allow_empty).getroot()
             if note:
                 root.set("Description", f"{root.get('Description', '').rstrip('.')}. {note}")
             text = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
             return ExportFile(f"{prefix}_odm.xml", "application/xml", text.encode())
         if kind == "redcap-dictionary":
-            return ExportFile(f"{prefix}_redcap_data_dictionary.csv", "text/csv", export_dictionary(load_forms()).encode())
+            return ExportFile(f"{prefix}_redcap_data_dictionary.csv", "text/csv", export_dictionary(forms()).encode())
     raise KeyError(kind)
 
 

@@ -242,8 +242,15 @@ def dsmb_decisions(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"DSMB decision recorded and signed: {decision.get_kind_display()}.")
                 return redirect("dsmb_decisions")
     rows = [{"d": d, "signature": d.current_signature()} for d in DsmbDecision.objects.all()]
+    cohorts = None
+    if protocol().dose_finding is not None:  # a dose-finding trial: each cohort's state and the escalation rule's table
+        from trialdesk.trial.cohort_gate import cohort_rows, rule_table
+
+        title, columns, table = rule_table(protocol())
+        cohorts = {"rows": cohort_rows(protocol(), ae_service.cut(), ae_service.recorded_decisions(), today()),
+                   "rule_title": title, "rule_columns": columns, "rule_rows": table}
     return render(request, "safety/dsmb_decisions.html", {
-        "form": form, "decisions": rows, "pauses": Pause.objects.filter(lifted_on__isnull=True).order_by("since"),
+        "form": form, "decisions": rows, "cohorts": cohorts, "pauses": Pause.objects.filter(lifted_on__isnull=True).order_by("since"),
         "stopped": any(p.core().final for p in Pause.objects.filter(lifted_on__isnull=True))}, status=422 if form.errors else 200)
 
 

@@ -16,7 +16,7 @@ from trialdesk.edc.audit import trail
 from trialdesk.edc.context import lock_audit_chain
 from trialdesk.edc.screening.models import EligibilitySignoff, ScreeningEntry
 from trialdesk.edc.signatures.service import current_signature, sign
-from trialdesk.edc.web import protocol, today
+from trialdesk.edc.web import protocol, today, value_sets
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.identity import RecordIdentity, discrepancies, to_fill
 from trialdesk.trial.signoff import decide, manual_worksheet, prescreen_worksheet
@@ -98,7 +98,7 @@ def screen_fhir(user: Any, path: Path, *, as_of: dt.date, screened_on: dt.date, 
 
     _check_dates(screened_on, as_of)
     try:
-        sheets = check_fhir(path, protocol(), as_of)
+        sheets = check_fhir(path, protocol(), as_of, value_sets=value_sets())
     except (ValueError, OSError) as e:
         raise ConductError("file", f"the FHIR record could not be read: {e}") from e
     if not sheets:

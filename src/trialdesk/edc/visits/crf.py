@@ -1,4 +1,4 @@
-"""Django forms built from the case report forms defined as data (trialdesk/protocol/forms.yaml).
+"""Django forms built from the case report forms defined as data (the served protocol's forms.yaml).
 
 Laboratory results also carry the reporting laboratory's reference range (lower and upper
 limit, in the field's unit), which grading and eligibility (E8) read."""
@@ -6,19 +6,20 @@ limit, in the field's unit), which grading and eligibility (E8) read."""
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from typing import Any
 
 from django import forms
 
-from trialdesk.protocol.forms import Form, FormCatalogue, FormField, load_forms
+from trialdesk.protocol.forms import Form, FormCatalogue, FormField
 
 RANGED_FORMS = ("laboratory",)
 
 
-@lru_cache(maxsize=1)
 def catalogue() -> FormCatalogue:
-    return load_forms()
+    """The forms of the protocol the desk serves (its folder's forms.yaml, else the package's; parsed once per file state)."""
+    from trialdesk.edc.web import forms as served_forms
+
+    return served_forms()
 
 
 def definition(form_id: str) -> Form:

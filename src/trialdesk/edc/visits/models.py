@@ -1,5 +1,5 @@
 """Each participant's visits (generated from the protocol's schedule by the core) and the
-case report forms entered at them (defined as data in ``trialdesk/protocol/forms.yaml``)."""
+case report forms entered at them (defined as data in the protocol folder's ``forms.yaml``, else ``trialdesk/protocol/forms.yaml``)."""
 
 from __future__ import annotations
 

@@ -315,9 +315,10 @@ ROWS: list[Row] = [
         lambda s: {"off_study_on": days_ago(0).isoformat(), "off_study_reason": "completed"}, {"version": "latest"}, "refused",
         says="Enter a whole number"),
     Row("lock: a NUL in the reason is refused", "lock", "data_manager", lambda s: "/participants/001/lock/", lambda s: {"lock": "1"},
-        {"reason": NUL}, "refused", says="NUL"),
+        {"reason": NUL}, "refused", says="NUL", setup=lambda s: _casebook_signed()),
     Row("lock: script in the reason is stored and shown escaped", "lock", "data_manager", lambda s: "/participants/001/lock/",
-        lambda s: {"lock": "1"}, {"reason": SCRIPT}, "stored", check=lambda s: _locked(), shown_on=lambda s: "/audit/"),
+        lambda s: {"lock": "1"}, {"reason": SCRIPT}, "stored", check=lambda s: _locked(), shown_on=lambda s: "/audit/",
+        setup=lambda s: _casebook_signed()),
     # --- eligibility sign-off and AE corrections
     Row("sign-off: an oversized printed name is refused", "screening_sign", "pi", lambda s: f"/screening/{s['ready'].number}/sign/",
         lambda s: {"password": "Correct-horse-42"}, {"printed_name": LONG}, "refused", says="at most 200 characters"),
@@ -428,6 +429,18 @@ def _withdrawn() -> bool:
     from trialdesk.edc.participants.models import Participant
 
     return Participant.objects.get(subject_id="001").status == "withdrawn"
+
+
+def _casebook_signed() -> None:
+    """The principal investigator signs the casebook of 001: the data manager may lock only a signed casebook."""
+    from trialdesk.edc.accounts.models import User
+    from trialdesk.edc.casebook.service import sign
+    from trialdesk.edc.participants.models import Participant
+
+    from .conftest import PASSWORD
+
+    pi = User.objects.get(username="pi")
+    sign(pi, Participant.objects.get(subject_id="001"), password=PASSWORD, printed_name=pi.get_full_name())
 
 
 def _locked() -> bool:

@@ -55,7 +55,8 @@ TABLE: dict[str, frozenset[str]] = {
     "answer_query": _SITE,
     "close_query": frozenset({"monitor", "data_manager"}),
     "verify_source": frozenset({"monitor"}),
-    "lock_casebook": frozenset({"data_manager"}),
+    "lock_casebook": frozenset({"data_manager"}),  # only a casebook the PI signed as it is now
+    "sign_casebook": frozenset({"pi"}),  # the principal investigator's 21 CFR 11 signature over the whole casebook
     # safety
     "pause_trial": frozenset({"pi", "dsmb"}),
     "lift_pause": frozenset({"dsmb"}),
@@ -105,6 +106,11 @@ PAGES: dict[str, str] = {
     "withdraw": "withdraw_consent",
     "off_study": "mark_off_study",
     "lock": "lock_casebook",
+    "casebook": "view_forms",  # the printable casebook (identified); POST to casebook_sign
+    "casebook_sign": "sign_casebook",
+    "timeline": "view_participants",  # study days; calendar dates only to roles that see identified data
+    "calendar": "view_forms",
+    "search": "view_participants",  # by subject id; by name, MRN or screening number only for view_identified
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
     "visit": "view_forms",  # POST: record_visit

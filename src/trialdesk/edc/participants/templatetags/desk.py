@@ -119,3 +119,14 @@ def field_value(model_label: str, name: str, value: object) -> str:
     if "_" in text and " " not in text and text.islower() and name in ("category", "source", "status", "outcome", "action"):
         return text.replace("_", " ")
     return text[:79] + "…" if len(text) > 80 else text
+
+
+@register.simple_tag(takes_context=True)
+def nav(context: Any, href: str, label: str) -> str:
+    """A navigation link, marked as the current page (``aria-current``) when the page opened is it or below it."""
+    from django.utils.html import format_html
+
+    request = context.get("request")
+    path = getattr(request, "path", "") or ""
+    current = path == href if href == "/" else path.startswith(href)
+    return format_html('<a href="{}"{}>{}</a>', href, ' aria-current="page"' if current else "", label)  # type: ignore[arg-type]

@@ -11,7 +11,11 @@ from trialdesk.trial.errors import ConductError
 def raise_query(user: Any, participant: Participant, *, target: str, text: str, origin: str = "monitor") -> Query:
     if not text.strip():
         raise ConductError("text", "say what should be checked or corrected")
-    return trail.create(Query(participant=participant, target=target, text=text.strip(), origin=origin, raised_by=user), user)
+    query = trail.create(Query(participant=participant, target=target, text=text.strip(), origin=origin, raised_by=user), user)
+    from trialdesk.edc.alerts import notify_query
+
+    notify_query(query)  # e-mail to the site staff it is assigned to
+    return query
 
 
 def answer_query(user: Any, query: Query, *, answer: str, version: int) -> Query:

@@ -124,6 +124,7 @@ PAGES: dict[str, str] = {
     "deviations": "view_forms",  # POST: record_deviation
     "medications": "view_forms",  # POST: record_visit
     "crf_not_done": "record_visit",
+    "unscheduled_visit": "record_visit",
     "missing_forms": "view_forms",
     "medical_history": "view_forms",  # POST: record_visit
     "audit": "view_audit",  # ?format=csv: export_audit

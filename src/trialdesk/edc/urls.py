@@ -43,6 +43,7 @@ urlpatterns = [
     path("search/", workday.search, name="search"),
     path("participants/<str:subject_id>/infusions/new/", dosing.new_infusion, name="infusion_new"),
     path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
+    path("participants/<str:subject_id>/unscheduled-visit/", visits.unscheduled_visit, name="unscheduled_visit"),
     path("participants/<str:subject_id>/visits/<str:code>/", visits.visit, name="visit"),
     path("participants/<str:subject_id>/medications/", visits.medications, name="medications"),
     path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/not-done/", visits.crf_not_done, name="crf_not_done"),

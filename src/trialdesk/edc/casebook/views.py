@@ -114,7 +114,8 @@ def timeline_marks(p: Participant, user: Any) -> tuple[list[Mark], dt.date]:
     for v in p.visits.all():
         href = f"/participants/{p.subject_id}/visits/{v.code}/" if forms_ok else ""
         a, b = study_day(v.earliest, day0), study_day(v.latest, day0)
-        marks.append(Mark(2, a, b, "window", f"{v.name}: window day {a} to day {b}", href=href, when=when(v.earliest, v.latest)))
+        if not v.unscheduled:  # an unscheduled visit's window is its date
+            marks.append(Mark(2, a, b, "window", f"{v.name}: window day {a} to day {b}", href=href, when=when(v.earliest, v.latest)))
         if v.done_on is not None:
             d = study_day(v.done_on, day0)
             marks.append(Mark(2, d, d, "visit", f"{v.name} done (day {d})", href=href, when=when(v.done_on)))

@@ -177,7 +177,7 @@ class Dose(_Model):
     """The dose as the protocol states it: per kilogram, per square metre of body surface, or a
     total; either a list of ``levels`` (a dose-finding design) or a range ``min``–``max``.
 
-    ``unit`` is shown exactly as the protocol writes it ("× 10^6 cells", "cells/kg");
+    ``unit`` is shown exactly as the protocol writes it ("× 10⁶ cells", "cells/kg");
     ``per_unit`` is how many of the counted items (cells) one unit is, so a recorded cell
     count converts to it. ``tolerance`` is the relative deviation from a level the product
     release may have (0.1 = ±10%), with its ``reason``."""

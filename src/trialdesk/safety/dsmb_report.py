@@ -13,7 +13,7 @@ Counting conventions (stated in the report too):
   participant is counted once, at the worst grade among their events.
 - "Related" means possibly, probably or definitely related.
 - Per infusion and per dose level, an AE belongs to the infusion it follows
-  (:mod:`trialdesk.safety.attribution`); dose levels round the dose to 0.1 × 10^6 cells/kg.
+  (:mod:`trialdesk.safety.attribution`); dose levels round the dose to 0.1 × 10⁶ cells/kg.
 
 De-identification: participants appear by subject id only; no names, screening numbers, ages at
 enrolment, product lot or donor ids, verbatim AE descriptions (free text can name people), or calendar
@@ -128,7 +128,7 @@ def _participant_status(data: TrialData) -> ReportTable:
         rows.append((p.subject_id, p.status.replace("_", " "), len(infusions), doses,
                      (last - first).days if first is not None else "-",
                      sum(1 for ae in data.adverse_events if ae.subject_id == p.subject_id)))
-    return ReportTable("participants", "Participants", ("subject", "status", "infusions", "dose (× 10^6 cells/kg)",
+    return ReportTable("participants", "Participants", ("subject", "status", "infusions", "dose (× 10⁶ cells/kg)",
                                                          "last study day", "AEs"), tuple(rows))
 
 
@@ -198,7 +198,7 @@ def _per_dose(data: TrialData, att: Mapping[str, Attribution]) -> ReportTable:
         aes = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent and att[ae.id].dose_level == level]
         rows.append((dose_level_label(level), len(given), len({i.subject_id for i in given}), *_summary(aes)))
     return ReportTable("per_dose", "AEs per dose level", ("dose level", "infusions", "participants dosed", *_SUMMARY_COLUMNS),
-                       tuple(rows), "Dose per kg rounded to 0.1 × 10^6 cells/kg; an AE counts at the dose of the infusion it follows.")
+                       tuple(rows), "Dose per kg rounded to 0.1 × 10⁶ cells/kg; an AE counts at the dose of the infusion it follows.")
 
 
 def _day(att: Attribution, day: int | None) -> Cell:

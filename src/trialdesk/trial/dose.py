@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from trialdesk.protocol.model import Dose, DoseLevel
 from trialdesk.trial.errors import ConductError
 
-#: doses are compared at this relative precision, so 1.0 × 10^6/kg is inside a range ending at 1.0 × 10^6
+#: doses are compared at this relative precision, so 1.0 × 10⁶/kg is inside a range ending at 1.0 × 10⁶
 _REL_PRECISION = 1e-9
 _BASIS_TEXT = {"per_kg": "per kg of body weight", "per_m2": "per m² of body surface area", "total": "in total"}
 

@@ -58,7 +58,7 @@ class EditInfusionForm(InfusionForm):
 
 def _lead(p: Participant) -> str:
     rng = protocol().study_intervention.dose
-    dose = f"{rng.min / 1e6:g}–{rng.max / 1e6:g} × 10^6 {rng.unit}" if rng else "as in the protocol"
+    dose = f"{rng.min / 1e6:g}–{rng.max / 1e6:g} × 10⁶ {rng.unit}" if rng else "as in the protocol"
     return f"Subject {p.subject_id}. Protocol dose {dose}; the dose per kg is computed from total cells and weight."
 
 

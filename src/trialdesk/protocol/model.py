@@ -380,6 +380,10 @@ class Location(_Model):
     country: str
     status: str | None = None
     contact_line: str | None = None
+    #: the site's telephone and e-mail for people asking about the study, as the public study page gives them. A registry
+    #: record often has no central contact; the protocol team fills these (None: the page gives the contact line only).
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9(][0-9 ()./-]{6,30}$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
     #: the site's clock (IANA name): calendar dates of events, SAE deadlines and pauses are
     #: the site's dates. Not in the registry record; set it for each site.
     time_zone: str | None = None

@@ -209,3 +209,28 @@ def test_every_page_a_role_opens_fits_the_screen_marks_where_it_is_and_is_legibl
         assert current.evaluate("e => getComputedStyle(e).fontWeight") in ("600", "700")
         _shot(page, f"layout-{role}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_the_data_manager_downloads_the_flat_export_by_form(live_server, workday) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from openpyxl import load_workbook
+
+    from trialdesk.edc.quality.models import Query
+    from trialdesk.edc.quality.service import answer_query, close_query
+
+    q = Query.objects.get()
+    q = answer_query(workday.screening.created_by, q, answer="pulse confirmed", version=q.version)
+    close_query(q.raised_by, q, version=q.version)
+    base = live_server.url
+    with browser_page() as page:
+        _login(page, base, "data_manager")
+        page.goto(f"{base}/exports/")
+        row = page.locator("tr", has_text="Excel workbook, one sheet per form")
+        with page.expect_download() as info:
+            row.locator("button").click()
+        download = info.value
+        assert download.suggested_filename.endswith("_by_form.xlsx")
+        wb = load_workbook(io.BytesIO(open(download.path(), "rb").read()), read_only=True)  # noqa: SIM115
+        assert wb.sheetnames[0] == "codebook" and {"pulmonary_function", "six_minute_walk"} <= set(wb.sheetnames)

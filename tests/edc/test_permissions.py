@@ -54,6 +54,8 @@ ENDPOINTS: dict[str, Request] = {
     "close_query": lambda c, s: c.post("/queries/", {"action": "close", "query": s["q"].pk}),
     "verify_source": lambda c, s: c.post("/sdv/", {"model": "dosing.Infusion", "object_id": s["inf"].pk}),
     "lock_casebook": lambda c, s: c.post("/participants/001/lock/", {"lock": "1"}),
+    # no password: the PI is told to give it (422), nothing is signed; anyone else is refused (403)
+    "sign_casebook": lambda c, s: c.post("/participants/001/casebook/sign/", {"printed_name": "x"}),
     "pause_trial": lambda c, s: c.post("/pauses/", {"rule_id": "S1", "since": days_ago(0).isoformat()}),
     "lift_pause": lambda c, s: c.post("/pauses/", {"lift": s["pause"].pk, "note": "DSMB reviewed"}),
     "view_ae": lambda c, s: c.get("/adverse-events/"),

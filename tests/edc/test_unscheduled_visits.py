@@ -76,3 +76,26 @@ def test_a_visit_that_cannot_be_is_refused_naming_the_field_and_nothing_stored(i
 def test_only_site_staff_add_one(infused, client_as) -> None:  # type: ignore[no-untyped-def]
     for role in ("monitor", "data_manager", "dsmb"):
         assert client_as(role).post("/participants/001/unscheduled-visit/", {"reason": "x"}).status_code == 403
+
+
+def test_in_sdtm_an_unscheduled_visit_is_numbered_after_the_last_scheduled_one(infused, users, client_as) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+    import zipfile
+
+    from trialdesk.edc.visits.models import Visit
+    from trialdesk.edc.visits.service import record_visit, save_form
+    from trialdesk.edc.visits.unscheduled import add_unscheduled_visit
+    from trialdesk.edc.web import protocol
+
+    order = {v.code: i + 1 for i, v in enumerate(protocol().schedule.visits)}
+    before = Visit.objects.filter(participant=infused, unscheduled=False, target__lte=days_ago(6), day__gt=0).order_by("day").last()
+    record_visit(users["coordinator"], before, done_on=min(before.latest, days_ago(6)), version=before.version)  # in its window
+    v = add_unscheduled_visit(users["coordinator"], infused, done_on=days_ago(5), reason="new cough", forms=["vital_signs"])
+    save_form(users["coordinator"], v, "vital_signs", {"vs_date": days_ago(5), "sysbp": 131, "diabp": 82})
+    r = client_as("data_manager").post("/exports/sdtm/", {"cutoff": days_ago(0).isoformat()})
+    assert r.status_code == 200, r.content[:300]
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    rows = list(csv.DictReader(io.StringIO(z.read(next(n for n in z.namelist() if n.lower().endswith("vs.csv"))).decode())))
+    sys = [row for row in rows if row["VSTESTCD"] == "SYSBP" and row["VSORRES"] == "131"]
+    assert sys and float(sys[0]["VISITNUM"]) == order[before.code] + 0.01 and sys[0]["VISIT"] == f"UNSCHEDULED {order[before.code]}.01"

@@ -62,7 +62,7 @@ def svg(marks: list[Mark], *, today_day: int | None, title: str) -> str:
     if today_day is not None:
         out.append(f'<line x1="{x(today_day)}" x2="{x(today_day)}" y1="{TOP - 10}" y2="{axis_y}" stroke="#1d2733" '
                    f'stroke-dasharray="4 3"/><text x="{x(today_day)}" y="{TOP - 14}" font-size="11" fill="#1d2733" '
-                   f'text-anchor="middle">today (day {today_day})</text>')
+                   f'text-anchor="{"end" if x(today_day) > WIDTH - 80 else "middle"}">today (day {today_day})</text>')
     for m in marks:
         y = TOP + ROW * m.lane + 18
         tip = escape(m.label + (f" — {m.when}" if m.when else ""))

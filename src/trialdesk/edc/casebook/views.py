@@ -123,7 +123,8 @@ def timeline_marks(p: Participant, user: Any) -> tuple[list[Mark], dt.date]:
             marks.append(Mark(2, b, b, "missed", f"{v.name} missed (window closed day {b})", href=href))
     for ae in p.adverse_events.all():
         a = study_day(ae.onset, day0)
-        b = study_day(ae.resolved, day0) if ae.resolved else study_day(today(), day0)
+        until = p.off_study_on if p.status != "on_study" and p.off_study_on else today()  # an open AE runs to the study's end
+        b = study_day(ae.resolved, day0) if ae.resolved else study_day(until, day0)
         resolved = f"resolved day {b}" if ae.resolved else "not resolved"
         marks.append(Mark(3, a, b, "sae" if ae.serious else "ae",
                           f"{ae.ae_id} {ae.term}, grade {ae.grade}{', serious' if ae.serious else ''}: onset day {a}, {resolved}",
@@ -135,6 +136,8 @@ def timeline_marks(p: Participant, user: Any) -> tuple[list[Mark], dt.date]:
 def timeline(request: HttpRequest, subject_id: str) -> HttpResponse:
     p = get_object_or_404(Participant.objects.select_related("screening"), subject_id=subject_id)
     marks, day0 = timeline_marks(p, request.user)
-    picture = svg(marks, today_day=study_day(today(), day0), title=f"Timeline of subject {p.subject_id} in study days")
+    on_study = p.status == "on_study"  # a participant whose study ended is drawn to its end, not to today
+    picture = svg(marks, today_day=study_day(today(), day0) if on_study else None,
+                  title=f"Timeline of subject {p.subject_id} in study days")
     return render(request, "edc/timeline.html", {"p": p, "svg": mark_safe(picture),  # built from escaped text
                                                  "marks": sorted(marks, key=lambda m: (m.start, m.lane))})

@@ -28,11 +28,11 @@ def _with_frame(protocol: Protocol, anchor: str, days: int = 183) -> Protocol:
 
 def test_a_dose_of_0_65_million_per_kg_is_the_0_7_level_in_every_table(protocol: Protocol) -> None:
     second = TWO_INFUSIONS[1]
-    assert dose_level(second) == "0.7" and dose_level_label(level_of(second.dose_per_kg)) == "0.7 × 10^6 cells/kg"
+    assert dose_level(second) == "0.7" and dose_level_label(level_of(second.dose_per_kg)) == "0.7 × 10⁶ cells/kg"
     data = trial_data(participants=ONE, infusions=TWO_INFUSIONS, adverse_events=[ae("E", "001", "Headache", 1, "2020-02-18")])
     assert [r.key for r in primary_outcome(data, protocol).rows if r.scope == "dose_level"] == ["0.5", "0.7"]
     report = build_report(data, protocol, evaluate(data, protocol))
-    assert "0.7 × 10^6 cells/kg" in {row[0] for row in report.table("per_dose").rows}
+    assert "0.7 × 10⁶ cells/kg" in {row[0] for row in report.table("per_dose").rows}
 
 
 def test_a_dose_just_below_a_half_step_stays_in_the_lower_level() -> None:

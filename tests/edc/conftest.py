@@ -128,6 +128,13 @@ class Trial:
                                stopped_at=dt.time(9, 45), weight_kg=weight, total_cells=total_cells, lot="LOT-1", donor_id="D-7",
                                premedication="", vitals={"before": {"sbp": 120}}, interrupted=False, interruptions="")
 
+    def sign_casebook(self, participant):  # type: ignore[no-untyped-def]
+        """The principal investigator signs the participant's casebook as it is now (so the data manager may lock it)."""
+        from trialdesk.edc.casebook.service import sign
+
+        pi = self.users["pi"]
+        return sign(pi, participant, password=PASSWORD, printed_name=pi.get_full_name())
+
 
 @pytest.fixture
 def trial(users):  # type: ignore[no-untyped-def]

@@ -128,7 +128,7 @@ def test_coordinator_walks_from_screening_to_the_first_infusion(live_server, set
             page.fill("#id_total_cells", "52500000")
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/participants/001/")
-            assert "0.75 × 10^6 cells/kg" in page.content()
+            assert "0.75 × 10⁶ cells/kg" in page.content()
             _shot(page, "10-first-infusion")
             browser.close()
     finally:

@@ -44,7 +44,7 @@ def test_death_medwatch_and_a_dsmb_stop_in_the_browser(live_server, trial) -> No
 
             _login(page, base, "coordinator")
             page.goto(f"{base}/participants/001/")
-            assert "infusion 1 (0.75 × 10^6 cells/kg), 15 days after it" in page.content()
+            assert "infusion 1 (0.75 × 10⁶ cells/kg), 15 days after it" in page.content()
             assert "death report due" in page.content()
             _shot(page, "safety-01-participant-attribution")
             page.goto(f"{base}/adverse-events/{sae.pk}/medwatch/")

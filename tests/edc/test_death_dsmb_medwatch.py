@@ -221,7 +221,7 @@ def test_each_ae_shows_the_infusion_it_follows(trial, client_as) -> None:  # typ
     trial.infuse(p, ago=20)
     ae = record(trial, p, onset=days_ago(17), learned_at=at_days_ago(17))
     before = record(trial, p, term="Nausea", grade=1, onset=days_ago(22), learned_at=at_days_ago(22))
-    expected = "infusion 1 (0.75 × 10^6 cells/kg), 3 days after it"
+    expected = "infusion 1 (0.75 × 10⁶ cells/kg), 3 days after it"
     c = client_as("monitor")
     assert expected in c.get("/adverse-events/").content.decode()
     assert expected in c.get(f"/adverse-events/{ae.pk}/").content.decode()

@@ -240,7 +240,7 @@ def test_coordinator_screens_enrols_infuses_and_records_an_ae_after_the_pi_signs
     page.select_option("#id_interrupted", "no")
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/participants/004/")
-    assert "0.75 × 10^6" in page.content()
+    assert "0.75 × 10⁶" in page.content()
     _shot(page, "coordinator-infusion")
 
     page.goto(f"{base}/adverse-events/new/")

@@ -1,4 +1,4 @@
-"""Weights and doses read as a clinician writes them (59.3 kg, 0.75 × 10^6 cells/kg) on every page that shows an
+"""Weights and doses read as a clinician writes them (59.3 kg, 0.75 × 10⁶ cells/kg) on every page that shows an
 infusion, and the participant page's infusion table keeps its SDV column inside the card at a 1200-pixel window."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from playwright.sync_api import sync_playwright
 from .conftest import at_days_ago, days_ago
 
 NOISY_WEIGHT = 59.300000000000004  # what 59.2 + 0.1 gives in binary floating point
-CELLS = 44_475_000  # 0.75 × 10^6 cells/kg at 59.3 kg
+CELLS = 44_475_000  # 0.75 × 10⁶ cells/kg at 59.3 kg
 
 
 @pytest.fixture
@@ -28,14 +28,14 @@ def test_participant_page_shows_the_weight_to_a_tenth_of_a_kilogram(infused, cli
     html = client_as("coordinator").get(f"/participants/{infused.subject_id}/").content.decode()
     assert "59.300000000000004" not in html
     assert ">59.3 kg<" in html
-    assert ">0.75 × 10^6 cells/kg<" in html and ">44,475,000<" in html
+    assert ">0.75 × 10⁶ cells/kg<" in html and ">44,475,000<" in html
 
 
 def test_infusion_correction_page_shows_the_weight_without_float_noise(infused, client_as) -> None:  # type: ignore[no-untyped-def]
     html = client_as("coordinator").get(f"/participants/{infused.subject_id}/infusions/1/").content.decode()
     assert "59.300000000000004" not in html
     assert re.search(r'name="weight_kg" value="59\.3"', html)
-    assert "Recorded: 59.3 kg, 0.75 × 10^6 cells/kg." in html
+    assert "Recorded: 59.3 kg, 0.75 × 10⁶ cells/kg." in html
 
 
 def _infusion_form(**overrides: str) -> dict[str, str]:
@@ -72,7 +72,7 @@ def test_a_real_weight_correction_still_needs_its_reason(trial, client_as) -> No
 def test_recording_an_infusion_confirms_dose_and_weight_as_read(trial, client_as) -> None:  # type: ignore[no-untyped-def]
     participant = trial.enrol()
     response = client_as("coordinator").post(f"/participants/{participant.subject_id}/infusions/new/", _infusion_form(), follow=True)
-    assert "Infusion 1 recorded: 0.75 × 10^6 cells/kg at 59.3 kg." in response.content.decode()
+    assert "Infusion 1 recorded: 0.75 × 10⁶ cells/kg at 59.3 kg." in response.content.decode()
 
 
 def test_an_adverse_events_attribution_names_the_dose_in_the_same_form(infused, trial, client_as) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +80,7 @@ def test_an_adverse_events_attribution_names_the_dose_in_the_same_form(infused, 
 
     record(trial, infused, onset=days_ago(17), learned_at=at_days_ago(16))
     html = client_as("coordinator").get(f"/participants/{infused.subject_id}/").content.decode()
-    assert "infusion 1 (0.75 × 10^6 cells/kg), 3 days after it" in html
+    assert "infusion 1 (0.75 × 10⁶ cells/kg), 3 days after it" in html
 
 
 CHROMIUM = "/usr/bin/chromium"

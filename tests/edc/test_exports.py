@@ -79,8 +79,8 @@ def test_the_page_and_its_nav_link_follow_the_permission_table(clean, client_as)
         assert (c.get("/exports/").status_code == 200) == (role in ALLOWED), role
         assert ('href="/exports/"' in c.get("/").content.decode()) == (role in ALLOWED), role
     page = client_as("data_manager").get("/exports/").content.decode()
-    assert "passes the checks" in page and "Identified SDTM" in page
-    assert "Identified SDTM" not in client_as("coordinator").get("/exports/").content.decode()
+    assert "passes the checks" in page and "Identified (with dates)" in page
+    assert "Identified (with dates)" not in client_as("coordinator").get("/exports/").content.decode()
 
 
 def test_downloads_are_posts(clean, client_as) -> None:  # type: ignore[no-untyped-def]
@@ -264,7 +264,7 @@ def test_identified_sdtm_for_the_data_manager_is_audited(clean, client_as) -> No
 
 def test_identified_applies_to_sdtm_only(clean, client_as) -> None:  # type: ignore[no-untyped-def]
     r = _post(client_as("data_manager"), "odm", identified="on")
-    assert r.status_code == 400 and "only the SDTM export can be identified" in r.content.decode()
+    assert r.status_code == 400 and "only the SDTM and flat exports can be identified" in r.content.decode()
 
 
 def test_a_cut_after_today_is_refused(clean, client_as) -> None:  # type: ignore[no-untyped-def]

@@ -347,9 +347,10 @@ ROWS: list[Row] = [
         lambda s: {"off_study_on": days_ago(0).isoformat(), "off_study_reason": "completed"}, {"version": "latest"}, "refused",
         says="Enter a whole number"),
     Row("lock: a NUL in the reason is refused", "lock", "data_manager", lambda s: "/participants/001/lock/", lambda s: {"lock": "1"},
-        {"reason": NUL}, "refused", says="NUL"),
+        {"reason": NUL}, "refused", says="NUL", setup=lambda s: _casebook_signed()),
     Row("lock: script in the reason is stored and shown escaped", "lock", "data_manager", lambda s: "/participants/001/lock/",
-        lambda s: {"lock": "1"}, {"reason": SCRIPT}, "stored", check=lambda s: _locked(), shown_on=lambda s: "/audit/"),
+        lambda s: {"lock": "1"}, {"reason": SCRIPT}, "stored", check=lambda s: _locked(), shown_on=lambda s: "/audit/",
+        setup=lambda s: _casebook_signed()),
     # --- eligibility sign-off and AE corrections
     Row("sign-off: an oversized printed name is refused", "screening_sign", "pi", lambda s: f"/screening/{s['ready'].number}/sign/",
         lambda s: {"password": "Correct-horse-42"}, {"printed_name": LONG}, "refused", says="at most 200 characters"),
@@ -376,6 +377,28 @@ ROWS: list[Row] = [
         lambda s: {"cutoff": days_ago(0).isoformat()}, {}, "refused"),
     Row("export: a cut-off in another format is refused", "export_download", "data_manager", lambda s: "/exports/sdtm/",
         lambda s: {"cutoff": days_ago(0).isoformat()}, {"cutoff": "25.11.2026"}, "refused", says="Enter a valid date"),
+    Row("search: SQL in the query finds nothing", "search", "coordinator", lambda s: "/search/",
+        lambda s: {}, {"q": "' OR '1'='1"}, "refused", says="Nothing found", method="get"),
+    Row("search: script in the query is shown escaped", "search", "coordinator", lambda s: "/search/",
+        lambda s: {}, {"q": SCRIPT}, "refused", says="Nothing found", method="get"),
+    Row("calendar: a span that is not a number falls back to four weeks", "calendar", "coordinator", lambda s: "/calendar/",
+        lambda s: {}, {"days": "1; DROP TABLE visits_visit"}, "refused", says="in 28 days", method="get"),
+    Row("casebook signature: a wrong password is refused and nothing signed", "casebook_sign", "pi",
+        lambda s: "/participants/001/casebook/sign/", lambda s: {"printed_name": "Pi Tester"}, {"password": SCRIPT}, "refused",
+        says="the password is not correct"),
+    Row("casebook signature: an oversized printed name is refused", "casebook_sign", "pi",
+        lambda s: "/participants/001/casebook/sign/", lambda s: {"password": "Correct-horse-42"}, {"printed_name": LONG}, "refused",
+        says="at most 200 characters"),
+    Row("unscheduled visit: a date that is not one is refused", "unscheduled_visit", "coordinator",
+        lambda s: "/participants/001/unscheduled-visit/", lambda s: {"reason": "new cough", "forms": ["vital_signs"]},
+        {"done_on": "31.02.2026"}, "refused", says="Enter a valid date"),
+    Row("unscheduled visit: a form that does not exist is refused", "unscheduled_visit", "coordinator",
+        lambda s: "/participants/001/unscheduled-visit/", lambda s: {"done_on": days_ago(3).isoformat(), "reason": "new cough"},
+        {"forms": ["../../etc/passwd"]}, "refused", says="Select a valid choice"),
+    Row("unscheduled visit: script in the reason is stored and shown escaped", "unscheduled_visit", "coordinator",
+        lambda s: "/participants/001/unscheduled-visit/", lambda s: {"done_on": days_ago(3).isoformat(), "forms": ["vital_signs"]},
+        {"reason": SCRIPT}, "stored", check=lambda s: _stored("visits.Visit", "unscheduled_reason", SCRIPT),
+        shown_on=lambda s: "/participants/001/visits/U1/"),
     Row("audit: SQL in the subject filter finds nothing", "audit", "monitor", lambda s: "/audit/",
         lambda s: {}, {"subject_id": "' OR '1'='1"}, "refused", says="No entries", method="get"),
     Row("AE list: script in the subject filter is shown escaped", "ae_list", "coordinator", lambda s: "/adverse-events/",
@@ -460,6 +483,18 @@ def _withdrawn() -> bool:
     from trialdesk.edc.participants.models import Participant
 
     return Participant.objects.get(subject_id="001").status == "withdrawn"
+
+
+def _casebook_signed() -> None:
+    """The principal investigator signs the casebook of 001: the data manager may lock only a signed casebook."""
+    from trialdesk.edc.accounts.models import User
+    from trialdesk.edc.casebook.service import sign
+    from trialdesk.edc.participants.models import Participant
+
+    from .conftest import PASSWORD
+
+    pi = User.objects.get(username="pi")
+    sign(pi, Participant.objects.get(subject_id="001"), password=PASSWORD, printed_name=pi.get_full_name())
 
 
 def _locked() -> bool:
@@ -569,7 +604,8 @@ def test_hostile_input_is_refused_clearly_or_stored_and_shown_escaped(row: Row, 
 #: pages and API operations that take no input a person types (nothing to spoil)
 NO_INPUT = {"sdv_progress", "static", "api:openapi-json", "api:api-root", "dashboard", "logout", "participants",
             "participant_detail", "screening_detail", "screening_rescreen", "audit_verify", "GET /api/participants",
-            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf", "missing_forms"}
+            "GET /api/audit/verify", "GET /api/adverse-events", "study_page", "ae_medwatch", "ae_medwatch_pdf", "missing_forms",
+            "casebook", "timeline"}  # the casebook and the timeline: read only, no query
 
 
 def test_every_page_and_api_operation_that_takes_input_has_a_row() -> None:

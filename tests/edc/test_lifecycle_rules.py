@@ -236,6 +236,7 @@ def test_locked_casebook_refuses_changes(trial, users) -> None:  # type: ignore[
     from trialdesk.edc.participants.service import set_lock
 
     inf = trial.infuse(trial.enrol())
+    trial.sign_casebook(inf.participant)
     set_lock(users["data_manager"], inf.participant, locked=True, reason="")
     with pytest.raises(ConductError, match="locked"):
         edit_infusion(users["coordinator"], inf, changes={"lot": "LOT-2"}, reason="typo", version=inf.version)

@@ -57,6 +57,8 @@ ENDPOINTS: dict[str, Request] = {
     "manage_lab_ranges": lambda c, s: c.post("/labs/ranges/", {"laboratory": "Core lab", "analyte": "hgb",
                                                                "effective_from": days_ago(1).isoformat()}),
     "lock_casebook": lambda c, s: c.post("/participants/001/lock/", {"lock": "1"}),
+    # no password: the PI is told to give it (422), nothing is signed; anyone else is refused (403)
+    "sign_casebook": lambda c, s: c.post("/participants/001/casebook/sign/", {"printed_name": "x"}),
     "pause_trial": lambda c, s: c.post("/pauses/", {"rule_id": "S1", "since": days_ago(0).isoformat()}),
     "lift_pause": lambda c, s: c.post("/pauses/", {"lift": s["pause"].pk, "note": "DSMB reviewed"}),
     "view_ae": lambda c, s: c.get("/adverse-events/"),

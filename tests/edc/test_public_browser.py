@@ -92,12 +92,12 @@ def test_a_patient_who_may_be_eligible_refers_themselves_and_the_coordinator_see
     assert accessibility_problems(page) == []
     _shot(page, "public-01-study-page")
     page.emulate_media(media="print")  # printed, the page keeps the facts and drops the button
-    assert not page.get_by_role("link", name="Answer the questions").is_visible()
+    assert not page.get_by_role("link", name="Join the interest list").is_visible()
     assert page.get_by_text("Inability to provide informed consent").is_visible()
     page.pdf(path=str(PUBLIC_SHOTS / "public-01-study-page-print.pdf"))
     page.emulate_media(media="screen")
 
-    page.get_by_role("link", name="Answer the questions").click()
+    page.get_by_role("link", name="Join the interest list").click()
     page.wait_for_url(f"{base}/study/questions/")
     assert accessibility_problems(page) == []
     _shot(page, "public-02-questionnaire")
@@ -115,7 +115,10 @@ def test_a_patient_who_may_be_eligible_refers_themselves_and_the_coordinator_see
     assert page.is_checked("#id_heart_1")
     page.keyboard.press("Enter")
     page.wait_for_selector(".verdict")
-    assert page.locator(".verdict h2").inner_text() == "You may be eligible for this study"
+    # the study is completed: an interest list, said plainly, never "you may be eligible"
+    headline = "This study is not taking new participants: you can join the study team's interest list"
+    assert page.locator(".verdict h2").inner_text() == headline
+    assert page.locator("#interest-list").is_visible()
     assert "The study team can check these with you." in page.locator(".verdict").inner_text()
     assert accessibility_problems(page) == []
     _shot(page, "public-04-may-be-eligible")
@@ -161,12 +164,12 @@ def test_a_patient_on_a_phone_who_had_rituximab_is_told_they_are_probably_not_el
     assert page.evaluate("getComputedStyle(document.querySelector('td[data-label]'), '::before').content") == '"Group: "'
     assert accessibility_problems(page) == []
     _shot(page, "public-11-study-page-phone")
-    page.get_by_role("link", name="Answer the questions").click()
+    page.get_by_role("link", name="Join the interest list").click()
     answer_all(page, {**HOPEFUL, "age": "85", "rituximab_cyclophosphamide": "yes", "oxygen_at_rest": "no", "heart": "no"})
     page.click("button[type=submit]")
     page.wait_for_selector(".verdict")
     verdict = page.locator(".verdict").inner_text()
-    assert "You are probably not eligible for this study" in verdict
+    assert "This study is not taking new participants, and your answers suggest it would not suit you" in verdict
     assert "People who had rituximab or cyclophosphamide in the last 2 months cannot take part." in verdict
     assert "The study is for adults aged 18 to 79." in verdict
     assert "This is not a decision about whether you can take part" in verdict

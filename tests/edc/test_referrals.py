@@ -122,7 +122,7 @@ def test_probably_not_eligible_is_said_with_the_reason_and_can_still_be_referred
     client = Client()
     result = answer(client, p, stem_cells="yes")
     text = visible_text(result.content.decode())
-    assert "You are probably not eligible for this study" in text
+    assert "This study is not taking new participants, and your answers suggest it would not suit you" in text  # completed
     assert "People who have had mesenchymal stem cell treatment before cannot take part." in text
     assert "This is not a decision about whether you can take part" in text
     done = client.post("/study/confirm/", {"token": _token(client.post("/study/contact/", {"token": _token(result), **CONTACT}))})
@@ -257,7 +257,7 @@ def test_change_my_details_goes_back_with_the_entries_kept_and_consent_asked_aga
                                            "email": "rosa@example.org", "message": ""})
     assert back.status_code == 200
     page = back.content.decode()
-    assert 'value="Rosa Parks"' in page and "You may be eligible" in page
+    assert 'value="Rosa Parks"' in page and "you can join the study team&#x27;s interest list" in page
     assert not re.search(r'<input[^>]*name="consent"[^>]*checked', page)
     assert _referrals() == 0
 

@@ -40,7 +40,7 @@ def test_pi_signs_eligibility_on_the_page(trial, client_as) -> None:  # type: ig
                 password=PASSWORD)
     data.update({f"decision_{c}": ("met" if c.startswith("I") else "not_met") for c in open_criteria(protocol(), e.snapshot)})
     c = client_as("pi")
-    assert c.post(f"/screening/{e.number}/sign/", {**data, "password": "nope"}).status_code == 200
+    assert c.post(f"/screening/{e.number}/sign/", {**data, "password": "nope"}).status_code == 422  # refused, nothing signed
     r = c.post(f"/screening/{e.number}/sign/", data)
     assert r.status_code == 302
     e.refresh_from_db()

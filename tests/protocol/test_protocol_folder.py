@@ -115,7 +115,7 @@ def test_the_cli_validates_a_folder_and_refuses_to_guess(monkeypatch: pytest.Mon
     assert refused.exit_code == 1
     assert "nct02013700, nct03929120" in re.sub(r"\s+", " ", refused.output)
     shown = runner.invoke(app, ["protocol", "show", "nct02013700"], env={"COLUMNS": "200"})
-    assert "dose levels DL1 20, DL2 100, DL3 200 × 10^6 cells (±10%) in total" in shown.output
+    assert "dose levels DL1 20, DL2 100, DL3 200 × 10⁶ cells (±10%) in total" in shown.output
 
 
 def test_a_cohort_at_a_dose_level_the_protocol_does_not_list_is_refused_at_its_line(folder: Path) -> None:

@@ -37,8 +37,19 @@ def test_every_question_names_criteria_of_the_protocol(protocol) -> None:  # typ
 def test_a_person_answering_no_to_every_exclusion_may_be_eligible_but_is_promised_nothing(protocol) -> None:  # type: ignore[no-untyped-def]
     result = evaluate(protocol, read_answers(protocol, hopeful(protocol, age="54")))
     assert result.verdict == "may_be_eligible" and result.reasons == []
-    assert result.headline == "You may be eligible for this study"
+    # the protocol's study is completed: never "you may be eligible", an interest list said plainly
+    assert result.headline == "This study is not taking new participants: you can join the study team's interest list"
+    assert "“Completed”: nobody new can take part in it" in result.interest_list and "interest list" in result.interest_list
     assert "not a decision" in result.caveat and "study doctor" in result.caveat
+
+
+def test_a_recruiting_study_tells_a_hopeful_person_they_may_be_eligible(protocol) -> None:  # type: ignore[no-untyped-def]
+    recruiting = protocol.model_copy(update={"status": protocol.status.model_copy(update={"overall_status": "RECRUITING"})})
+    result = evaluate(recruiting, read_answers(recruiting, hopeful(recruiting, age="54")))
+    assert result.headline == "You may be eligible for this study" and result.interest_list == ""
+    for status in ("COMPLETED", "ACTIVE_NOT_RECRUITING", "TERMINATED", "WITHDRAWN", "SUSPENDED"):
+        closed = protocol.model_copy(update={"status": protocol.status.model_copy(update={"overall_status": status})})
+        assert "may be eligible" not in evaluate(closed, read_answers(closed, hopeful(closed, age="54"))).headline, status
 
 
 def test_rituximab_in_the_last_two_months_makes_a_person_probably_not_eligible_with_the_reason(protocol) -> None:  # type: ignore[no-untyped-def]

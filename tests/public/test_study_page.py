@@ -72,3 +72,37 @@ def test_protocol_page_for_an_unknown_protocol_names_the_known_ones(tmp_path) ->
     assert result.exit_code == 1
     assert "unknown protocol id" in result.output and "nct03929120" in result.output
     assert not (tmp_path / "x.html").exists()
+
+
+def test_the_contact_section_gives_the_sites_phone_and_e_mail_from_the_protocol_file(protocol) -> None:  # type: ignore[no-untyped-def]
+    site = protocol.locations[0]
+    assert site.phone is None and site.email is None  # the registry record names none: the protocol team fills them
+    html = render_study_page(protocol)
+    assert "Telephone" not in html and "mailto:" not in html  # nothing invented
+    filled = protocol.model_copy(update={"locations": [site.model_copy(update={"phone": "+1 904 555 0100",
+                                                                                   "email": "research@example.org"})]})
+    html = render_study_page(filled)
+    contact = html.split('id="contact"')[1].split("</section>")[0]
+    assert 'href="tel:+19045550100"' in contact and "+1 904 555 0100" in contact
+    assert 'href="mailto:research@example.org"' in contact
+
+
+def test_a_phone_or_e_mail_that_cannot_be_one_is_refused_naming_the_field(protocol) -> None:  # type: ignore[no-untyped-def]
+    import pydantic
+    import pytest
+
+    from trialdesk.protocol.model import Location
+
+    base = protocol.locations[0].model_dump()
+    for field, value in (("phone", "call us"), ("email", "research at mayo")):
+        with pytest.raises(pydantic.ValidationError, match=field):
+            Location.model_validate(base | {field: value})
+    assert Location.model_validate(base | {"phone": "(904) 555-0100", "email": "a.b@mayo.edu"}).phone == "(904) 555-0100"
+
+
+def test_powers_of_ten_in_registry_text_read_as_superscripts(protocol) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.public.page import readable
+
+    assert readable("0.5 to 1.0 x 10^6 cells/kg") == "0.5 to 1.0 × 10⁶ cells/kg"
+    text = visible_text(render_study_page(protocol))
+    assert "10^6" not in text and "1.0 × 10⁶ cells/kg" in text

@@ -2,9 +2,9 @@
 
 The trial on 2020-09-30 (NCT03929120, two infusions 28 days apart):
 
-    001  consented 2020-01-06; infusion 1 on 2020-01-20 at 0.5 × 10^6/kg, infusion 2 on 2020-02-17 at 1.0 × 10^6/kg; on study
-    002  consented 2020-02-01; infusions on 2020-02-10 and 2020-03-09, both 0.5 × 10^6/kg; died 2020-06-01
-    003  consented 2020-03-01; infusion 1 on 2020-03-09 at 1.0 × 10^6/kg; withdrew 2020-03-20
+    001  consented 2020-01-06; infusion 1 on 2020-01-20 at 0.5 × 10⁶/kg, infusion 2 on 2020-02-17 at 1.0 × 10⁶/kg; on study
+    002  consented 2020-02-01; infusions on 2020-02-10 and 2020-03-09, both 0.5 × 10⁶/kg; died 2020-06-01
+    003  consented 2020-03-01; infusion 1 on 2020-03-09 at 1.0 × 10⁶/kg; withdrew 2020-03-20
     004  consented 2020-09-20; not yet infused
 
     AE   subject  term                        grade  onset       relatedness  serious                 attributed to

@@ -51,7 +51,7 @@ def test_day_183_is_the_last_day_of_follow_up(protocol) -> None:  # type: ignore
 
 def test_dose_levels_round_to_a_tenth_of_a_million_cells_per_kg() -> None:
     assert dose_level(733_333.3) == 700_000
-    assert dose_level_label(dose_level(1_049_000)) == "1.0 × 10^6 cells/kg"
+    assert dose_level_label(dose_level(1_049_000)) == "1.0 × 10⁶ cells/kg"
 
 
 def test_the_attribution_reads_as_infusion_dose_and_days_after() -> None:
@@ -61,9 +61,9 @@ def test_the_attribution_reads_as_infusion_dose_and_days_after() -> None:
     from trialdesk.safety.attribution import attribute
 
     by_id = {a.id: a for a in ADVERSE_EVENTS}
-    assert attribute(by_id["A1"], INFUSIONS, 183).sentence() == "infusion 1 (0.50 × 10^6 cells/kg), on the day of it"
-    assert attribute(by_id["A5"], INFUSIONS, 183).sentence() == "infusion 2 (0.50 × 10^6 cells/kg), 11 days after it"
+    assert attribute(by_id["A1"], INFUSIONS, 183).sentence() == "infusion 1 (0.50 × 10⁶ cells/kg), on the day of it"
+    assert attribute(by_id["A5"], INFUSIONS, 183).sentence() == "infusion 2 (0.50 × 10⁶ cells/kg), 11 days after it"
     assert attribute(by_id["A4"], INFUSIONS, 183).sentence() == "before the first infusion (pre-treatment)"
     late = attribute(by_id["A8"], INFUSIONS, 183).sentence()
-    assert late.startswith("infusion 2 (1.00 × 10^6 cells/kg), 195 days after it") and "after the 183-day follow-up" in late
+    assert late.startswith("infusion 2 (1.00 × 10⁶ cells/kg), 195 days after it") and "after the 183-day follow-up" in late
     assert dt.date(2020, 8, 30) - dt.date(2020, 2, 17) == dt.timedelta(days=195)

@@ -63,8 +63,8 @@ def test_per_infusion_counts_the_primary_outcome(report: DsmbReport) -> None:
 
 def test_per_dose_level_counts_infusions_and_their_events(report: DsmbReport) -> None:
     t = report.table("per_dose")
-    assert t.row("0.5 × 10^6 cells/kg")[1:] == (3, 2, 5, 2, 2, 3, 2)  # 001#1, 002#1, 002#2; A1, A2, A5, A6, A9
-    assert t.row("1.0 × 10^6 cells/kg")[1:] == (2, 2, 2, 2, 2, 1, 1)  # 001#2, 003#1; A3, A7
+    assert t.row("0.5 × 10⁶ cells/kg")[1:] == (3, 2, 5, 2, 2, 3, 2)  # 001#1, 002#1, 002#2; A1, A2, A5, A6, A9
+    assert t.row("1.0 × 10⁶ cells/kg")[1:] == (2, 2, 2, 2, 2, 1, 1)  # 001#2, 003#1; A3, A7
 
 
 def test_by_soc_and_term_with_soc_totals(report: DsmbReport) -> None:

@@ -38,11 +38,11 @@ def test_outcomes_dates_and_relevant_labs_near_the_onset(protocol) -> None:  # t
 def test_suspect_product_lists_each_infusion_before_onset_with_dose_route_and_lot(protocol) -> None:  # type: ignore[no-untyped-def]
     form = form_for(protocol, "A5", premedication={2: "paracetamol 650 mg PO"})
     dose = form.block("C2").value.splitlines()
-    assert dose[1] == "#2: 0.50 × 10^6 cells/kg (40,000,000 cells at 80.0 kg), once, intravenous"
+    assert dose[1] == "#2: 0.50 × 10⁶ cells/kg (40,000,000 cells at 80.0 kg), once, intravenous"
     assert form.block("C3").value == "#1: 2020-02-10\n#2: 2020-03-09"
     assert form.block("C6").value == "#1: LOT-002-1\n#2: LOT-002-2"
     assert form.block("C10").value == "with infusion #2 (2020-03-09): paracetamol 650 mg PO"
-    assert "Attribution: follows infusion 2 of 2020-03-09 (0.50 × 10^6 cells/kg), onset 11 day(s) after it" in form.block("B5.1").value
+    assert "Attribution: follows infusion 2 of 2020-03-09 (0.50 × 10⁶ cells/kg), onset 11 day(s) after it" in form.block("B5.1").value
 
 
 def test_dechallenge_and_rechallenge(protocol) -> None:  # type: ignore[no-untyped-def]

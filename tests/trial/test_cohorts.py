@@ -106,7 +106,7 @@ def test_sentinel_and_within_cohort_gaps() -> None:
 def test_200_million_cells_are_refused_while_only_the_20_million_cohort_is_open(aether: Protocol) -> None:
     from trialdesk.trial.cohorts import check_cohort_dose
 
-    assert check_cohort_dose(aether, "C1", [], 20e6).text == "20 × 10^6 cells (DL1)"
+    assert check_cohort_dose(aether, "C1", [], 20e6).text == "20 × 10⁶ cells (DL1)"
     with pytest.raises(ConductError, match="cohort C3 \\(DL3\\) is not open"):
         check_cohort_dose(aether, "C3", [], 200e6)
     with pytest.raises(ConductError, match="is not level DL1"):

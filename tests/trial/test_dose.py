@@ -22,14 +22,14 @@ def test_a_total_dose_is_the_cell_count_whatever_the_weight(aether: Dose) -> Non
     light, heavy = check(aether, 100e6, weight_kg=50), check(aether, 100e6, weight_kg=120)
     assert light.level is not None and light.level.id == "DL2"
     assert light.amount == heavy.amount == 100
-    assert light.text == "100 × 10^6 cells (DL2)"
+    assert light.text == "100 × 10⁶ cells (DL2)"
 
 
 def test_a_dose_between_levels_is_refused_naming_the_field_and_the_levels(aether: Dose) -> None:
     with pytest.raises(ConductError) as err:
         check(aether, 150e6)
     assert err.value.field == "total_cells"
-    assert "DL1 20, DL2 100, DL3 200 × 10^6 cells (±10%) in total" in err.value.message
+    assert "DL1 20, DL2 100, DL3 200 × 10⁶ cells (±10%) in total" in err.value.message
 
 
 def test_the_release_tolerance_is_inclusive_at_its_edge_and_no_further(aether: Dose) -> None:
@@ -44,7 +44,7 @@ def test_the_cohorts_level_must_be_the_one_given(aether: Dose) -> None:
     assert check(aether, 20e6, level_id="DL1").level.id == "DL1"  # type: ignore[union-attr]
     with pytest.raises(ConductError) as err:
         check(aether, 100e6, level_id="DL1")
-    assert "is not level DL1 (20 × 10^6 cells)" in err.value.message
+    assert "is not level DL1 (20 × 10⁶ cells)" in err.value.message
     with pytest.raises(ConductError) as unknown:
         check(aether, 20e6, level_id="DL9")
     assert unknown.value.field == "dose_level"
@@ -64,12 +64,12 @@ def test_the_first_trials_per_kg_range_still_reads_as_per_kg() -> None:
 
 
 def test_a_per_square_metre_dose_needs_the_body_surface_area() -> None:
-    spec = Dose(basis="per_m2", unit="× 10^6 cells/m²", per_unit=1e6, min=50, max=100)
+    spec = Dose(basis="per_m2", unit="× 10⁶ cells/m²", per_unit=1e6, min=50, max=100)
     assert check(spec, 170e6, bsa_m2=1.7).amount == pytest.approx(100)
     with pytest.raises(ConductError) as err:
         check(spec, 170e6)
     assert err.value.field == "bsa_m2"
-    assert allowed_text(spec) == "50–100 × 10^6 cells/m² per m² of body surface area"
+    assert allowed_text(spec) == "50–100 × 10⁶ cells/m² per m² of body surface area"
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -97,7 +97,7 @@ def test_the_desks_dose_check_refuses_a_total_dose_between_aethers_levels() -> N
 
     protocol = load("nct02013700")
     check_dose(protocol, InfusionEntry(1, dt.date(2014, 1, 6), 80, 100e6))
-    with pytest.raises(ConductError, match="150 × 10\\^6 cells in total is not dose levels DL1 20"):
+    with pytest.raises(ConductError, match="150 × 10⁶ cells in total is not dose levels DL1 20"):
         check_dose(protocol, InfusionEntry(1, dt.date(2014, 1, 6), 80, 150e6))
 
 

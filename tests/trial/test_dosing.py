@@ -148,8 +148,8 @@ def test_a_weight_reads_to_a_tenth_of_a_kilogram_without_float_noise() -> None:
 def test_a_dose_reads_in_millions_of_cells_per_kilogram() -> None:
     from trialdesk.trial.dosing import dose_text
 
-    assert dose_text(44_475_000 / 59.300000000000004) == "0.75 × 10^6 cells/kg"
-    assert dose_text(1_000_000) == "1.00 × 10^6 cells/kg"
+    assert dose_text(44_475_000 / 59.300000000000004) == "0.75 × 10⁶ cells/kg"
+    assert dose_text(1_000_000) == "1.00 × 10⁶ cells/kg"
 
 
 def test_the_first_of_two_scheduled_participants_is_not_refused_because_of_the_seconds_plan(protocol) -> None:  # type: ignore[no-untyped-def]

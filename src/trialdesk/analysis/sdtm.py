@@ -55,7 +55,7 @@ from trialdesk.analysis.disposition import dsdecod, sdtm_reason
 from trialdesk.analysis.meddra import MedDRA, ctcae_coding
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology import units
-from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, plain_unit
 from trialdesk.trial.dose import amount as dose_amount
 from trialdesk.trial.dose import check as dose_check
 from trialdesk.trial.errors import ConductError
@@ -68,7 +68,7 @@ SUBJECTLESS = ("TS",)
 def dose_unit(protocol: Protocol) -> str:
     """EXDOSU: the protocol's dose unit (a sponsor extension of UNIT), '10^6 cells/kg' or '10^6 cells'."""
     spec = protocol.study_intervention.dose_spec or PER_KG_IN_MILLIONS
-    return spec.unit.removeprefix("×").strip()
+    return plain_unit(spec.unit).removeprefix("×").strip()
 
 
 def arm_of(protocol: Protocol, first: Infusion | None) -> tuple[str, str]:
@@ -82,7 +82,7 @@ def arm_of(protocol: Protocol, first: Infusion | None) -> tuple[str, str]:
         except ConductError:
             level = None
         if level is not None:
-            return level.id.upper()[:20], f"{arm.label}, {level.label or dose_text(spec, level.amount)}"
+            return level.id.upper()[:20], f"{arm.label}, {level.label or dose_text(spec, level.amount, plain=True)}"
     return arm.code or "ARM1", arm.label
 
 
@@ -545,6 +545,23 @@ def _ts_rows(protocol: Protocol, data: TrialData) -> list[dict[str, Any]]:
     return out
 
 
+def _unscheduled_visit_numbers(data: TrialData, protocol: Protocol) -> dict[tuple[str, str], float]:
+    """(subject, code) -> VISITNUM of each unscheduled visit, as the SDTM Implementation Guide numbers them: the number
+    of the last scheduled visit done on or before it plus .01, .02... in date order (VISIT "UNSCHEDULED 3.01")."""
+    order = {v.code: i + 1 for i, v in enumerate(protocol.schedule.visits)}
+    out: dict[tuple[str, str], float] = {}
+    for subject in sorted({v.subject_id for v in data.visits if v.unscheduled}):
+        done = sorted((v for v in data.visits if v.subject_id == subject and v.date is not None), key=lambda v: (v.date, v.unscheduled))
+        last, extra = 0, 0
+        for v in done:
+            if not v.unscheduled and v.code in order:
+                last, extra = order[v.code], 0
+            elif v.unscheduled:
+                extra += 1
+                out[(subject, v.code)] = round(last + extra / 100, 2)
+    return out
+
+
 def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, allow_empty: bool = False,
                meddra: MedDRA | None = None, shift_key: bytes | None = None) -> Sdtm:
     note = check_enrolled(data, "SDTM export", allow_empty)
@@ -570,7 +587,12 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
     def base(domain: str, subject: str) -> dict[str, Any]:
         return {"STUDYID": study, "DOMAIN": domain, "USUBJID": usubjid(subject)}
 
-    def visit(code: str) -> dict[str, Any]:
+    unscheduled = _unscheduled_visit_numbers(data, protocol)
+
+    def visit(code: str, subject: str = "") -> dict[str, Any]:
+        if code not in visits and (subject, code) in unscheduled:
+            num_u = unscheduled[(subject, code)]
+            return {"VISITNUM": num_u, "VISIT": f"UNSCHEDULED {num_u:.2f}"}
         num, name = visits.get(code, (None, code))
         return {"VISITNUM": num, "VISIT": name}
 
@@ -665,7 +687,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
     for vs in data.vitals:
         code, name = VITAL_TESTS[vs.test]
         vs_rows.append({**base("VS", vs.subject_id), "VSTESTCD": code, "VSTEST": name, "VSORRES": f"{vs.value:g}", "VSORRESU": vs.unit,
-                        "VSSTRESC": f"{vs.value:g}", "VSSTRESN": vs.value, "VSSTRESU": vs.unit, **visit(vs.visit), "VSTPT": vs.timepoint,
+                        "VSSTRESC": f"{vs.value:g}", "VSSTRESN": vs.value, "VSSTRESU": vs.unit,
+                        **visit(vs.visit, vs.subject_id), "VSTPT": vs.timepoint,
                         "EPOCH": epoch(vs.subject_id, vs.date),
                         "VSDTC": dtc(vs.subject_id, vs.date), "VSDY": study_day(vs.date, first.get(vs.subject_id))})
 
@@ -710,7 +733,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
                         "LBORNRHI": None if high is None else f"{high:g}",
                         "LBSTRESC": f"{value:g}", "LBSTRESN": value, "LBSTRESU": std_unit,
                         "LBSTNRLO": std(low), "LBSTNRHI": std(high), "LBNRIND": nrind, "LBBLFL": None,
-                        **visit(lb.visit), "EPOCH": epoch(lb.subject_id, lb.date),
+                        **visit(lb.visit, lb.subject_id), "EPOCH": epoch(lb.subject_id, lb.date),
                         "LBDTC": dtc(lb.subject_id, lb.date), "LBDY": study_day(lb.date, ref)})
     for _, index in baseline.values():
         lb_rows[index]["LBBLFL"] = "Y"
@@ -764,7 +787,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         domain, code, name = FUNCTION_TESTS[ft.test]
         d = domain
         row = {**base(d, ft.subject_id), f"{d}TESTCD": code, f"{d}TEST": name, f"{d}ORRES": f"{ft.value:g}", f"{d}ORRESU": ft.unit or None,
-               f"{d}STRESC": f"{ft.value:g}", f"{d}STRESN": ft.value, f"{d}STRESU": ft.unit or None, **visit(ft.visit),
+               f"{d}STRESC": f"{ft.value:g}", f"{d}STRESN": ft.value, f"{d}STRESU": ft.unit or None, **visit(ft.visit, ft.subject_id),
                "EPOCH": epoch(ft.subject_id, ft.date), f"{d}DTC": dtc(ft.subject_id, ft.date),
                f"{d}DY": study_day(ft.date, first.get(ft.subject_id))}
         if d == "FT":

@@ -56,7 +56,8 @@ TABLE: dict[str, frozenset[str]] = {
     "close_query": frozenset({"monitor", "data_manager"}),
     "verify_source": frozenset({"monitor"}),  # per field of a visit form, or a whole record; monitors change no data
     "manage_lab_ranges": _SITE | {"data_manager"},  # a laboratory's reference range, or a new version of it
-    "lock_casebook": frozenset({"data_manager"}),
+    "lock_casebook": frozenset({"data_manager"}),  # only a casebook the PI signed as it is now
+    "sign_casebook": frozenset({"pi"}),  # the principal investigator's 21 CFR 11 signature over the whole casebook
     # safety
     "pause_trial": frozenset({"pi", "dsmb"}),
     "lift_pause": frozenset({"dsmb"}),
@@ -106,6 +107,11 @@ PAGES: dict[str, str] = {
     "withdraw": "withdraw_consent",
     "off_study": "mark_off_study",
     "lock": "lock_casebook",
+    "casebook": "view_forms",  # the printable casebook (identified); POST to casebook_sign
+    "casebook_sign": "sign_casebook",
+    "timeline": "view_participants",  # study days; calendar dates only to roles that see identified data
+    "calendar": "view_forms",
+    "search": "view_participants",  # by subject id; by name, MRN or screening number only for view_identified
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
     "visit": "view_forms",  # POST: record_visit
@@ -124,6 +130,7 @@ PAGES: dict[str, str] = {
     "deviations": "view_forms",  # POST: record_deviation
     "medications": "view_forms",  # POST: record_visit
     "crf_not_done": "record_visit",
+    "unscheduled_visit": "record_visit",
     "missing_forms": "view_forms",
     "medical_history": "view_forms",  # POST: record_visit
     "audit": "view_audit",  # ?format=csv: export_audit

@@ -15,6 +15,7 @@ Everything a deployment changes comes from the environment:
   export then codes AEDECOD to the preferred term; ``TRIALDESK_DATE_SHIFT_KEY`` the de-identified export's date-shift
   key (else one is made and kept in the database on the first such export);
 - ``TRIALDESK_SESSION_MINUTES`` idle timeout (15 by default);
+- ``TRIALDESK_DESK_URL`` where the desk is served, for the links in e-mail alerts (SAE, self-referral, query);
 - ``TRIALDESK_REFERRAL_POSTS_PER_HOUR`` how many public self-referral POSTs one address may send an hour (30).
 """
 
@@ -175,6 +176,8 @@ STATICFILES_DIRS = [HERE / "static"]
 # SAE notices: printed to the console in development; set TRIALDESK_EMAIL_BACKEND (and Django's EMAIL_HOST...) to send
 EMAIL_BACKEND = os.environ.get("TRIALDESK_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG
                                else "django.core.mail.backends.smtp.EmailBackend")
+# where the trial desk is served (e.g. https://desk.example.org), for the links in e-mail alerts; relative links if unset
+TRIALDESK_DESK_URL = os.environ.get("TRIALDESK_DESK_URL", "")
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "handlers": {"console": {"class": "logging.StreamHandler"}},

@@ -84,7 +84,8 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
                                 failed_criteria=list(s.failed_criteria), reason=s.fail_note or None)
                  for s in ScreeningRow.objects.filter(screened_on__lte=cutoff)]
     visits = [VisitRecord(subject_id=v.participant.subject_id, code=v.code, date=v.done_on if v.done_on and v.done_on <= cutoff else None,
-                          status="done" if v.done_on and v.done_on <= cutoff else ("missed" if v.latest < cutoff else "scheduled"))
+                          status="done" if v.done_on and v.done_on <= cutoff else ("missed" if v.latest < cutoff else "scheduled"),
+                          unscheduled=v.unscheduled)
               for v in Visit.objects.select_related("participant") if v.participant.subject_id in ids]
     labs: list[LabResult] = []
     vitals: list[VitalSign] = []

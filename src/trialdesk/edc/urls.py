@@ -8,6 +8,7 @@ from trialdesk.edc import views
 from trialdesk.edc.accounts import views as accounts
 from trialdesk.edc.api import api
 from trialdesk.edc.audit import views as audit
+from trialdesk.edc.casebook import views as casebook
 from trialdesk.edc.dosing import views as dosing
 from trialdesk.edc.labs import views as labs
 from trialdesk.edc.participants import views as participants
@@ -15,6 +16,7 @@ from trialdesk.edc.quality import views as quality
 from trialdesk.edc.screening import views as screening
 from trialdesk.edc.settings import HERE
 from trialdesk.edc.visits import views as visits
+from trialdesk.edc.workday import views as workday
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -35,8 +37,14 @@ urlpatterns = [
     path("participants/<str:subject_id>/withdraw/", participants.withdraw, name="withdraw"),
     path("participants/<str:subject_id>/off-study/", participants.off_study, name="off_study"),
     path("participants/<str:subject_id>/lock/", participants.lock, name="lock"),
+    path("participants/<str:subject_id>/casebook/", casebook.casebook, name="casebook"),
+    path("participants/<str:subject_id>/casebook/sign/", casebook.sign, name="casebook_sign"),
+    path("participants/<str:subject_id>/timeline/", casebook.timeline, name="timeline"),
+    path("calendar/", workday.calendar, name="calendar"),
+    path("search/", workday.search, name="search"),
     path("participants/<str:subject_id>/infusions/new/", dosing.new_infusion, name="infusion_new"),
     path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
+    path("participants/<str:subject_id>/unscheduled-visit/", visits.unscheduled_visit, name="unscheduled_visit"),
     path("participants/<str:subject_id>/visits/<str:code>/", visits.visit, name="visit"),
     path("participants/<str:subject_id>/medications/", visits.medications, name="medications"),
     path("participants/<str:subject_id>/visits/<str:code>/<str:form_id>/not-done/", visits.crf_not_done, name="crf_not_done"),

@@ -34,13 +34,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         signed = EligibilitySignoff.objects.values_list("screening_id", flat=True)
         ctx["to_sign"] = ScreeningEntry.objects.filter(outcome="pending").exclude(pk__in=signed)
         ctx["screening_count"] = ScreeningEntry.objects.count()
-        ctx["ready_to_consent"] = ScreeningEntry.objects.filter(outcome="eligible")
+        eligible = ScreeningEntry.objects.filter(outcome="eligible", participant__isnull=True).prefetch_related("consents")
+        ctx["to_consent"] = [e for e in eligible if not any(c.withdrawn_at is None for c in e.consents.all())]
+        ctx["to_enrol"] = [e for e in eligible if any(c.withdrawn_at is None for c in e.consents.all())]
         ctx["target_reached"] = Participant.objects.count() >= p.enrolment.target
     if allowed(user, "view_participants"):
         visits = Visit.objects.filter(participant__status="on_study", done_on__isnull=True).select_related("participant")
-        flagged = [(v, flag(v)) for v in visits]
-        ctx["due"] = [(v, f) for v, f in flagged if f == "due"]
-        ctx["missed"] = [(v, f) for v, f in flagged if f == "missed"]
+        ctx["missed"] = [v for v in visits if flag(v) == "missed"]
+    from trialdesk.edc.workday.service import work_of_the_day
+
+    ctx["work"] = work_of_the_day(user, today())
     return render(request, "edc/dashboard.html", ctx | {"today": today()})
 
 

@@ -179,7 +179,7 @@ class Dose(_Model):
     """The dose as the protocol states it: per kilogram, per square metre of body surface, or a
     total; either a list of ``levels`` (a dose-finding design) or a range ``min``–``max``.
 
-    ``unit`` is shown exactly as the protocol writes it ("× 10^6 cells", "cells/kg");
+    ``unit`` is shown exactly as the protocol writes it ("× 10⁶ cells", "cells/kg");
     ``per_unit`` is how many of the counted items (cells) one unit is, so a recorded cell
     count converts to it. ``tolerance`` is the relative deviation from a level the product
     release may have (0.1 = ±10%), with its ``reason``."""
@@ -385,6 +385,10 @@ class Location(_Model):
     country: str
     status: str | None = None
     contact_line: str | None = None
+    #: the site's telephone and e-mail for people asking about the study, as the public study page gives them. A registry
+    #: record often has no central contact; the protocol team fills these (None: the page gives the contact line only).
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9(][0-9 ()./-]{6,30}$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
     #: the site's clock (IANA name): calendar dates of events, SAE deadlines and pauses are
     #: the site's dates. Not in the registry record; set it for each site.
     time_zone: str | None = None

@@ -37,6 +37,19 @@ def words(value: str) -> str:
     return text.replace("Active not", "Active, not")
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def readable(text: str | None) -> str:
+    """Registry text as a person reads it: a power of ten written ``10^6`` as 10⁶ (and ``x 10^6`` as × 10⁶)."""
+    import re
+
+    if not text:
+        return ""
+    text = re.sub(r"\b10\^(-?\d+)", lambda m: "10" + m.group(1).translate(_SUPERSCRIPT), text)
+    return re.sub(r"(\d) x 10(?=[⁰¹²³⁴⁵⁶⁷⁸⁹⁻])", r"\1 × 10", text)
+
+
 def ages(protocol: Protocol) -> str:
     lo, hi = protocol.eligibility.minimum_age, protocol.eligibility.maximum_age
     if lo and hi:
@@ -101,7 +114,7 @@ def render_study_page(protocol: Protocol, *, questionnaire_url: str | None = Non
     """The study page as one self-contained HTML document. ``questionnaire_url`` links the
     self-referral questionnaire (the trial desk gives it; the static copy has none)."""
     return _environment().get_template("study_page.html.j2").render(
-        p=protocol, facts=facts(protocol), ages=ages(protocol), words=words, css=stylesheet(),
+        p=protocol, facts=facts(protocol), ages=ages(protocol), words=words, readable=readable, css=stylesheet(),
         recruiting=protocol.status.overall_status in RECRUITING,
         questionnaire_url=questionnaire_url if protocol.self_referral is not None else None,
     )

@@ -28,6 +28,12 @@ HEADLINES: dict[str, str] = {
     "may_be_eligible": "You may be eligible for this study",
     "probably_not_eligible": "You are probably not eligible for this study",
 }
+#: what the person reads when the study itself takes nobody new (its overall status is not a recruiting one): never
+#: "you may be eligible" for a study that has finished; an interest list, said plainly
+CLOSED_HEADLINES: dict[str, str] = {
+    "may_be_eligible": "This study is not taking new participants: you can join the study team's interest list",
+    "probably_not_eligible": "This study is not taking new participants, and your answers suggest it would not suit you",
+}
 
 
 class NoQuestionnaire(Exception):
@@ -126,10 +132,22 @@ class Preliminary:
     reasons: list[str] = field(default_factory=list)
     to_check: list[str] = field(default_factory=list)
     criteria: list[str] = field(default_factory=list, metadata={"doc": "criterion ids behind the reasons"})
+    #: the study takes new participants (its overall status is a recruiting one); otherwise a referral is an interest list entry
+    recruiting: bool = True
+    #: the study's overall status in words ("Completed")
+    status: str = ""
 
     @property
     def headline(self) -> str:
-        return HEADLINES[self.verdict]
+        return (HEADLINES if self.recruiting else CLOSED_HEADLINES)[self.verdict]
+
+    @property
+    def interest_list(self) -> str:
+        """For a study that takes nobody new: what asking to be contacted means."""
+        if self.recruiting:
+            return ""
+        return (f"The study's status is “{self.status}”: nobody new can take part in it. If you ask to be contacted, your name goes"
+                " on the study team's interest list; they will tell you if a later study like this one could take you.")
 
     @property
     def caveat(self) -> str:
@@ -158,7 +176,10 @@ def evaluate(protocol: Protocol, answers: Answers) -> Preliminary:
                 reasons.append(q.reason)
             criteria.extend(c for c in q.criteria if c not in criteria)
     verdict: Verdict = "probably_not_eligible" if reasons else "may_be_eligible"
-    return Preliminary(verdict, reasons, to_check, criteria)
+    from trialdesk.public.page import RECRUITING, words
+
+    status = protocol.status.overall_status
+    return Preliminary(verdict, reasons, to_check, criteria, recruiting=status in RECRUITING, status=words(status))
 
 
 def answer_label(question: PatientQuestion, value: str | int) -> str:

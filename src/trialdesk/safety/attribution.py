@@ -9,9 +9,9 @@ IV MSC dose"):
 - An onset before the participant's first infusion belongs to no infusion: it is pre-treatment
   (baseline) and never counts against the product.
 - The dose of the infusion is its own dose per kilogram (total cells / weight). A *dose level*
-  groups doses for tables: the dose rounded to ``DOSE_LEVEL_STEP`` cells/kg (0.1 × 10^6), since the
-  protocol gives a range (0.5–1.0 × 10^6 cells/kg), not fixed levels. Rounding is half up in decimal
-  (0.65 × 10^6 is the 0.7 level), after the dose is taken to 6 decimals so that floating-point noise
+  groups doses for tables: the dose rounded to ``DOSE_LEVEL_STEP`` cells/kg (0.1 × 10⁶), since the
+  protocol gives a range (0.5–1.0 × 10⁶ cells/kg), not fixed levels. Rounding is half up in decimal
+  (0.65 × 10⁶ is the 0.7 level), after the dose is taken to 6 decimals so that floating-point noise
   (649 999.999 999 9) cannot move it; every table and plot (the DSMB report, the primary outcome) uses
   :func:`dose_level` and :func:`dose_level_key` and nothing else.
 - The follow-up window is ``safety.ae_follow_up_days`` from the first infusion, both ends
@@ -42,12 +42,12 @@ def dose_level(dose_per_kg: float, step: float = DOSE_LEVEL_STEP) -> float:
 
 
 def dose_level_key(level: float) -> str:
-    """The level in 10^6 cells/kg as tables key it: ``"0.5"``, ``"0.7"``, ``"1.0"``."""
+    """The level in 10⁶ cells/kg as tables key it: ``"0.5"``, ``"0.7"``, ``"1.0"``."""
     return f"{Decimal(f'{level:.6f}') / Decimal(1_000_000):.1f}"
 
 
 def dose_level_label(level: float) -> str:
-    return f"{dose_level_key(level)} × 10^6 cells/kg"
+    return f"{dose_level_key(level)} × 10⁶ cells/kg"
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Attribution:
         return not self.pre_treatment and self.within_follow_up
 
     def sentence(self) -> str:
-        """For a page: 'infusion 2 (0.75 × 10^6 cells/kg), 3 days after it', or why there is none."""
+        """For a page: 'infusion 2 (0.75 × 10⁶ cells/kg), 3 days after it', or why there is none."""
         if self.infusion is None:
             return "before the first infusion (pre-treatment)"
         days = self.days_after_infusion

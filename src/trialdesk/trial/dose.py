@@ -8,12 +8,13 @@ names the field and says which doses are allowed, in the protocol's unit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from trialdesk.protocol.model import Dose, DoseLevel
 from trialdesk.trial.errors import ConductError
 
-#: doses are compared at this relative precision, so 1.0 × 10^6/kg is inside a range ending at 1.0 × 10^6
+#: doses are compared at this relative precision, so 1.0 × 10⁶/kg is inside a range ending at 1.0 × 10⁶
 _REL_PRECISION = 1e-9
 _BASIS_TEXT = {"per_kg": "per kg of body weight", "per_m2": "per m² of body surface area", "total": "in total"}
 
@@ -43,9 +44,25 @@ def amount(spec: Dose, items: float, weight_kg: float | None = None, bsa_m2: flo
     return in_unit / bsa_m2
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def shown_unit(unit: str) -> str:
+    """A unit as a person reads it: the protocol's ``× 10^6 cells/kg`` as ``× 10⁶ cells/kg`` (files keep the ASCII)."""
+    return re.sub(r"\b10\^(-?\d+)", lambda m: "10" + m.group(1).translate(_SUPERSCRIPT), unit)
+
+
+def plain_unit(unit: str) -> str:
+    """A unit for files (SDTM, CSV): powers of ten in ASCII ('× 10⁶ cells' as '× 10^6 cells')."""
+    return re.sub(r"10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+)", lambda m: "10^" + m.group(1).translate(_PLAIN), unit)
+
+
+_PLAIN = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+
+
 def format_amount(spec: Dose, value: float) -> str:
-    """``value`` the protocol's way: its number and its unit, exactly as the protocol writes it."""
-    return f"{value:,.4g} {spec.unit}"
+    """``value`` the protocol's way: its number and its unit as the protocol writes it (powers of ten raised)."""
+    return f"{value:,.4g} {shown_unit(spec.unit)}"
 
 
 def number_text(value: float) -> str:
@@ -55,9 +72,10 @@ def number_text(value: float) -> str:
     return f"{value:,.1f}".removesuffix(".0")
 
 
-def dose_text(spec: Dose, value: float) -> str:
-    """A dose in the protocol's unit as every page, report and export shows it: '0.75 × 10^6 cells/kg', '20 × 10^6 cells'."""
-    return f"{number_text(value)} {spec.unit}"
+def dose_text(spec: Dose, value: float, *, plain: bool = False) -> str:
+    """A dose in the protocol's unit as every page and report shows it: '0.75 × 10⁶ cells/kg', '20 × 10⁶ cells'
+    (``plain``: the unit exactly as written, '20 × 10^6 cells', for files such as SDTM)."""
+    return f"{number_text(value)} {plain_unit(spec.unit) if plain else shown_unit(spec.unit)}"
 
 
 #: how a dose is shown when the protocol states none (the package's first reading: per kg, in millions of cells)
@@ -76,8 +94,14 @@ def allowed_text(spec: Dose) -> str:
     if spec.levels:
         levels = ", ".join(f"{lv.id} {lv.amount:,.4g}" for lv in spec.levels)
         tol = f" (±{spec.tolerance:.0%})" if spec.tolerance else ""
-        return f"dose levels {levels} {spec.unit}{tol} {_BASIS_TEXT[spec.basis]}"
-    return f"{spec.min:,.4g}–{spec.max:,.4g} {spec.unit} {_BASIS_TEXT[spec.basis]}"
+        return f"dose levels {levels} {shown_unit(spec.unit)}{tol}{_basis(spec)}"
+    return f"{spec.min:,.4g}–{spec.max:,.4g} {shown_unit(spec.unit)}{_basis(spec)}"
+
+
+def _basis(spec: Dose) -> str:
+    """' per kg of body weight', unless the unit already says so ('cells/kg')."""
+    said = {"per_kg": "/kg", "per_m2": ("/m2", "/m²"), "total": ()}[spec.basis]
+    return "" if said and spec.unit.replace(" ", "").endswith(said) else f" {_BASIS_TEXT[spec.basis]}"
 
 
 def check(spec: Dose, items: float, weight_kg: float | None = None, bsa_m2: float | None = None,

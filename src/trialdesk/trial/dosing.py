@@ -23,7 +23,7 @@ from trialdesk.trial.pause import Pause, first_stopping_dosing
 
 #: physiological range for an adult's body weight; outside it the entry is a typo or a unit slip
 WEIGHT_KG = (20.0, 250.0)
-#: doses are compared at this relative precision so that 1.0 × 10^6/kg is inside a range ending at 1.0 × 10^6
+#: doses are compared at this relative precision so that 1.0 × 10⁶/kg is inside a range ending at 1.0 × 10⁶
 _REL_TOLERANCE = 1e-9
 
 
@@ -50,7 +50,7 @@ def dose_per_kg(total_cells: float, weight_kg: float) -> float:
 
 
 def _fmt_million(x: float) -> str:
-    return f"{x / 1e6:.2f} × 10^6"
+    return f"{x / 1e6:.2f} × 10⁶"
 
 
 def weight_text(weight_kg: float) -> str:

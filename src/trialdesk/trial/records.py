@@ -185,6 +185,8 @@ class VisitRecord(_Record):
     code: str
     date: dt.date | None = None
     status: Literal["done", "missed", "scheduled"] = "done"
+    #: a visit the schedule does not have (its code is the participant's own, U1, U2...)
+    unscheduled: bool = False
 
 
 class ConcomitantMedication(_Record):

@@ -64,6 +64,9 @@ KINDS: dict[str, Kind] = {
     "sdtm": Kind("CDISC SDTM — DM, AE, EX, VS, LB, DS as CSV and XPT, define.csv (ZIP)", identifiable=True),
     "odm": Kind("CDISC ODM 1.3.2 — study definition and clinical data (XML)"),
     "redcap-dictionary": Kind("REDCap data dictionary — every form (CSV)", uses_data=False),
+    "flat-csv": Kind("Flat export by form — one CSV per form (lung function and six-minute walk included) and a codebook (ZIP)",
+                     identifiable=True),
+    "flat-xlsx": Kind("Flat export by form — Excel workbook, one sheet per form and a codebook (XLSX)", identifiable=True),
 }
 
 
@@ -195,6 +198,15 @@ def _build(kind: str, data: TrialData, *, prefix: str, identified: bool, allow_e
                 root.set("Description", f"{root.get('Description', '').rstrip('.')}. {note}")
             text = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
             return ExportFile(f"{prefix}_odm.xml", "application/xml", text.encode())
+        if kind.startswith("flat-"):
+            from trialdesk.edc.exports.flat import flat_export
+
+            flat = flat_export(data.cutoff, identified=identified)
+            tag = "_IDENTIFIED" if identified else ""
+            if kind == "flat-csv":
+                return _with_note(f"{prefix}_by_form{tag}.zip", "application/zip", flat.csv_zip(prefix), manifest)
+            return _with_note(f"{prefix}_by_form{tag}.xlsx",
+                              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", flat.xlsx(), manifest)
         if kind == "redcap-dictionary":
             return ExportFile(f"{prefix}_redcap_data_dictionary.csv", "text/csv", export_dictionary(forms()).encode())
     raise KeyError(kind)
@@ -213,7 +225,7 @@ def export(user: Any, kind: str, cutoff: dt.date, *, identified: bool = False, e
     if not allowed(user, "export_results"):
         raise PermissionDenied("your role may not export results")
     if identified and not spec.identifiable:
-        raise ValueError(f"{spec.label} has no identified form; only the SDTM export can be identified")
+        raise ValueError(f"{spec.label} has no identified form; only the SDTM and flat exports can be identified")
     if identified and not allowed(user, "export_identified"):
         raise PermissionDenied("your role may not make an identified export")
     if cutoff > today():

@@ -22,8 +22,9 @@ class ExportForm(forms.Form):
     frequency_threshold = forms.FloatField(label="Other-AE frequency threshold (%)", min_value=0, max_value=5, initial=0, required=False,
                                            help_text="ClinicalTrials.gov only: other (not serious) AEs are listed above this frequency;"
                                                      " at most 5 % (42 CFR 11.48)")
-    identified = forms.BooleanField(label="Identified SDTM (with dates)", required=False,
-                                    help_text="SDTM only; de-identified (study days, no dates) unless ticked. Audited.")
+    identified = forms.BooleanField(label="Identified (with dates)", required=False,
+                                    help_text="SDTM and the flat export by form only; de-identified (study days, no dates, no free-text"
+                                              " reasons) unless ticked. Audited.")
     export_anyway = forms.BooleanField(label="Export anyway", required=False,
                                        help_text="export although the checks above failed; the file says so and the audit trail records it")
 

@@ -77,6 +77,12 @@ class Participant(TrialRecord):
         # the lock itself is changed through this record; it is checked for the other forms
         return None
 
+    def signed_content(self) -> dict[str, Any]:
+        """What the principal investigator's casebook signature covers (trialdesk.edc.casebook)."""
+        from trialdesk.edc.casebook.service import content
+
+        return content(self)
+
     def current_consent(self) -> Consent:
         return Consent.objects.get(pk=self.consent_id)
 

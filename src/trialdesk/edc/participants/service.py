@@ -95,6 +95,11 @@ def take_off_study(user: Any, participant: Participant, *, on: dt.date, reason: 
 
 
 def set_lock(user: Any, participant: Participant, *, locked: bool, reason: str) -> Participant:
+    """Lock (only over the principal investigator's signature that holds for the casebook now) or unlock."""
+    if locked:
+        from trialdesk.edc.casebook.service import check_may_lock
+
+        check_may_lock(participant)
     return trail.update(participant, user, changes={"locked": locked, "locked_by": user if locked else None,
                                                     "locked_at": timezone.now() if locked else None},
                         reason=reason or ("casebook locked" if locked else "casebook unlocked"), version=participant.version)

@@ -50,8 +50,12 @@ def raise_query(user: Any, participant: Participant, *, text: str, origin: str =
     if not text.strip():
         raise ConductError("text", "say what should be checked or corrected")
     _check_point(participant, visit, form, field)
-    return trail.create(Query(participant=participant, visit=visit, form=form, field=field, target=target, text=text.strip(),
-                              origin=origin, raised_by=user), user)
+    query = trail.create(Query(participant=participant, visit=visit, form=form, field=field, target=target, text=text.strip(),
+                               origin=origin, raised_by=user), user)
+    from trialdesk.edc.alerts import notify_query
+
+    notify_query(query)  # e-mail to the site staff it is assigned to
+    return query
 
 
 def answer_query(user: Any, query: Query, *, answer: str, version: int) -> Query:

@@ -103,6 +103,9 @@ def submit(protocol: Protocol, answers: Answers, contact: Contact, *, submission
         if repeat is None:
             raise
         raise repeat from None
+    from trialdesk.edc.alerts import notify_referral
+
+    notify_referral(referral)  # e-mail to the staff who screen: the number and where to find it, no name
     return referral
 
 

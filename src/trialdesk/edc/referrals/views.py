@@ -83,8 +83,12 @@ def _questionnaire_protocol() -> Protocol:
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     p = protocol()
+    from trialdesk.public.page import RECRUITING, words
+
     lines = [loc.contact_line or loc.facility for loc in p.locations]
-    page = render(request, template, {"css": stylesheet(), "p": p, "contact_lines": lines, **context}, status=status)
+    page = render(request, template, {"css": stylesheet(), "p": p, "contact_lines": lines, "locations": p.locations,
+                                      "recruiting": p.status.overall_status in RECRUITING,
+                                      "status_words": words(p.status.overall_status), **context}, status=status)
     return allow_inline_styles(page)  # the public pages inline their stylesheet; the Content Security Policy allows it by hash
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -118,25 +119,62 @@ def detail(request: HttpRequest, number: str) -> HttpResponse:
     })
 
 
+#: how the answer to a criterion reads: an inclusion is met or not; an exclusion excludes or does not (never "not met")
+INCLUSION_CHOICES = {"met": "Met", "not_met": "Not met"}
+EXCLUSION_CHOICES = {"met": "Excludes", "not_met": "Does not exclude"}
+
+
 class SignoffForm(forms.Form):
+    """One block per criterion, in the protocol's order and in its own words: what the data settled (read), or the
+    investigator's answer (an exclusion as "Excludes / Does not exclude"), with the attestation questions a composite
+    criterion holds beneath it. Field names stay ``answer_<attestation>`` and ``decision_<criterion>``."""
+
     def __init__(self, entry: ScreeningEntry, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        from trialdesk.criteria.language import Attestation
+
         p = protocol()
-        seen = set()
+        to_decide = set(open_criteria(p, entry.snapshot))
+        by_criterion: dict[str, list[dict[str, str]]] = {}
+        seen: set[str] = set()
         for item in entry.snapshot.get("attestations", []):
-            if item["id"] in seen:
+            if item["id"] not in seen:
+                seen.add(item["id"])
+                by_criterion.setdefault(item["criterion_id"], []).append(item)
+        self.blocks: list[dict[str, Any]] = []
+        for row in entry.snapshot.get("criteria", []):
+            cid = row["id"]
+            try:
+                c = p.eligibility.criterion(cid)
+            except KeyError:
                 continue
-            seen.add(item["id"])
-            self.fields[f"answer_{item['id']}"] = forms.ChoiceField(
-                label=f"{item['criterion_id']} — {item['question']}", choices=[("", "—"), ("yes", "Yes"), ("no", "No")],
-                widget=forms.RadioSelect)
-        texts = {c.id: c.text for c in p.eligibility.criteria}
-        for cid in open_criteria(p, entry.snapshot):
-            self.fields[f"decision_{cid}"] = forms.ChoiceField(
-                label=f"{cid} — {texts.get(cid, '')}", choices=[("met", "Met"), ("not_met", "Not met")], widget=forms.RadioSelect)
+            choices = INCLUSION_CHOICES if c.is_inclusion else EXCLUSION_CHOICES
+            decided = row["status"] in ("met", "not_met")
+            lone = c.computable.id if isinstance(c.computable, Attestation) else None
+            fields: list[str] = []
+            if lone is not None and lone in seen and not decided:
+                # the criterion is this one question: asked once, in the criterion's own words
+                self.fields[f"answer_{lone}"] = forms.ChoiceField(
+                    label=c.text, choices=[("yes", choices["met"]), ("no", choices["not_met"])], widget=forms.RadioSelect)
+                fields.append(f"answer_{lone}")
+            else:
+                for item in by_criterion.get(cid, []):
+                    self.fields[f"answer_{item['id']}"] = forms.ChoiceField(
+                        label=item["question"], choices=[("yes", "Yes"), ("no", "No")], widget=forms.RadioSelect)
+                    fields.append(f"answer_{item['id']}")
+                if cid in to_decide:
+                    self.fields[f"decision_{cid}"] = forms.ChoiceField(
+                        label=f"Your decision on {cid}", choices=list(choices.items()), widget=forms.RadioSelect)
+                    fields.append(f"decision_{cid}")
+            self.blocks.append({"id": cid, "role": "Inclusion" if c.is_inclusion else "Exclusion", "text": c.text,
+                                "settled": choices[row["status"]] if decided else "", "fields": fields})
         self.fields["note"] = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
         self.fields["printed_name"] = forms.CharField(label="Printed name", max_length=200)
         self.fields["password"] = forms.CharField(label="Password (re-enter to sign)", widget=forms.PasswordInput)
+
+    def criterion_blocks(self) -> list[dict[str, Any]]:
+        """The blocks with their bound fields, for the template."""
+        return [b | {"bound": [self[name] for name in b["fields"]]} for b in self.blocks]
 
 
 @requires("sign_eligibility")
@@ -155,11 +193,9 @@ def sign_off(request: HttpRequest, number: str) -> HttpResponse:
         else:
             messages.success(request, f"Eligibility signed: {signoff.overall.replace('_', ' ')}.")
             return redirect("screening_detail", number=number)
-    return render(request, "edc/form.html", {
-        "form": form, "title": f"Eligibility sign-off — {entry.number}", "submit": "Sign",
-        "lead": f"Meaning of this signature: “{service.SIGN_MEANING}”. Answer every attestation and decide each criterion"
-                " the data left open; your password re-entry is your signature (21 CFR 11.200).",
-        "worksheet": entry.snapshot})
+    return render(request, "edc/eligibility_signoff.html", {
+        "form": form, "entry": entry, "blocks": form.criterion_blocks(), "meaning": service.SIGN_MEANING,
+        "worksheet": entry.snapshot}, status=422 if form.errors else 200)
 
 
 @requires("screen")

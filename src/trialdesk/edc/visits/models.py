@@ -24,6 +24,10 @@ class Visit(ParticipantRecord):
     done_on = models.DateField(null=True, blank=True)
     out_of_window = models.BooleanField(default=False)
     not_done_reason = models.TextField(blank=True)
+    #: a visit the protocol's schedule does not have, added for a reason (a symptom, a repeat test): its window is its
+    #: date, it is never "missed" and its forms are the ones chosen for it
+    unscheduled = models.BooleanField(default=False)
+    unscheduled_reason = models.TextField("reason for the unscheduled visit", blank=True)
 
     FORM = "visit"
 

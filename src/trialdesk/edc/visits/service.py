@@ -65,13 +65,15 @@ def record_visit(user: Any, visit: Visit, *, done_on: dt.date, reason: str = "",
     if participant.status != "on_study" and (participant.off_study_on is None or done_on >= participant.off_study_on):
         status = participant.get_status_display().lower()
         raise ConductError("date", f"{participant.subject_id} is {status} from {participant.off_study_on}")
-    out = flag == "out_of_window"
+    out = flag == "out_of_window" and not visit.unscheduled  # an unscheduled visit's window is its date
     if out and not out_of_window_reason.strip():
         raise ConductError("out_of_window_reason", f"{done_on} is outside the window of {visit.name} ({visit.earliest} to {visit.latest});"
                                                    " correct the date, or give the reason it was done out of window (it is then"
                                                    " logged as a protocol deviation)")
     with transaction.atomic():
-        saved = trail.update(visit, user, changes={"done_on": done_on, "out_of_window": out},
+        moved = {"target": done_on, "earliest": done_on, "latest": done_on,
+                 "day": visit.day + (done_on - visit.target).days} if visit.unscheduled else {}
+        saved = trail.update(visit, user, changes={"done_on": done_on, "out_of_window": out, **moved},
                              reason=reason or ("visit date entered" if visit.done_on is None else ""), version=version)
         if out and (visit.done_on != done_on):
             _deviation(user, participant, done_on, out_of_window_text(f"{visit.name} visit", done_on, visit.earliest, visit.latest),
@@ -165,6 +167,7 @@ def missing_forms(as_of: dt.date) -> list[dict[str, Any]]:
     out = []
     for v in Visit.objects.select_related("participant").prefetch_related("entries").filter(done_on__isnull=False, done_on__lte=as_of):
         for row in form_rows(v):
-            if row["status"] in ("not_started", "incomplete"):
+            # an unscheduled visit's forms are the ones chosen for it: one never started is not missing, one begun is
+            if row["status"] == "incomplete" or (row["status"] == "not_started" and not v.unscheduled):
                 out.append({"visit": v, **row})
     return out

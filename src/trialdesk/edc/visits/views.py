@@ -220,3 +220,35 @@ def medications(request: HttpRequest, subject_id: str) -> HttpResponse:
 def medical_history(request: HttpRequest, subject_id: str) -> HttpResponse:
     """The participant's medical history; adding a condition is ``record_visit``."""
     return _history_page(request, subject_id, "mh")
+
+
+class UnscheduledVisitForm(forms.Form):
+    done_on = forms.DateField(label="Visit date", widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label="Why the participant is seen outside the schedule", widget=forms.Textarea(attrs={"rows": 2}),
+                             max_length=1000, help_text="e.g. new cough and fever; repeat of an abnormal ALT")
+    forms = forms.MultipleChoiceField(label="Forms done at the visit", widget=forms.CheckboxSelectMultiple, choices=[])
+
+
+@requires("record_visit")
+def unscheduled_visit(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """Add an unscheduled visit (its date, the reason and its forms); its forms are then entered as at any visit."""
+    from trialdesk.edc.participants.models import Participant
+    from trialdesk.edc.visits.unscheduled import add_unscheduled_visit, visit_forms
+
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    form = UnscheduledVisitForm(request.POST or None)
+    form.fields["forms"].choices = visit_forms()
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            v = add_unscheduled_visit(request.user, p, done_on=d["done_on"], reason=d["reason"], forms=d["forms"])
+        except ConductError as e:
+            refuse(form, e)
+        else:
+            messages.success(request, f"{v.name} added; enter its forms below.")
+            return redirect("visit", subject_id=subject_id, code=v.code)
+    return render(request, "edc/form.html", {
+        "form": form, "title": f"Unscheduled visit — {subject_id}", "submit": "Add the visit", "back": f"/participants/{subject_id}/",
+        "lead": "A visit the schedule does not have: its date, why it happened and the forms done at it. It is never counted as"
+                " missed or out of window; a form chosen and never started is not counted missing."},
+        status=422 if form.errors else 200)

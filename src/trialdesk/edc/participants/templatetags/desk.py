@@ -94,6 +94,29 @@ def record_name(model_label: str) -> str:
         return model_label.rsplit(".", 1)[-1]
 
 
+def _readable_json(text: str) -> str:
+    """A stored JSON object or list (an eligibility decision's statuses, seriousness criteria) as words: "E1: not met;
+    E2: met", never the raw codes; any other text as it is."""
+    import json
+
+    if text[:1] not in ("{", "["):
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+
+    def one(v: object) -> str:
+        return words(v) if isinstance(v, str) and v.isidentifier() and v.islower() else json.dumps(v, ensure_ascii=False) \
+            if isinstance(v, dict | list) else str(v)
+
+    if isinstance(data, dict):
+        return "; ".join(f"{k}: {one(v)}" for k, v in data.items()) or "none"
+    if isinstance(data, list):
+        return ", ".join(one(v) for v in data) or "none"
+    return text
+
+
 @register.simple_tag
 def field_value(model_label: str, name: str, value: object) -> str:
     """A value of an audited field as a person reads it: a coded choice by its label, a linked record (a user, a
@@ -103,7 +126,7 @@ def field_value(model_label: str, name: str, value: object) -> str:
 
     if value in (None, ""):
         return "∅"
-    text = str(value)
+    text = _readable_json(str(value))
     try:
         field = apps.get_model(model_label)._meta.get_field(name)
     except (LookupError, ValueError, FieldDoesNotExist):
@@ -119,3 +142,31 @@ def field_value(model_label: str, name: str, value: object) -> str:
     if "_" in text and " " not in text and text.islower() and name in ("category", "source", "status", "outcome", "action"):
         return text.replace("_", " ")
     return text[:79] + "…" if len(text) > 80 else text
+
+
+@register.simple_tag(takes_context=True)
+def nav(context: Any, href: str, label: str) -> str:
+    """A navigation link, marked as the current page (``aria-current``) when the page opened is it or below it."""
+    from django.utils.html import format_html
+
+    request = context.get("request")
+    path = getattr(request, "path", "") or ""
+    current = path == href if href == "/" else path.startswith(href)
+    if current:
+        return format_html('<a href="{}" aria-current="page">{}</a>', href, label)
+    return format_html('<a href="{}">{}</a>', href, label)
+
+
+@register.filter
+def criterion_words(status: object, criterion_id: str) -> str:
+    """A criterion's status as the investigator reads it: an inclusion is met or not met; an exclusion excludes or
+    does not exclude (no double negative); a status the data left open in words."""
+    from trialdesk.edc.web import protocol
+
+    try:
+        inclusion = protocol().eligibility.criterion(str(criterion_id)).is_inclusion
+    except KeyError:
+        return words(status)
+    if status in ("met", "not_met") and not inclusion:
+        return "excludes" if status == "met" else "does not exclude"
+    return words(status)

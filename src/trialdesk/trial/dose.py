@@ -100,7 +100,7 @@ def allowed_text(spec: Dose) -> str:
 
 def _basis(spec: Dose) -> str:
     """' per kg of body weight', unless the unit already says so ('cells/kg')."""
-    said = {"per_kg": "/kg", "per_m2": ("/m2", "/m²"), "total": ()}[spec.basis]
+    said: tuple[str, ...] = {"per_kg": ("/kg",), "per_m2": ("/m2", "/m²"), "total": ()}[spec.basis]
     return "" if said and spec.unit.replace(" ", "").endswith(said) else f" {_BASIS_TEXT[spec.basis]}"
 
 

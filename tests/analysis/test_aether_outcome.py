@@ -51,7 +51,7 @@ def test_the_primary_outcome_counts_one_participant_with_a_serious_event_in_coho
     report = measure_report(aether, data)
     assert [(r.group, r.analysed, r.count) for r in report.rows] == [("C1", 3, 1), ("C2", 3, 0), ("C3", 3, 0)]
     assert report.total == 1 and report.counted_ids == {"A1"}
-    assert report.rows[0].label == "Cohort C1 (20 × 10^6 cells)"
+    assert report.rows[0].label == "Cohort C1 (20 × 10⁶ cells)"
     assert report.definition == ("participants with at least one serious, treatment-emergent adverse events,"
                                  " from infusion 1 (day 0) to day 28")
 
@@ -78,8 +78,8 @@ def test_ctgov_results_post_one_participant_by_cohort(data: TrialData, aether: P
     doc = results_section(data, aether)
     [om] = doc["resultsSection"]["outcomeMeasuresModule"]["outcomeMeasures"]
     assert om["type"] == "PRIMARY" and om["paramType"] == "COUNT_OF_PARTICIPANTS" and om["unitOfMeasure"] == "Participants"
-    assert [g["title"] for g in om["groups"]] == ["Cohort C1 (20 × 10^6 cells)", "Cohort C2 (100 × 10^6 cells)",
-                                                  "Cohort C3 (200 × 10^6 cells)"]
+    assert [g["title"] for g in om["groups"]] == ["Cohort C1 (20 × 10⁶ cells)", "Cohort C2 (100 × 10⁶ cells)",
+                                                  "Cohort C3 (200 × 10⁶ cells)"]
     values = [m["value"] for m in om["classes"][0]["categories"][0]["measurements"]]
     assert values == ["1", "0", "0"]
     assert [c["value"] for c in om["denoms"][0]["counts"]] == ["3", "3", "3"]
@@ -95,8 +95,8 @@ def test_ctgov_results_post_one_participant_by_cohort(data: TrialData, aether: P
 def test_the_dsmb_report_shows_the_primary_measure_by_cohort(data: TrialData, aether: Protocol) -> None:
     report = build_report(data, aether, evaluate(data, aether))
     table = next(t for t in report.tables if t.key == "primary_measure")
-    assert table.rows == (("Cohort C1 (20 × 10^6 cells)", 3, 1, "A1"), ("Cohort C2 (100 × 10^6 cells)", 3, 0, "-"),
-                          ("Cohort C3 (200 × 10^6 cells)", 3, 0, "-"))
+    assert table.rows == (("Cohort C1 (20 × 10⁶ cells)", 3, 1, "A1"), ("Cohort C2 (100 × 10⁶ cells)", 3, 0, "-"),
+                          ("Cohort C3 (200 × 10⁶ cells)", 3, 0, "-"))
     assert next(t for t in report.tables if t.key == "per_infusion").title == "AEs per infusion"
 
 
@@ -105,17 +105,17 @@ def test_the_first_trial_keeps_its_registered_count(aether: Protocol) -> None:
     assert not first.outcome_measures  # its report stays the per-infusion count of every event
 
 
-# --- the dose as AETHER states it: a total dose in 10^6 cells, never divided by weight ---------------------------
+# --- the dose as AETHER states it: a total dose in 10⁶ cells, never divided by weight ---------------------------
 
 
 def test_the_dsmb_report_groups_by_the_protocols_dose_levels_in_its_unit(data: TrialData, aether: Protocol) -> None:
     report = build_report(data, aether, evaluate(data, aether))
     per_dose = next(t for t in report.tables if t.key == "per_dose")
-    assert [row[:3] for row in per_dose.rows] == [("DL1 (20 × 10^6 cells)", 3, 3), ("DL2 (100 × 10^6 cells)", 3, 3),
-                                                 ("DL3 (200 × 10^6 cells)", 3, 3)]
+    assert [row[:3] for row in per_dose.rows] == [("DL1 (20 × 10⁶ cells)", 3, 3), ("DL2 (100 × 10⁶ cells)", 3, 3),
+                                                 ("DL3 (200 × 10⁶ cells)", 3, 3)]
     people = next(t for t in report.tables if t.key == "participants")
-    assert people.columns[3] == "dose (× 10^6 cells)"
-    assert {row[0]: row[3] for row in people.rows}["C2-1"] == "100"  # 100 × 10^6 cells whatever the weight (80 kg)
+    assert people.columns[3] == "dose (× 10⁶ cells)"
+    assert {row[0]: row[3] for row in people.rows}["C2-1"] == "100"  # 100 × 10⁶ cells whatever the weight (80 kg)
 
 
 def test_medwatch_states_the_total_dose(data: TrialData, aether: Protocol) -> None:
@@ -125,8 +125,8 @@ def test_medwatch_states_the_total_dose(data: TrialData, aether: Protocol) -> No
 
     form = build_medwatch(data.adverse_events[0], data, aether, report_date=dt.date(2014, 2, 1))
     described = "\n".join(b.value for s in form.sections for b in s.blocks)
-    assert "#1: 20 × 10^6 cells (20,000,000 cells at 80.0 kg), once, intravenous" in described
-    assert "follows infusion 1 of 2014-01-06 (20 × 10^6 cells)" in described
+    assert "#1: 20 × 10⁶ cells (20,000,000 cells at 80.0 kg), once, intravenous" in described
+    assert "follows infusion 1 of 2014-01-06 (20 × 10⁶ cells)" in described
     assert "cells/kg" not in described
 
 
@@ -134,7 +134,7 @@ def test_sdtm_ex_records_the_total_dose_in_the_protocols_unit(data: TrialData, a
     from trialdesk.analysis.sdtm import build_sdtm
 
     ex = build_sdtm(data, aether).domains["EX"]
-    assert sorted(set(ex["EXDOSE"])) == [20.0, 100.0, 200.0] and set(ex["EXDOSU"]) == {"10^6 cells"}
+    assert sorted(set(ex["EXDOSE"])) == [20.0, 100.0, 200.0] and set(ex["EXDOSU"]) == {"10^6 cells"}  # files keep ASCII
 
 
 def test_sdtm_arms_follow_the_dose_level_given(data: TrialData, aether: Protocol) -> None:
@@ -142,7 +142,7 @@ def test_sdtm_arms_follow_the_dose_level_given(data: TrialData, aether: Protocol
 
     dm = build_sdtm(data, aether).domains["DM"].set_index("SUBJID")
     assert (dm.loc["C1-1", "ARMCD"], dm.loc["C3-2", "ACTARMCD"]) == ("DL1", "DL3")
-    assert dm.loc["C2-1", "ARM"] == "hMSC dose cohorts, 100 × 10^6 cells"
+    assert dm.loc["C2-1", "ARM"] == "hMSC dose cohorts, 100 × 10⁶ cells"
 
 
 def test_the_participant_flow_names_the_registered_time_frame(data: TrialData, aether: Protocol) -> None:
@@ -156,8 +156,8 @@ def test_ctgov_adverse_events_are_reported_by_cohort(data: TrialData, aether: Pr
     doc = results_section(data, aether)
     module = doc["resultsSection"]["adverseEventsModule"]
     groups = {g["id"]: g for g in module["eventGroups"]}
-    assert [g["title"] for g in groups.values()] == ["Cohort C1 (20 × 10^6 cells)", "Cohort C2 (100 × 10^6 cells)",
-                                                     "Cohort C3 (200 × 10^6 cells)"]
+    assert [g["title"] for g in groups.values()] == ["Cohort C1 (20 × 10⁶ cells)", "Cohort C2 (100 × 10⁶ cells)",
+                                                     "Cohort C3 (200 × 10⁶ cells)"]
     assert [(g["seriousNumAffected"], g["seriousNumAtRisk"]) for g in groups.values()] == [(1, 3), (0, 3), (0, 3)]
     [serious] = module["seriousEvents"]
     assert serious["term"] == "Dyspnoea"

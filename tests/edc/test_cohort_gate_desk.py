@@ -1,4 +1,4 @@
-"""The desk serving AETHER refuses a first dose from a cohort not yet open: cohort C2 (100 × 10^6 cells)
+"""The desk serving AETHER refuses a first dose from a cohort not yet open: cohort C2 (100 × 10⁶ cells)
 waits for the DSMB's signed review of cohort C1; C1's own doses go through, in its unit, whatever the weight."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_the_desk_refuses_a_dose_from_the_next_cohort_before_the_dsmb_opens_it(s
     people = [enrol_for_aether(trial, name) for name in ("Ann", "Bea", "Cy", "Di")]
     for k, p in enumerate(people[:3]):
         given = trial.infuse(p, ago=20 - k, total_cells=20e6, weight=60.0 + 10 * k)
-        assert given.dose_text == "20 × 10^6 cells"
+        assert given.dose_text == "20 × 10⁶ cells"
     with pytest.raises(ConductError, match="cohort C2 \\(DL2\\) is not open: it opens only with the DSMB's signed decision"):
         trial.infuse(people[3], ago=10, total_cells=100e6)
     with pytest.raises(ConductError, match="cohort C1 is full \\(3 dosed\\)"):
@@ -48,7 +48,7 @@ def test_the_desk_refuses_a_dose_from_the_next_cohort_before_the_dsmb_opens_it(s
 
 @pytest.mark.django_db
 def test_the_first_trial_has_no_cohort_gate(trial) -> None:  # type: ignore[no-untyped-def]
-    assert trial.infuse(trial.enrol("Ann")).dose_text == "0.75 × 10^6 cells/kg"
+    assert trial.infuse(trial.enrol("Ann")).dose_text == "0.75 × 10⁶ cells/kg"
 
 
 @pytest.mark.django_db
@@ -62,11 +62,11 @@ def test_the_dsmbs_signed_review_of_cohort_1_opens_cohort_2_on_the_desk(settings
         trial.infuse(p, ago=62 - k, total_cells=20e6)
     page = client_as("dsmb").get("/safety/dsmb/decisions/").content.decode()
     assert "waits for the DSMB&#x27;s signed review of cohort C1" in page and "full; DLT window closed" in page
-    assert "3+3 rule" in page and "DL2 (100 × 10^6 cells)" in page
+    assert "3+3 rule" in page and "DL2 (100 × 10⁶ cells)" in page
     dsmb = trial.users["dsmb"]
     closed_on = days_ago(60) + dt.timedelta(days=29)  # the day after the last C1 participant's 28-day window
     record_dsmb_decision(dsmb, kind="continue", decided_on=today(), report_cutoff=closed_on, rationale="C1: no DLT in 3",
                          password=PASSWORD, printed_name=dsmb.get_full_name())
-    assert trial.infuse(people[3], ago=1, total_cells=100e6).dose_text == "100 × 10^6 cells"
+    assert trial.infuse(people[3], ago=1, total_cells=100e6).dose_text == "100 × 10⁶ cells"
     page = client_as("dsmb").get("/safety/dsmb/decisions/").content.decode()
     assert "reviewed by the DSMB: escalate, opens C2" in page

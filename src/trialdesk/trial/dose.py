@@ -113,7 +113,7 @@ def check(spec: Dose, items: float, weight_kg: float | None = None, bsa_m2: floa
     if not spec.levels:
         assert spec.min is not None and spec.max is not None  # the model guarantees a range when there are no levels
         if value < spec.min * (1 - _REL_PRECISION) or value > spec.max * (1 + _REL_PRECISION):
-            raise ConductError("total_cells", f"{shown} {_BASIS_TEXT[spec.basis]} is outside the protocol's {allowed_text(spec)};"
+            raise ConductError("total_cells", f"{shown}{_basis(spec)} is outside the protocol's {allowed_text(spec)};"
                                               " check the count and the unit")
         return CheckedDose(value, None, shown)
     candidates = spec.levels if level_id is None else [lv for lv in spec.levels if lv.id == level_id]
@@ -124,5 +124,5 @@ def check(spec: Dose, items: float, weight_kg: float | None = None, bsa_m2: floa
         if abs(value - lv.amount) <= slack:
             return CheckedDose(value, lv, f"{shown} ({lv.id})")
     which = f"level {level_id} ({candidates[0].amount:,.4g} {spec.unit})" if level_id else allowed_text(spec)
-    raise ConductError("total_cells", f"{shown} {_BASIS_TEXT[spec.basis]} is not {which}"
+    raise ConductError("total_cells", f"{shown}{_basis(spec)} is not {which}"
                                       f"{'' if level_id is None else f'; allowed: {allowed_text(spec)}'}; check the count and the unit")

@@ -44,7 +44,7 @@ from trialdesk.safety.stopping_rules import SafetyStatus
 from trialdesk.safety.suggestions import hy_law_cases
 from trialdesk.safety.swimmer_plot import swimmer_plot
 from trialdesk.terminology.ctcae import catalogue
-from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, number_text
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, number_text, shown_unit
 from trialdesk.trial.dose import amount as dose_amount
 from trialdesk.trial.dose import check as check_dose
 from trialdesk.trial.dsmb_decision import DECISIONS, Decision
@@ -155,7 +155,7 @@ def _participant_status(data: TrialData, protocol: Protocol) -> ReportTable:
         rows.append((p.subject_id, p.status.replace("_", " "), len(infusions), doses,
                      (last - first).days if first is not None else "-",
                      sum(1 for ae in data.adverse_events if ae.subject_id == p.subject_id)))
-    return ReportTable("participants", "Participants", ("subject", "status", "infusions", f"dose ({shown.unit})",
+    return ReportTable("participants", "Participants", ("subject", "status", "infusions", f"dose ({shown_unit(shown.unit)})",
                                                          "last study day", "AEs"), tuple(rows))
 
 
@@ -244,7 +244,7 @@ def _per_dose(data: TrialData, att: Mapping[str, Attribution], protocol: Protoco
         rows.append((key[1], len(given), len({i.subject_id for i in given}), *_summary(aes)))
     spec = protocol.study_intervention.dose_spec
     how = ("The protocol's dose levels" if spec is not None and spec.levels
-           else "Dose per kg rounded to 0.1 × 10^6 cells/kg" if spec is None or spec.basis == "per_kg" else "Dose as given")
+           else "Dose per kg rounded to 0.1 × 10⁶ cells/kg" if spec is None or spec.basis == "per_kg" else "Dose as given")
     return ReportTable("per_dose", "AEs per dose level", ("dose level", "infusions", "participants dosed", *_SUMMARY_COLUMNS),
                        tuple(rows), f"{how}; an AE counts at the dose of the infusion it follows.")
 

@@ -123,6 +123,6 @@ def check(spec: Dose, items: float, weight_kg: float | None = None, bsa_m2: floa
         slack = lv.amount * (spec.tolerance + _REL_PRECISION)
         if abs(value - lv.amount) <= slack:
             return CheckedDose(value, lv, f"{shown} ({lv.id})")
-    which = f"level {level_id} ({candidates[0].amount:,.4g} {spec.unit})" if level_id else allowed_text(spec)
+    which = f"level {level_id} ({candidates[0].amount:,.4g} {shown_unit(spec.unit)})" if level_id else allowed_text(spec)
     raise ConductError("total_cells", f"{shown}{_basis(spec)} is not {which}"
                                       f"{'' if level_id is None else f'; allowed: {allowed_text(spec)}'}; check the count and the unit")

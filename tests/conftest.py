@@ -24,3 +24,9 @@ def protocol():  # type: ignore[no-untyped-def]
     from trialdesk.protocol.loader import load
 
     return load("nct03929120")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _screen_sql_kept_apart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The command line keeps screens' SQL in a cache folder; the tests' own, not the user's."""
+    os.environ["TRIALDESK_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -230,3 +230,36 @@ def test_patient_check_refuses_an_out_under_a_missing_folder_before_reading(tmp_
     r = runner.invoke(app, ["patient", "check", str(FIXTURES / "bundles" / "ipaf.json"), "--as-of", "2025-03-01",
                             "--format", "json", "--out", str(tmp_path)])  # fmt: skip
     assert r.exit_code == 1 and "is a folder" in r.output and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("first", "second", "e8"), [(135, 21, "met"), (21, 135, "not_met")])
+def test_a_duplicate_id_in_an_export_the_first_line_decides_as_the_message_says(
+        tmp_path: Path, first: int, second: int, e8: str) -> None:
+    """Two lines of a Bulk export with the same Observation id: the first line's ALT decides E8
+    (ALT > 3 x ULN) whichever value it holds, and the worksheet names the second as left out."""
+    from datetime import date
+
+    from trialdesk.eligibility.worksheet import check_fhir
+    from trialdesk.protocol.loader import load
+
+    doc = json.loads((FIXTURES / "bundles" / "excl_alt_3x_uln.json").read_text())
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in doc["entry"]:
+        r = entry["resource"]
+        if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "1742-6":
+            continue  # the chart's own ALTs are replaced by the two below
+        by_type.setdefault(r["resourceType"], []).append(r)
+    alt = next(e["resource"] for e in doc["entry"] if e["resource"].get("id") == "alt-3x-observation-52")
+    by_type["Observation"] += [{**alt, "id": "alt-dup", "valueQuantity": {**alt["valueQuantity"], "value": v}}
+                               for v in (first, second)]
+    for rtype, rows in by_type.items():
+        (tmp_path / f"{rtype}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (sheet,) = check_fhir(tmp_path, load("nct03929120"), date(2025, 3, 1))
+    (criterion,) = [c for c in sheet.criteria if c["id"] == "E8"]
+    assert criterion["status"] == e8
+    cited = [e["value"] for e in criterion["evidence"] if e.get("resource") == "Observation/alt-dup"]
+    assert cited == [first] if e8 == "met" else second not in cited
+    line = len(by_type["Observation"])  # the duplicate is the file's last line
+    (problem,) = [p for p in sheet.problems if "duplicate" in p]
+    assert problem == (f"{tmp_path / 'Observation.ndjson'}:{line}: Observation/alt-dup: duplicate resource "
+                       "Observation/alt-dup; the first one is used, this one is left out")

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from trialdesk.criteria.language import Duration, Measurement, Occurrence
 from trialdesk.criteria.windows import Anchors
+from trialdesk.eligibility import kept_sql
 from trialdesk.eligibility import leaves as lv
 from trialdesk.eligibility import value_sets as vsr
 from trialdesk.eligibility.plan import DOMAINS, domain_of, plan_for
@@ -273,6 +274,12 @@ class Compiler:
     def prepared(self) -> Prepared:
         return self._prepared
 
+    def keep_prepared(self) -> None:
+        """Keep the prepared SQL, grown since :meth:`run` (the evidence's), for later processes too."""
+        key = getattr(self, "_key", None)
+        if key is not None and self.db.backend == "duckdb":
+            kept_sql.save(key, self._prepared)
+
     def upload(self, table: pa.Table, stem: str) -> None:
         self.uploaded[stem] = self.db.upload(table, stem)
 
@@ -299,7 +306,12 @@ class Compiler:
     def run(self, active_within_months: int | None = None) -> pa.Table:
         """The status table (one row per person; see :func:`trialdesk.eligibility.tree.status_table`)."""
         key = self._cache_key(active_within_months)
+        self._key = key
         prepared = _PREPARED.get(key) if self.db.backend == "duckdb" else None
+        if prepared is None and self.db.backend == "duckdb":
+            prepared = kept_sql.load(key)  # kept by an earlier process (the command line only)
+            if prepared is not None:
+                _PREPARED[key] = prepared
         self._prepared = prepared or Prepared()
         domains = self.domains()
         self.resolve(domains)
@@ -332,6 +344,7 @@ class Compiler:
                 if len(_PREPARED) >= 32:
                     _PREPARED.pop(next(iter(_PREPARED)))
                 _PREPARED[key] = self._prepared
+                kept_sql.save(key, self._prepared)
                 table = self.db.query(self._prepared.status_sql)
             else:
                 table = expr.to_pyarrow()

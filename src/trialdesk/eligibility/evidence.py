@@ -79,6 +79,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     if db.backend == "duckdb":  # kept with the screen's SQL, for the next chart
         sql = str(db.con.compile(u))
         compiler.prepared.evidence_sql[persons is not None] = sql
+        compiler.keep_prepared()
         table = db.query(sql)
     else:
         table = u.to_pyarrow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import os
@@ -13,10 +14,12 @@ import jinja2
 import typer
 from rich.table import Table
 
+from trialdesk import kept
 from trialdesk.console import fail, out
 from trialdesk.eligibility.commands import parse_date
 from trialdesk.eligibility.worksheet import Worksheet, check_fhir
-from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load, protocol_value_sets
+from trialdesk.protocol.kept import load_kept
+from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose
 from trialdesk.sources.fhir import FhirError
 
 app = typer.Typer(help="One patient's chart: FHIR R4 record → eligibility worksheet with evidence.", no_args_is_help=True)
@@ -86,9 +89,14 @@ def check(
 ) -> None:
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")
+    with kept.keeping():  # the protocol read and the screen's SQL, kept for the next process
+        _check_command(source, as_of_date, fmt, protocol_ref, out_file, validate, workers)
+
+
+def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref: str | None, out_file: Path | None,
+                   validate: Validate, workers: int) -> None:
     try:
-        ref = choose(protocol_ref)
-        protocol, value_sets = load(ref), protocol_value_sets(ref)
+        protocol, value_sets = load_kept(choose(protocol_ref))
     except ProtocolError as exc:
         fail(str(exc))
     if not source.exists():

@@ -173,7 +173,9 @@ def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt
     them too), in the order of the files they were found in."""
     from trialdesk.sources.fhir_views.load import load_fhir
     from trialdesk.sources.fhir_views.omop import map_resources
+    from trialdesk.terminology import units
 
+    units.warm_up()  # the UCUM registry (about 1.5 s, once a process) builds while DuckDB reads the chart
     con = duckdb.connect()
     try:
         reading = load_fhir(con, sources, validate=validate)

@@ -152,7 +152,18 @@ def map_resources(
     in the report. Rows are numbered as :func:`trialdesk.sources.fhir_omop.map_to_omop`
     numbers them (``number_after`` shifts a part of a batch after the parts before it)."""
     m = _SqlMapper(con, source, problems or [], skipped_types or Counter())
-    return m.run(number_after)
+    before = _temp_tables(con)
+    try:
+        return m.run(number_after)
+    finally:
+        # the staging tables hold every view row, list and JSON value of the mapping (about 1 MB a
+        # patient): dropped once the OMOP tables are written, so a batch's memory is that of its tables
+        for name in sorted(_temp_tables(con) - before):
+            con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+
+
+def _temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
 
 
 class _SqlMapper:
@@ -166,6 +177,12 @@ class _SqlMapper:
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(sql).fetchall()
+
+    def drop(self, *tables: str) -> None:
+        """Drop staging tables no later step reads (an Observation's chain holds a copy of every
+        value, coding and range at each step: kept, they made a batch's memory grow ~1 MB a patient)."""
+        for t in tables:
+            self.x(f"DROP TABLE IF EXISTS temp.{t}")
 
     # ----- orchestration
 
@@ -451,6 +468,7 @@ class _SqlMapper:
               has_quantity OR len(list_intersect(categories, {list(sorted(_MEASUREMENT_CATEGORIES))})) > 0 AS is_measurement,
               CASE WHEN part = 0 THEN '' ELSE 'component[' || (part - 1) || '].' END AS prefix
               FROM {s}""")  # fmt: skip
+        self.drop("_v_observation", s)
         self.x("""INSERT INTO _prob SELECT 4, ord, 0, 1, 'effective[x]', 'no date for the observation; the observation is not used'
                   FROM _o WHERE part = 0 AND fd_date(when_raw) IS NULL""")
         self.x("DELETE FROM _o WHERE fd_date(when_raw) IS NULL")
@@ -467,6 +485,7 @@ class _SqlMapper:
                                                       c -> (c ->> 'code')), 'normal')))[1]
                   AS rr
               FROM _o WHERE has_value OR (NOT has_value AND len(interpretation_codings) > 0)""")  # fmt: skip
+        self.drop("_o")
         # the picked coding of an observation row follows the Observation domain's order (the same: LOINC, SNOMED)
         self._units()
         self._no_coding_problem("_o2", "prefix || 'code'")
@@ -513,6 +532,7 @@ class _SqlMapper:
                   (SELECT ord, part, unnest(list_transform(cs, (c, i) -> struct_pack(c := c, i := i))) AS s FROM _o3
                    WHERE is_measurement AND unit_unknown)""")
         self._register("_t_observation", "observation", "Observation")
+        self.drop("_o3")
 
     def _units(self) -> None:
         """Each unit spelling once through trialdesk.terminology.units."""
@@ -539,11 +559,13 @@ class _SqlMapper:
               TRY_CAST(rr.r -> 'low' ->> 'value' AS DOUBLE) AS low_v, fd_qunit(rr.r -> 'low') AS low_raw,
               TRY_CAST(rr.r -> 'high' ->> 'value' AS DOUBLE) AS high_v, fd_qunit(rr.r -> 'high') AS high_raw
               FROM _o2 o LEFT JOIN _units u ON u.raw = o.raw_unit""")
+        self.drop("_o2")
         self.x("""CREATE OR REPLACE TEMP TABLE _o3b AS SELECT o.*,
               CASE WHEN low_raw IS NOT NULL THEN ul.ucum ELSE unit END AS low_src, low_raw IS NOT NULL AND ul.ucum IS NULL AS low_unknown,
               CASE WHEN high_raw IS NOT NULL THEN uh.ucum ELSE unit END AS high_src,
               high_raw IS NOT NULL AND uh.ucum IS NULL AS high_unknown
               FROM _o3a o LEFT JOIN _units ul ON ul.raw = o.low_raw LEFT JOIN _units uh ON uh.raw = o.high_raw""")
+        self.drop("_o3a")
         todo = self.rows("""SELECT DISTINCT v, src, unit, analyte FROM (
               SELECT low_v AS v, low_src AS src, unit, analyte FROM _o3b WHERE is_measurement AND NOT unit_unknown AND low_v IS NOT NULL
               UNION ALL SELECT high_v, high_src, unit, analyte FROM _o3b WHERE is_measurement AND NOT unit_unknown AND high_v IS NOT NULL)
@@ -565,6 +587,7 @@ class _SqlMapper:
                    AND c_low.analyte IS NOT DISTINCT FROM o.analyte
               LEFT JOIN _conv c_high ON c_high.v = o.high_v AND c_high.src = o.high_src AND c_high.unit = o.unit
                    AND c_high.analyte IS NOT DISTINCT FROM o.analyte""")
+        self.drop("_o3b")
 
         def problem(e: str) -> str:
             return f"""INSERT INTO _prob SELECT 4, ord, part, 5, prefix || 'referenceRange[' || rr.i || '].{e}',
@@ -582,6 +605,7 @@ class _SqlMapper:
               CASE WHEN low_state IN ('none', 'ok') AND high_state IN ('none', 'ok') THEN low_value END AS range_low,
               CASE WHEN low_state IN ('none', 'ok') AND high_state IN ('none', 'ok') THEN high_value END AS range_high
               FROM _o3c""")
+        self.drop("_o3c")
         # a measurement with an unknown unit is dropped; the observation row keeps its value without a unit
 
     # ----- concepts and links

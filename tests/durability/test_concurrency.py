@@ -44,7 +44,7 @@ def test_second_nurse_saving_the_same_vital_signs_is_told_and_keeps_her_entries(
     assert first.status_code == 302
     second = investigator.post(_crf_url(d0), _vital_signs(d0, 142, version=str(entry.version), reason="monitor's query"))
     html = second.content.decode()
-    assert second.status_code == 200 and "changed by someone else" in html
+    assert second.status_code == 422 and "changed by someone else" in html
     assert 'value="142"' in html, "the second writer's entry must stay in the form"
     assert "Saved by someone else meanwhile" in html and "131" in html, "the value saved meanwhile must be shown beside it"
     entry.refresh_from_db()
@@ -64,7 +64,7 @@ def test_two_nurses_entering_a_form_for_the_first_time_do_not_overwrite_each_oth
     assert client_as("coordinator").post(_crf_url(d0), _vital_signs(d0, 118, version="")).status_code == 302
     late = client_as("sub_investigator").post(_crf_url(d0), _vital_signs(d0, 125, version=""))
     html = late.content.decode()
-    assert late.status_code == 200 and "changed by someone else" in html and 'value="125"' in html
+    assert late.status_code == 422 and "changed by someone else" in html and 'value="125"' in html
     entry = FormEntry.objects.get(visit=d0, form="vital_signs")
     assert entry.data["sysbp"] == 118 and entry.version == 1
 

@@ -47,12 +47,21 @@ def _note(compiler: Compiler, leaf: lv.Leaf, t: ir.Table, contexts: dict[str, lv
 
 
 def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
-    """Cited records of ``persons`` (a table with ``person_id``), or of everyone when None."""
+    """Cited records of ``persons`` (a table with ``person_id``), or of everyone when None.
+
+    Each table's records of those persons are tagged and joined with their per-person
+    quantities once, into a temporary table; every leaf's citations are then picked from
+    it (a union over the tagged query itself made the backend, and Ibis compiling it,
+    repeat that work for every leaf: 8 s of the 11 s the evidence took at 100,000 persons)."""
     db = compiler.db
     pset = db.upload(persons.select(["person_id"]), "evidence_persons") if persons is not None else None
-    known = compiler.prepared.evidence_sql.get(persons is not None) if db.backend == "duckdb" else None
+    restricted = persons is not None
+    known = compiler.prepared.evidence_sql.get(restricted) if db.backend == "duckdb" else None
     if known is not None:
-        return db.query(known).select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)
+        for stem, sql in known[0]:
+            db.execute(f'CREATE OR REPLACE TEMP TABLE "trialdesk_{stem}" AS {sql}')
+        return db.query(known[1]).select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)
+    steps: list[tuple[str, str]] = []
     parts: list[ir.Table] = []
     for domain, agg in compiler.aggregates.items():
         spec = DOMAINS[domain]
@@ -60,7 +69,11 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
         if pset is not None:
             rows = rows.filter(rows.person_id.isin(pset.person_id))
         t, contexts = compiler.tagged(domain, rows)
-        j = t.join(agg, t.person_id == agg[f"pid_{domain}"])
+        joined = t.join(agg, t.person_id == agg[f"pid_{domain}"])
+        stem = f"evidence_{domain}"
+        if db.backend == "duckdb":
+            steps.append((stem, str(db.con.compile(joined))))
+        j = db.materialize(joined, stem)
         has_value = "value" in t.columns
         for leaf in compiler.leaves(domain):
             sel = j.filter((j.value_set == leaf.node.value_set) & lv.cited(leaf, j, j))
@@ -78,7 +91,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     u = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
     if db.backend == "duckdb":  # kept with the screen's SQL, for the next chart
         sql = str(db.con.compile(u))
-        compiler.prepared.evidence_sql[persons is not None] = sql
+        compiler.prepared.evidence_sql[restricted] = (steps, sql)
         table = db.query(sql)
     else:
         table = u.to_pyarrow()

@@ -7,6 +7,7 @@ own subprocess, so its peak RSS is its own (VmHWM of that process; for Spark als
 JVM's, a child of it; PostgreSQL's server processes are not counted).
 
     python benchmarks/screen_omop.py [--persons 1000000] [--reuse /tmp/omop.duckdb]
+    python benchmarks/screen_omop.py --persons 1000000 --growth 100000 --evidence both   # how cost grows, one run
     python benchmarks/screen_omop.py --backends postgres,spark --small 100000 [--repeat 2]
 """
 
@@ -225,7 +226,10 @@ def main() -> None:
     parser.add_argument("--reuse-small", type=Path, help="an existing synthetic OMOP DuckDB file of --small persons (kept)")
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the best is reported")
-    parser.add_argument("--evidence", default="candidates", choices=["candidates", "all"],
+    parser.add_argument("--growth", type=int, default=0,
+                        help="also screen this many persons on DuckDB in the same run (e.g. 100000), for how cost grows")
+    parser.add_argument("--reuse-growth", type=Path, help="an existing synthetic OMOP DuckDB file of --growth persons (kept)")
+    parser.add_argument("--evidence", default="candidates", choices=["candidates", "all", "both"],
                         help="whose evidence the screen writes (trialdesk screen --evidence)")
     parser.add_argument("--work", type=Path, default=None, help="folder for generated data (default: a new folder under /tmp)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
@@ -249,12 +253,22 @@ def main() -> None:
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console) as progress:
+            coverages = ["candidates", "all"] if args.evidence == "both" else [args.evidence]
+            sizes: list[tuple[int, Path | None]] = []
+            if args.growth:
+                sizes.append((args.growth, args.reuse_growth))
             if args.persons:
-                path = args.reuse
+                sizes.append((args.persons, args.reuse))
+            for persons, path in sizes:
                 if path is None:
-                    path = work / f"omop_{args.persons}.duckdb"
-                    generated["duckdb"] = generate(progress, path, args.persons, args.seed)
-                rows.append(measure(progress, "duckdb", str(path), path, work, args.as_of, args.repeat, evidence=args.evidence))
+                    path = work / f"omop_{persons}.duckdb"
+                    generated[f"duckdb {persons:,}"] = generate(progress, path, persons, args.seed)
+                floor = None
+                for coverage in coverages:
+                    label = f"duckdb {persons:,}" + (" ev=all" if coverage == "all" else "")
+                    rows.append(measure(progress, label, str(path), path, work, args.as_of, args.repeat, floor=floor,
+                                        evidence=coverage))
+                    floor = rows[-1]["floor"]
             if backends:
                 from trialdesk.sources.omop import open_omop
                 from trialdesk.sources.transfer import copy_to_parquet, copy_to_postgres
@@ -304,6 +318,12 @@ def main() -> None:
                   f" {s['evidence_rows']:,} evidence rows")
         if len(r["all_screens"]) > 1:
             out.print(f"  screen+write of every run: {', '.join(f'{x:.2f}' for x in r['all_screens'])}")
+    by_label = {r["label"]: r["screen"]["screen"] + r["screen"]["write"] for r in rows}
+    if args.growth and args.persons:
+        for suffix in ("", " ev=all"):
+            small_t, big_t = by_label.get(f"duckdb {args.growth:,}{suffix}"), by_label.get(f"duckdb {args.persons:,}{suffix}")
+            if small_t and big_t:
+                out.print(f"growth{suffix}: {args.persons:,} persons take {big_t / small_t:.2f}x the time of {args.growth:,}")
     out.print("ratio = (screen + write) / floor; the floor is DuckDB's scan of the same data for every backend. "
               "open = connecting (and, for Spark, starting the JVM) — not in the ratio.")
     if args.json:
@@ -311,11 +331,11 @@ def main() -> None:
     if args.keep:
         console.print(f"generated data kept in {work}")
     else:
-        for name in (f"omop_{args.persons}.duckdb", f"omop_{args.small}.duckdb", "parquet_small"):
+        for name in (f"omop_{args.persons}.duckdb", f"omop_{args.growth}.duckdb", f"omop_{args.small}.duckdb", "parquet_small"):
             target = work / name
             if target.is_dir():
                 shutil.rmtree(target)
-            elif target.exists() and target not in (args.reuse, args.reuse_small):
+            elif target.exists() and target not in (args.reuse, args.reuse_small, args.reuse_growth):
                 target.unlink()
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -28,10 +28,12 @@ def load(key: tuple[Any, ...]) -> Prepared | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("key") != repr(key):
             return None
-        return Prepared(distinct_sql=dict(data["distinct_sql"]), aggregate_sql=dict(data["aggregate_sql"]),
+        return Prepared(distinct_sql={str(k): str(v) for k, v in data["distinct_sql"].items()},
+                        aggregate_sql={str(k): (str(v[0]), str(v[1])) for k, v in data["aggregate_sql"].items()},
                         status_sql=str(data["status_sql"]),
                         unavailable={int(k): str(v) for k, v in data["unavailable"].items()},
-                        evidence_sql={k == "restricted": str(v) for k, v in data["evidence_sql"].items()})
+                        evidence_sql={k == "restricted": ([(str(a), str(b)) for a, b in v[0]], str(v[1]))
+                                      for k, v in data["evidence_sql"].items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

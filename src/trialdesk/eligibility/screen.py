@@ -272,8 +272,11 @@ class ScreenResult:
         idx = np.nonzero(keep)[0]
         order = idx[np.lexsort((pid[idx], items[idx], -features[idx], items[idx] != 0))]
 
+        ranked = {c: self._codes(c)[order] for c in cids}  # each column read once, not once per person
+
         def listing(status: Status) -> list[str]:
-            return [" ".join(c for c in cids if self._codes(c)[i] == int(status)) for i in order]
+            has = {c: ranked[c] == int(status) for c in cids}
+            return [" ".join(c for c in cids if has[c][i]) for i in range(len(order))]
 
         return pa.table({
             "rank": pa.array(np.arange(1, len(order) + 1), pa.int64()),

@@ -41,7 +41,7 @@ def test_definition_follows_the_schedule_and_forms(data: TrialData, protocol: Pr
     mdv = root.find("odm:Study/odm:MetaDataVersion", N)
     assert mdv is not None
     events = [e.get("OID") for e in mdv.findall("odm:StudyEventDef", N)]
-    assert events == [f"SE.{v.code}" for v in protocol.schedule.visits] + ["SE.AE_LOG"]
+    assert events == [f"SE.{v.code}" for v in protocol.schedule.visits] + ["SE.AE_LOG", "SE.UNSCHEDULED"]
     d28 = mdv.find("odm:StudyEventDef[@OID='SE.D28']", N)
     assert d28 is not None
     assert [f.get("FormOID") for f in d28.findall("odm:FormRef", N)] == ["F.VITAL_SIGNS", "F.LABORATORY", "F.INFUSION", "F.SPO2"]
@@ -87,3 +87,30 @@ def test_lung_function_and_six_minute_walk_are_in_their_forms(data: TrialData, p
     assert pft == {"I.FVC": "2.41", "I.DLCO_PCT": "48"}
     walk = s01.find("odm:StudyEventData[@StudyEventOID='SE.M6']/odm:FormData[@FormOID='F.SIX_MINUTE_WALK']//odm:ItemData", N)
     assert walk is not None and (walk.get("ItemOID"), walk.get("Value")) == ("I.SMW_DISTANCE", "402")  # an integer field
+
+
+def test_an_unscheduled_visit_is_a_repeat_of_the_declared_unscheduled_event(data: TrialData, protocol: Protocol,
+                                                                            schema: xmlschema.XMLSchema) -> None:
+    """Vital signs taken at the desk's unscheduled visit U1 go under SE.UNSCHEDULED, repeat key U1 (an event the
+    metadata declares, repeating), never under an event OID the study does not define."""
+    from trialdesk.trial.records import VisitRecord, VitalSign
+
+    first = data.vitals[0]
+    extra = VitalSign(subject_id=first.subject_id, visit="U1", date=first.date + dt.timedelta(days=40), test="SYSBP",
+                      value=151, unit="mmHg")
+    visit = VisitRecord(subject_id=first.subject_id, code="U1", date=extra.date, unscheduled=True)
+    text = _xml(data.model_copy(update={"vitals": [*data.vitals, extra], "visits": [*data.visits, visit]}), protocol)
+    assert list(schema.iter_errors(text)) == []
+    root = ET.fromstring(text)
+    mdv = root.find("odm:Study/odm:MetaDataVersion", N)
+    assert mdv is not None
+    declared = {e.get("OID"): e for e in mdv.findall("odm:StudyEventDef", N)}
+    unscheduled = declared["SE.UNSCHEDULED"]
+    assert unscheduled.get("Repeating") == "Yes" and unscheduled.get("Type") == "Unscheduled"
+    assert "F.VITAL_SIGNS" in {f.get("FormOID") for f in unscheduled.findall("odm:FormRef", N)}
+    used = {e.get("StudyEventOID") for e in root.iter(f"{{{NS}}}StudyEventData")}
+    assert used <= set(declared), used - set(declared)
+    subject = root.find(f"odm:ClinicalData/odm:SubjectData[@SubjectKey='{first.subject_id}']", N)
+    assert subject is not None
+    u1 = subject.find("odm:StudyEventData[@StudyEventOID='SE.UNSCHEDULED'][@StudyEventRepeatKey='U1']", N)
+    assert u1 is not None and u1.find(".//odm:ItemData[@ItemOID='I.SYSBP']", N).get("Value") == "151"  # type: ignore[union-attr]

@@ -29,6 +29,7 @@ from trialdesk.trial.records import TrialData
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 AE_LOG = "AE_LOG"
+UNSCHEDULED = "UNSCHEDULED"
 _DATATYPE = {"text": "text", "integer": "integer", "float": "float", "date": "date", "datetime": "datetime", "choice": "text",
              "yesno": "boolean"}
 # the data cut's lung-function and six-minute-walk tests -> (form, field) of protocol/forms.yaml
@@ -79,6 +80,7 @@ def _definition(study: ET.Element, protocol: Protocol, forms: FormCatalogue) -> 
     for order, v in enumerate(visits, start=1):
         _el(prot, "StudyEventRef", StudyEventOID=_oid("SE", v.code), OrderNumber=str(order), Mandatory="Yes")
     _el(prot, "StudyEventRef", StudyEventOID=_oid("SE", AE_LOG), OrderNumber=str(len(visits) + 1), Mandatory="No")
+    _el(prot, "StudyEventRef", StudyEventOID=_oid("SE", UNSCHEDULED), OrderNumber=str(len(visits) + 2), Mandatory="No")
     for v in visits:
         se = _el(mdv, "StudyEventDef", OID=_oid("SE", v.code), Name=v.name, Repeating="No", Type="Scheduled")
         for order, form_id in enumerate(v.forms, start=1):
@@ -86,6 +88,11 @@ def _definition(study: ET.Element, protocol: Protocol, forms: FormCatalogue) -> 
                 _el(se, "FormRef", FormOID=_oid("F", form_id), OrderNumber=str(order), Mandatory="No")
     log = _el(mdv, "StudyEventDef", OID=_oid("SE", AE_LOG), Name="Adverse event log", Repeating="No", Type="Common")
     _el(log, "FormRef", FormOID=_oid("F", "adverse_events"), Mandatory="No")
+    # an unscheduled visit (U1, U2... in the desk) is one repeat of this event, its code the StudyEventRepeatKey
+    extra = _el(mdv, "StudyEventDef", OID=_oid("SE", UNSCHEDULED), Name="Unscheduled visit", Repeating="Yes", Type="Unscheduled")
+    done_at_visits = list(dict.fromkeys(f for v in visits for f in v.forms if f not in ("adverse_events", "infusion")))
+    for order, form_id in enumerate(done_at_visits, start=1):
+        _el(extra, "FormRef", FormOID=_oid("F", form_id), OrderNumber=str(order), Mandatory="No")
     for form in forms.forms:
         fd = _el(mdv, "FormDef", OID=_oid("F", form.id), Name=form.title, Repeating="No")
         _el(fd, "ItemGroupRef", ItemGroupOID=_oid("IG", form.id), Mandatory="Yes")
@@ -180,8 +187,11 @@ def _clinical_data(odm: ET.Element, data: TrialData, protocol: Protocol, forms: 
         sd = _el(cd, "SubjectData", SubjectKey=p.subject_id)
         visits = found.get(p.subject_id, {})
         order = [v.code for v in protocol.schedule.visits] + [AE_LOG]
-        for visit in sorted(visits, key=lambda c: order.index(c) if c in order else len(order)):
-            sed = _el(sd, "StudyEventData", StudyEventOID=_oid("SE", visit))
+        for visit in sorted(visits, key=lambda c: (order.index(c), "") if c in order else (len(order), c)):
+            if visit in order:
+                sed = _el(sd, "StudyEventData", StudyEventOID=_oid("SE", visit))
+            else:  # an unscheduled visit: a repeat of the unscheduled event, keyed by its code
+                sed = _el(sd, "StudyEventData", StudyEventOID=_oid("SE", UNSCHEDULED), StudyEventRepeatKey=visit)
             for form, groups in visits[visit].items():
                 fd = _el(sed, "FormData", FormOID=_oid("F", form))
                 for repeat, items in enumerate(groups, start=1):

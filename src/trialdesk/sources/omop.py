@@ -270,6 +270,9 @@ def spark_session() -> Any:
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.driver.memory", "4g")
+            # the screen's plan is large (a join per value set); Spark writes every query's whole plan as a string for
+            # its listeners, which ran the driver out of heap in a long session: keep that text short
+            .config("spark.sql.maxPlanStringLength", "64k")
             .getOrCreate()
         )
         _SPARK.sparkContext.setLogLevel("ERROR")

@@ -246,6 +246,9 @@ def test_coordinator_screens_enrols_infuses_and_records_an_ae_after_the_pi_signs
     page.goto(f"{base}/adverse-events/new/")
     page.select_option("#id_subject_id", "004")
     page.fill("#id_term", "Infusion related reaction")
+    # the term search has answered and shows the term's MedDRA coding (and no request is left in flight: the test
+    # server shares one SQLite connection between its threads)
+    page.locator("#term-coding", has_text="MedDRA").wait_for()
     page.select_option("#id_grade", "1")
     page.fill("#id_description", "Chills 30 minutes into the infusion; settled without treatment")
     page.fill("#id_onset", ago(2))

@@ -50,3 +50,15 @@ def test_a_broken_data_cut_is_refused_naming_the_file_and_field(tmp_path: Path) 
     path.write_text(json.dumps({"protocol_id": "nct03929120"}), encoding="utf-8")
     result = CliRunner().invoke(app, ["safety", "reports", "--data", str(path), "--now", "2020-03-17T12:00:00+00:00"])
     assert result.exit_code != 0 and "bad.json: cutoff" in result.output
+
+
+def test_without_protocol_the_cut_names_it_even_with_two_protocols_installed(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The data cut says whose it is: with no --protocol and no TRIALDESK_PROTOCOL, the reports follow the cut's protocol
+    (as ``trialdesk report`` and ``export`` do), never a refusal to guess; a named protocol that does not exist is refused."""
+    monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
+    cut = str(_cut(tmp_path))
+    result = CliRunner().invoke(app, ["safety", "reports", "--data", cut, "--now", "2020-03-17T12:00:00+00:00", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["protocol"] == "nct03929120"
+    wrong = CliRunner().invoke(app, ["safety", "reports", "--data", cut, "--now", "2020-03-17T12:00:00+00:00", "--protocol", "nct00000000"])
+    assert wrong.exit_code != 0 and "nct00000000" in " ".join(wrong.output.split())

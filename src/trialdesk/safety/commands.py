@@ -135,8 +135,4 @@ def reports(
 
     if fmt not in ("table", "json"):
         fail(f"--format {fmt!r}: choose table or json")
-    try:
-        p = load(choose(protocol))
-    except ProtocolError as exc:
-        fail(str(exc))
-    run_reports(p, data, now, fmt, submitted, follow_ups)
+    run_reports(protocol, data, now, fmt, submitted, follow_ups)

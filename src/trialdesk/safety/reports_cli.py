@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
 from trialdesk.console import fail, out
-from trialdesk.protocol.model import Protocol
+from trialdesk.protocol.loader import ProtocolError, load
 from trialdesk.safety.sae_clock import FollowUpReceived, SaeClockError, SubmittedReport, due_reports
 from trialdesk.safety.site_time import NaiveDatetimeError, site_zone
 from trialdesk.trial.records import FollowUpInformation, SafetyReportSubmission, TrialData
@@ -34,8 +34,10 @@ def _read_list(path: Path, adapter: TypeAdapter[list[T]]) -> list[T]:
         fail("\n".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
 
 
-def run_reports(protocol: Protocol, data_file: Path, now_text: str, fmt: str, submitted_file: Path | None,
+def run_reports(protocol_ref: str | None, data_file: Path, now_text: str, fmt: str, submitted_file: Path | None,
                 follow_ups_file: Path | None) -> None:
+    """The reports a data cut calls for, under ``protocol_ref`` or, when none is named, the protocol the cut names
+    (as ``trialdesk report`` and ``trialdesk export`` read a cut)."""
     try:
         now = dt.datetime.fromisoformat(now_text)
     except ValueError:
@@ -45,6 +47,10 @@ def run_reports(protocol: Protocol, data_file: Path, now_text: str, fmt: str, su
     try:
         data = TrialData.from_file(data_file)
     except ValueError as exc:
+        fail(str(exc))
+    try:
+        protocol = load(protocol_ref or data.protocol_id)
+    except ProtocolError as exc:
         fail(str(exc))
     submitted = [SubmittedReport(r.ae_id, r.rule_id, r.submitted_at) for r in data.safety_reports]
     if submitted_file is not None:

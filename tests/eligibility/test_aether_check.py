@@ -67,8 +67,14 @@ def test_the_check_command_uses_the_folders_value_sets(tmp_path: Path) -> None:
     assert {c["id"]: c["status"] for c in sheet["criteria"]}["I3"] == "met"
 
 
-def test_a_command_without_a_protocol_asks_when_two_are_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_command_without_a_protocol_uses_the_installations_default_and_says_so(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
-    result = CliRunner().invoke(app, ["patient", "check", str(bundle(tmp_path, "1938-05-01", "J84.112")), "--as-of", AS_OF.isoformat()])
-    assert result.exit_code != 0
-    assert "protocols are installed (nct02013700, nct03929120); say which one with --protocol" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["patient", "check", str(bundle(tmp_path, "1938-05-01", "J84.112")), "--as-of", AS_OF.isoformat(),
+                                      "--format", "json", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "no protocol named; using nct03929120, this installation's default (installed too: nct02013700" in said
+    sheet = json.loads(result.stdout)
+    sheet = sheet[0] if isinstance(sheet, list) else sheet
+    assert [c["id"] for c in sheet["criteria"]][-1] == "E11"  # the first trial's criteria, not AETHER's

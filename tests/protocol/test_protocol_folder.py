@@ -93,27 +93,63 @@ def test_an_unknown_id_lists_the_installed_ones() -> None:
         load("nct00000000")
 
 
-def test_no_protocol_named_with_two_installed_refuses_and_lists_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _two_installed(tmp_path: Path, default: str | None) -> Path:
+    folder = tmp_path / "installed"
+    shutil.copytree(AETHER, folder / "nct02013700")
+    shutil.copytree(AETHER.parent / "nct03929120", folder / "nct03929120")
+    if default is not None:
+        (folder / "installation.yaml").write_text(f"default: {default}\n", encoding="utf-8")
+    return folder
+
+
+def test_no_protocol_named_with_two_installed_and_no_default_refuses_and_lists_them(monkeypatch: pytest.MonkeyPatch,
+                                                                                      tmp_path: Path) -> None:
     monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
+    folder = _two_installed(tmp_path, None)
     with pytest.raises(ProtocolError, match=r"2 protocols are installed \(nct02013700, nct03929120\); say which one"):
-        choose(None)
-    assert choose("nct02013700") == "nct02013700"
+        choose(None, folder)
+    assert choose("nct02013700", folder) == "nct02013700"
     monkeypatch.setenv("TRIALDESK_PROTOCOL", "nct03929120")
-    assert choose(None) == "nct03929120"
+    assert choose(None, folder) == "nct03929120"
     monkeypatch.delenv("TRIALDESK_PROTOCOL")
     only = tmp_path / "only"
     shutil.copytree(AETHER, only / "nct02013700")
     assert choose(None, only) == "nct02013700"  # exactly one installed: it is the default
 
 
-def test_the_cli_validates_a_folder_and_refuses_to_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_installations_declared_default_is_used_and_said(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
+    folder = _two_installed(tmp_path, "nct02013700")
+    assert choose(None, folder) == "nct02013700"
+    said = capsys.readouterr().err
+    assert "using nct02013700, this installation's default" in said and "nct03929120" in said
+    assert "installation" not in installed(folder)  # the file declares; it is not a protocol
+    assert choose("nct03929120", folder) == "nct03929120" and capsys.readouterr().err == ""  # named: nothing to say
+
+
+def test_a_default_that_is_not_installed_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
+    folder = _two_installed(tmp_path, "nct99999999")
+    with pytest.raises(ProtocolError, match=r"installation\.yaml.*'nct99999999', which is not installed"):
+        choose(None, folder)
+
+
+def test_the_shipped_installation_answers_for_the_first_trial_when_not_told(monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
+    assert choose(None) == "nct03929120"
+    assert "no protocol named; using nct03929120" in capsys.readouterr().err
+
+
+def test_the_cli_validates_a_folder_and_refuses_an_unknown_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRIALDESK_PROTOCOL", raising=False)
     runner = CliRunner()
     ok = runner.invoke(app, ["protocol", "validate", "--protocol", str(AETHER)])
     assert ok.exit_code == 0 and "ok NCT02013700" in ok.output
-    refused = runner.invoke(app, ["protocol", "show"])
-    assert refused.exit_code == 1
-    assert "nct02013700, nct03929120" in re.sub(r"\s+", " ", refused.output)
+    unknown = runner.invoke(app, ["protocol", "show", "--protocol", "nct00000000"])
+    assert unknown.exit_code == 1
+    assert "nct02013700, nct03929120" in re.sub(r"\s+", " ", unknown.output)
     shown = runner.invoke(app, ["protocol", "show", "nct02013700"], env={"COLUMNS": "200"})
     assert "dose levels DL1 20, DL2 100, DL3 200 × 10⁶ cells (±10%) in total" in shown.output
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -190,11 +191,13 @@ def builtin_protocol_dir() -> Path:
 
 #: the file that makes a folder a protocol folder
 PROTOCOL_FILE = "protocol.yaml"
+#: the file beside the installed protocols that may declare the default one
+INSTALLATION_FILE = "installation.yaml"
 #: the environment variable that names the protocol when none is given (the desk reads it too)
 PROTOCOL_ENV = "TRIALDESK_PROTOCOL"
 #: the --protocol option's help, the same on every command
 PROTOCOL_HELP = (f"protocol id, file (.yaml) or folder holding {PROTOCOL_FILE} (default: ${PROTOCOL_ENV}, or the only protocol"
-                 " installed; with several installed and none named, the command lists them and asks)")
+                 " installed, or the installation's default, which the command names on stderr)")
 
 
 @dataclass(frozen=True)
@@ -228,14 +231,16 @@ def installed(directory: Path | None = None) -> dict[str, Path]:
     """The protocols installed with trialdesk, by id: ``<id>.yaml`` files and ``<id>/protocol.yaml``
     folders alike (a folder wins if both exist, as it is the newer layout)."""
     directory = directory or builtin_protocol_dir()
-    out = {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+    out = {p.stem: p for p in sorted(directory.glob("*.yaml")) if p.name != INSTALLATION_FILE}
     out.update({p.parent.name: p.parent for p in sorted(directory.glob(f"*/{PROTOCOL_FILE}"))})
     return dict(sorted(out.items()))
 
 
 def choose(ref: str | Path | None, directory: Path | None = None) -> str | Path:
     """The protocol a command works on: the one given, else ``$TRIALDESK_PROTOCOL``, else the only
-    one installed. With more than one installed and none named, refuse and list them rather than guess."""
+    one installed, else the installation's declared default (``installation.yaml`` beside the installed
+    protocols), said on stderr so a forgotten ``--protocol`` is never silent. With more than one installed,
+    none named and no default declared, refuse and list them rather than guess."""
     if ref:
         return ref
     env = os.environ.get(PROTOCOL_ENV)
@@ -244,9 +249,36 @@ def choose(ref: str | Path | None, directory: Path | None = None) -> str | Path:
     known = installed(directory)
     if len(known) == 1:
         return next(iter(known))
+    default = installation_default(directory)
+    if default is not None:
+        others = ", ".join(k for k in known if k != default)
+        print(f"note: no protocol named; using {default}, this installation's default (installed too: {others};"
+              f" choose with --protocol ID|PATH or {PROTOCOL_ENV})", file=sys.stderr)
+        return default
     names = ", ".join(known) or "none"
     raise ProtocolError([Problem("--protocol", None, "", f"{len(known)} protocols are installed ({names}); say which one with"
                                  f" --protocol ID|PATH or set {PROTOCOL_ENV}")])
+
+
+def installation_default(directory: Path | None = None) -> str | None:
+    """The default protocol ``installation.yaml`` declares beside the installed protocols, if any; a
+    default that is not installed is an error naming the file, never a silent fallback."""
+    directory = directory or builtin_protocol_dir()
+    file = directory / INSTALLATION_FILE
+    if not file.is_file():
+        return None
+    try:
+        data = YAML(typ="safe", pure=True).load(file.read_text(encoding="utf-8")) or {}
+    except MarkedYAMLError as exc:
+        raise ProtocolError([Problem(str(file), None, "", f"not readable YAML: {exc}")]) from None
+    default = data.get("default") if isinstance(data, dict) else None
+    if default is None:
+        return None
+    known = installed(directory)
+    if str(default).lower() not in known:
+        raise ProtocolError([Problem(str(file), None, "default", f"names {default!r}, which is not installed"
+                                     f" (installed: {', '.join(known) or 'none'}); name one of them or remove the line")])
+    return str(default).lower()
 
 
 def resolve(ref: str | Path) -> Path:

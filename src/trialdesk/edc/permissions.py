@@ -112,6 +112,7 @@ PAGES: dict[str, str] = {
     "timeline": "view_participants",  # study days; calendar dates only to roles that see identified data
     "calendar": "view_forms",
     "search": "view_participants",  # by subject id; by name, MRN or screening number only for view_identified
+    "cohort_assign": "enrol",  # POST: assign an enrolled participant to a dose cohort (a protocol with dose finding)
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
     "visit": "view_forms",  # POST: record_visit

@@ -33,9 +33,9 @@ def aether_with_cohorts(folder: Path, cohorts: str) -> str:
     return str(folder)
 
 
-def enrol_for_aether(trial, name: str, ago: int = 25):  # type: ignore[no-untyped-def]
-    """Screen, sign (every inclusion attested met, every exclusion not), consent and enrol, as the PI and coordinator would."""
-    from trialdesk.edc.participants.service import enrol
+def ready_for_aether(trial, name: str, ago: int = 25):  # type: ignore[no-untyped-def]
+    """Screen (``ago`` + 15 days ago), sign (every inclusion attested met, every exclusion not) and consent (``ago`` + 5 days
+    ago), as the PI and coordinator would: the screening entry, ready to enrol."""
     from trialdesk.edc.screening.service import sign_off
     from trialdesk.edc.web import protocol
     from trialdesk.trial.signoff import open_criteria
@@ -50,7 +50,14 @@ def enrol_for_aether(trial, name: str, ago: int = 25):  # type: ignore[no-untype
     entry.refresh_from_db()
     trial.consent(entry, ago=ago + 5)
     entry.refresh_from_db()
-    return enrol(trial.users["coordinator"], entry, enrolled_on=days_ago(ago))
+    return entry
+
+
+def enrol_for_aether(trial, name: str, ago: int = 25):  # type: ignore[no-untyped-def]
+    """Ready (:func:`ready_for_aether`) and enrolled ``ago`` days ago."""
+    from trialdesk.edc.participants.service import enrol
+
+    return enrol(trial.users["coordinator"], ready_for_aether(trial, name, ago), enrolled_on=days_ago(ago))
 
 
 def assign(trial, participant, cohort: str):  # type: ignore[no-untyped-def]
@@ -140,6 +147,7 @@ def test_a_full_cohort_is_not_offered_and_the_page_says_why(settings, trial, cli
     enrol_for_aether(trial, "Di")
     page = client_as("coordinator").get("/participants/004/").content.decode()
     assert 'id="assign-cohort"' not in page and "no cohort is open with a place now" in page
+    assert "Record infusion 1" not in page and "The first infusion is recorded once the participant is assigned to a cohort" in page
     assert "<li>C1: full: 0 of 3 dosed</li>" in page and "<li>C2: waits for the DSMB&#x27;s signed review of cohort C1</li>" in page
 
 

@@ -61,7 +61,8 @@ def _lead(p: Participant) -> str:
     spec = protocol().study_intervention.dose_spec
     dose = allowed_text(spec) if spec else "as in the protocol"
     how = {"per_kg": "total cells and weight", "per_m2": "total cells and body surface area"}.get(spec.basis if spec else "", "total cells")
-    return f"Subject {p.subject_id}.{_cohort_said(p)} Protocol dose {dose}; the dose is computed from {how}."
+    said = f"Protocol {dose}" if spec and spec.levels else f"Protocol dose {dose}"  # 'Protocol dose levels DL1 20, ...'
+    return f"Subject {p.subject_id}.{_cohort_said(p)} {said}; the dose is computed from {how}."
 
 
 def _cohort_said(p: Participant) -> str:

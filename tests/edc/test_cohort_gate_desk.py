@@ -188,3 +188,15 @@ def test_a_dose_level_given_in_two_cohorts_is_given_by_assignment(settings, tria
     with pytest.raises(ConductError, match=r"cohort C2 \(DL1\) is not open: it opens only with the DSMB's signed decision after"
                                            r" cohort C1's DLT window"):
         assign(trial, bea, "C2")
+
+
+@pytest.mark.django_db
+def test_the_data_cut_carries_the_cohort_assigned_by_its_cutoff(settings, trial) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.snapshot import trial_data
+
+    settings.TRIALDESK_PROTOCOL = "nct02013700"
+    ann = enrol_for_aether(trial, "Ann")
+    enrol_for_aether(trial, "Bea")
+    assign(trial, ann, "C1")
+    assert trial_data(days_ago(0)).cohort_assignments() == {"001": "C1"}  # assigned today, Bea not yet
+    assert trial_data(days_ago(1)).cohort_assignments() == {}  # a cut of yesterday: not yet assigned

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from trialdesk.protocol.model import Cohort, Protocol
 from trialdesk.trial.records import AdverseEvent, Infusion, Participant, TrialData
 
 START = dt.date(2014, 1, 6)
@@ -41,3 +42,14 @@ def cut(assignments: dict[str, str], events: list[AdverseEvent], cutoff: dt.date
                  for s, c in assignments.items() if s not in undosed]
     return TrialData(protocol_id="nct02013700", cutoff=cutoff or dt.date(2015, 1, 1), participants=people,
                      infusions=infusions, adverse_events=events)
+
+
+def expansion(aether: Protocol, **gaps: int) -> Protocol:
+    """AETHER with a 3+3 expansion cohort listed: C2 gives DL1 again (after one DLT in three), C3 is DL2."""
+    assert aether.dose_finding is not None
+    cohorts = [Cohort(id="C1", dose_level="DL1", size=3, **gaps), Cohort(id="C2", dose_level="DL1", size=3, **gaps),
+               Cohort(id="C3", dose_level="DL2", size=3, **gaps)]
+    return aether.model_copy(update={"dose_finding": aether.dose_finding.model_copy(update={"cohorts": cohorts})})
+
+
+EXPANSION_CELLS = {"C1": 20e6, "C2": 20e6, "C3": 100e6}

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from tests.trial.aether_data import START, ae, cut, infusion_day, subjects
+from tests.trial.aether_data import EXPANSION_CELLS, START, ae, cut, expansion, infusion_day, subjects
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import Protocol
 from trialdesk.trial.cohort_gate import assignable, check_assignment, check_first_dose, signed_cohort_decisions
@@ -170,19 +170,6 @@ def test_the_first_dose_is_the_assigned_cohorts_level_naming_both_levels(aether:
                                            r" is DL1 \(20 × 10⁶ cells\); give the cohort's dose level"):
         check_first_dose(aether, data, assigned, opened, "C2-1", 20e6, 80, on)
     assert check_first_dose(aether, data, assigned, opened, "C2-1", 100e6, 80, on).id == "C2"
-
-
-def expansion(aether: Protocol, **gaps: int) -> Protocol:
-    """AETHER with a 3+3 expansion cohort listed: C2 gives DL1 again (after one DLT in three), C3 is DL2."""
-    from trialdesk.protocol.model import Cohort
-
-    assert aether.dose_finding is not None
-    cohorts = [Cohort(id="C1", dose_level="DL1", size=3, **gaps), Cohort(id="C2", dose_level="DL1", size=3, **gaps),
-               Cohort(id="C3", dose_level="DL2", size=3, **gaps)]
-    return aether.model_copy(update={"dose_finding": aether.dose_finding.model_copy(update={"cohorts": cohorts})})
-
-
-EXPANSION_CELLS = {"C1": 20e6, "C2": 20e6, "C3": 100e6}
 
 
 def test_a_dose_level_given_in_two_cohorts_is_told_apart_by_the_assignment(aether: Protocol) -> None:

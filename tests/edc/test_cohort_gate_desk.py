@@ -132,7 +132,7 @@ def test_the_coordinator_assigns_from_the_participants_page_audited_and_shown(se
     assert "Cohort C1: DL1 (20 × 10⁶ cells)." in coordinator.get("/participants/001/infusions/new/").content.decode()
     table = client_as("dsmb").get("/safety/dsmb/decisions/").content.decode()
     assert "<td>001</td>" in table and "open: 2 of 3 places to assign" in table
-    assert ann.cohort_assignment.cohort == "C1"
+    assert ann.cohort_assignments.get().cohort == "C1"
     assert client_as("monitor").post("/participants/001/cohort/", {"cohort": "C1"}).status_code == 403
 
 
@@ -200,3 +200,27 @@ def test_the_data_cut_carries_the_cohort_assigned_by_its_cutoff(settings, trial)
     assign(trial, ann, "C1")
     assert trial_data(days_ago(0)).cohort_assignments() == {"001": "C1"}  # assigned today, Bea not yet
     assert trial_data(days_ago(1)).cohort_assignments() == {}  # a cut of yesterday: not yet assigned
+
+
+@pytest.mark.django_db
+def test_an_assignment_chosen_in_error_is_marked_so_before_the_first_infusion(settings, trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.audit.models import AuditEntry
+    from trialdesk.edc.dosing.models import CohortAssignment
+
+    settings.TRIALDESK_PROTOCOL = "nct02013700"
+    ann, bea, cy, di = (enrol_for_aether(trial, name) for name in ("Ann", "Bea", "Cy", "Di"))
+    for p in (ann, bea, cy):
+        assign(trial, p, "C1")
+    coordinator = client_as("coordinator")
+    assert "assignment entered in error" in coordinator.get("/participants/003/").content.decode()
+    response = coordinator.post("/participants/003/cohort/entered-in-error/", {"error_reason": "assigned the wrong participant",
+                                                                              "version": 1})
+    assert response.status_code == 302 and CohortAssignment.in_force() == {"001": "C1", "002": "C1"}
+    assert AuditEntry.objects.filter(form="cohort_assignment", action="update", subject_id="003").count() == 1
+    assert CohortAssignment.with_voided.filter(participant=cy).get().entered_in_error  # kept, struck out of every count
+    assign(trial, di, "C1")  # the place it held is free again
+    trial.infuse(ann, ago=20, total_cells=20e6)
+    page = coordinator.post("/participants/001/cohort/entered-in-error/", {"error_reason": "assigned the wrong cohort", "version": 1})
+    assert page.status_code == 422
+    assert "first infusion was given in the assignment of 001 to cohort C1; mark infusion 1 entered in error first" in page.content.decode()
+    assert CohortAssignment.in_force()["001"] == "C1"

@@ -113,6 +113,7 @@ PAGES: dict[str, str] = {
     "calendar": "view_forms",
     "search": "view_participants",  # by subject id; by name, MRN or screening number only for view_identified
     "cohort_assign": "enrol",  # POST: assign an enrolled participant to a dose cohort (a protocol with dose finding)
+    "cohort_entered_in_error": "enrol",  # before the first infusion; a new assignment may follow
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
     "visit": "view_forms",  # POST: record_visit

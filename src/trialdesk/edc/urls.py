@@ -43,6 +43,7 @@ urlpatterns = [
     path("calendar/", workday.calendar, name="calendar"),
     path("search/", workday.search, name="search"),
     path("participants/<str:subject_id>/cohort/", dosing.assign_cohort, name="cohort_assign"),
+    path("participants/<str:subject_id>/cohort/entered-in-error/", views.cohort_entered_in_error, name="cohort_entered_in_error"),
     path("participants/<str:subject_id>/infusions/new/", dosing.new_infusion, name="infusion_new"),
     path("participants/<str:subject_id>/infusions/<int:number>/", dosing.edit_infusion, name="infusion_edit"),
     path("participants/<str:subject_id>/unscheduled-visit/", visits.unscheduled_visit, name="unscheduled_visit"),

@@ -124,6 +124,9 @@ def test_the_coordinator_assigns_from_the_participants_page_audited_and_shown(se
     assert '<option value="C1">C1: DL1 (20 × 10⁶ cells)</option>' in page and 'value="C2"' not in page  # only the open cohort
     assert coordinator.post("/participants/001/cohort/", {"cohort": "C2"}).status_code == 302  # a cohort not offered
     assert "Not assigned: cohort C2 (DL2) is not open" in coordinator.get("/participants/001/").content.decode()
+    coordinator.post("/participants/001/cohort/", {"cohort": "C9" + "x" * 5000})  # no such cohort: named, cut short
+    page = coordinator.get("/participants/001/").content.decode()
+    assert f"Not assigned: no cohort &#x27;C9{'x' * 38}&#x27;; cohorts: C1, C2, C3" in page
     coordinator.post("/participants/001/cohort/", {"cohort": "C1"})
     page = coordinator.get("/participants/001/").content.decode()
     assert "<b>C1</b>: DL1 (20 × 10⁶ cells), assigned" in page and 'id="assign-cohort"' not in page

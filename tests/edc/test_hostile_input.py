@@ -266,6 +266,10 @@ ROWS: list[Row] = [
     Row("medical history: an end date before the start is refused", "medical_history", "coordinator",
         lambda s: "/participants/001/medical-history/", lambda s: {"term": "Hypertension", "start_date": "2010-05-01"},
         {"end_date": "2009-01-01"}, "refused", says="is before start_date"),
+    # --- cohorts (the scenario's trial has none: any cohort is refused, and the posted text is not echoed live)
+    Row("cohort: script as the cohort in a trial without cohorts is refused", "cohort_assign", "coordinator",
+        lambda s: "/participants/001/cohort/", lambda s: {"cohort": "C1"}, {"cohort": SCRIPT}, "refused",
+        says="has no dose cohorts; there is nothing to assign"),
     # --- entered in error
     Row("entered in error: script in the reason is stored and shown escaped", "ae_entered_in_error", "coordinator",
         lambda s: f"/adverse-events/{s['ae'].pk}/entered-in-error/", lambda s: {"version": s["ae"].version}, {"error_reason": SCRIPT},
@@ -274,6 +278,9 @@ ROWS: list[Row] = [
     Row("entered in error: an infusion with no reason is refused", "infusion_entered_in_error", "coordinator",
         lambda s: f"/participants/001/infusions/{s['inf'].number}/entered-in-error/", lambda s: {"version": s["inf"].version},
         {"error_reason": "   "}, "refused", says="This field is required"),
+    Row("entered in error: a cohort assignment where none is in force (a trial without cohorts)", "cohort_entered_in_error",
+        "coordinator", lambda s: "/participants/001/cohort/entered-in-error/", lambda s: {"version": "1"}, {"error_reason": SCRIPT},
+        "refused", says="No cohort assignment is in force"),
     Row("entered in error: a form with a stale version is refused", "crf_entered_in_error", "coordinator",
         lambda s: "/participants/001/visits/D1/vital_signs/entered-in-error/", lambda s: {"error_reason": "another participant's"},
         {"version": "7"}, "refused", says="changed by someone else", setup=_vital_signs_entered),

@@ -57,7 +57,7 @@ def _cohort(df: DoseFinding, cohort_id: str) -> Cohort:
     try:
         return df.cohort(cohort_id)
     except KeyError:
-        raise ConductError("cohort", f"no cohort {cohort_id!r}; cohorts: {', '.join(c.id for c in df.cohorts)}") from None
+        raise ConductError("cohort", f"no cohort {cohort_id[:40]!r}; cohorts: {', '.join(c.id for c in df.cohorts)}") from None
 
 
 def holds_place(data: TrialData, subject_id: str) -> bool:

@@ -227,3 +227,16 @@ def test_an_assignment_chosen_in_error_is_marked_so_before_the_first_infusion(se
     assert page.status_code == 422
     assert "first infusion was given in the assignment of 001 to cohort C1; mark infusion 1 entered in error first" in page.content.decode()
     assert CohortAssignment.in_force()["001"] == "C1"
+
+
+@pytest.mark.django_db
+def test_the_api_assigns_an_open_cohort_and_refuses_one_not_open(settings, trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    settings.TRIALDESK_PROTOCOL = "nct02013700"
+    enrol_for_aether(trial, "Ann")
+    api = client_as("coordinator")
+    refused = api.post("/api/participants/001/cohort", {"cohort": "C2"}, content_type="application/json")
+    assert refused.status_code == 422 and "cohort C2 (DL2) is not open" in refused.json()["detail"]
+    given = api.post("/api/participants/001/cohort", {"cohort": "C1"}, content_type="application/json")
+    assert given.status_code == 201 and given.json()["cohort"] == "C1"
+    assert api.post("/api/participants/404/cohort", {"cohort": "C1"}, content_type="application/json").status_code == 422
+    assert client_as("monitor").post("/api/participants/001/cohort", {"cohort": "C1"}, content_type="application/json").status_code == 403

@@ -165,6 +165,7 @@ API: dict[str, str] = {
     "POST /api/screening": "screen",
     "POST /api/screening/{number}/consent": "record_consent",
     "POST /api/screening/{number}/enrol": "enrol",
+    "POST /api/participants/{subject_id}/cohort": "enrol",
     "POST /api/participants/{subject_id}/infusions": "record_infusion",
     "GET /api/audit/verify": "verify_audit",
     "GET /api/trial-data": "view_reports",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.trial.aether_data import ae, cut, subjects
+from tests.trial.aether_data import EXPANSION_CELLS, ae, cut, expansion, subjects
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import OutcomeMeasure, Protocol
 from trialdesk.safety.outcome_measures import compute
@@ -54,3 +54,17 @@ def test_a_measure_after_each_infusion_counts_an_event_in_two_windows_once(aethe
 def test_a_protocol_without_a_primary_measure_says_so() -> None:
     with pytest.raises(ConductError, match="nct03929120 has no primary outcome measure \\(primary: true\\)"):
         compute(load("nct03929120"), cut({}, []))
+
+
+def test_the_cohorts_recorded_in_the_data_cut_group_an_expansion_cohort_apart(aether: Protocol) -> None:
+    """A dose level given in two cohorts (a 3+3 expansion): the cut's recorded cohorts tell them apart; without them
+    the measure cannot say which cohort a DL1 participant was in."""
+    p = expansion(aether)
+    assigned = {**subjects(("C1",)), **subjects(("C2",))}
+    events = [ae("A1", "C2-1", 10, serious=True)]
+    data = cut(assigned, events, cells=EXPANSION_CELLS)
+    with pytest.raises(ConductError, match="C1-1's dose level DL1 is given in cohorts C1, C2"):
+        compute(p, data)
+    people = [q.model_copy(update={"cohort": assigned[q.subject_id]}) for q in data.participants]
+    recorded = data.model_copy(update={"participants": people})
+    assert [(g.group, g.analysed, g.count) for g in compute(p, recorded).groups] == [("C1", 3, 0), ("C2", 3, 1), ("C3", 0, 0)]

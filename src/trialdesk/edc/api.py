@@ -51,7 +51,7 @@ class TableAuth(SessionAuth):
 # /static/ninja/, which this site's static route does not serve); the Content Security Policy refuses both, and there
 # is no internet at run time. Read the schema at /api/openapi.json with any OpenAPI viewer instead.
 api = NinjaAPI(title="trialdesk EDC", version="1", auth=TableAuth(), urls_namespace="api", docs_url=None,
-               description="Screening, consent, enrolment and infusions for the trial in TRIALDESK_PROTOCOL.")
+               description="Screening, consent, enrolment, cohort assignment and infusions for the trial in TRIALDESK_PROTOCOL.")
 
 
 @api.exception_handler(ConductError)
@@ -156,6 +156,16 @@ class InfusionIn(Schema):
     interruptions: Text(4000, required=False) = ""  # type: ignore[valid-type]
 
 
+class CohortIn(Schema):
+    cohort: Text(32)  # type: ignore[valid-type]
+
+
+class CohortOut(Schema):
+    subject_id: str
+    cohort: str
+    assigned_on: dt.date
+
+
 class InfusionOut(Schema):
     subject_id: str
     number: int
@@ -203,6 +213,19 @@ def enrol(request: HttpRequest, number: str, body: EnrolIn) -> Status[Participan
     p = participants.enrol(request.user, get_object_or_404(ScreeningEntry, number=number), **body.dict())
     return Status(201, ParticipantOut(subject_id=p.subject_id, sex=p.sex, status=p.status, enrolled_on=p.enrolled_on, infusions=0,
                                       screening_number=number))
+
+
+@api.post("/participants/{subject_id}/cohort", response={201: CohortOut, **DENIED})
+def assign_cohort(request: HttpRequest, subject_id: str, body: CohortIn) -> Status[CohortOut]:
+    """Assign an enrolled participant to a dose cohort that is open and has a place (a protocol with dose finding)."""
+    from trialdesk.edc.dosing.service import assign_cohort as assign
+
+    _need(request, "enrol")
+    p = Participant.objects.filter(subject_id=subject_id).first()
+    if p is None:
+        raise ConductError("participant", f"there is no enrolled participant {subject_id[:40]!r}; only an enrolled participant is assigned")
+    a = assign(request.user, p, cohort=body.cohort)
+    return Status(201, CohortOut(subject_id=subject_id, cohort=a.cohort, assigned_on=a.assigned_on))
 
 
 @api.post("/participants/{subject_id}/infusions", response={201: InfusionOut, **DENIED})

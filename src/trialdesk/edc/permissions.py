@@ -112,6 +112,8 @@ PAGES: dict[str, str] = {
     "timeline": "view_participants",  # study days; calendar dates only to roles that see identified data
     "calendar": "view_forms",
     "search": "view_participants",  # by subject id; by name, MRN or screening number only for view_identified
+    "cohort_assign": "enrol",  # POST: assign an enrolled participant to a dose cohort (a protocol with dose finding)
+    "cohort_entered_in_error": "enrol",  # before the first infusion; a new assignment may follow
     "infusion_new": "record_infusion",
     "infusion_edit": "record_infusion",
     "visit": "view_forms",  # POST: record_visit
@@ -163,6 +165,7 @@ API: dict[str, str] = {
     "POST /api/screening": "screen",
     "POST /api/screening/{number}/consent": "record_consent",
     "POST /api/screening/{number}/enrol": "enrol",
+    "POST /api/participants/{subject_id}/cohort": "enrol",
     "POST /api/participants/{subject_id}/infusions": "record_infusion",
     "GET /api/audit/verify": "verify_audit",
     "GET /api/trial-data": "view_reports",

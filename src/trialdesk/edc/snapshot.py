@@ -66,6 +66,9 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
     demographics: dict[str, dict[str, Any]] = {}
     for e in FormEntry.objects.select_related("visit__participant").filter(form="demographics").order_by("pk"):
         demographics[e.visit.participant.subject_id] = e.data
+    from trialdesk.edc.dosing.models import CohortAssignment
+
+    cohorts = dict(CohortAssignment.objects.filter(assigned_on__lte=cutoff).values_list("participant_id", "cohort"))
     participants = []
     for p in rows:
         consent = p.consent  # the consent in force (what current_consent() reads, one query per participant)
@@ -75,7 +78,8 @@ def trial_data(cutoff: dt.date, protocol_id: str | None = None) -> TrialData:
             sex=p.screening.sex, race=str(demographics.get(p.subject_id, {}).get("dm_race") or "unknown_or_not_reported"),
             ethnicity=str(demographics.get(p.subject_id, {}).get("dm_ethnicity") or "unknown_or_not_reported"),
             consented_on=consent.core().signed_on, enrolled_on=p.enrolled_on, status=status,  # type: ignore[arg-type]
-            off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None))
+            off_study_on=p.off_study_on if status != "on_study" else None, off_study_reason=p.off_study_reason or None,
+            cohort=cohorts.get(p.pk)))
     ids = {p.subject_id for p in participants}
     infusions = [core_infusion(i) for i in InfusionRow.objects.select_related("participant").filter(date__lte=cutoff)
                  if i.participant.subject_id in ids]

@@ -92,6 +92,19 @@ def infusion_entered_in_error(request: HttpRequest, subject_id: str, number: int
     return _entered_in_error(request, inf, what=f"infusion {number} of {subject_id}", back=f"/participants/{subject_id}/")
 
 
+@requires("enrol")
+def cohort_entered_in_error(request: HttpRequest, subject_id: str) -> HttpResponse:
+    from trialdesk.edc.dosing.models import CohortAssignment
+
+    back = f"/participants/{subject_id}/"
+    a = CohortAssignment.objects.select_related("participant").filter(participant__subject_id=subject_id).first()
+    if a is None:  # never assigned (or a protocol without cohorts), or already marked: nothing to mark, whatever was posted
+        return render(request, "edc/form.html", {"title": f"The cohort assignment of {subject_id}", "readonly": [], "back": back,
+                                                 "lead": "No cohort assignment is in force: there is nothing to mark entered in error."},
+                      status=404 if request.method == "POST" else 200)
+    return _entered_in_error(request, a, what=f"the assignment of {subject_id} to cohort {a.cohort}", back=back)
+
+
 @requires("record_visit")
 def crf_entered_in_error(request: HttpRequest, subject_id: str, code: str, form_id: str) -> HttpResponse:
     from trialdesk.edc.visits.models import FormEntry

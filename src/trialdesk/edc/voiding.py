@@ -13,10 +13,12 @@ from trialdesk.trial.voiding import check_void
 
 def _what(obj: Any) -> str:
     from trialdesk.edc.adverse_events.models import AdverseEvent
-    from trialdesk.edc.dosing.models import Infusion
+    from trialdesk.edc.dosing.models import CohortAssignment, Infusion
 
     if isinstance(obj, AdverseEvent):
         return obj.ae_id
+    if isinstance(obj, CohortAssignment):
+        return f"the assignment of {obj.participant.subject_id} to cohort {obj.cohort}"
     if isinstance(obj, Infusion):
         return f"infusion {obj.number} of {obj.participant.subject_id}"
     return f"the {obj.form.replace('_', ' ')} form of {obj.visit.participant.subject_id} at {obj.visit.name}"
@@ -24,7 +26,7 @@ def _what(obj: Any) -> str:
 
 def mark_entered_in_error(user: Any, obj: Any, *, reason: str, version: int) -> Any:
     from trialdesk.edc.adverse_events.models import AdverseEvent, DeathReport
-    from trialdesk.edc.dosing.models import Infusion
+    from trialdesk.edc.dosing.models import CohortAssignment, Infusion
 
     with transaction.atomic():
         lock_audit_chain()
@@ -34,5 +36,7 @@ def mark_entered_in_error(user: Any, obj: Any, *, reason: str, version: int) -> 
             later = Infusion.objects.filter(participant_id=current.participant_id, number__gt=current.number).order_by("-number") \
                 .values_list("number", flat=True).first()
         death = isinstance(current, AdverseEvent) and DeathReport.objects.filter(adverse_event_id=current.pk).exists()
-        text = check_void(_what(current), reason=reason, already=current.entered_in_error, later_infusion=later, death_report=death)
+        dosed = isinstance(current, CohortAssignment) and Infusion.objects.filter(participant_id=current.participant_id).exists()
+        text = check_void(_what(current), reason=reason, already=current.entered_in_error, later_infusion=later, death_report=death,
+                          dosed_in_cohort=dosed)
         return trail.update(current, user, changes={"error_reason": text}, reason=f"entered in error: {text}", version=version)

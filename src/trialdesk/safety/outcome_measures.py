@@ -10,8 +10,9 @@ registered outcome's count of all events per infusion (``analysis/primary_outcom
 - a participant is analysed for a window when they received the infusion that opens it;
 - treatment-emergent means onset on or after the participant's first infusion;
 - a participant's dose level is the level their first infusion's dose matches (within the protocol's tolerance);
-- a participant's cohort is their assignment when given, else the one cohort at their dose level (a dose level
-  given in two cohorts, as after a 3+3 expansion, needs the assignments).
+- a participant's cohort is their assignment when given (or recorded in the data cut, as the desk records it),
+  else the one cohort at their dose level (a dose level given in two cohorts, as after a 3+3 expansion, needs
+  the assignments).
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def group_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id:
     if m.group_by == "none":
         return "all"
     if m.group_by == "cohort":
+        if assignments is None:
+            assignments = data.cohort_assignments() or None  # the cut's recorded assignments, when it has any
         if assignments is not None:
             if subject_id not in assignments:
                 raise ConductError("cohort", f"{subject_id} has no cohort assignment; the measure {m.id} is grouped by cohort")

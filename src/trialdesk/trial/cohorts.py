@@ -177,9 +177,13 @@ def require_open(protocol: Protocol, cohort_id: str, decisions: Sequence[SignedC
         raise ConductError("cohort", "the DSMB stopped dose finding; no cohort is open")
     if cohort.id in open_cohorts(protocol, decisions):
         return cohort
-    before = df.cohorts[df.cohorts.index(cohort) - 1]
+    reviewed = {d.reviewed_cohort for d in decisions}
+    pending = [c for c in open_cohorts(protocol, decisions) if c not in reviewed]
+    if not pending:
+        raise ConductError("cohort", f"cohort {cohort.id} ({cohort.dose_level}) is not open: every open cohort has been reviewed"
+                                     f" and no signed decision opened it")
     raise ConductError("cohort", f"cohort {cohort.id} ({cohort.dose_level}) is not open: it opens only with the DSMB's signed"
-                                 f" decision after cohort {before.id}'s DLT window ({df.dlt.window_days} days) has closed")
+                                 f" decision after cohort {pending[0]}'s DLT window ({df.dlt.window_days} days) has closed")
 
 
 def check_cohort_dose(protocol: Protocol, cohort_id: str, decisions: Sequence[SignedCohortDecision], total_cells: float,

@@ -68,6 +68,8 @@ class Participant(_Record):
     status: ParticipantStatus = "on_study"
     off_study_on: dt.date | None = None
     off_study_reason: str | None = None
+    #: the dose cohort the coordinator assigned the participant to (a protocol with dose finding); None: none recorded
+    cohort: str | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Participant:
@@ -299,6 +301,10 @@ class TrialData(_Record):
             return cls.model_validate_json(text)
         except ValidationError as exc:
             raise ValueError("\n".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())) from None
+
+    def cohort_assignments(self) -> dict[str, str]:
+        """Subject id -> the cohort recorded for them, for every participant with one."""
+        return {p.subject_id: p.cohort for p in self.participants if p.cohort is not None}
 
     def infusions_of(self, subject_id: str) -> list[Infusion]:
         return sorted((i for i in self.infusions if i.subject_id == subject_id), key=lambda i: i.number)

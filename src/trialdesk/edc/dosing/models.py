@@ -44,3 +44,28 @@ class Infusion(Voidable, ParticipantRecord):
         from trialdesk.edc.web import protocol
 
         return infusion_dose_text(protocol().study_intervention.dose_spec, self.total_cells, self.weight_kg)
+
+
+class CohortAssignment(Voidable, ParticipantRecord):
+    """The coordinator's assignment of a participant to a dose cohort (a protocol with dose finding), made before
+    the first infusion; the cohort gate reads it (rules: :mod:`trialdesk.trial.cohort_gate`). One in force per
+    participant; one chosen in error is marked so (before the first infusion) and a new one made."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="cohort_assignments")
+    cohort = models.CharField("cohort", max_length=32)
+    assigned_on = models.DateField("assigned on")
+
+    FORM = "cohort_assignment"
+
+    class Meta:
+        ordering = ["participant"]
+        constraints = [models.UniqueConstraint(fields=["participant"], condition=models.Q(error_reason=""),
+                                               name="one_cohort_assignment_in_force")]
+
+    def __str__(self) -> str:
+        return f"{self.participant.subject_id}: cohort {self.cohort}"
+
+    @classmethod
+    def in_force(cls) -> dict[str, str]:
+        """Subject id -> cohort id, for every participant assigned."""
+        return dict(cls.objects.values_list("participant__subject_id", "cohort"))

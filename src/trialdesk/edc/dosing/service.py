@@ -9,7 +9,7 @@ from django.db import transaction
 
 from trialdesk.edc.audit import trail
 from trialdesk.edc.context import lock_audit_chain
-from trialdesk.edc.dosing.models import Infusion
+from trialdesk.edc.dosing.models import CohortAssignment, Infusion
 from trialdesk.edc.participants.models import Participant, Pause
 from trialdesk.edc.participants.service import enrolled
 from trialdesk.edc.web import protocol, today
@@ -68,11 +68,12 @@ def record_infusion(user: Any, participant: Participant, *, number: int | None =
                                 participant.current_consent().core(), previous, died_on=died_on(participant))
         entry = InfusionEntry(number, data["date"], float(data["weight_kg"]), float(data["total_cells"]))
         dose = check_infusion(protocol(), who, entry, others=enrolled(), pauses=Pause.in_force(), today=today())
-        if number == 1 and protocol().dose_finding is not None:  # a dose-finding trial: the dose's cohort must be open
+        if number == 1 and protocol().dose_finding is not None:  # a dose-finding trial: the assigned cohort, open, at its level
             from trialdesk.edc.adverse_events.service import cut, recorded_decisions
             from trialdesk.trial.cohort_gate import check_first_dose
 
-            check_first_dose(protocol(), cut(), recorded_decisions(), entry.total_cells, entry.weight_kg, entry.date)
+            check_first_dose(protocol(), cut(), CohortAssignment.in_force(), recorded_decisions(), participant.subject_id,
+                             entry.total_cells, entry.weight_kg, entry.date)
         _times(data)
         infusion = trail.create(Infusion(participant=participant, number=number, dose_per_kg=dose,
                                          **{k: v for k, v in data.items() if k in FIELDS}), user)
@@ -92,7 +93,53 @@ def edit_infusion(user: Any, infusion: Infusion, *, changes: dict[str, Any], rea
     if day > today():
         raise ConductError("date", "an infusion cannot be dated in the future")
     dose = check_dose(protocol(), InfusionEntry(infusion.number, day, weight, cells))
+    assignment = CohortAssignment.objects.filter(participant=infusion.participant_id).first()
+    if infusion.number == 1 and assignment is not None and protocol().dose_finding is not None:
+        from trialdesk.trial.cohort_gate import check_cohort_level
+
+        check_cohort_level(protocol(), assignment.participant.subject_id, protocol().dose_finding.cohort(assignment.cohort), cells,
+                           weight)
     merged = {k: changes.get(k, getattr(infusion, k)) for k in FIELDS}
     _times(merged)
     return trail.update(infusion, user, changes={**{k: v for k, v in changes.items() if k in FIELDS}, "dose_per_kg": dose},
                         reason=reason, version=version)
+
+
+# --- cohorts (a protocol with dose finding) --------------------------------------------------------------------------
+
+
+def cohort_choices() -> list[tuple[str, str]]:
+    """The cohorts a participant may be assigned to now (open, with a place), as the desk offers them."""
+    from trialdesk.edc.adverse_events.service import cut, recorded_decisions
+    from trialdesk.trial.cohort_gate import assignable
+    from trialdesk.trial.dose import dose_text
+
+    p = protocol()
+    spec = p.study_intervention.dose_spec
+    assert spec is not None and p.dose_finding is not None
+    levels = {lv.id: lv for lv in spec.levels}
+    return [(c.id, f"{c.id}: {c.dose_level} ({levels[c.dose_level].label or dose_text(spec, levels[c.dose_level].amount)})")
+            for c in assignable(p, cut(), CohortAssignment.in_force(), recorded_decisions())]
+
+
+def cohort_states() -> list[tuple[str, str]]:
+    """Each cohort and its state in words (open, full, what it waits for), as the DSMB's cohort table says it."""
+    from trialdesk.edc.adverse_events.service import cut, recorded_decisions
+    from trialdesk.trial.cohort_gate import cohort_rows
+
+    return [(r.cohort, r.state) for r in cohort_rows(protocol(), cut(), CohortAssignment.in_force(), recorded_decisions(), today())]
+
+
+def assign_cohort(user: Any, participant: Participant, *, cohort: str) -> CohortAssignment:
+    """Assign the participant to a dose cohort, or refuse (nothing stored) with the core's reason: the cohort is not
+    open (and the review it waits for), full, dose finding stopped, or the participant already assigned or dosed."""
+    from trialdesk.edc.adverse_events.service import cut, recorded_decisions
+    from trialdesk.trial.cohort_gate import check_assignment
+
+    if protocol().dose_finding is None:
+        raise ConductError("cohort", f"protocol {protocol().id} has no dose cohorts; there is nothing to assign")
+    with transaction.atomic():
+        lock_audit_chain()  # two coordinators assigning the last place at once: the second sees the first
+        participant = Participant.objects.get(pk=participant.pk)
+        check_assignment(protocol(), cut(), CohortAssignment.in_force(), recorded_decisions(), participant.subject_id, cohort)
+        return trail.create(CohortAssignment(participant=participant, cohort=cohort, assigned_on=today()), user)

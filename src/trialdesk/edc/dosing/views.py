@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.dosing import service
-from trialdesk.edc.dosing.models import Infusion
+from trialdesk.edc.dosing.models import CohortAssignment, Infusion
 from trialdesk.edc.dosing.service import PHASES, VITALS
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.web import protocol, refuse, requires, today
@@ -61,7 +61,43 @@ def _lead(p: Participant) -> str:
     spec = protocol().study_intervention.dose_spec
     dose = allowed_text(spec) if spec else "as in the protocol"
     how = {"per_kg": "total cells and weight", "per_m2": "total cells and body surface area"}.get(spec.basis if spec else "", "total cells")
-    return f"Subject {p.subject_id}. Protocol dose {dose}; the dose is computed from {how}."
+    said = f"Protocol {dose}" if spec and spec.levels else f"Protocol dose {dose}"  # 'Protocol dose levels DL1 20, ...'
+    return f"Subject {p.subject_id}.{_cohort_said(p)} {said}; the dose is computed from {how}."
+
+
+def _cohort_said(p: Participant) -> str:
+    """In a dose-finding trial, the participant's cohort and its dose level (or that none is assigned yet)."""
+    if protocol().dose_finding is None:
+        return ""
+    a = CohortAssignment.objects.filter(participant=p).first()
+    if a is None:
+        return " No cohort assigned yet: assign one on the participant's page before the first infusion."
+    return f" Cohort {a.cohort}: {cohort_dose_text(a.cohort)}."
+
+
+def cohort_dose_text(cohort_id: str) -> str:
+    """A cohort's dose level as pages show it: 'DL1 (20 × 10⁶ cells)'."""
+    from trialdesk.trial.dose import dose_text
+
+    p = protocol()
+    spec = p.study_intervention.dose_spec
+    assert spec is not None and p.dose_finding is not None
+    level = next(lv for lv in spec.levels if lv.id == p.dose_finding.cohort(cohort_id).dose_level)
+    return f"{level.id} ({level.label or dose_text(spec, level.amount)})"
+
+
+@requires("enrol")
+def assign_cohort(request: HttpRequest, subject_id: str) -> HttpResponse:
+    """The coordinator assigns the participant to one of the cohorts offered (open, with a place); the core refuses others."""
+    p = get_object_or_404(Participant, subject_id=subject_id)
+    if request.method == "POST":
+        try:
+            a = service.assign_cohort(request.user, p, cohort=request.POST.get("cohort", ""))
+        except ConductError as e:
+            messages.error(request, f"Not assigned: {e.message}")
+        else:
+            messages.success(request, f"{subject_id} assigned to cohort {a.cohort}: {cohort_dose_text(a.cohort)}.")
+    return redirect("participant_detail", subject_id=subject_id)
 
 
 @requires("record_infusion")

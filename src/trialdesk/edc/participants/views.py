@@ -122,7 +122,24 @@ def participant_detail(request: HttpRequest, subject_id: str) -> HttpResponse:
         "withdraw_form": WithdrawForm(initial={"withdrawn_at": timezone.localtime().replace(second=0, microsecond=0)}),
         "off_form": OffStudyForm(initial={"off_study_on": today(), "version": p.version}),
         "may_complete": p.status == "on_study" and not p.locked and last_visit_done(p),
+        "cohort": _cohort(p),
     })
+
+
+def _cohort(p: Participant) -> dict[str, object] | None:
+    """In a dose-finding trial: the participant's cohort assignment, or the cohorts the desk offers (open, with a place)."""
+    if protocol().dose_finding is None:
+        return None
+    from trialdesk.edc.dosing.models import CohortAssignment
+    from trialdesk.edc.dosing.service import cohort_choices, cohort_states
+    from trialdesk.edc.dosing.views import cohort_dose_text
+
+    a = CohortAssignment.objects.filter(participant=p).first()
+    if a is not None:
+        return {"assignment": a, "dose": cohort_dose_text(a.cohort)}
+    may_assign = p.status == "on_study" and not p.infusions.exists()
+    choices = cohort_choices() if may_assign else []
+    return {"assignment": None, "choices": choices, "may_assign": may_assign, "states": [] if choices else cohort_states()}
 
 
 def _safety(p: Participant) -> dict[str, object]:

@@ -244,10 +244,11 @@ def dsmb_decisions(request: HttpRequest) -> HttpResponse:
     rows = [{"d": d, "signature": d.current_signature()} for d in DsmbDecision.objects.all()]
     cohorts = None
     if protocol().dose_finding is not None:  # a dose-finding trial: each cohort's state and the escalation rule's table
+        from trialdesk.edc.dosing.models import CohortAssignment
         from trialdesk.trial.cohort_gate import cohort_rows, rule_table
 
         title, columns, table = rule_table(protocol())
-        cohorts = {"rows": cohort_rows(protocol(), ae_service.cut(), ae_service.recorded_decisions(), today()),
+        cohorts = {"rows": cohort_rows(protocol(), ae_service.cut(), CohortAssignment.in_force(), ae_service.recorded_decisions(), today()),
                    "rule_title": title, "rule_columns": columns, "rule_rows": table}
     return render(request, "safety/dsmb_decisions.html", {
         "form": form, "decisions": rows, "cohorts": cohorts, "pauses": Pause.objects.filter(lifted_on__isnull=True).order_by("since"),

@@ -137,12 +137,12 @@ def test_sdtm_ex_records_the_total_dose_in_the_protocols_unit(data: TrialData, a
     assert sorted(set(ex["EXDOSE"])) == [20.0, 100.0, 200.0] and set(ex["EXDOSU"]) == {"10^6 cells"}  # files keep ASCII
 
 
-def test_sdtm_arms_follow_the_dose_level_given(data: TrialData, aether: Protocol) -> None:
+def test_sdtm_arms_are_the_cohorts_of_the_dose_given(data: TrialData, aether: Protocol) -> None:
     from trialdesk.analysis.sdtm import build_sdtm
 
     dm = build_sdtm(data, aether).domains["DM"].set_index("SUBJID")
-    assert (dm.loc["C1-1", "ARMCD"], dm.loc["C3-2", "ACTARMCD"]) == ("DL1", "DL3")
-    assert dm.loc["C2-1", "ARM"] == "hMSC dose cohorts, 100 × 10⁶ cells"
+    assert (dm.loc["C1-1", "ARMCD"], dm.loc["C3-2", "ACTARMCD"]) == ("C1", "C3")
+    assert dm.loc["C2-1", "ARM"] == dm.loc["C2-1", "ACTARM"] == "Cohort C2 (100 × 10^6 cells)"  # files keep ASCII
 
 
 def test_the_participant_flow_names_the_registered_time_frame(data: TrialData, aether: Protocol) -> None:

@@ -402,7 +402,7 @@ class Location(_Model):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as America/New_York") from None
+                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from None
         return value
 
 

@@ -48,7 +48,7 @@ from trialdesk.protocol.model import BayesianMonitor, DltDefinition, Protocol, S
 from trialdesk.safety.aggregate import AggregateEvaluation, evaluate_aggregate
 from trialdesk.safety.bayesian_monitor import Posterior, posterior
 from trialdesk.safety.expectedness import within_hours_of_infusion
-from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
+from trialdesk.safety.site_time import require_aware, site_zone
 from trialdesk.trial.cohorts import is_dlt
 from trialdesk.trial.pause import Pause, PauseAction
 from trialdesk.trial.records import AdverseEvent, Relatedness, TrialData, at_least
@@ -121,7 +121,7 @@ class SafetyStatus:
     cutoff: dt.date
     rules: tuple[RuleStatus, ...]
     bayes: Posterior | None  # the monitor's posterior on the whole data cut
-    tz: ZoneInfo = SITE_TZ  # the site's clock the rules were evaluated on
+    tz: ZoneInfo  # the site's clock the rules were evaluated on
     #: the aggregate IND safety report rules (21 CFR 312.32(c)(1)(iv)), evaluated with the stopping rules; one that
     #: fired puts its 15-day reports in trialdesk.safety.sae_clock.due_reports
     aggregate: tuple[AggregateEvaluation, ...] = ()

@@ -20,7 +20,7 @@ from tests.trial.aether_data import ae, cut, subjects
 from trialdesk.analysis.commands import export_app, report_app
 from trialdesk.analysis.ctgov_results import check_results, results_section
 from trialdesk.analysis.outcome_report import measure_report
-from trialdesk.analysis.primary_outcome import primary_outcome
+from trialdesk.analysis.primary_outcome import NoOutcomeMeasureError, primary_outcome
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.dsmb_report import build_report
@@ -43,8 +43,10 @@ def data() -> TrialData:
     ])
 
 
-def test_the_first_trials_logic_would_count_two_events(data: TrialData, aether: Protocol) -> None:
-    assert primary_outcome(data, aether).total.events == 2  # all AEs per infusion: the wrong measure for AETHER
+def test_the_first_trials_logic_is_refused_for_aether(data: TrialData, aether: Protocol) -> None:
+    # all AEs per infusion would count 2 events: not AETHER's measure, so it is refused, naming the measure to report
+    with pytest.raises(NoOutcomeMeasureError, match="counts its primary outcome as its outcome measure 'primary_te_sae'"):
+        primary_outcome(data, aether)
 
 
 def test_the_primary_outcome_counts_one_participant_with_a_serious_event_in_cohort_c1(data: TrialData, aether: Protocol) -> None:

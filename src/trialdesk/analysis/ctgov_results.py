@@ -71,7 +71,7 @@ from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import ctgov_reason, has_left
 from trialdesk.analysis.outcome_report import MeasureReport, measure_report
 from trialdesk.analysis.participant_flow import participant_flow
-from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
+from trialdesk.analysis.primary_outcome import PrimaryOutcome, counted_in_time_frame, primary_outcome
 from trialdesk.protocol.forms import FormCatalogue, load_forms
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.outcome_measures import primary_measure
@@ -350,8 +350,8 @@ def _died(p: Participant, counted: list[Attributed], last_day: dict[str, bool]) 
     return fatal or (last_day.get(p.subject_id, False) and ctgov_reason(p) == "Death")
 
 
-def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome, threshold: float) -> dict[str, Any]:
-    counted = result.counted
+def _adverse_events(data: TrialData, protocol: Protocol, threshold: float) -> dict[str, Any]:
+    counted, window_days = counted_in_time_frame(data, protocol)
     groups = _event_groups(data, protocol)
     kinds = {a.event.id: assessment_type(a.event, data, protocol) for a in counted}
     serious = _events(counted, groups, True, threshold, kinds)
@@ -360,7 +360,7 @@ def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome,
     # deaths recorded only as the way off study count when they fall in the window
     first = {s: min(i.date for i in data.infusions_of(s)) for s in {i.subject_id for i in data.infusions}}
     in_window = {p.subject_id: p.off_study_on is not None and p.subject_id in first
-                 and 0 <= (p.off_study_on - first[p.subject_id]).days <= result.window_days for p in data.participants}
+                 and 0 <= (p.off_study_on - first[p.subject_id]).days <= window_days for p in data.participants}
     infused = [p for p in data.participants if p.subject_id in first]
     event_groups = []
     for gid, title, description, members in groups:
@@ -378,7 +378,7 @@ def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome,
     registered = protocol.outcomes.primary[0]
     return {
         "frequencyThreshold": f"{threshold:g}",
-        "timeFrame": f"{registered.time_frame} from the first infusion ({result.window_days} days)",
+        "timeFrame": f"{registered.time_frame} from the first infusion ({window_days} days)",
         "description": "Adverse events graded with CTCAE v5.0, counted from the first infusion; events before the first infusion"
                        " are not treatment-emergent and are not included. Systematic assessment: found at a scheduled visit (asked"
                        " about, or suggested by a scheduled laboratory or vital-sign result); non-systematic: volunteered by the"
@@ -440,13 +440,13 @@ def results_section(data: TrialData, protocol: Protocol, frequency_threshold: fl
     if not 0 <= frequency_threshold <= MAX_THRESHOLD:
         raise ThresholdError(f"frequency threshold {frequency_threshold:g} % is outside 0-5 %; 42 CFR 11.48(a)(4)(ii) allows at most 5 %")
     note = check_enrolled(data, "ClinicalTrials.gov results", allow_empty)
-    result = primary_outcome(data, protocol, allow_empty=True)
+    outcomes = (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
+                else _outcome_measures(primary_outcome(data, protocol, allow_empty=True), protocol))
     return {"resultsSection": {
         "participantFlowModule": _participant_flow(data, protocol, note),
         "baselineCharacteristicsModule": _baseline(data, protocol, forms),
-        "outcomeMeasuresModule": (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
-                                  else _outcome_measures(result, protocol)),
-        "adverseEventsModule": _adverse_events(data, protocol, result, frequency_threshold),
+        "outcomeMeasuresModule": outcomes,
+        "adverseEventsModule": _adverse_events(data, protocol, frequency_threshold),
         "moreInfoModule": _more_info(protocol),
     }, "documentSection": _documents(protocol)}
 

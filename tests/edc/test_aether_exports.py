@@ -30,3 +30,13 @@ def test_the_primary_outcome_csv_is_the_protocols_measure_by_cohort(settings, tr
     assert response.status_code == 200, response.content[:400]
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [(r["group"], r["analysed"], r["participants"]) for r in rows] == [("C1", "3", "1"), ("C2", "0", "0"), ("C3", "0", "0")]
+
+
+@pytest.mark.django_db
+def test_the_api_returns_the_total_dose_in_the_protocols_unit(settings, trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    settings.TRIALDESK_PROTOCOL = "nct02013700"
+    p = enrol_for_aether(trial, "Ann")
+    body = {"date": days_ago(10).isoformat(), "started_at": "09:00", "weight_kg": 80, "total_cells": 20e6, "lot": "L", "donor_id": "D"}
+    r = client_as("coordinator").post(f"/api/participants/{p.subject_id}/infusions", body, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert (r.json()["dose"], r.json()["dose_unit"], r.json()["dose_basis"]) == (20.0, "10^6 cells", "total")  # not 250,000 per kg

@@ -863,6 +863,9 @@ class Protocol(_Model):
     results_disclosure: ResultsDisclosure | None = None
     dose_finding: DoseFinding | None = None
     outcome_measures: list[OutcomeMeasure] = []
+    #: the shared value-set library files (``trialdesk/terminology/value_sets/<name>.yaml``) this protocol draws on,
+    #: by name (``ctd_ild``, ``serology``...); a protocol sees only these and its own folder's ``value_sets/``
+    value_set_libraries: list[str] = []
 
     @model_validator(mode="after")
     def _dose_finding_levels(self) -> Protocol:

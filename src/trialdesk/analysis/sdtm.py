@@ -88,7 +88,7 @@ def arm_of(protocol: Protocol, data: TrialData, subject_id: str) -> tuple[str, s
 
 
 def _element(protocol: Protocol, group: groups.Group) -> tuple[str, str]:
-    """ETCD and ELEMENT of a group's treatment: the dose level's ('DL2', 'hMSC, 100 × 10^6 cells'), or the product's."""
+    """ETCD and ELEMENT of a group's treatment: the dose level's (e.g. 'DL2', '<product>, 100 × 10^6 cells'), or the product's."""
     product = protocol.interventions[0].name
     if group.dose_level is None:
         return "TRT", product[:40]

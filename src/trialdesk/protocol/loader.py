@@ -250,12 +250,12 @@ def choose(ref: str | Path | None, directory: Path | None = None) -> str | Path:
 
 
 def resolve(ref: str | Path) -> Path:
-    """A protocol id (``nct03929120``), a protocol file, or a protocol folder: the YAML file to read."""
+    """A protocol id (e.g. ``nct03929120``), a protocol file, or a protocol folder: the YAML file to read."""
     return locate(ref).protocol
 
 
 def locate(ref: str | Path) -> ProtocolFiles:
-    """A protocol id (``nct03929120``), a path to a protocol file, or a folder holding ``protocol.yaml``."""
+    """A protocol id (e.g. ``nct03929120``), a path to a protocol file, or a folder holding ``protocol.yaml``."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():

@@ -28,9 +28,9 @@ Readings:
   ``observation_days`` after their first infusion, plus those who already had a qualifying event (an
   event makes a participant's outcome known); a participant infused yesterday has not been observed
   and would only dilute the rate.
-- The Bayesian monitor has no ``action`` in the protocol model; its reason for NCT03929120 says "dosing
-  pauses", so it acts as ``pause_dosing`` under the id ``BAYES`` (:data:`BAYES_RULE_ID`). The lead may add
-  an ``action`` field to ``BayesianMonitor``.
+- The Bayesian monitor has no ``action`` in the protocol model; monitors are stated as pausing dosing
+  (e.g. the reason in NCT03929120's file says "dosing pauses"), so it acts as ``pause_dosing`` under the
+  id ``BAYES`` (:data:`BAYES_RULE_ID`). The lead may add an ``action`` field to ``BayesianMonitor``.
 - The strongest action in force wins: stop_trial > pause_enrolment_and_dosing > pause_dosing. Every
   action pauses dosing; enrolment pauses under pause_enrolment_and_dosing and stop_trial (as in
   :class:`trialdesk.trial.pause.Pause`).

@@ -146,3 +146,22 @@ def test_a_dose_level_given_in_two_cohorts_is_refused_naming_the_participant(int
     expanded = aether.model_copy(update={"dose_finding": aether.dose_finding.model_copy(update={"cohorts": cohorts})})
     with pytest.raises(ConductError, match="C1-1's dose level DL1 is given in cohorts C1, C1B"):
         groups.assigned_group(expanded, interim, "C1-1")
+
+
+def test_the_participant_flow_table_and_diagram_count_each_cohort(interim: TrialData, aether: Protocol, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.analysis.participant_flow import participant_flow
+
+    flow = participant_flow(interim, aether)
+    assert [(g.code, g.started, g.completed, g.withdrawn, g.ongoing) for g in flow.by_group] == [("C1", 3, 2, 1, 0), ("C2", 2, 0, 1, 1)]
+    rows = [line for line in flow.to_csv().splitlines() if line.startswith("group,")]
+    assert rows[:4] == ["group,Cohort C1 (20 × 10⁶ cells): started,3", "group,Cohort C1 (20 × 10⁶ cells): completed,2",
+                        "group,Cohort C1 (20 × 10⁶ cells): withdrawn,1", "group,Cohort C1 (20 × 10⁶ cells): ongoing,0"]
+    svg = flow.diagram(tmp_path)[0].read_text(encoding="utf-8")
+    assert "Cohort C2 (100 × 10⁶ cells): started 2, completed 0, withdrawn 1, ongoing 1" in svg
+
+
+def test_the_first_trials_flow_has_no_group_rows(data: TrialData, protocol: Protocol) -> None:
+    from trialdesk.analysis.participant_flow import participant_flow
+
+    flow = participant_flow(data, protocol)
+    assert flow.by_group == () and not any(line.startswith("group,") for line in flow.to_csv().splitlines())

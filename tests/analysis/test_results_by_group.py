@@ -165,3 +165,18 @@ def test_the_first_trials_flow_has_no_group_rows(data: TrialData, protocol: Prot
 
     flow = participant_flow(data, protocol)
     assert flow.by_group == () and not any(line.startswith("group,") for line in flow.to_csv().splitlines())
+
+
+def test_a_dose_matching_no_level_is_refused_naming_the_participant(aether: Protocol, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from trialdesk.analysis.commands import export_app
+
+    data = cut(subjects(("C1",)), [])
+    odd = [i.model_copy(update={"total_cells": 50e6}) if i.subject_id == "C1-2" else i for i in data.infusions]
+    path = tmp_path / "cut.json"
+    path.write_text(data.model_copy(update={"infusions": odd}).model_dump_json(), encoding="utf-8")
+    for command in (["ctgov-results", "--out", str(tmp_path / "r.json")], ["sdtm", "--out", str(tmp_path / "sdtm")]):
+        result = CliRunner().invoke(export_app, [*command, "--data", str(path)])
+        assert result.exit_code == 1, result.output
+        assert "C1-2's first infusion matches no dose level" in result.output and "Traceback" not in result.output

@@ -46,8 +46,7 @@ def _served_protocol() -> tuple[str, str]:
         ref = str(choose(None))
         zone = load(ref).site_time_zone()
     except ProtocolError as exc:
-        raise ImproperlyConfigured(f"the trial desk cannot tell which protocol to serve: {exc}; set TRIALDESK_PROTOCOL to its id"
-                                   " or folder") from None
+        raise ImproperlyConfigured(f"the trial desk cannot tell which protocol to serve: {exc}") from None
     if not zone:
         raise ImproperlyConfigured(f"protocol {ref} names no site time zone, and the desk keeps the site's clock; set"
                                    " locations[].time_zone in its protocol.yaml to the site's IANA zone name")

@@ -180,3 +180,11 @@ def test_a_dose_matching_no_level_is_refused_naming_the_participant(aether: Prot
         result = CliRunner().invoke(export_app, [*command, "--data", str(path)])
         assert result.exit_code == 1, result.output
         assert "C1-2's first infusion matches no dose level" in result.output and "Traceback" not in result.output
+
+
+def test_ts_counts_the_arms_ta_lists(interim: TrialData, aether: Protocol, data: TrialData, protocol: Protocol) -> None:
+    for cut_, trial in ((interim, aether), (data, protocol)):
+        sdtm = build_sdtm(cut_, trial)
+        ts = dict(zip(sdtm.domains["TS"]["TSPARMCD"], sdtm.domains["TS"]["TSVAL"], strict=False))
+        assert ts["NARMS"] == str(sdtm.domains["TA"]["ARMCD"].nunique())
+    assert ts["NARMS"] == "1"  # the first trial: its one arm, as before

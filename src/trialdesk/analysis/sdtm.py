@@ -1,7 +1,9 @@
 """CDISC SDTM domains of a data cut, as CSV and SAS transport (XPT v5), with a variable-level metadata
 table (``define.csv``), Define-XML 2.1 (``define.xml``, :mod:`.define`) and a reviewer's guide.
 
-Domains: DM, AE, EX, VS, LB, DS; TS (trial summary, from the protocol file); CM and MH (the
+Domains: DM, AE, EX, VS, LB, DS; TS (trial summary, from the protocol file); TA and TE (trial arms and
+elements: an arm per cohort or dose level where the protocol has them, else its one arm; DM's ARM/ACTARM are
+those arms, read by :mod:`trialdesk.trial.groups`); CM and MH (the
 concomitant-medication and medical-history forms); DV (the protocol-deviation log, subject-level
 entries); RE (lung function: FVC, FEV1, DLCO) and FT (six-minute walk). Variable names, labels and
 controlled terms follow SDTMIG 3.3 and the CDISC NCI codelists named in the metadata; codes the
@@ -568,7 +570,7 @@ def _ts_rows(protocol: Protocol, data: TrialData) -> list[dict[str, Any]]:
         ("RANDOM", "Trial is Randomized", "Y" if design.allocation == "RANDOMIZED" else "N", None, None),
         ("TBLIND", "Trial Blinding Schema", "OPEN LABEL" if design.masking == "NONE" else design.masking, None, None),
         ("TCNTRL", "Control Type", "NONE" if len(protocol.arms) == 1 else "OTHER", None, None),
-        ("NARMS", "Planned Number of Arms", str(len(protocol.arms)), None, None),
+        ("NARMS", "Planned Number of Arms", str(len(groups.groups(protocol))), None, None),  # the arms of TA
         ("PLANSUB", "Planned Number of Subjects", str(design.enrollment.count), None, None),
         ("ACTSUB", "Actual Number of Subjects", str(len(data.participants)), None, None),
         ("SEXPOP", "Sex of Participants", {"ALL": "BOTH", "FEMALE": "F", "MALE": "M"}[elig.sex], None, None),

@@ -188,3 +188,14 @@ def test_ts_counts_the_arms_ta_lists(interim: TrialData, aether: Protocol, data:
         ts = dict(zip(sdtm.domains["TS"]["TSPARMCD"], sdtm.domains["TS"]["TSVAL"], strict=False))
         assert ts["NARMS"] == str(sdtm.domains["TA"]["ARMCD"].nunique())
     assert ts["NARMS"] == "1"  # the first trial: its one arm, as before
+
+
+def test_a_group_title_outside_4_to_62_characters_is_named(interim: TrialData, aether: Protocol) -> None:
+    doc = results_section(interim, aether)
+    assert not [p for p in check_results(doc) if "arm/group title" in p]
+    doc["resultsSection"]["participantFlowModule"]["groups"][1]["title"] = "C2"
+    doc["resultsSection"]["adverseEventsModule"]["eventGroups"][0]["title"] = "x" * 63
+    problems = [p for p in check_results(doc) if "arm/group title" in p]
+    assert len(problems) == 2
+    assert problems[0].startswith("participantFlowModule.groups FG001: the title 'C2' has 2 characters")
+    assert problems[1].startswith("adverseEventsModule.eventGroups EG000:") and "63 characters" in problems[1]

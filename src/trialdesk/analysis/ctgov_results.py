@@ -478,6 +478,7 @@ def check_results(doc: dict[str, Any]) -> list[str]:
     - required modules: participant flow, baseline characteristics, outcome measures, adverse events,
       more information (11.48(a)(1)-(4), (6)) and the document section with the protocol and the SAP
       (or the statement that there is none) with their dates (11.48(a)(5));
+    - arm/group titles of every module: 4 to 62 characters (Arm/Group Title);
     - results point of contact: name or title, organisation, e-mail and phone (11.48(a)(6)(ii)); the
       certain-agreements statement (11.48(a)(6)(i));
     - participant flow: STARTED = COMPLETED + NOT COMPLETED; NOT COMPLETED = the reasons given; no
@@ -529,6 +530,17 @@ def check_results(doc: dict[str, Any]) -> list[str]:
          "documentSection: the statistical analysis plan is missing (42 CFR 11.48(a)(5)); add it, or set results_disclosure.no_sap")
     for i, d in enumerate(large):
         need(bool(d.get("date")), f"documentSection.largeDocs[{i}] ({d.get('typeAbbrev')}): the document date is missing")
+
+    # arm/group titles: 4 to 62 characters (results data element definitions, Arm/Group Title)
+    titled = [(f"{m}.groups", rs.get(m) or {}) for m in ("participantFlowModule", "baselineCharacteristicsModule")]
+    outcome_list = (rs.get("outcomeMeasuresModule") or {}).get("outcomeMeasures") or []
+    titled += [(f"outcomeMeasures[{i}].groups", om) for i, om in enumerate(outcome_list)]
+    titled += [("adverseEventsModule.eventGroups", {"groups": (rs.get("adverseEventsModule") or {}).get("eventGroups") or []})]
+    for where, part in titled:
+        for g in part.get("groups") or []:
+            title = str(g.get("title") or "")
+            need(4 <= len(title) <= 62, f"{where} {g.get('id')}: the title {title!r} has {len(title)} characters; an arm/group title"
+                                        " has 4 to 62")
 
     # participant flow
     flow = rs.get("participantFlowModule") or {}

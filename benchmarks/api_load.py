@@ -70,6 +70,7 @@ def env_for(database_url: str) -> dict[str, str]:
     env.update(DATABASE_URL=database_url, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "benchmarks"), str(REPO)]),
                TRIALDESK_SECRET_KEY=secrets.token_urlsafe(50), TRIALDESK_SECURE_COOKIES="0",  # plain HTTP on loopback
                TRIALDESK_ALLOWED_HOSTS="127.0.0.1", WORKLOAD_PRODUCTION_HASHING="1")
+    env.setdefault("TRIALDESK_PROTOCOL", "nct03929120")  # the trial the workload conducts (the desk serves one protocol)
     return env
 
 

@@ -141,8 +141,11 @@ def test_reports_exist_and_the_primary_outcome_counts_the_adverse_events_in_the_
 @pytest.mark.slow
 def test_the_audit_trail_of_the_demo_verifies(demo: tuple[Path, str]) -> None:
     folder = demo[0]
-    run = subprocess.run([sys.executable, "-c", CLI, "audit", "verify"], env=_env(folder / "trialdesk-data"),
-                         capture_output=True, text=True, timeout=300)
+    from trialdesk.demo import DEMO_PROTOCOL
+
+    # the desk's commands serve one protocol: with two installed, the demo's desk is named, as a deployment names its own
+    env = _env(folder / "trialdesk-data") | {"TRIALDESK_PROTOCOL": DEMO_PROTOCOL}
+    run = subprocess.run([sys.executable, "-c", CLI, "audit", "verify"], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "intact" in run.stdout
 

@@ -257,7 +257,7 @@ def demo(
     marks.append(("safety rules, reports and audit check", time.monotonic()))
     address = f"http://{host}:{port}/"
     _where_to_look(folder, reports, done, address if not no_serve else f"{address} (after: TRIALDESK_DEBUG=1"
-                   f" TRIALDESK_DATA_DIR={database.parent} trialdesk serve)")
+                   f" TRIALDESK_PROTOCOL={DEMO_PROTOCOL} TRIALDESK_DATA_DIR={database.parent} trialdesk serve)")
     steps, last = [], started
     for name, at in marks:
         steps.append(f"{name} {at - last:.0f} s")

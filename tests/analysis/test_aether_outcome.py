@@ -20,7 +20,7 @@ from tests.trial.aether_data import ae, cut, subjects
 from trialdesk.analysis.commands import export_app, report_app
 from trialdesk.analysis.ctgov_results import check_results, results_section
 from trialdesk.analysis.outcome_report import measure_report
-from trialdesk.analysis.primary_outcome import primary_outcome
+from trialdesk.analysis.primary_outcome import NoOutcomeMeasureError, primary_outcome
 from trialdesk.protocol.loader import load
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.dsmb_report import build_report
@@ -43,8 +43,10 @@ def data() -> TrialData:
     ])
 
 
-def test_the_first_trials_logic_would_count_two_events(data: TrialData, aether: Protocol) -> None:
-    assert primary_outcome(data, aether).total.events == 2  # all AEs per infusion: the wrong measure for AETHER
+def test_the_first_trials_logic_is_refused_for_aether(data: TrialData, aether: Protocol) -> None:
+    # all AEs per infusion would count 2 events: not AETHER's measure, so it is refused, naming the measure to report
+    with pytest.raises(NoOutcomeMeasureError, match="counts its primary outcome as its outcome measure 'primary_te_sae'"):
+        primary_outcome(data, aether)
 
 
 def test_the_primary_outcome_counts_one_participant_with_a_serious_event_in_cohort_c1(data: TrialData, aether: Protocol) -> None:
@@ -137,12 +139,12 @@ def test_sdtm_ex_records_the_total_dose_in_the_protocols_unit(data: TrialData, a
     assert sorted(set(ex["EXDOSE"])) == [20.0, 100.0, 200.0] and set(ex["EXDOSU"]) == {"10^6 cells"}  # files keep ASCII
 
 
-def test_sdtm_arms_follow_the_dose_level_given(data: TrialData, aether: Protocol) -> None:
+def test_sdtm_arms_are_the_cohorts_of_the_dose_given(data: TrialData, aether: Protocol) -> None:
     from trialdesk.analysis.sdtm import build_sdtm
 
     dm = build_sdtm(data, aether).domains["DM"].set_index("SUBJID")
-    assert (dm.loc["C1-1", "ARMCD"], dm.loc["C3-2", "ACTARMCD"]) == ("DL1", "DL3")
-    assert dm.loc["C2-1", "ARM"] == "hMSC dose cohorts, 100 × 10⁶ cells"
+    assert (dm.loc["C1-1", "ARMCD"], dm.loc["C3-2", "ACTARMCD"]) == ("C1", "C3")
+    assert dm.loc["C2-1", "ARM"] == dm.loc["C2-1", "ACTARM"] == "Cohort C2 (100 × 10^6 cells)"  # files keep ASCII
 
 
 def test_the_participant_flow_names_the_registered_time_frame(data: TrialData, aether: Protocol) -> None:

@@ -322,7 +322,7 @@ _DELETE = object()
 @pytest.mark.parametrize(("path", "value", "named"), [
     ("resultsSection/moreInfoModule", _DELETE, "resultsSection.moreInfoModule: missing"),
     ("resultsSection/participantFlowModule/periods/0/milestones/0/achievements/0/numSubjects", "4", "STARTED 4 is not COMPLETED"),
-    ("resultsSection/baselineCharacteristicsModule/denoms/0/counts/0/value", "4", "categories add up to 3, not the 4"),
+    ("resultsSection/baselineCharacteristicsModule/denoms/0/counts/0/value", "4", "categories of group BG000 add up to 3, not its 4"),
     ("resultsSection/baselineCharacteristicsModule/measures/0/classes/0/categories/0/measurements/0/spread", _DELETE,
      "standard deviation is missing"),
     ("resultsSection/outcomeMeasuresModule/outcomeMeasures/0/unitOfMeasure", "NA", "placeholder"),

@@ -10,8 +10,8 @@ from pathlib import Path
 from tests.safety.fixtures import ae, d, infusion, participant, trial_data
 from trialdesk.analysis.primary_outcome import dose_level, primary_outcome
 from trialdesk.protocol.model import InfusionTimeFrame, Protocol
+from trialdesk.safety.attribution import dose_group
 from trialdesk.safety.attribution import dose_level as level_of
-from trialdesk.safety.attribution import dose_level_label
 from trialdesk.safety.dsmb_report import build_report
 from trialdesk.safety.stopping_rules import evaluate
 from trialdesk.trial.records import MedicalHistoryItem
@@ -28,7 +28,8 @@ def _with_frame(protocol: Protocol, anchor: str, days: int = 183) -> Protocol:
 
 def test_a_dose_of_0_65_million_per_kg_is_the_0_7_level_in_every_table(protocol: Protocol) -> None:
     second = TWO_INFUSIONS[1]
-    assert dose_level(second) == "0.7" and dose_level_label(level_of(second.dose_per_kg)) == "0.7 × 10⁶ cells/kg"
+    assert dose_level(protocol, second) == "0.7"
+    assert dose_group(protocol.study_intervention.dose_spec, second).label == "0.7 × 10⁶ cells/kg"
     data = trial_data(participants=ONE, infusions=TWO_INFUSIONS, adverse_events=[ae("E", "001", "Headache", 1, "2020-02-18")])
     assert [r.key for r in primary_outcome(data, protocol).rows if r.scope == "dose_level"] == ["0.5", "0.7"]
     report = build_report(data, protocol, evaluate(data, protocol))
@@ -36,7 +37,8 @@ def test_a_dose_of_0_65_million_per_kg_is_the_0_7_level_in_every_table(protocol:
 
 
 def test_a_dose_just_below_a_half_step_stays_in_the_lower_level() -> None:
-    assert level_of(649_999.0) == 600_000.0 and level_of(650_000.0) == 700_000.0 and level_of(649_999.99999999994) == 700_000.0
+    assert level_of(649_999.0, 100_000) == 600_000.0 and level_of(650_000.0, 100_000) == 700_000.0
+    assert level_of(649_999.99999999994, 100_000) == 700_000.0 and level_of(0.64999999999999994, 0.1) == 0.7
 
 
 def test_the_nct03929120_time_frame_runs_183_days_from_the_first_infusion_and_says_why(protocol: Protocol) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 os.environ.setdefault("TRIALDESK_SECRET_KEY", "durability-tests-only")
 os.environ["DJANGO_SETTINGS_MODULE"] = "trialdesk.edc.settings"
+os.environ.setdefault("TRIALDESK_PROTOCOL", "nct03929120")  # the trial the workload conducts (the desk serves one protocol)
 if not os.environ.get("DATABASE_URL") and not os.environ.get("TRIALDESK_DATA_DIR"):
     sys.exit("workload: set DATABASE_URL (PostgreSQL) or TRIALDESK_DATA_DIR (SQLite) to the database to drive")
 

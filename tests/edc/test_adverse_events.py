@@ -284,3 +284,17 @@ def test_whether_an_infusion_was_interrupted_is_asked_not_assumed(trial, client_
     p = trial.enrol()
     response = client_as("coordinator").post(f"/participants/{p.subject_id}/infusions/new/", _infusion_form(interrupted=""))
     assert 'This field is required' in response.content.decode() and p.infusions.count() == 0
+
+
+@pytest.mark.parametrize("served", ["nct03929120", "nct02013700"])
+def test_the_relatedness_question_names_the_served_protocols_product(served, settings, trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    from html import unescape
+
+    from trialdesk.protocol.loader import load
+
+    settings.TRIALDESK_PROTOCOL = served
+    product = load(served).study_intervention.name
+    page = unescape(client_as("coordinator").get("/adverse-events/new/").content.decode())
+    assert f"Relatedness to {product}" in page
+    others = {load(p).study_intervention.name for p in ("nct03929120", "nct02013700")} - {product}
+    assert not any(f"Relatedness to {o}" in page for o in others)

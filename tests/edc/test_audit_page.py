@@ -20,7 +20,7 @@ def test_the_audit_page_shows_true_utc_readable_fields_and_the_reason(trial, use
     entry = AuditEntry.objects.filter(action="update", form="adverse_event").get()
     page = client_as("monitor").get("/audit/?subject_id=001").content.decode()
     assert entry.at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") in page  # the UTC column is UTC, not the site's clock
-    assert "<b>relatedness to the MSC infusion</b>: Unlikely → Possibly" in page  # the field's name, the choices' labels
+    assert "<b>relatedness to the study product</b>: Unlikely → Possibly" in page  # the field's name, the choices' labels
     assert "<b>Reason:</b> the investigator&#x27;s review" in page
     assert "adverse event " + str(ae.pk) in page and "adverse_events.AdverseEvent" not in page
     assert '<label for="f-subject">Subject id</label>' in page

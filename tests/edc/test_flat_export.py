@@ -83,3 +83,33 @@ def test_an_identified_export_keeps_dates_and_only_a_role_that_may_takes_it(meas
     assert "breathless on stairs" in unscheduled[0]["unscheduled_reason"]
     assert client_as("sponsor").post("/exports/flat-csv/", TODAY | {"identified": "on"}).status_code == 403
     assert client_as("sponsor").post("/exports/flat-csv/", TODAY).status_code == 200  # de-identified
+
+
+def _zip_names(response) -> list[str]:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    return zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+
+
+@pytest.mark.parametrize(("served", "cells", "weight", "dose", "unit", "label"), [
+    ("nct03929120", 60e6, 80.0, "0.75", "10^6 cells/kg", "dose (per kg of body weight)"),
+    ("nct02013700", 20e6, 80.0, "20.0", "10^6 cells", "dose (total)"),
+])
+def test_the_infusions_table_gives_the_dose_as_the_protocol_states_it(served, cells, weight, dose, unit, label, settings, trial,  # type: ignore[no-untyped-def]
+                                                                      client_as) -> None:
+    settings.TRIALDESK_PROTOCOL = served
+    if served == "nct02013700":
+        from .test_cohort_gate_desk import enrol_for_aether
+
+        p = enrol_for_aether(trial, "Ann")
+    else:
+        p = trial.enrol()
+    trial.infuse(p, ago=10, total_cells=cells, weight=weight)
+    response = client_as("data_manager").post("/exports/flat-csv/", TODAY | {"export_anyway": "on"})
+    names = _zip_names(response)
+    assert len(names) == len(set(names))  # one file per table: the AE and infusion forms are not visit tables too
+    tables = _csvs(response)
+    [row] = tables["infusions"]
+    assert "dose_per_kg" not in row and row["dose"] == dose
+    book = {(e["table"], e["column"]): e for e in tables["codebook"]}
+    assert (book[("infusions", "dose")]["unit"], book[("infusions", "dose")]["label"]) == (unit, label)

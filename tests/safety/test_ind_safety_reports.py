@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.safety.fixtures import INFUSIONS, PARTICIPANTS, ae, at, d, infusion, participant, trial_data
+from tests.safety.fixtures import INFUSIONS, NY, PARTICIPANTS, ae, at, d, infusion, participant, trial_data
 from trialdesk.safety.aggregate import evaluate_aggregate, tail_probability
 from trialdesk.safety.expectedness import suggest_expectedness, within_hours_of_infusion
 from trialdesk.safety.sae_clock import FollowUpReceived, SubmittedReport, due_reports, report_history
@@ -60,14 +60,14 @@ def test_an_event_whose_term_the_brochure_does_not_list_is_unexpected(protocol) 
 
 def test_within_24_hours_reads_the_infusion_day_and_the_next_day_of_onset_dates() -> None:
     own = [i for i in INFUSIONS if i.subject_id == "001"]
-    assert within_hours_of_infusion(d("2020-02-17"), own, 24) is not None
-    assert within_hours_of_infusion(d("2020-02-18"), own, 24) is not None
-    assert within_hours_of_infusion(d("2020-02-19"), own, 24) is None
-    assert within_hours_of_infusion(d("2020-01-19"), own, 24) is None  # before the first infusion
+    assert within_hours_of_infusion(d("2020-02-17"), own, 24, NY) is not None
+    assert within_hours_of_infusion(d("2020-02-18"), own, 24, NY) is not None
+    assert within_hours_of_infusion(d("2020-02-19"), own, 24, NY) is None
+    assert within_hours_of_infusion(d("2020-01-19"), own, 24, NY) is None  # before the first infusion
     started = own[1].model_copy(update={"started_at": at("2020-02-17 23:00")})
-    assert within_hours_of_infusion(d("2020-02-18"), [started], 24) is not None
-    assert within_hours_of_infusion(d("2020-02-19"), [started], 24) is None
-    assert within_hours_of_infusion(d("2020-02-19"), [started], 48) is not None
+    assert within_hours_of_infusion(d("2020-02-18"), [started], 24, NY) is not None
+    assert within_hours_of_infusion(d("2020-02-19"), [started], 24, NY) is None
+    assert within_hours_of_infusion(d("2020-02-19"), [started], 48, NY) is not None
 
 
 # --- which reports: both clocks ---------------------------------------------------------------------------

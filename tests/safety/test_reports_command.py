@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.safety.fixtures import at, trial_data
@@ -62,3 +63,25 @@ def test_without_protocol_the_cut_names_it_even_with_two_protocols_installed(tmp
     assert json.loads(result.output)["protocol"] == "nct03929120"
     wrong = CliRunner().invoke(app, ["safety", "reports", "--data", cut, "--now", "2020-03-17T12:00:00+00:00", "--protocol", "nct00000000"])
     assert wrong.exit_code != 0 and "nct00000000" in " ".join(wrong.output.split())
+
+
+def test_a_protocol_without_a_site_time_zone_is_refused_saying_what_to_set(tmp_path: Path) -> None:
+    import shutil
+
+    from trialdesk.protocol.loader import load, resolve
+    from trialdesk.safety.site_time import NoSiteZoneError, site_zone
+    from trialdesk.trial.records import TrialData
+
+    cut = _cut(tmp_path)
+    folder = tmp_path / "no_zone"
+    shutil.copytree(resolve(TrialData.from_file(cut).protocol_id).parent, folder)
+    text = (folder / "protocol.yaml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("time_zone:")]
+    assert len(lines) < len(text.splitlines())
+    (folder / "protocol.yaml").write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(NoSiteZoneError, match=r"set locations\[\]\.time_zone"):
+        site_zone(load(str(folder)))
+    result = CliRunner().invoke(app, ["safety", "reports", "--data", str(cut), "--now", "2020-03-17T12:00:00+00:00",
+                                      "--protocol", str(folder)])
+    assert result.exit_code == 1
+    assert "names no site time zone" in result.output and "Traceback" not in result.output

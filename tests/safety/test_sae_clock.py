@@ -58,39 +58,39 @@ def test_an_unexpected_fatal_or_life_threatening_suspected_reaction_needs_the_7_
 # --- due instants --------------------------------------------------------------------------------------
 
 def test_24_hours_is_an_exact_instant(protocol) -> None:  # type: ignore[no-untyped-def]
-    assert due_at(at("2024-02-14 16:30"), rule(protocol, "R1")) == at("2024-02-15 16:30")
+    assert due_at(at("2024-02-14 16:30"), rule(protocol, "R1"), NY) == at("2024-02-15 16:30")
 
 
 def test_24_hours_across_the_march_clock_change_is_11_am_daylight_time(protocol) -> None:  # type: ignore[no-untyped-def]
-    due = due_at(at("2024-03-09 10:00"), rule(protocol, "R1"))  # clocks go forward at 2:00 on 10 March
+    due = due_at(at("2024-03-09 10:00"), rule(protocol, "R1"), NY)  # clocks go forward at 2:00 on 10 March
     assert due.isoformat() == "2024-03-10T11:00:00-04:00"
     assert due.astimezone(dt.UTC) - at("2024-03-09 10:00").astimezone(dt.UTC) == dt.timedelta(hours=24)  # 25 h on the wall clock
 
 
 def test_24_hours_across_the_november_clock_change_is_9_am_standard_time(protocol) -> None:  # type: ignore[no-untyped-def]
-    assert due_at(at("2024-11-02 10:00"), rule(protocol, "R1")).isoformat() == "2024-11-03T09:00:00-05:00"
+    assert due_at(at("2024-11-02 10:00"), rule(protocol, "R1"), NY).isoformat() == "2024-11-03T09:00:00-05:00"
 
 
 def test_7_calendar_days_from_a_thursday_end_the_next_thursday_across_the_weekend(protocol) -> None:  # type: ignore[no-untyped-def]
-    due = due_at(at("2024-03-07 16:00"), rule(protocol, "R2"))
+    due = due_at(at("2024-03-07 16:00"), rule(protocol, "R2"), NY)
     assert due.date() == dt.date(2024, 3, 14) and due.weekday() == 3
     assert due.isoformat() == "2024-03-14T23:59:59.999999-04:00"  # by the end of the day, daylight time since 10 March
 
 
 def test_15_calendar_days_ending_on_a_saturday_are_not_extended_to_monday(protocol) -> None:  # type: ignore[no-untyped-def]
-    due = due_at(at("2024-03-01 16:00"), rule(protocol, "R3"))  # a Friday
+    due = due_at(at("2024-03-01 16:00"), rule(protocol, "R3"), NY)  # a Friday
     assert due.date() == dt.date(2024, 3, 16) and due.strftime("%A") == "Saturday"
 
 
 def test_calendar_days_count_from_the_date_at_the_site_when_learned_in_another_time_zone(protocol) -> None:  # type: ignore[no-untyped-def]
     learned = at("2024-03-01 23:30", LA)  # 02:30 on 2 March in Jacksonville
-    assert due_at(learned, rule(protocol, "R2")).date() == dt.date(2024, 3, 9)
-    assert due_at(learned, rule(protocol, "R1")) == at("2024-03-03 02:30")
+    assert due_at(learned, rule(protocol, "R2"), NY).date() == dt.date(2024, 3, 9)
+    assert due_at(learned, rule(protocol, "R1"), NY) == at("2024-03-03 02:30")
 
 
 def test_a_naive_learned_at_is_refused(protocol) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NaiveDatetimeError, match=r"learned_at.*no time zone"):
-        due_at(dt.datetime(2024, 3, 1, 10), rule(protocol, "R1"))
+        due_at(dt.datetime(2024, 3, 1, 10), rule(protocol, "R1"), NY)
 
 
 # --- the dashboard ---------------------------------------------------------------------------------------

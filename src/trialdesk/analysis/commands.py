@@ -19,7 +19,7 @@ from trialdesk.analysis.meddra import MedDRA, MeddraError
 from trialdesk.analysis.odm import odm_xml
 from trialdesk.analysis.outcome_report import measure_report
 from trialdesk.analysis.participant_flow import participant_flow
-from trialdesk.analysis.primary_outcome import primary_outcome
+from trialdesk.analysis.primary_outcome import NoOutcomeMeasureError, primary_outcome
 from trialdesk.analysis.redcap import export_dictionary
 from trialdesk.analysis.sdtm import SdtmError, build_sdtm
 from trialdesk.console import fail, out
@@ -154,7 +154,7 @@ def ctgov_results_command(
     data, protocol = _read(data_file, protocol_ref)
     try:
         text = results_json(data, protocol, threshold, allow_empty, _forms(data, protocol_ref))
-    except (NoParticipantsError, ThresholdError) as exc:
+    except (NoParticipantsError, ThresholdError, NoOutcomeMeasureError, ConductError) as exc:
         fail(str(exc))
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(text, encoding="utf-8")
@@ -192,7 +192,7 @@ def sdtm_command(
         key = os.environ.get("TRIALDESK_DATE_SHIFT_KEY")
         sdtm = build_sdtm(data, protocol, identified=False, allow_empty=allow_empty, meddra=meddra,
                           shift_key=key.encode("utf-8") if key else None)
-    except (NoParticipantsError, SdtmError, MeddraError) as exc:
+    except (NoParticipantsError, SdtmError, MeddraError, ConductError) as exc:
         fail(str(exc))
     for warning in sdtm.warnings:
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)

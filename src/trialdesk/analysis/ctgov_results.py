@@ -12,6 +12,15 @@ and named with CTCAE v5.0 (``sourceVocabulary`` "CTCAE (5.0)"). Besides the four
 the ``resultsSection`` as API v2 places it, the ``documentSection`` (protocol and statistical analysis
 plan with their dates, 11.48(a)(5)) come from the protocol file's ``results_disclosure``.
 
+Groups. Participant flow, baseline characteristics and adverse events report one arm/group per cohort or dose
+level that has an infused participant (the protocol's one arm when it has neither; which group a participant is in
+is read by :mod:`trialdesk.trial.groups`), and the outcome measure reports the groups its ``group_by`` names. This
+follows the ClinicalTrials.gov Results Data Element Definitions for Interventional and Observational Studies
+(prsinfo.clinicaltrials.gov/results_definitions.html, read through the search tool): participant flow is the
+progress of participants "by study arm", each milestone given per arm/group; baseline characteristics are given
+"for the entire trial population and for each group" (API v2 adds the total as one more group, titled "Total",
+only when there is more than one group); an Arm/Group Title is 4 to 62 characters.
+
 Populations. Every module counts the same people: the participants who received at least one
 infusion. That is STARTED of the participant flow, the overall number of baseline participants, the
 outcome measure's denominator and the adverse events' number at risk; enrolled participants who were
@@ -62,10 +71,11 @@ from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import ctgov_reason, has_left
 from trialdesk.analysis.outcome_report import MeasureReport, measure_report
 from trialdesk.analysis.participant_flow import participant_flow
-from trialdesk.analysis.primary_outcome import PrimaryOutcome, primary_outcome
+from trialdesk.analysis.primary_outcome import PrimaryOutcome, counted_in_time_frame, primary_outcome
 from trialdesk.protocol.forms import FormCatalogue, load_forms
 from trialdesk.protocol.model import Protocol
-from trialdesk.safety.outcome_measures import group_label, group_of, group_order, primary_measure
+from trialdesk.safety.outcome_measures import primary_measure
+from trialdesk.trial import groups as trial_groups
 from trialdesk.trial.records import AdverseEvent, Participant, TrialData
 
 SOURCE_VOCABULARY = "CTCAE (5.0)"
@@ -105,36 +115,64 @@ def _arm(protocol: Protocol) -> tuple[str, str]:
     return arm.label, arm.description
 
 
+#: a reporting group: id ('FG000', 'BG001', 'EG002'), title, description, and its members (infused participants)
+ReportingGroup = tuple[str, str, str, frozenset[str]]
+
+
+def reporting_groups(data: TrialData, protocol: Protocol, prefix: str) -> list[ReportingGroup]:
+    """The arms/groups of every module: one per cohort or dose level that has an infused participant, in the protocol's
+    order (:mod:`trialdesk.trial.groups` says which group a participant is in); the protocol's one arm when it has
+    neither. Ids are ``<prefix>000``, ``<prefix>001``... as API v2 numbers them."""
+    started = frozenset(started_ids(data))
+    return [(f"{prefix}{k:03d}", g.title, g.description, mine) for k, (g, mine) in enumerate(trial_groups.members(protocol, data, started))]
+
+
 def _participant_flow(data: TrialData, protocol: Protocol, note: str | None) -> dict[str, Any]:
+    """Participant Flow by arm/group (the results data element definitions: "the progress of research participants
+    through each stage of a study ... by study arm"; each milestone and each reason not completed gives a number for
+    every group, 0 included)."""
     flow = participant_flow(data, protocol, allow_empty=True)
-    title, description = _arm(protocol)
-    started = [p for p in data.participants if any(i.subject_id == p.subject_id for i in data.infusions)]
-    left = [p for p in started if has_left(p) and p.subject_id not in flow.completed_ids]
-    ongoing = len(started) - len([p for p in started if p.subject_id in flow.completed_ids]) - len(left)
+    groups = reporting_groups(data, protocol, "FG")
+    by_id = {p.subject_id: p for p in data.participants}
+    completed_ids = set(flow.completed_ids)
 
-    def achieved(n: int) -> list[dict[str, Any]]:
-        return [{"groupId": "FG000", "numSubjects": str(n)}]
+    def achieved(count: Callable[[frozenset[str]], int]) -> list[dict[str, Any]]:
+        return [{"groupId": gid, "numSubjects": str(count(members))} for gid, _, _, members in groups]
 
-    milestones = [{"type": "STARTED", "achievements": achieved(len(started))}]
-    milestones += [{"type": f"Received Infusion {k}", "achievements": achieved(n)} for k, n in flow.infused.items()]
-    completed = len([p for p in started if p.subject_id in flow.completed_ids])
-    milestones += [{"type": "COMPLETED", "achievements": achieved(completed)},
-                   {"type": "NOT COMPLETED", "achievements": achieved(len(started) - completed)}]
-    reasons: dict[str, int] = {}
-    for p in left:
-        reasons[ctgov_reason(p)] = reasons.get(ctgov_reason(p), 0) + 1
-    drops = [{"type": r, "reasons": achieved(n)} for r, n in sorted(reasons.items())]
-    if ongoing:
+    def left(members: frozenset[str]) -> list[Participant]:
+        return [by_id[s] for s in sorted(members) if has_left(by_id[s]) and s not in completed_ids]
+
+    milestones = [{"type": "STARTED", "achievements": achieved(len)}]
+    numbers = sorted({i.number for i in data.infusions})
+
+    def received(k: int) -> Callable[[frozenset[str]], int]:
+        return lambda m: len({i.subject_id for i in data.infusions if i.number == k and i.subject_id in m})
+
+    milestones += [{"type": f"Received Infusion {k}", "achievements": achieved(received(k))} for k in numbers]
+    milestones += [{"type": "COMPLETED", "achievements": achieved(lambda m: len(m & completed_ids))},
+                   {"type": "NOT COMPLETED", "achievements": achieved(lambda m: len(m - completed_ids))}]
+    reasons = sorted({ctgov_reason(p) for _, _, _, m in groups for p in left(m)})
+
+    def leaving_for(reason: str) -> Callable[[frozenset[str]], int]:
+        return lambda m: sum(1 for p in left(m) if ctgov_reason(p) == reason)
+
+    drops = [{"type": r, "reasons": achieved(leaving_for(r))} for r in reasons]
+
+    def ongoing(m: frozenset[str]) -> int:
+        return len(m) - len(m & completed_ids) - len(left(m))
+
+    if any(ongoing(m) for _, _, _, m in groups):
         drops.append({"type": "Still on study at the data cut", "reasons": achieved(ongoing)})
     details = f"Participants were enrolled at {protocol.locations[0].facility}." if protocol.locations else ""
-    never = flow.enrolled - len(started)
+    started = sum(len(m) for _, _, _, m in groups)
+    never = flow.enrolled - started
     pre = (f"{flow.screened} screened, {flow.screen_failed} failed screening, {flow.enrolled} enrolled;"
            " STARTED counts participants who received at least one infusion"
            + (f" ({never} enrolled participant{'s' if never != 1 else ''} had received no infusion at the data cut)." if never else "."))
     module: dict[str, Any] = {
         "recruitmentDetails": " ".join(x for x in (details, note) if x),
         "preAssignmentDetails": pre,
-        "groups": [{"id": "FG000", "title": title, "description": description}],
+        "groups": [{"id": gid, "title": title, "description": description} for gid, title, description, _ in groups],
         "periods": [{"title": "Overall Study", "milestones": milestones, **({"dropWithdraws": drops} if drops else {})}],
     }
     if not module["recruitmentDetails"]:
@@ -142,38 +180,57 @@ def _participant_flow(data: TrialData, protocol: Protocol, note: str | None) -> 
     return module
 
 
-def _counts(participants: list[Participant], categories: tuple[str, ...], value: Callable[[Participant], str],
+def _counts(columns: list[tuple[str, list[Participant]]], categories: tuple[str, ...], value: Callable[[Participant], str],
             field: str | None = None, forms: FormCatalogue | None = None) -> list[dict[str, Any]]:
     choices = {c.code: c.label for c in (forms or load_forms()).form("demographics").field(field).choices} if field else {}
-    found = [_category(value(p), categories, choices) if field else value(p) for p in participants]
-    return [{"title": c, "measurements": [{"groupId": "BG000", "value": str(found.count(c))}]} for c in categories]
+
+    def found(people: list[Participant]) -> list[str]:
+        return [_category(value(p), categories, choices) if field else value(p) for p in people]
+
+    return [{"title": c, "measurements": [{"groupId": gid, "value": str(found(people).count(c))} for gid, people in columns]}
+            for c in categories]
+
+
+def _age(gid: str, people: list[Participant]) -> dict[str, Any]:
+    ages = [p.age_at_enrolment for p in people]
+    age: dict[str, Any] = {"groupId": gid, "value": f"{statistics.fmean(ages):.1f}" if ages else "NA"}
+    if len(ages) > 1:
+        age["spread"] = f"{statistics.stdev(ages):.1f}"
+    return age
+
+
+TOTAL_TITLE = "Total"
 
 
 def _baseline(data: TrialData, protocol: Protocol, forms: FormCatalogue | None = None) -> dict[str, Any]:
-    title, description = _arm(protocol)
-    started = started_ids(data)
-    people = [p for p in data.participants if p.subject_id in started]
-    never = len(data.participants) - len(people)
-    ages = [p.age_at_enrolment for p in people]
-    age: dict[str, Any] = {"groupId": "BG000", "value": f"{statistics.fmean(ages):.1f}" if ages else "NA"}
-    if len(ages) > 1:
-        age["spread"] = f"{statistics.stdev(ages):.1f}"
+    """Baseline Characteristics by arm/group and, with more than one group, in total (the results data element
+    definitions: "demographic and baseline data ... for the entire trial population and for each group"; API v2
+    carries the total as one more group titled "Total")."""
+    groups = reporting_groups(data, protocol, "BG")
+    by_id = {p.subject_id: p for p in data.participants}
+    columns = [(gid, [by_id[s] for s in sorted(members)]) for gid, _, _, members in groups]
+    listed = [{"id": gid, "title": title, "description": description} for gid, title, description, _ in groups]
+    if len(groups) > 1:
+        total = f"BG{len(groups):03d}"
+        columns.append((total, [p for _, people in columns for p in people]))
+        listed.append({"id": total, "title": TOTAL_TITLE, "description": "Total of all reporting groups"})
+    never = len(data.participants) - sum(len(m) for _, _, _, m in groups)
     sexes = ("Female", "Male")
     return {
         "populationDescription": "Participants who received at least one infusion (STARTED in the participant flow)"
                                  + (f"; {never} enrolled participant{'s' if never != 1 else ''} with no infusion at the data cut"
                                     f" {'are' if never != 1 else 'is'} not included." if never else "."),
-        "groups": [{"id": "BG000", "title": title, "description": description}],
-        "denoms": [{"units": "Participants", "counts": [{"groupId": "BG000", "value": str(len(people))}]}],
+        "groups": listed,
+        "denoms": [{"units": "Participants", "counts": [{"groupId": gid, "value": str(len(people))} for gid, people in columns]}],
         "measures": [
             {"title": "Age, Continuous", "paramType": "MEAN", "dispersionType": "STANDARD_DEVIATION", "unitOfMeasure": "years",
-             "classes": [{"categories": [{"measurements": [age]}]}]},
+             "classes": [{"categories": [{"measurements": [_age(gid, people) for gid, people in columns]}]}]},
             {"title": "Sex: Female, Male", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, sexes, lambda p: p.sex.capitalize())}]},
+             "classes": [{"categories": _counts(columns, sexes, lambda p: p.sex.capitalize())}]},
             {"title": "Race (NIH/OMB)", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, RACES, lambda p: p.race, "dm_race", forms)}]},
+             "classes": [{"categories": _counts(columns, RACES, lambda p: p.race, "dm_race", forms)}]},
             {"title": "Ethnicity (NIH/OMB)", "paramType": "COUNT_OF_PARTICIPANTS", "unitOfMeasure": "Participants",
-             "classes": [{"categories": _counts(people, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity", forms)}]},
+             "classes": [{"categories": _counts(columns, ETHNICITIES, lambda p: p.ethnicity, "dm_ethnicity", forms)}]},
         ],
     }
 
@@ -249,20 +306,12 @@ _ORDER = {SYSTEMATIC: 0, NON_SYSTEMATIC: 1, None: 2}
 
 
 #: an event group: id, title, description, and its participants (the infused participants of the group)
-EventGroup = tuple[str, str, str, frozenset[str]]
+EventGroup = ReportingGroup
 
 
 def _event_groups(data: TrialData, protocol: Protocol) -> list[EventGroup]:
-    """One group for the arm; by cohort or dose level when the protocol's primary measure is grouped so."""
-    started = frozenset(started_ids(data))
-    m = primary_measure(protocol)
-    if m is None or m.group_by == "none":
-        title, description = _arm(protocol)
-        return [("EG000", title, description, started)]
-    of = {s: group_of(protocol, m, data, s) for s in sorted(started)}
-    order = [g for g in group_order(protocol, m, {}) if g in set(of.values())] or sorted(set(of.values()))
-    return [(f"EG{k:03d}", group_label(protocol, m, g), group_label(protocol, m, g), frozenset(s for s, x in of.items() if x == g))
-            for k, g in enumerate(order)]
+    """The reporting groups of the other modules (by cohort or dose level where the protocol has them), as event groups."""
+    return reporting_groups(data, protocol, "EG")
 
 
 def _events(counted: list[Attributed], groups: list[EventGroup], serious: bool, threshold: float,
@@ -301,8 +350,8 @@ def _died(p: Participant, counted: list[Attributed], last_day: dict[str, bool]) 
     return fatal or (last_day.get(p.subject_id, False) and ctgov_reason(p) == "Death")
 
 
-def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome, threshold: float) -> dict[str, Any]:
-    counted = result.counted
+def _adverse_events(data: TrialData, protocol: Protocol, threshold: float) -> dict[str, Any]:
+    counted, window_days = counted_in_time_frame(data, protocol)
     groups = _event_groups(data, protocol)
     kinds = {a.event.id: assessment_type(a.event, data, protocol) for a in counted}
     serious = _events(counted, groups, True, threshold, kinds)
@@ -311,7 +360,7 @@ def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome,
     # deaths recorded only as the way off study count when they fall in the window
     first = {s: min(i.date for i in data.infusions_of(s)) for s in {i.subject_id for i in data.infusions}}
     in_window = {p.subject_id: p.off_study_on is not None and p.subject_id in first
-                 and 0 <= (p.off_study_on - first[p.subject_id]).days <= result.window_days for p in data.participants}
+                 and 0 <= (p.off_study_on - first[p.subject_id]).days <= window_days for p in data.participants}
     infused = [p for p in data.participants if p.subject_id in first]
     event_groups = []
     for gid, title, description, members in groups:
@@ -329,7 +378,7 @@ def _adverse_events(data: TrialData, protocol: Protocol, result: PrimaryOutcome,
     registered = protocol.outcomes.primary[0]
     return {
         "frequencyThreshold": f"{threshold:g}",
-        "timeFrame": f"{registered.time_frame} from the first infusion ({result.window_days} days)",
+        "timeFrame": f"{registered.time_frame} from the first infusion ({window_days} days)",
         "description": "Adverse events graded with CTCAE v5.0, counted from the first infusion; events before the first infusion"
                        " are not treatment-emergent and are not included. Systematic assessment: found at a scheduled visit (asked"
                        " about, or suggested by a scheduled laboratory or vital-sign result); non-systematic: volunteered by the"
@@ -391,13 +440,13 @@ def results_section(data: TrialData, protocol: Protocol, frequency_threshold: fl
     if not 0 <= frequency_threshold <= MAX_THRESHOLD:
         raise ThresholdError(f"frequency threshold {frequency_threshold:g} % is outside 0-5 %; 42 CFR 11.48(a)(4)(ii) allows at most 5 %")
     note = check_enrolled(data, "ClinicalTrials.gov results", allow_empty)
-    result = primary_outcome(data, protocol, allow_empty=True)
+    outcomes = (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
+                else _outcome_measures(primary_outcome(data, protocol, allow_empty=True), protocol))
     return {"resultsSection": {
         "participantFlowModule": _participant_flow(data, protocol, note),
         "baselineCharacteristicsModule": _baseline(data, protocol, forms),
-        "outcomeMeasuresModule": (_measured(measure_report(protocol, data), protocol) if primary_measure(protocol) is not None
-                                  else _outcome_measures(result, protocol)),
-        "adverseEventsModule": _adverse_events(data, protocol, result, frequency_threshold),
+        "outcomeMeasuresModule": outcomes,
+        "adverseEventsModule": _adverse_events(data, protocol, frequency_threshold),
         "moreInfoModule": _more_info(protocol),
     }, "documentSection": _documents(protocol)}
 
@@ -429,6 +478,7 @@ def check_results(doc: dict[str, Any]) -> list[str]:
     - required modules: participant flow, baseline characteristics, outcome measures, adverse events,
       more information (11.48(a)(1)-(4), (6)) and the document section with the protocol and the SAP
       (or the statement that there is none) with their dates (11.48(a)(5));
+    - arm/group titles of every module: 4 to 62 characters (Arm/Group Title);
     - results point of contact: name or title, organisation, e-mail and phone (11.48(a)(6)(ii)); the
       certain-agreements statement (11.48(a)(6)(i));
     - participant flow: STARTED = COMPLETED + NOT COMPLETED; NOT COMPLETED = the reasons given; no
@@ -481,6 +531,17 @@ def check_results(doc: dict[str, Any]) -> list[str]:
     for i, d in enumerate(large):
         need(bool(d.get("date")), f"documentSection.largeDocs[{i}] ({d.get('typeAbbrev')}): the document date is missing")
 
+    # arm/group titles: 4 to 62 characters (results data element definitions, Arm/Group Title)
+    titled = [(f"{m}.groups", rs.get(m) or {}) for m in ("participantFlowModule", "baselineCharacteristicsModule")]
+    outcome_list = (rs.get("outcomeMeasuresModule") or {}).get("outcomeMeasures") or []
+    titled += [(f"outcomeMeasures[{i}].groups", om) for i, om in enumerate(outcome_list)]
+    titled += [("adverseEventsModule.eventGroups", {"groups": (rs.get("adverseEventsModule") or {}).get("eventGroups") or []})]
+    for where, part in titled:
+        for g in part.get("groups") or []:
+            title = str(g.get("title") or "")
+            need(4 <= len(title) <= 62, f"{where} {g.get('id')}: the title {title!r} has {len(title)} characters; an arm/group title"
+                                        " has 4 to 62")
+
     # participant flow
     flow = rs.get("participantFlowModule") or {}
     started_by_group: dict[str, int] = {}
@@ -515,7 +576,12 @@ def check_results(doc: dict[str, Any]) -> list[str]:
 
     # baseline
     base = rs.get("baselineCharacteristicsModule") or {}
-    overall = sum(_n(c.get("value")) or 0 for d in base.get("denoms", []) for c in d.get("counts", []))
+    total_ids = {g.get("id") for g in base.get("groups", []) if g.get("title") == TOTAL_TITLE}
+    denom = {c.get("groupId"): _n(c.get("value")) or 0 for d in base.get("denoms", []) for c in d.get("counts", [])}
+    overall = sum(n for gid, n in denom.items() if gid not in total_ids)
+    for gid in total_ids:
+        need(denom.get(gid) == overall, f"baselineCharacteristicsModule group {gid} (Total): {denom.get(gid)} participants, but the"
+                                        f" groups add up to {overall}")
     if base:
         need(overall == started_total or bool(base.get("populationDescription")),
              f"baselineCharacteristicsModule: {overall} baseline participants but {started_total} STARTED, and no population"
@@ -528,9 +594,13 @@ def check_results(doc: dict[str, Any]) -> list[str]:
         need(bool(m.get("unitOfMeasure")), f"{where}: the unit of measure is missing")
         cats = [c for cls in m.get("classes", []) for c in cls.get("categories", [])]
         if m.get("paramType") == "COUNT_OF_PARTICIPANTS":
-            total = sum(_n(x.get("value")) or 0 for c in cats for x in c.get("measurements", []))
-            need(total == overall, f"{where}: the categories add up to {total}, not the {overall} baseline participants"
-                                   " (PRS: information within the measure appears inconsistent)")
+            per_group: dict[str, int] = {}
+            for c in cats:
+                for x in c.get("measurements", []):
+                    per_group[x.get("groupId")] = per_group.get(x.get("groupId"), 0) + (_n(x.get("value")) or 0)
+            for gid, total in per_group.items():
+                need(total == denom.get(gid, 0), f"{where}: the categories of group {gid} add up to {total}, not its {denom.get(gid, 0)}"
+                                                 " baseline participants (PRS: information within the measure appears inconsistent)")
         if m.get("paramType") == "MEAN" and overall > 1:
             need(all("spread" in x for c in cats for x in c.get("measurements", [])),
                  f"{where}: the standard deviation is missing (PRS: a measure of dispersion appears missing for continuous data)")

@@ -39,7 +39,8 @@ STRUCTURE = {"DM": "One record per subject", "AE": "One record per adverse event
              "VS": "One record per vital sign measurement per time point per visit per subject",
              "LB": "One record per lab test per visit per subject",
              "DS": "One record per disposition status or protocol milestone per subject",
-             "TS": "One record per trial summary parameter value", "CM": "One record per recorded medication per subject",
+             "TS": "One record per trial summary parameter value", "TA": "One record per planned Element per Arm",
+             "TE": "One record per planned Element", "CM": "One record per recorded medication per subject",
              "MH": "One record per medical history event per subject", "DV": "One record per protocol deviation per subject",
              "RE": "One record per respiratory test per visit per subject", "FT": "One record per functional test per visit per subject"}
 _EXTERNAL = {"MedDRA": "MEDDRA", "LOINC": "LOINC", "ISO 3166-1 alpha-3": "ISO 3166-1 alpha-3", "CTCAE v5.0 grade": "CTCAE",
@@ -71,8 +72,12 @@ def _description(parent: ET.Element, text: str) -> None:
     t.set(XML_LANG, "en")
 
 
+#: the keys of the trial design datasets (reference data: no subject)
+TRIAL_DESIGN_KEYS = {"TS": ["STUDYID", "TSPARMCD", "TSSEQ"], "TA": ["STUDYID", "ARMCD", "TAETORD"], "TE": ["STUDYID", "ETCD"]}
+
+
 def _origin(domain: str, name: str) -> tuple[str, str | None]:
-    if domain == "TS":
+    if domain in ("TS", "TA", "TE"):
         return "Protocol", None
     if name in _ASSIGNED:
         return "Assigned", "Sponsor"
@@ -122,11 +127,11 @@ def define_xml(sdtm: Sdtm, created: dt.datetime | None = None) -> str:
     for domain, variables in VARIABLES.items():
         frame = sdtm.domains[domain]
         ig = _el(mdv, "ItemGroupDef", OID=f"IG.{domain}", Name=domain, Repeating="No" if domain == "DM" else "Yes", Domain=domain,
-                 SASDatasetName=domain, IsReferenceData="Yes" if domain == "TS" else "No", Purpose="Tabulation",
+                 SASDatasetName=domain, IsReferenceData="Yes" if domain in TRIAL_DESIGN_KEYS else "No", Purpose="Tabulation",
                  def_Structure=STRUCTURE[domain], def_ArchiveLocationID=f"LF.{domain}", def_StandardOID="STD.SDTMIG",
                  def_HasNoData="Yes" if frame.empty else None)
         _description(ig, LABELS[domain])
-        keys = ["STUDYID", "TSPARMCD", "TSSEQ"] if domain == "TS" else ["STUDYID", "USUBJID", *([] if domain == "DM" else [f"{domain}SEQ"])]
+        keys = TRIAL_DESIGN_KEYS.get(domain) or ["STUDYID", "USUBJID", *([] if domain == "DM" else [f"{domain}SEQ"])]
         for order, var in enumerate(variables, start=1):
             required = var.name in ("STUDYID", "DOMAIN", "USUBJID", f"{domain}SEQ", "TSPARMCD", "TSPARM")
             _el(ig, "ItemRef", ItemOID=f"IT.{domain}.{var.name}", OrderNumber=str(order), Mandatory="Yes" if required else "No",
@@ -151,7 +156,7 @@ def define_xml(sdtm: Sdtm, created: dt.datetime | None = None) -> str:
                                  f" (MedDRA {sdtm.meddra_version or 'version not stated'})." if sdtm.meddra_used else
                                  "No MedDRA distribution was given to this export: AEDECOD holds the CTCAE v5.0 term, which is a MedDRA"
                                  " lowest level term (AELLT), not the MedDRA preferred term; AEPTCD, AEHLT and AEHLGT are empty.")
-        if var.name.endswith("DTC") and not sdtm.identified and domain != "TS":
+        if var.name.endswith("DTC") and not sdtm.identified and domain not in TRIAL_DESIGN_KEYS:
             comment = "COM.DATESHIFT"
             comments[comment] = ("De-identified: every date of a participant is shifted back by the same number of days (1 to 365,"
                                  " from a keyed hash of USUBJID); intervals and study days are exact, calendar dates are not real.")

@@ -7,6 +7,10 @@ report uses too). Completed (the box names the registered time frame, "Completed
 ``completed``, or the end-of-study visit (the schedule's visit at or after the primary outcome's time frame,
 M6 on day 183) done. Withdrawn: withdrawn or off study for any reason but completion, counted by reason in
 the SDTM disposition terms.
+
+By group: where the protocol has cohorts or dose levels (:mod:`trialdesk.trial.groups`), the infused participants
+of each group are counted too (started, completed, withdrawn, ongoing): the table adds a ``group`` row per group
+and figure, the diagram a box of them. A protocol without groups keeps its one column, unchanged.
 """
 
 from __future__ import annotations
@@ -26,8 +30,21 @@ from matplotlib.axes import Axes
 from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.disposition import dsdecod, has_left
 from trialdesk.protocol.model import Protocol
+from trialdesk.trial import groups
 from trialdesk.trial.records import TrialData
 from trialdesk.trial.screening_log import tally
+
+
+@dataclass(frozen=True)
+class GroupFlow:
+    """One group's infused participants: how many started, completed, withdrew, are still on study."""
+
+    code: str
+    title: str
+    started: int
+    completed: int
+    withdrawn: int
+    ongoing: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,7 @@ class ParticipantFlow:
     completed_ids: list[str] = field(default_factory=list)
     eligible_not_enrolled: int = 0  # screened, signed eligible, not (yet) enrolled
     completed_label: str = "Completed follow-up"  # 'Completed 6 months': the primary outcome's time frame, as registered
+    by_group: tuple[GroupFlow, ...] = ()  # by cohort or dose level; empty for a protocol without groups
 
     def rows(self) -> list[tuple[str, str, int]]:
         """(stage, detail, participants) in the order of the flow."""
@@ -61,6 +79,9 @@ class ParticipantFlow:
         out += [("completed", self.completed_label.removeprefix("Completed "), self.completed), ("withdrawn", "", self.withdrawn)]
         out += [("withdrawn", reason, n) for reason, n in self.withdrawn_by_reason.items()]
         out.append(("ongoing", "", self.ongoing))
+        for g in self.by_group:
+            out += [("group", f"{g.title}: {what}", n) for what, n in
+                    (("started", g.started), ("completed", g.completed), ("withdrawn", g.withdrawn), ("ongoing", g.ongoing))]
         return out
 
     def to_csv(self) -> str:
@@ -96,6 +117,8 @@ class ParticipantFlow:
         _box(ax, 7.6, (ys[-1] + ys[-2]) / 2, left, small=True)
         ax.annotate("", xy=(5.6, (ys[-1] + ys[-2]) / 2), xytext=(3.0, (ys[-1] + ys[-2]) / 2), arrowprops={"arrowstyle": "->"})
         notes = ([f"Not counted as screened: {self.pending} awaiting eligibility sign-off."] if self.pending else [])
+        notes += [f"{g.title}: started {g.started}, completed {g.completed}, withdrawn {g.withdrawn}, ongoing {g.ongoing}"
+                  for g in self.by_group]
         notes += [self.note] if self.note else []
         if notes:
             fig.text(0.01, 0.01, "\n".join(notes), fontsize=7)
@@ -126,6 +149,13 @@ def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = Fa
     left = [p for p in data.participants if has_left(p) and p.subject_id not in completed]
     reasons = Counter(dsdecod(p) for p in left)
     infused = Counter(i.number for i in data.infusions)
+    by_group: list[GroupFlow] = []
+    if groups.kind(protocol) != "arm":
+        started = {i.subject_id for i in data.infusions}
+        left_ids = {p.subject_id for p in left}
+        for g, members in groups.members(protocol, data, started):
+            done, gone = len(members & set(completed)), len(members & left_ids)
+            by_group.append(GroupFlow(g.code, g.title, len(members), done, gone, len(members) - done - gone))
     return ParticipantFlow(
         screened=log.screened,
         screen_failed=log.screen_failed,
@@ -143,4 +173,5 @@ def participant_flow(data: TrialData, protocol: Protocol, allow_empty: bool = Fa
         completed_ids=completed,
         eligible_not_enrolled=log.eligible_not_enrolled,
         completed_label=f"Completed {protocol.outcomes.primary[0].time_frame}",
+        by_group=tuple(by_group),
     )

@@ -1,16 +1,17 @@
-"""The registered primary outcome counted per infusion, for a protocol that names no ``outcome_measures``
-(a protocol that does is counted by :mod:`.outcome_report`). For NCT03929120: the number of adverse
-events reported with infusion of each IV MSC dose, within the outcome's time frame (6 months, 183
-days, from the first infusion).
+"""The registered primary outcome counted per infusion, for a protocol that names this reading itself
+(``outcomes.primary[0].infusion_time_frame``: every adverse event, counted with the infusion it follows, within
+that time frame; e.g. "adverse events reported with infusion of each dose" over 183 days from the first
+infusion). A protocol with ``outcome_measures`` is counted by :mod:`.outcome_report`; a protocol with neither
+is refused (:class:`NoOutcomeMeasureError`), never counted some other trial's way.
 
 Counted per infusion (first, second, ...), per dose level, per participant and in total, for all
 events, related events (possibly, probably or definitely related) and grade >= 3 events; and the
 number and proportion of infused participants with at least one such event, with an exact
 (Clopper-Pearson) 95 % confidence interval. Which events count is :mod:`.attribution`'s reading.
 
-Dose levels group the infused dose per kilogram rounded to 0.1 x 10^6 cells/kg ("0.5", "1.0"),
-the precision at which the protocol states its dose range, by the one rounding every table and plot
-uses (:func:`trialdesk.safety.attribution.dose_level`: half up, so 0.65 is "0.7" everywhere).
+Dose levels are the protocol's dose groups (:func:`trialdesk.safety.attribution.dose_group`, the one grouping
+every table and plot uses): its dose levels, or a range's doses rounded half up to its ``group_step``
+(e.g. 0.1 x 10^6 cells/kg: "0.5", "0.7", "1.0").
 
 Time frame: the protocol's ``infusion_time_frame`` setting (anchor ``first_infusion`` or
 ``each_infusion``, days, reason); without it, ``time_frame_days`` from the first infusion. An event
@@ -45,10 +46,9 @@ from scipy.stats import beta  # type: ignore[import-untyped]
 
 from trialdesk.analysis.attribution import Attributed
 from trialdesk.analysis.data_cut import check_enrolled
-from trialdesk.protocol.model import InfusionTimeFrame, Protocol
+from trialdesk.protocol.model import Dose, InfusionTimeFrame, Protocol
 from trialdesk.safety.attribution import attribute as attribute_event
-from trialdesk.safety.attribution import dose_level as level_of
-from trialdesk.safety.attribution import dose_level_key
+from trialdesk.safety.attribution import dose_group
 from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
 
 Scope = Literal["infusion", "dose_level", "participant", "total"]
@@ -62,9 +62,24 @@ _KEEP: dict[Subset, Callable[[Attributed], bool]] = {
 GRADE_COLOURS = {1: "#9ecae1", 2: "#fdd49e", 3: "#fc8d59", 4: "#d7301f", 5: "#252525"}
 
 
-def dose_level(infusion: Infusion) -> str:
-    """The infusion's dose level in 10^6 cells/kg (``"0.5"``, ``"1.0"``): the one rounding of every table and plot."""
-    return dose_level_key(level_of(infusion.dose_per_kg))
+class NoOutcomeMeasureError(ValueError):
+    """The protocol says neither how its primary outcome is counted nor that it is every event per infusion."""
+
+    def __init__(self, protocol_id: str, measure_id: str | None = None) -> None:
+        if measure_id is not None:
+            message = (f"protocol {protocol_id} counts its primary outcome as its outcome measure {measure_id!r}, not every adverse"
+                       " event per infusion; report that measure (trialdesk report primary-outcome does)")
+        else:
+            message = (f"protocol {protocol_id} does not say how its primary outcome is counted: add an outcome_measures entry"
+                       " with primary: true (what is counted, which events, the window, the groups), or"
+                       " outcomes.primary[0].infusion_time_frame to count every adverse event with the infusion it follows")
+        super().__init__(message)
+        self.protocol_id = protocol_id
+
+
+def dose_level(protocol: Protocol, infusion: Infusion) -> str:
+    """The infusion's dose group key in files (``"DL2"``, ``"0.7"``): the one grouping of every table and plot."""
+    return dose_group(protocol.study_intervention.dose_spec, infusion).key
 
 
 def time_frame_of(protocol: Protocol) -> InfusionTimeFrame:
@@ -167,6 +182,7 @@ class PrimaryOutcome:
     note: str | None = None
     time_frame_rule: str = ""  # the protocol's setting, as a sentence
     worsening: dict[str, str] | None = None  # AE id -> the pre-existing record it worsens
+    dose_spec: Dose | None = None  # the protocol's dose, whose groups the dose levels are
 
     @property
     def outside_time_frame(self) -> list[Attributed]:
@@ -224,7 +240,7 @@ class PrimaryOutcome:
             ae = a.event
             w.writerow([ae.id, ae.subject_id, ae.term, ae.grade, "Y" if ae.related else "N", "Y" if ae.serious else "N",
                         "" if a.day is None else a.day, a.infusion.number if a.infusion and a.counted else "",
-                        dose_level(a.infusion) if a.infusion and a.counted else "", "Y" if a.counted else "N",
+                        dose_group(self.dose_spec, a.infusion).key if a.infusion and a.counted else "", "Y" if a.counted else "N",
                         "after_time_frame" if a.excluded == "after_window" else (a.excluded or ""), worse.get(ae.id, "")])
         return buf.getvalue()
 
@@ -297,10 +313,20 @@ def _row(scope: Scope, key: str, at_risk: Iterable[str], events: list[Attributed
     )
 
 
+def counted_in_time_frame(data: TrialData, protocol: Protocol) -> tuple[list[Attributed], int]:
+    """The adverse events of the registered time frame (:func:`time_frame_of`) with the infusion each follows, and the
+    time frame in days: what the results' adverse-event module reports, whatever the primary outcome counts."""
+    frame = time_frame_of(protocol)
+    return [a for a in classify(data, frame) if a.counted and a.infusion is not None], frame.days
+
+
 def primary_outcome(data: TrialData, protocol: Protocol, allow_empty: bool = False) -> PrimaryOutcome:
-    """Count the primary outcome of ``data`` as ``protocol`` registers it."""
-    note = check_enrolled(data, "primary outcome", allow_empty)
+    """Count the primary outcome of ``data`` per infusion, as ``protocol`` registers it (its ``infusion_time_frame``;
+    :class:`NoOutcomeMeasureError` when it names none)."""
     outcome = protocol.outcomes.primary[0]
+    if outcome.infusion_time_frame is None:
+        raise NoOutcomeMeasureError(protocol.id, next((m.id for m in protocol.outcome_measures if m.primary), None))
+    note = check_enrolled(data, "primary outcome", allow_empty)
     frame = time_frame_of(protocol)
     window = frame.days
     events = classify(data, frame)
@@ -313,9 +339,11 @@ def primary_outcome(data: TrialData, protocol: Protocol, allow_empty: bool = Fal
     for n in sorted({i.number for i in data.infusions}):
         rows.append(_row("infusion", str(n), (i.subject_id for i in data.infusions if i.number == n),
                          [a for a in counted if a.infusion is not None and a.infusion.number == n]))
-    for level in sorted({dose_level(i) for i in data.infusions}, key=float):
-        rows.append(_row("dose_level", level, (i.subject_id for i in data.infusions if dose_level(i) == level),
-                         [a for a in counted if a.infusion is not None and dose_level(a.infusion) == level]))
+    spec = protocol.study_intervention.dose_spec
+    for group in sorted({dose_group(spec, i) for i in data.infusions}):
+        level = group.key
+        rows.append(_row("dose_level", level, (i.subject_id for i in data.infusions if dose_level(protocol, i) == level),
+                         [a for a in counted if a.infusion is not None and dose_level(protocol, a.infusion) == level]))
     infused = sorted({i.subject_id for i in data.infusions})
     for subject in infused:
         rows.append(_row("participant", subject, [subject], [a for a in counted if a.event.subject_id == subject]))
@@ -326,4 +354,4 @@ def primary_outcome(data: TrialData, protocol: Protocol, allow_empty: bool = Fal
                 "grade_3_plus": total.participants_with_grade_3_plus}
     proportions = [Proportion(s, affected[s], len(infused), *clopper_pearson(affected[s], len(infused))) for s in SUBSETS]
     return PrimaryOutcome(data.protocol_id, data.cutoff, outcome.measure, outcome.time_frame, window, rows, proportions, events, note,
-                          f"{rule} ({frame.reason.split('.')[0]}.)", worsening)
+                          f"{rule} ({frame.reason.split('.')[0]}.)", worsening, spec)

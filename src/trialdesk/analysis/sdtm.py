@@ -1,7 +1,9 @@
 """CDISC SDTM domains of a data cut, as CSV and SAS transport (XPT v5), with a variable-level metadata
 table (``define.csv``), Define-XML 2.1 (``define.xml``, :mod:`.define`) and a reviewer's guide.
 
-Domains: DM, AE, EX, VS, LB, DS; TS (trial summary, from the protocol file); CM and MH (the
+Domains: DM, AE, EX, VS, LB, DS; TS (trial summary, from the protocol file); TA and TE (trial arms and
+elements: an arm per cohort or dose level where the protocol has them, else its one arm; DM's ARM/ACTARM are
+those arms, read by :mod:`trialdesk.trial.groups`); CM and MH (the
 concomitant-medication and medical-history forms); DV (the protocol-deviation log, subject-level
 entries); RE (lung function: FVC, FEV1, DLCO) and FT (six-minute walk). Variable names, labels and
 controlled terms follow SDTMIG 3.3 and the CDISC NCI codelists named in the metadata; codes the
@@ -55,14 +57,13 @@ from trialdesk.analysis.disposition import dsdecod, sdtm_reason
 from trialdesk.analysis.meddra import MedDRA, ctcae_coding
 from trialdesk.protocol.model import Protocol
 from trialdesk.terminology import units
-from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, plain_unit
+from trialdesk.trial import groups
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, plain_unit
 from trialdesk.trial.dose import amount as dose_amount
-from trialdesk.trial.dose import check as dose_check
-from trialdesk.trial.errors import ConductError
-from trialdesk.trial.records import Infusion, TrialData
+from trialdesk.trial.records import TrialData
 
-DOMAINS = ("DM", "AE", "EX", "VS", "LB", "DS", "TS", "CM", "MH", "DV", "RE", "FT")
-SUBJECTLESS = ("TS",)
+DOMAINS = ("DM", "AE", "EX", "VS", "LB", "DS", "TS", "TA", "TE", "CM", "MH", "DV", "RE", "FT")
+SUBJECTLESS = ("TS", "TA", "TE")
 
 
 def dose_unit(protocol: Protocol) -> str:
@@ -71,19 +72,49 @@ def dose_unit(protocol: Protocol) -> str:
     return plain_unit(spec.unit).removeprefix("×").strip()
 
 
-def arm_of(protocol: Protocol, first: Infusion | None) -> tuple[str, str]:
-    """ARMCD and ARM: the protocol's dose level of the first infusion when the dose has levels ('DL2', 'hMSC dose
-    cohorts, 100 × 10^6 cells'); else the first arm (its ``code``, or ARM1)."""
-    arm = protocol.arms[0]
-    spec = protocol.study_intervention.dose_spec
-    if first is not None and spec is not None and spec.levels:
-        try:
-            level = dose_check(spec, first.total_cells, weight_kg=first.weight_kg).level
-        except ConductError:
-            level = None
-        if level is not None:
-            return level.id.upper()[:20], f"{arm.label}, {level.label or dose_text(spec, level.amount, plain=True)}"
-    return arm.code or "ARM1", arm.label
+NOT_ASSIGNED = ("NOTASSGN", "Not Assigned")
+
+
+def arm_of(protocol: Protocol, data: TrialData, subject_id: str) -> tuple[str, str, str, str]:
+    """ARMCD, ARM, ACTARMCD and ACTARM of a participant: the planned and the actual group of
+    :mod:`trialdesk.trial.groups` (cohort 'C2', 'Cohort C2 (100 × 10^6 cells)'; dose level; or the protocol's one arm,
+    its ``code`` or ARM1). A participant not infused is in the protocol's arm when it has no groups, and not yet assigned
+    (NOTASSGN) when it has cohorts or dose levels; their actual arm is NOTTRT, Not Treated (SDTMIG 3.2 codes)."""
+    planned = groups.assigned_group(protocol, data, subject_id, plain=True)
+    actual = groups.treated_group(protocol, data, subject_id, plain=True)
+    if planned is None and groups.kind(protocol) == "arm":
+        planned = groups.groups(protocol, plain=True)[0]
+    code, label = (planned.code, planned.title) if planned is not None else NOT_ASSIGNED
+    act_code, act_label = (actual.code, actual.title) if actual is not None else ("NOTTRT", "Not Treated")
+    return code.upper()[:20], label, act_code.upper()[:20], act_label
+
+
+def _element(protocol: Protocol, group: groups.Group) -> tuple[str, str]:
+    """ETCD and ELEMENT of a group's treatment: the dose level's (e.g. 'DL2', '<product>, 100 × 10^6 cells'), or the product's."""
+    product = protocol.interventions[0].name
+    if group.dose_level is None:
+        return "TRT", product[:40]
+    level = group.description.split(": ", 1)[-1]
+    return group.dose_level.upper()[:8], f"{product[:40]}, {level}"
+
+
+def trial_design(protocol: Protocol) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """TA and TE (SDTMIG 3.3 trial design): every arm (one per cohort or dose level where the protocol has them, else the
+    protocol's arm) runs through the elements Screening, its treatment and Follow-up, in the epochs SCREENING, TREATMENT
+    and FOLLOW-UP that EPOCH uses (treatment from the first to the last infusion)."""
+    study = protocol.identification.nct_id
+    every = groups.groups(protocol, plain=True)
+    te: dict[str, dict[str, Any]] = {"SCRN": {"ELEMENT": "Screening", "TESTRL": "Informed consent", "TEENRL": "First infusion"}}
+    ta = []
+    for g in every:
+        etcd, element = _element(protocol, g)
+        te.setdefault(etcd, {"ELEMENT": element, "TESTRL": f"First infusion of {element}", "TEENRL": "Day after the last infusion"})
+        for order, (code, epoch) in enumerate((("SCRN", "SCREENING"), (etcd, "TREATMENT"), ("FU", "FOLLOW-UP")), start=1):
+            name = te[code]["ELEMENT"] if code in te else "Follow-up"
+            ta.append({"STUDYID": study, "DOMAIN": "TA", "ARMCD": g.code.upper()[:20], "ARM": g.title, "TAETORD": order, "ETCD": code,
+                       "ELEMENT": name, "TABRANCH": None, "TATRANS": None, "EPOCH": epoch})
+    te["FU"] = {"ELEMENT": "Follow-up", "TESTRL": "Day after the last infusion", "TEENRL": "End of participation"}
+    return ta, [{"STUDYID": study, "DOMAIN": "TE", "ETCD": code, **row, "TEDUR": None} for code, row in te.items()]
 
 
 def ex_dose(protocol: Protocol, total_cells: float, weight_kg: float) -> float:
@@ -248,6 +279,27 @@ TSVALNF|Parameter Null Flavor|Char|ISO 21090 NullFlavor
 TSVALCD|Parameter Value Code|Char
 TSVCDREF|Name of the Reference Terminology|Char
 """),
+    "TA": _v("""
+STUDYID|Study Identifier|Char
+DOMAIN|Domain Abbreviation|Char|DOMAIN (C66734)
+ARMCD|Planned Arm Code|Char
+ARM|Description of Planned Arm|Char
+TAETORD|Planned Order of Element within Arm|Num
+ETCD|Element Code|Char
+ELEMENT|Description of Element|Char
+TABRANCH|Branch|Char
+TATRANS|Transition Rule|Char
+EPOCH|Epoch|Char|EPOCH (C99079)
+"""),
+    "TE": _v("""
+STUDYID|Study Identifier|Char
+DOMAIN|Domain Abbreviation|Char|DOMAIN (C66734)
+ETCD|Element Code|Char
+ELEMENT|Description of Element|Char
+TESTRL|Rule for Start of Element|Char
+TEENRL|Rule for End of Element|Char
+TEDUR|Planned Duration of Element|Char|ISO 8601
+"""),
     "CM": _v(_COMMON + """
 CMSEQ|Sequence Number|Num
 CMSPID|Sponsor-Defined Identifier|Char
@@ -318,10 +370,12 @@ FTDY|Study Day of Test|Num
 """),
 }
 LABELS = {"DM": "Demographics", "AE": "Adverse Events", "EX": "Exposure", "VS": "Vital Signs", "LB": "Laboratory Test Results",
-          "DS": "Disposition", "TS": "Trial Summary", "CM": "Concomitant/Concurrent Medications", "MH": "Medical History",
+          "DS": "Disposition", "TS": "Trial Summary",
+          "TA": "Trial Arms", "TE": "Trial Elements", "CM": "Concomitant/Concurrent Medications", "MH": "Medical History",
           "DV": "Protocol Deviations", "RE": "Respiratory System Findings", "FT": "Functional Tests"}
 CLASSES = {"DM": "SPECIAL PURPOSE", "AE": "EVENTS", "EX": "INTERVENTIONS", "VS": "FINDINGS", "LB": "FINDINGS", "DS": "EVENTS",
-           "TS": "TRIAL DESIGN", "CM": "INTERVENTIONS", "MH": "EVENTS", "DV": "EVENTS", "RE": "FINDINGS", "FT": "FINDINGS"}
+           "TS": "TRIAL DESIGN", "TA": "TRIAL DESIGN", "TE": "TRIAL DESIGN",
+           "CM": "INTERVENTIONS", "MH": "EVENTS", "DV": "EVENTS", "RE": "FINDINGS", "FT": "FINDINGS"}
 
 # CDISC controlled terms for the tests the trial records (LOINC -> LBTESTCD, LBTEST)
 LAB_TESTS = {
@@ -516,7 +570,7 @@ def _ts_rows(protocol: Protocol, data: TrialData) -> list[dict[str, Any]]:
         ("RANDOM", "Trial is Randomized", "Y" if design.allocation == "RANDOMIZED" else "N", None, None),
         ("TBLIND", "Trial Blinding Schema", "OPEN LABEL" if design.masking == "NONE" else design.masking, None, None),
         ("TCNTRL", "Control Type", "NONE" if len(protocol.arms) == 1 else "OTHER", None, None),
-        ("NARMS", "Planned Number of Arms", str(len(protocol.arms)), None, None),
+        ("NARMS", "Planned Number of Arms", str(len(groups.groups(protocol))), None, None),  # the arms of TA
         ("PLANSUB", "Planned Number of Subjects", str(design.enrollment.count), None, None),
         ("ACTSUB", "Actual Number of Subjects", str(len(data.participants)), None, None),
         ("SEXPOP", "Sex of Participants", {"ALL": "BOTH", "FEMALE": "F", "MALE": "M"}[elig.sex], None, None),
@@ -614,9 +668,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
     dm = []
     for p in data.participants:
         infs = data.infusions_of(p.subject_id)
-        infused = bool(infs)
         s_id = p.subject_id
-        code, arm_label = arm_of(protocol, infs[0] if infs else None)
+        code, arm_label, act_code, act_label = arm_of(protocol, data, p.subject_id)
         dm.append({**base("DM", s_id), "SUBJID": s_id,
                    "RFSTDTC": dtc(s_id, first.get(s_id)), "RFENDTC": dtc(s_id, p.off_study_on),
                    "RFPENDTC": dtc(s_id, seen.get(s_id, p.enrolled_on)),
@@ -625,8 +678,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
                    "DTHFL": "Y" if s_id in deaths else None,
                    "SITEID": "01", "AGE": p.age_at_enrolment, "AGEU": "YEARS", "SEX": SEX[p.sex],
                    "RACE": RACE.get(_form_code(p.race), "NOT REPORTED"), "ETHNIC": ETHNIC.get(_form_code(p.ethnicity), "NOT REPORTED"),
-                   "ARMCD": code, "ARM": arm_label, "ACTARMCD": code if infused else "NOTTRT",
-                   "ACTARM": arm_label if infused else "Not Treated", "COUNTRY": country})
+                   "ARMCD": code, "ARM": arm_label, "ACTARMCD": act_code, "ACTARM": act_label, "COUNTRY": country})
 
     planned = protocol.infusion_plan.count if protocol.infusion_plan else None
 
@@ -794,6 +846,7 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
             row["FTCAT"] = "SIX MINUTE WALK"
         findings[d].append(row)
 
+    ta_rows, te_rows = trial_design(protocol)
     domains = {
         "DM": _frame("DM", sorted(dm, key=lambda r: r["USUBJID"])),
         "AE": _frame("AE", _sequenced(ae_rows, "AESEQ", lambda r: (r["USUBJID"], r["AESTDY"] or 0, r["AESPID"]))),
@@ -802,6 +855,8 @@ def build_sdtm(data: TrialData, protocol: Protocol, identified: bool = False, al
         "LB": _frame("LB", _sequenced(lb_rows, "LBSEQ", lambda r: (r["USUBJID"], r["LBDY"] or 0, r["LBTESTCD"]))),
         "DS": _frame("DS", _sequenced(ds_rows, "DSSEQ", lambda r: (r["USUBJID"], r["DSSTDY"] or 0, r["DSCAT"] != "PROTOCOL MILESTONE"))),
         "TS": _frame("TS", _ts_rows(protocol, data)),
+        "TA": _frame("TA", ta_rows),
+        "TE": _frame("TE", te_rows),
         "CM": _frame("CM", _sequenced(cm_rows, "CMSEQ", lambda r: (r["USUBJID"], r["CMSTDY"] or 0, r["CMSPID"]))),
         "MH": _frame("MH", _sequenced(mh_rows, "MHSEQ", lambda r: (r["USUBJID"], r["MHSTDTC"] or "", r["MHSPID"]))),
         "DV": _frame("DV", _sequenced(dv_rows, "DVSEQ", lambda r: (r["USUBJID"], r["DVSTDY"] or 0, r["DVSPID"]))),

@@ -170,7 +170,10 @@ class InfusionOut(Schema):
     subject_id: str
     number: int
     date: dt.date
-    dose_per_kg: float
+    #: the dose as the protocol states it (per kg, per m² or total), in ``dose_unit``, the protocol's unit in ASCII
+    dose: float
+    dose_unit: str
+    dose_basis: str
 
 
 class VerifyOut(Schema):
@@ -237,7 +240,14 @@ def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[In
     if p is None:
         raise ConductError("participant", f"there is no enrolled participant {subject_id!r}; only an enrolled participant may be infused")
     inf = record_infusion(request.user, p, **body.dict())  # the number is the next one, counted under the service's lock
-    return Status(201, InfusionOut(subject_id=subject_id, number=inf.number, date=inf.date, dose_per_kg=inf.dose_per_kg))
+    from trialdesk.edc.web import protocol
+    from trialdesk.trial.dose import PER_KG_IN_MILLIONS, plain_unit
+    from trialdesk.trial.dose import amount as dose_amount
+
+    spec = protocol().study_intervention.dose_spec or PER_KG_IN_MILLIONS
+    return Status(201, InfusionOut(subject_id=subject_id, number=inf.number, date=inf.date,
+                                   dose=round(dose_amount(spec, inf.total_cells, weight_kg=inf.weight_kg), 4),
+                                   dose_unit=plain_unit(spec.unit).removeprefix("×").strip(), dose_basis=spec.basis))
 
 
 @api.get("/audit/verify", response={200: VerifyOut, **DENIED})

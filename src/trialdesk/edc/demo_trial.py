@@ -264,7 +264,7 @@ class _Desk:
                   "during": self._infusion_vitals(round(self.rng.uniform(36.5, 37.4), 1)),
                   "after": self._infusion_vitals(after_temp)}
         record_infusion(self.users["coordinator"], participant, number=number, date=day, started_at=start, stopped_at=stop,
-                        weight_kg=weight, total_cells=total, lot=f"MSC-24-{self.rng.randint(100, 999)}",
+                        weight_kg=weight, total_cells=total, lot=f"LOT-24-{self.rng.randint(100, 999)}",
                         donor_id=f"D-{self.rng.randint(1000, 9999)}",
                         premedication="acetaminophen 650 mg PO and diphenhydramine 25 mg PO, 30 min before",
                         vitals=vitals, interrupted=reaction == 2,

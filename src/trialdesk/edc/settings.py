@@ -10,7 +10,10 @@ Everything a deployment changes comes from the environment:
   year, trust the proxy's ``X-Forwarded-Proto``; turn it (and secure cookies) off only for a server that
   listens on loopback alone (tests, benchmarks);
 - ``TRIALDESK_CSRF_TRUSTED_ORIGINS`` (comma-separated ``https://host`` origins, when a proxy changes the host);
-- ``TRIALDESK_PROTOCOL`` (the protocol id, ``nct03929120`` by default);
+- ``TRIALDESK_PROTOCOL`` the protocol the desk serves (an id, file or folder); it may be left unset only when exactly one
+  protocol is installed or the installation declares a default (``protocols/installation.yaml``), else the desk
+  refuses to start when several are installed and none is named. The desk's clock
+  (``TIME_ZONE``) is that protocol's site zone (``locations[].time_zone``); a protocol without one is refused;
 - ``TRIALDESK_MEDDRA`` the MedAscii folder of a licensed MedDRA distribution (``llt.asc``, ``mdhier.asc``): the SDTM
   export then codes AEDECOD to the preferred term; ``TRIALDESK_DATE_SHIFT_KEY`` the de-identified export's date-shift
   key (else one is made and kept in the database on the first such export);
@@ -36,6 +39,21 @@ def _flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _served_protocol() -> tuple[str, str]:
+    """The protocol the desk serves (chosen as commands choose: :func:`trialdesk.protocol.loader.choose`) and its site's time zone."""
+    from trialdesk.protocol.loader import ProtocolError, choose, load
+
+    try:
+        ref = str(choose(None))
+        zone = load(ref).site_time_zone()
+    except ProtocolError as exc:
+        raise ImproperlyConfigured(f"the trial desk cannot tell which protocol to serve: {exc}") from None
+    if not zone:
+        raise ImproperlyConfigured(f"protocol {ref} names no site time zone, and the desk keeps the site's clock; set"
+                                   " locations[].time_zone in its protocol.yaml to the site's IANA zone name")
+    return ref, zone
+
+
 DEBUG = _flag("TRIALDESK_DEBUG", False)
 SECRET_KEY = os.environ.get("TRIALDESK_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -45,7 +63,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("TRIALDESK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 DATA_DIR = Path(os.environ.get("TRIALDESK_DATA_DIR", Path.cwd() / "trialdesk-data"))
-TRIALDESK_PROTOCOL = os.environ.get("TRIALDESK_PROTOCOL", "nct03929120")
+TRIALDESK_PROTOCOL, _SITE_ZONE = _served_protocol()
 TRIALDESK_MEDDRA = os.environ.get("TRIALDESK_MEDDRA", "").strip()
 
 INSTALLED_APPS = [
@@ -166,7 +184,7 @@ CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
 }}
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("TRIALDESK_TIME_ZONE", "America/New_York")  # the site's clock; stored instants are UTC
+TIME_ZONE = _SITE_ZONE  # the site's clock, from the protocol; stored instants are UTC
 USE_I18N = False
 USE_TZ = True
 

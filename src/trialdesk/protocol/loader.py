@@ -282,12 +282,12 @@ def installation_default(directory: Path | None = None) -> str | None:
 
 
 def resolve(ref: str | Path) -> Path:
-    """A protocol id (``nct03929120``), a protocol file, or a protocol folder: the YAML file to read."""
+    """A protocol id (e.g. ``nct03929120``), a protocol file, or a protocol folder: the YAML file to read."""
     return locate(ref).protocol
 
 
 def locate(ref: str | Path) -> ProtocolFiles:
-    """A protocol id (``nct03929120``), a path to a protocol file, or a folder holding ``protocol.yaml``."""
+    """A protocol id (e.g. ``nct03929120``), a path to a protocol file, or a folder holding ``protocol.yaml``."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():
@@ -310,12 +310,48 @@ def _value_set_origins(directory: Path) -> dict[str, Path]:
     return out
 
 
+def libraries_named(files: ProtocolFiles) -> list[str]:
+    """The shared value-set libraries the protocol file names (``value_set_libraries``), each checked to exist."""
+    tree = _read_yaml(files.protocol)
+    names = tree.get("value_set_libraries") if isinstance(tree, dict) else None
+    if names is None:
+        return []
+    known = sorted(p.stem for p in library_dir().glob("*.yaml"))
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProtocolError([Problem(files.protocol.name, _line_of(tree, ("value_set_libraries",)), "value_set_libraries",
+                                     f"give a list of library names; known: {', '.join(known)}")])
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ProtocolError([Problem(files.protocol.name, _line_of(tree, ("value_set_libraries",)), "value_set_libraries",
+                                     f"no value-set library {n!r} in {library_dir().name}/; known: {', '.join(known)}")
+                             for n in unknown])
+    return list(names)
+
+
+def library_value_sets(names: list[str]) -> dict[str, ValueSet]:
+    """The value sets of the named shared library files (``<name>.yaml`` in the package's library)."""
+    out: dict[str, ValueSet] = {}
+    for name in names:
+        file = library_dir() / f"{name}.yaml"
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _LIBRARY_FILES:  # parsed once per state of the file, as the folders are
+            if len(_LIBRARY_FILES) >= 32:
+                _LIBRARY_FILES.pop(next(iter(_LIBRARY_FILES)))
+            _LIBRARY_FILES[key] = _parse_value_sets([file])
+        out.update(_LIBRARY_FILES[key])
+    return out
+
+
+_LIBRARY_FILES: dict[tuple[str, int, int], dict[str, ValueSet]] = {}
+
+
 def protocol_value_sets(ref: str | Path) -> dict[str, ValueSet]:
-    """The value sets a protocol may use: the library's, with the protocol folder's own
-    ``value_sets/`` merged over them. The same id in both is an error naming both files, since
-    which codes a criterion means must never depend on the order files were read."""
+    """The value sets a protocol may use: those of the shared libraries it names (``value_set_libraries``), with
+    the protocol folder's own ``value_sets/`` merged over them; no other. The same id in both is an error naming
+    both files, since which codes a criterion means must never depend on the order files were read."""
     files = locate(ref)
-    library = load_value_sets()
+    library = library_value_sets(libraries_named(files))
     if files.value_sets is None:
         return library
     own = load_value_sets(files.value_sets)
@@ -377,7 +413,9 @@ def load(ref: str | Path, value_sets: dict[str, ValueSet] | None = None) -> Prot
     except ValidationError as exc:
         raise ProtocolError(_problems(path, tree, exc)) from None
     library = value_sets if value_sets is not None else protocol_value_sets(path)
-    where = f"{library_dir().name}/" + (f" or {files.value_sets}/" if files.value_sets else "")
+    named = ", ".join(protocol.value_set_libraries)
+    where = ((f"the libraries it names ({named})" if named else "a library named in value_set_libraries")
+             + (f", or {files.value_sets}/" if files.value_sets else ", or the protocol folder's value_sets/"))
     missing = []
     for i, c in enumerate(protocol.eligibility.criteria):
         if c.computable is None:

@@ -143,6 +143,9 @@ class DoseRange(_Model):
     min: float = Field(gt=0)
     max: float = Field(gt=0)
     unit: str = "cells/kg"
+    #: doses given within the range are grouped for tables to this step, in ``unit`` (the precision at which the
+    #: protocol states its range); without it each dose as shown is its own group
+    group_step: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> DoseRange:
@@ -191,6 +194,9 @@ class Dose(_Model):
     min: float | None = Field(default=None, gt=0)
     max: float | None = Field(default=None, gt=0)
     tolerance: float = Field(default=0, ge=0, lt=1)
+    #: a range's doses are grouped for tables to this step, in ``unit`` (e.g. 0.1 for 0.5–1.0 × 10⁶ cells/kg); without
+    #: it each dose as shown is its own group; levels are their own groups
+    group_step: float | None = Field(default=None, gt=0)
     reason: str | None = None
 
     @model_validator(mode="after")
@@ -202,6 +208,8 @@ class Dose(_Model):
             raise ValueError("a dose range needs both min and max")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"dose min ({self.min:g}) is greater than max ({self.max:g}); swap them")
+        if self.levels and self.group_step is not None:
+            raise ValueError("group_step groups the doses of a range; dose levels are their own groups: remove group_step")
         ids = [lv.id for lv in self.levels]
         for i, lv_id in enumerate(ids):
             if lv_id in ids[:i]:
@@ -246,9 +254,10 @@ class Intervention(_Model):
             return self.dosing
         if self.dose is not None:
             if self.dose.unit == "cells/kg":  # shown in millions, as cell-therapy protocols write it
+                step = self.dose.group_step / 1e6 if self.dose.group_step is not None else None
                 return Dose(basis="per_kg", unit="× 10^6 cells/kg", per_unit=1e6, min=self.dose.min / 1e6, max=self.dose.max / 1e6,
-                            reason="per-kg dose range of the protocol file")
-            return Dose(basis="per_kg", unit=self.dose.unit, min=self.dose.min, max=self.dose.max,
+                            group_step=step, reason="per-kg dose range of the protocol file")
+            return Dose(basis="per_kg", unit=self.dose.unit, min=self.dose.min, max=self.dose.max, group_step=self.dose.group_step,
                         reason="per-kg dose range of the protocol file")
         return None
 
@@ -402,7 +411,7 @@ class Location(_Model):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as America/New_York") from None
+                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from None
         return value
 
 
@@ -854,6 +863,9 @@ class Protocol(_Model):
     results_disclosure: ResultsDisclosure | None = None
     dose_finding: DoseFinding | None = None
     outcome_measures: list[OutcomeMeasure] = []
+    #: the shared value-set library files (``trialdesk/terminology/value_sets/<name>.yaml``) this protocol draws on,
+    #: by name (``ctd_ild``, ``serology``...); a protocol sees only these and its own folder's ``value_sets/``
+    value_set_libraries: list[str] = []
 
     @model_validator(mode="after")
     def _dose_finding_levels(self) -> Protocol:

@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import AggregateReportRule, Protocol
-from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
+from trialdesk.safety.site_time import require_aware, site_zone
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
 
 __all__ = ["AggregateEvaluation", "evaluate_aggregate", "tail_probability"]
@@ -114,7 +114,7 @@ def _evaluate(rule: AggregateReportRule, term: str, rate: float, data: TrialData
 
 def evaluate_aggregate(data: TrialData, protocol: Protocol, tz: ZoneInfo | None = None) -> list[AggregateEvaluation]:
     """Every aggregate rule on every listed term it covers (those with a listed rate)."""
-    tz = tz or site_zone(protocol) or SITE_TZ
+    tz = tz or site_zone(protocol)
     out = []
     for rule in protocol.safety.aggregate_reports:
         wanted = {t.casefold() for t in rule.terms}

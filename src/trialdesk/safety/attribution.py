@@ -1,21 +1,20 @@
 """Which infusion an adverse event follows, at which dose, and whether it falls in follow-up.
 
-Readings (the registry's primary outcome counts "adverse events reported with infusion of each
-IV MSC dose"):
+Readings:
 
 - An AE belongs to the most recent infusion on or before its onset date. An onset on the day of
   an infusion belongs to that infusion: AE dates are calendar dates and an event on a dosing day
   is, in a first-in-disease study, presumed to follow the dose.
 - An onset before the participant's first infusion belongs to no infusion: it is pre-treatment
   (baseline) and never counts against the product.
-- The dose of the infusion is its own dose per kilogram (total cells / weight). A *dose level*
-  groups doses for tables: the dose rounded to ``DOSE_LEVEL_STEP`` cells/kg (0.1 × 10⁶), since the
-  protocol gives a range (0.5–1.0 × 10⁶ cells/kg), not fixed levels. Rounding is half up in decimal
-  (0.65 × 10⁶ is the 0.7 level), after the dose is taken to 6 decimals so that floating-point noise
-  (649 999.999 999 9) cannot move it; every table and plot (the DSMB report, the primary outcome) uses
-  :func:`dose_level` and :func:`dose_level_key` and nothing else.
+- The dose of the infusion is its own dose in the protocol's unit and basis (per kg, per m² or total). A *dose
+  group* gathers doses for tables (:func:`dose_group`): the protocol's dose level the dose matches, when it lists
+  levels; for a range, the dose rounded to the protocol's ``group_step`` (e.g. 0.1 × 10⁶ cells/kg for a range
+  stated as 0.5–1.0 × 10⁶ cells/kg), half up in decimal (0.65 is the 0.7 group) after the dose is taken to 6
+  decimals so that floating-point noise (0.649 999 999 9) cannot move it; without a step, each dose as shown
+  is its own group. Every table and plot (the DSMB report, the primary outcome) uses :func:`dose_group`.
 - The follow-up window is ``safety.ae_follow_up_days`` from the first infusion, both ends
-  included (day 0 to day 183 for NCT03929120).
+  included (e.g. day 0 to day 183 for a 183-day follow-up).
 """
 
 from __future__ import annotations
@@ -26,28 +25,64 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from trialdesk.protocol.model import Dose, Protocol
-from trialdesk.trial.dose import infusion_dose_text
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, infusion_dose_text, number_text, shown_unit
+from trialdesk.trial.dose import amount as dose_amount
+from trialdesk.trial.dose import check as dose_check
+from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import AdverseEvent, Infusion, TrialData
 
-__all__ = ["DOSE_LEVEL_STEP", "Attribution", "attribute", "attribute_all", "dose_level", "dose_level_key", "dose_level_label"]
-
-#: doses are grouped to this step (cells/kg) to form dose levels
-DOSE_LEVEL_STEP = 100_000.0
+__all__ = ["Attribution", "DoseGroup", "attribute", "attribute_all", "dose_group", "dose_level"]
 
 
-def dose_level(dose_per_kg: float, step: float = DOSE_LEVEL_STEP) -> float:
-    """The dose level a dose falls in: the dose rounded half up to the nearest ``step`` cells/kg."""
-    units = (Decimal(f"{dose_per_kg:.6f}") / Decimal(f"{step:.6f}")).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+def dose_level(dose: float, step: float) -> float:
+    """The group a dose falls in: ``dose`` rounded half up to the nearest ``step`` (both in the protocol's unit)."""
+    units = (Decimal(f"{dose:.6f}") / Decimal(f"{step:.6f}")).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return float(units * Decimal(f"{step:.6f}"))
 
 
-def dose_level_key(level: float) -> str:
-    """The level in 10⁶ cells/kg as tables key it: ``"0.5"``, ``"0.7"``, ``"1.0"``."""
-    return f"{Decimal(f'{level:.6f}') / Decimal(1_000_000):.1f}"
+def _decimals(step: float) -> int:
+    """How many decimals a group's key shows: as many as the step has (0.1 -> 1, 0.25 -> 2, 5 -> 0)."""
+    return max(0, -Decimal(f"{step:.6f}").normalize().as_tuple().exponent)  # type: ignore[operator]
 
 
-def dose_level_label(level: float) -> str:
-    return f"{dose_level_key(level)} × 10⁶ cells/kg"
+@dataclass(frozen=True, order=True)
+class DoseGroup:
+    """A dose group for tables: its sort key, its key in files ('DL2', '0.7') and its label ('DL2 (100 × 10⁶ cells)',
+    '0.7 × 10⁶ cells/kg')."""
+
+    order: float
+    key: str
+    label: str
+
+
+def dose_group(spec: Dose | None, infusion: Infusion) -> DoseGroup:
+    """An infusion's dose group (see the module docstring); ``spec`` is the protocol's dose (None: per kg, in 10⁶ cells)."""
+    shown = spec or PER_KG_IN_MILLIONS
+    value = dose_amount(shown, infusion.total_cells, weight_kg=infusion.weight_kg)
+    if shown.levels:
+        try:
+            level = dose_check(shown, infusion.total_cells, weight_kg=infusion.weight_kg).level
+        except ConductError:
+            level = None
+        if level is not None:
+            return DoseGroup(float(shown.levels.index(level)), level.id, f"{level.id} ({level.label or dose_text(shown, level.amount)})")
+        return DoseGroup(float(len(shown.levels)) + value, number_text(value), f"{dose_text(shown, value)} (no dose level)")
+    if shown.group_step is not None:
+        grouped = dose_level(value, shown.group_step)
+        key = f"{grouped:.{_decimals(shown.group_step)}f}"
+        return DoseGroup(grouped, key, f"{key} {shown_unit(shown.unit)}")
+    return DoseGroup(value, number_text(value), dose_text(shown, value))
+
+
+def grouping_text(spec: Dose | None) -> str:
+    """How doses are grouped, for a table's note: 'The protocol's dose levels', 'Dose per kg rounded to 0.1 × 10⁶ cells/kg'."""
+    shown = spec or PER_KG_IN_MILLIONS
+    if shown.levels:
+        return "The protocol's dose levels"
+    basis = {"per_kg": "Dose per kg", "per_m2": "Dose per m²", "total": "Total dose"}[shown.basis]
+    if shown.group_step is not None:
+        return f"{basis} rounded to {shown.group_step:g} {shown_unit(shown.unit)}"
+    return f"{basis} as given"
 
 
 @dataclass(frozen=True)
@@ -72,12 +107,8 @@ class Attribution:
         return self.infusion.number if self.infusion is not None else None
 
     @property
-    def dose_per_kg(self) -> float | None:
-        return self.infusion.dose_per_kg if self.infusion is not None else None
-
-    @property
-    def dose_level(self) -> float | None:
-        return dose_level(self.infusion.dose_per_kg) if self.infusion is not None else None
+    def dose_group(self) -> DoseGroup | None:
+        return dose_group(self.dose_spec, self.infusion) if self.infusion is not None else None
 
     @property
     def days_after_infusion(self) -> int | None:

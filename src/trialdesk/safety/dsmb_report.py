@@ -36,7 +36,7 @@ from markupsafe import Markup
 
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.aggregate import evaluate_aggregate
-from trialdesk.safety.attribution import Attribution, attribute_all, dose_level, dose_level_label
+from trialdesk.safety.attribution import Attribution, DoseGroup, attribute_all, dose_group, grouping_text
 from trialdesk.safety.outcome_measures import compute, events_text, group_label, primary_measure, window_text
 from trialdesk.safety.sae_clock import SaeClockError, due_reports
 from trialdesk.safety.site_time import site_zone
@@ -44,12 +44,10 @@ from trialdesk.safety.stopping_rules import SafetyStatus
 from trialdesk.safety.suggestions import hy_law_cases
 from trialdesk.safety.swimmer_plot import swimmer_plot
 from trialdesk.terminology.ctcae import catalogue
-from trialdesk.trial.dose import PER_KG_IN_MILLIONS, dose_text, number_text, shown_unit
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, number_text, shown_unit
 from trialdesk.trial.dose import amount as dose_amount
-from trialdesk.trial.dose import check as check_dose
 from trialdesk.trial.dsmb_decision import DECISIONS, Decision
-from trialdesk.trial.errors import ConductError
-from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, Infusion, TrialData
+from trialdesk.trial.records import RELATEDNESS_ORDER, AdverseEvent, TrialData
 from trialdesk.trial.screening_log import tally
 
 __all__ = ["DsmbReport", "ReportTable", "build_report", "render_html"]
@@ -122,26 +120,6 @@ def _enrolment(data: TrialData, protocol: Protocol) -> ReportTable:
     return ReportTable("enrolment", "Enrolment and infusions", ("", "participants"), tuple(rows),
                        "Screened: screening entries with a screening decision (signed, excluded by the data, enrolled or withdrawn"
                        " before enrolment); entries pending the investigator's eligibility sign-off are not counted as screened.")
-
-
-def dose_group(protocol: Protocol, infusion: Infusion) -> tuple[float, str]:
-    """An infusion's dose group for tables, with its sort key: the protocol's dose level when it lists levels
-    ('DL2 (100 × 10^6 cells)'), else the per-kg dose rounded to 0.1 × 10^6 cells/kg, else the dose in its unit."""
-    spec = protocol.study_intervention.dose_spec
-    if spec is not None and spec.levels:
-        try:
-            level = check_dose(spec, infusion.total_cells, weight_kg=infusion.weight_kg).level
-        except ConductError:
-            level = None
-        if level is not None:
-            return float(spec.levels.index(level)), f"{level.id} ({level.label or dose_text(spec, level.amount)})"
-        value = dose_amount(spec, infusion.total_cells, weight_kg=infusion.weight_kg)
-        return float(len(spec.levels)) + value, f"{dose_text(spec, value)} (no dose level)"
-    if spec is None or spec.basis == "per_kg":
-        level_ = dose_level(infusion.dose_per_kg)
-        return level_, dose_level_label(level_)
-    value = dose_amount(spec, infusion.total_cells, weight_kg=infusion.weight_kg)
-    return value, dose_text(spec, value)
 
 
 def _participant_status(data: TrialData, protocol: Protocol) -> ReportTable:
@@ -233,18 +211,17 @@ def _per_infusion(data: TrialData, att: Mapping[str, Attribution], primary: bool
 
 def _per_dose(data: TrialData, att: Mapping[str, Attribution], protocol: Protocol) -> ReportTable:
     rows: list[tuple[Cell, ...]] = []
-    group = {(i.subject_id, i.number): dose_group(protocol, i) for i in data.infusions}
+    spec = protocol.study_intervention.dose_spec
+    group = {(i.subject_id, i.number): dose_group(spec, i) for i in data.infusions}
 
-    def of(a: Attribution) -> tuple[float, str] | None:
+    def of(a: Attribution) -> DoseGroup | None:
         return group[(a.infusion.subject_id, a.infusion.number)] if a.infusion is not None else None
 
     for key in sorted(set(group.values())):
         given = [i for i in data.infusions if group[(i.subject_id, i.number)] == key]
         aes = [ae for ae in data.adverse_events if att[ae.id].treatment_emergent and of(att[ae.id]) == key]
-        rows.append((key[1], len(given), len({i.subject_id for i in given}), *_summary(aes)))
-    spec = protocol.study_intervention.dose_spec
-    how = ("The protocol's dose levels" if spec is not None and spec.levels
-           else "Dose per kg rounded to 0.1 × 10⁶ cells/kg" if spec is None or spec.basis == "per_kg" else "Dose as given")
+        rows.append((key.label, len(given), len({i.subject_id for i in given}), *_summary(aes)))
+    how = grouping_text(spec)
     return ReportTable("per_dose", "AEs per dose level", ("dose level", "infusions", "participants dosed", *_SUMMARY_COLUMNS),
                        tuple(rows), f"{how}; an AE counts at the dose of the infusion it follows.")
 

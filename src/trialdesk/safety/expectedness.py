@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import Protocol, ReferenceSafetyEntry
-from trialdesk.safety.site_time import SITE_TZ, site_zone
+from trialdesk.safety.site_time import site_zone
 from trialdesk.trial.records import AdverseEvent, Infusion
 
 __all__ = ["ExpectednessSuggestion", "listed_entry", "suggest_expectedness", "within_hours_of_infusion"]
@@ -56,7 +56,7 @@ def _start(infusion: Infusion, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(infusion.date, dt.time.min, tzinfo=tz)
 
 
-def within_hours_of_infusion(onset: dt.date, infusions: Sequence[Infusion], hours: int, tz: ZoneInfo = SITE_TZ) -> Infusion | None:
+def within_hours_of_infusion(onset: dt.date, infusions: Sequence[Infusion], hours: int, tz: ZoneInfo) -> Infusion | None:
     """The latest infusion whose setting (its date to its start + ``hours``, site dates) holds ``onset``; None if none."""
     for infusion in sorted(infusions, key=lambda i: (i.date, i.number), reverse=True):
         last_day = (_start(infusion, tz) + dt.timedelta(hours=hours)).date()

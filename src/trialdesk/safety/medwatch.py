@@ -20,7 +20,7 @@ Readings for an IND sponsor-investigator (the PI holds the IND; the sponsor is t
 - **A1** is the subject id only (the form asks for an identifier "in confidence", never a name).
 - **A2** is the age at the event when the caller knows the birth date, else the age at enrolment
   (labelled so). **A4** is the weight measured for the infusion the event follows.
-- **C** describes the MSC product as given: every infusion on or before the onset, with its dose per
+- **C** describes the study product as given (named as the protocol names it): every infusion on or before the onset, with its dose per
   kg, total cells, route and lot. The suspect infusion is the one the event is attributed to
   (:mod:`trialdesk.safety.attribution`, the one implementation).
 - **C5 dechallenge**: each infusion is a single administration, so "does not apply" unless the

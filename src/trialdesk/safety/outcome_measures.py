@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from trialdesk.protocol.model import OutcomeMeasure, Protocol
 from trialdesk.trial import dose as dose_rules
+from trialdesk.trial import groups
 from trialdesk.trial.cohorts import is_dlt
 from trialdesk.trial.errors import ConductError
 from trialdesk.trial.records import AdverseEvent, TrialData
@@ -95,13 +96,9 @@ def group_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id:
             if subject_id not in assignments:
                 raise ConductError("cohort", f"{subject_id} has no cohort assignment; the measure {m.id} is grouped by cohort")
             return assignments[subject_id]
-        assert protocol.dose_finding is not None  # the protocol model requires it for cohort grouping
-        level = _level_of(protocol, m, data, subject_id)
-        at_level = [c.id for c in protocol.dose_finding.cohorts if c.dose_level == level]
-        if len(at_level) != 1:
-            raise ConductError("cohort", f"{subject_id}'s dose level {level} is given in cohorts {', '.join(at_level) or 'none'};"
-                                         f" the measure {m.id} is grouped by cohort: give each participant's cohort assignment")
-        return at_level[0]
+        group = groups.assigned_group(protocol, data, subject_id)  # the one place a participant's cohort is read
+        assert group is not None  # only participants with an infusion are grouped
+        return group.code
     return _level_of(protocol, m, data, subject_id)
 
 
@@ -109,10 +106,9 @@ def _level_of(protocol: Protocol, m: OutcomeMeasure, data: TrialData, subject_id
     spec = protocol.study_intervention.dose_spec
     if spec is None or not spec.levels:
         raise ConductError("group_by", f"measure {m.id} is grouped by dose level but the protocol's dose has no levels")
-    first = data.infusions_of(subject_id)[0]
-    checked = dose_rules.check(spec, first.total_cells, weight_kg=first.weight_kg)
-    assert checked.level is not None
-    return checked.level.id
+    level = groups.dose_level_of(protocol, data, subject_id)
+    assert level is not None
+    return level
 
 
 def compute(protocol: Protocol, data: TrialData, measure_id: str | None = None,

@@ -17,7 +17,7 @@ from rich.table import Table
 from trialdesk.console import fail, out
 from trialdesk.protocol.loader import ProtocolError, load
 from trialdesk.safety.sae_clock import FollowUpReceived, SaeClockError, SubmittedReport, due_reports
-from trialdesk.safety.site_time import NaiveDatetimeError, site_zone
+from trialdesk.safety.site_time import NaiveDatetimeError, NoSiteZoneError, site_zone
 from trialdesk.trial.records import FollowUpInformation, SafetyReportSubmission, TrialData
 
 __all__ = ["run_reports"]
@@ -60,7 +60,10 @@ def run_reports(protocol_ref: str | None, data_file: Path, now_text: str, fmt: s
     if follow_ups_file is not None:
         received = _read_list(follow_ups_file, TypeAdapter(list[FollowUpInformation]))
         follow_ups += [FollowUpReceived(f.ae_id, f.received_at) for f in received]
-    tz = site_zone(protocol)
+    try:
+        tz = site_zone(protocol)
+    except NoSiteZoneError as exc:
+        fail(str(exc))
     try:
         rows = due_reports(data, protocol, now, submitted, follow_ups, tz)
     except (SaeClockError, NaiveDatetimeError) as exc:

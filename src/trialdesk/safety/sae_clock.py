@@ -9,8 +9,8 @@ The clock starts at ``learned_at``, when the site learned of the event; it must 
 - **Calendar days** (``due_calendar_days``, 7 and 15 days under 21 CFR 312.32(c)) count the site's
   calendar: day 0 is the date at the site on which it learned of the event, and the report is due
   by the end of day N (23:59:59.999999 at the site). Weekends and holidays do not extend them.
-- Dates at the site are in ``tz``: pass ``site_zone(protocol)`` (the protocol file's
-  ``locations[].time_zone``); the default is America/New_York (Jacksonville, Florida).
+- Dates at the site are in ``tz``: ``site_zone(protocol)`` (the protocol file's ``locations[].time_zone``);
+  a protocol that names no zone is refused rather than read on an assumed clock.
 
 Which rules apply to a serious AE (``serious`` is true):
 
@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 from trialdesk.protocol.model import Protocol, ReportingRule
 from trialdesk.safety.aggregate import evaluate_aggregate
-from trialdesk.safety.site_time import SITE_TZ, require_aware
+from trialdesk.safety.site_time import require_aware, site_zone
 from trialdesk.trial.records import AdverseEvent, TrialData, is_related
 
 __all__ = [
@@ -114,7 +114,7 @@ class DueReport:
                 "late": self.late, "pending_assessment": self.pending_assessment, "basis": self.basis}
 
 
-def due_at(clock_start: dt.datetime, rule: ReportingRule, tz: ZoneInfo = SITE_TZ) -> dt.datetime:
+def due_at(clock_start: dt.datetime, rule: ReportingRule, tz: ZoneInfo) -> dt.datetime:
     """The instant (in ``tz``) a report under ``rule`` is due, for a clock started at ``clock_start``."""
     start = require_aware(clock_start, "learned_at")
     if rule.due_hours is not None:
@@ -158,12 +158,13 @@ def due_reports(
     now: dt.datetime,
     submitted: Sequence[SubmittedReport] | None = None,
     follow_ups: Iterable[FollowUpReceived] | None = None,
-    tz: ZoneInfo = SITE_TZ,
+    tz: ZoneInfo | None = None,
 ) -> list[DueReport]:
     """Every report the serious AEs of ``data`` call for, with its due instant and status, soonest first.
 
     ``submitted`` and ``follow_ups`` default to what the data cut carries (``safety_reports``,
-    ``follow_up_information``)."""
+    ``follow_up_information``); ``tz`` to the protocol's site zone."""
+    tz = tz or site_zone(protocol)
     now = require_aware(now, "now")
     if submitted is None:
         submitted = [SubmittedReport(r.ae_id, r.rule_id, r.submitted_at) for r in data.safety_reports]

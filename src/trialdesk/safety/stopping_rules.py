@@ -28,9 +28,9 @@ Readings:
   ``observation_days`` after their first infusion, plus those who already had a qualifying event (an
   event makes a participant's outcome known); a participant infused yesterday has not been observed
   and would only dilute the rate.
-- The Bayesian monitor has no ``action`` in the protocol model; its reason for NCT03929120 says "dosing
-  pauses", so it acts as ``pause_dosing`` under the id ``BAYES`` (:data:`BAYES_RULE_ID`). The lead may add
-  an ``action`` field to ``BayesianMonitor``.
+- The Bayesian monitor has no ``action`` in the protocol model; monitors are stated as pausing dosing
+  (e.g. the reason in NCT03929120's file says "dosing pauses"), so it acts as ``pause_dosing`` under the
+  id ``BAYES`` (:data:`BAYES_RULE_ID`). The lead may add an ``action`` field to ``BayesianMonitor``.
 - The strongest action in force wins: stop_trial > pause_enrolment_and_dosing > pause_dosing. Every
   action pauses dosing; enrolment pauses under pause_enrolment_and_dosing and stop_trial (as in
   :class:`trialdesk.trial.pause.Pause`).
@@ -48,7 +48,7 @@ from trialdesk.protocol.model import BayesianMonitor, DltDefinition, Protocol, S
 from trialdesk.safety.aggregate import AggregateEvaluation, evaluate_aggregate
 from trialdesk.safety.bayesian_monitor import Posterior, posterior
 from trialdesk.safety.expectedness import within_hours_of_infusion
-from trialdesk.safety.site_time import SITE_TZ, require_aware, site_zone
+from trialdesk.safety.site_time import require_aware, site_zone
 from trialdesk.trial.cohorts import is_dlt
 from trialdesk.trial.pause import Pause, PauseAction
 from trialdesk.trial.records import AdverseEvent, Relatedness, TrialData, at_least
@@ -121,7 +121,7 @@ class SafetyStatus:
     cutoff: dt.date
     rules: tuple[RuleStatus, ...]
     bayes: Posterior | None  # the monitor's posterior on the whole data cut
-    tz: ZoneInfo = SITE_TZ  # the site's clock the rules were evaluated on
+    tz: ZoneInfo  # the site's clock the rules were evaluated on
     #: the aggregate IND safety report rules (21 CFR 312.32(c)(1)(iv)), evaluated with the stopping rules; one that
     #: fired puts its 15-day reports in trialdesk.safety.sae_clock.due_reports
     aggregate: tuple[AggregateEvaluation, ...] = ()

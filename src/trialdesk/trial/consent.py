@@ -4,8 +4,8 @@ ICH E6(R2) 4.8.8 â€” the form is signed and dated before participation; 4.8.11 â
 participant receives a copy. Withdrawal ends study procedures from its date on; what was
 recorded before it stays (21 CFR 50.25, FDA guidance on data retention, 2008).
 
-The date of signing is the site's calendar date: a consent signed at 21:13 in Jacksonville (02:13 UTC the
-next day) was signed that evening's date, and a same-evening enrolment follows it. Every consent therefore
+The date of signing is the site's calendar date: e.g. a consent signed at 21:13 at a site on US Eastern
+time (02:13 UTC the next day) was signed that evening's date, and a same-evening enrolment follows it. Every consent therefore
 carries the site's zone, and every date derived from an instant is read on the site's clock.
 """
 

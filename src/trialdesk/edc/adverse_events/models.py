@@ -44,7 +44,7 @@ class AdverseEvent(Voidable, ParticipantRecord):
     resolved = models.DateField(null=True, blank=True)
     serious = models.BooleanField(default=False)
     seriousness = models.JSONField("seriousness criteria", default=list, blank=True)
-    relatedness = models.CharField("relatedness to the MSC infusion", max_length=16, choices=RELATEDNESS)
+    relatedness = models.CharField("relatedness to the study product", max_length=16, choices=RELATEDNESS)
     expected = models.BooleanField(default=False, help_text="computed: the term is in the protocol's expected events")
     outcome = models.CharField(max_length=32, choices=OUTCOMES, default="unknown")
     action_taken = models.CharField(max_length=32, choices=ACTIONS, default="none")

@@ -23,7 +23,7 @@ from trialdesk.edc.adverse_events.models import (
 from trialdesk.edc.audit.trail import StaleEdit
 from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.permissions import allowed, deidentified
-from trialdesk.edc.web import allow_inline_styles, refuse, requires
+from trialdesk.edc.web import allow_inline_styles, protocol, refuse, requires
 from trialdesk.safety.medwatch import render_html as medwatch_html
 from trialdesk.safety.medwatch_pdf import render_pdf as medwatch_pdf
 from trialdesk.terminology.ctcae import CtcaeTerm, catalogue
@@ -61,6 +61,7 @@ class AdverseEventForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["subject_id"].choices = [("", "—")] + [(p.subject_id, p.subject_id) for p in Participant.objects.all()]  # type: ignore[attr-defined]
+        self.fields["relatedness"].label = f"Relatedness to {product_name()}"
 
     def clean(self) -> dict[str, Any]:
         """The cross-field checks of the core, shown with the fields' own errors (all at once)."""
@@ -84,6 +85,11 @@ class EditAdverseEventForm(AdverseEventForm):
 class FollowUpForm(forms.Form):
     received_at = forms.DateTimeField(label="Information received (date and time)", widget=DATETIME)
     information = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+
+def product_name() -> str:
+    """The study product as the protocol names it (its investigational intervention), for the relatedness question."""
+    return protocol().study_intervention.name
 
 
 def _term(text: str) -> CtcaeTerm | None:
@@ -165,7 +171,7 @@ def ae_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "death_due": ae.grade == 5 and death is None,
         "form": form, "due": due, "follow_ups": ae.follow_ups.all(), "reports": ae.reports.all(), "expectedness": current_assessment(ae),
         "grade_definition": term.grades.get(ae.grade) if term else "", "hide_text": deidentified(request.user),
-        "sdv_verified": _verified(ae)})
+        "sdv_verified": _verified(ae), "product": product_name()})
 
 
 def _verified(ae: AdverseEvent) -> bool:

@@ -7,6 +7,11 @@ import datetime as dt
 from typing import Any
 
 from trialdesk.analysis.flat_export import Column, FlatExport, Table, build, form_columns
+from trialdesk.edc.web import protocol
+from trialdesk.trial.dose import PER_KG_IN_MILLIONS, plain_unit
+from trialdesk.trial.dose import amount as dose_amount
+
+_BASIS = {"per_kg": "per kg of body weight", "per_m2": "per m² of body surface area", "total": "total"}
 
 
 def _choices(model: Any, name: str) -> dict[str, str]:
@@ -72,12 +77,19 @@ def flat_export(cutoff: dt.date, *, identified: bool) -> FlatExport:
         if not form.visit_form:
             continue
         tables.append(Table(form.id, form.title, form_columns(cat, form.id, ranged=form.id in RANGED_FORMS), by_form.get(form.id, [])))
-    inf_names = ["number", "date", "started_at", "stopped_at", "weight_kg", "total_cells", "dose_per_kg", "lot", "donor_id",
+    inf_names = ["number", "date", "started_at", "stopped_at", "weight_kg", "total_cells", "lot", "donor_id",
                  "premedication", "interrupted", "interruptions"]
     inf_types = {"started_at": "text", "stopped_at": "text", "premedication": "narrative", "interruptions": "narrative"}
-    tables.append(Table("infusions", "Infusions", _columns(Infusion, inf_names, inf_types),
-                        _rows(Infusion.objects.select_related("participant").filter(participant__subject_id__in=ids, date__lte=cutoff)
-                              .order_by("participant", "number"), inf_names)))
+    # the dose as the protocol states it (per kg, per m² or total), in its unit, computed from what was measured
+    spec = protocol().study_intervention.dose_spec or PER_KG_IN_MILLIONS
+    inf_columns = _columns(Infusion, inf_names, inf_types)
+    at = next(i for i, c in enumerate(inf_columns) if c.name == "total_cells") + 1
+    inf_columns.insert(at, Column("dose", f"dose ({_BASIS[spec.basis]})", "float", unit=plain_unit(spec.unit).removeprefix("×").strip()))
+    infusions = list(Infusion.objects.select_related("participant").filter(participant__subject_id__in=ids, date__lte=cutoff)
+                     .order_by("participant", "number"))
+    inf_rows = [{**row, "dose": round(dose_amount(spec, i.total_cells, weight_kg=i.weight_kg), 4)}
+                for i, row in zip(infusions, _rows(infusions, inf_names), strict=True)]
+    tables.append(Table("infusions", "Infusions", inf_columns, inf_rows))
     ae_names = ["term", "meddra_code", "soc", "grade", "onset", "resolved", "serious", "seriousness", "relatedness", "outcome",
                 "action_taken", "learned_at"]
     aes = AdverseEvent.objects.select_related("participant").filter(participant__subject_id__in=ids, onset__lte=cutoff)

@@ -33,8 +33,10 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from trialdesk.analysis.ctgov_results import results_json
+from trialdesk.analysis.data_cut import check_enrolled
 from trialdesk.analysis.meddra import MedDRA
 from trialdesk.analysis.odm import build_odm
+from trialdesk.analysis.outcome_report import measure_report
 from trialdesk.analysis.participant_flow import participant_flow
 from trialdesk.analysis.primary_outcome import primary_outcome
 from trialdesk.analysis.redcap import export_dictionary
@@ -44,6 +46,7 @@ from trialdesk.edc.participants.models import Participant
 from trialdesk.edc.permissions import allowed, role_of
 from trialdesk.edc.quality.models import Query
 from trialdesk.edc.web import forms, protocol, today
+from trialdesk.safety.outcome_measures import primary_measure
 from trialdesk.trial.records import TrialData
 
 
@@ -162,6 +165,10 @@ def _build(kind: str, data: TrialData, *, prefix: str, identified: bool, allow_e
     p = protocol()
     with tempfile.TemporaryDirectory(prefix="trialdesk-export-") as tmp:
         out = Path(tmp)
+        if kind == "primary-outcome-csv" and primary_measure(p) is not None:  # the protocol's own measure, by group
+            check_enrolled(data, "primary outcome", allow_empty)
+            summary = measure_report(p, data).to_csv(out)[0]
+            return _with_note(f"{prefix}_primary_outcome_measure.csv", "text/csv", summary.read_bytes(), manifest)
         if kind.startswith("primary-outcome"):
             result = primary_outcome(data, p, allow_empty)
             if kind.endswith("csv"):

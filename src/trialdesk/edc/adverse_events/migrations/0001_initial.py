@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 ('resolved', models.DateField(blank=True, null=True)),
                 ('serious', models.BooleanField(default=False)),
                 ('seriousness', models.JSONField(blank=True, default=list, verbose_name='seriousness criteria')),
-                ('relatedness', models.CharField(choices=[('unrelated', 'Unrelated'), ('unlikely', 'Unlikely'), ('possibly', 'Possibly'), ('probably', 'Probably'), ('definitely', 'Definitely')], max_length=16, verbose_name='relatedness to the MSC infusion')),
+                ('relatedness', models.CharField(choices=[('unrelated', 'Unrelated'), ('unlikely', 'Unlikely'), ('possibly', 'Possibly'), ('probably', 'Probably'), ('definitely', 'Definitely')], max_length=16, verbose_name='relatedness to the study product')),
                 ('expected', models.BooleanField(default=False, help_text="computed: the term is in the protocol's expected events")),
                 ('outcome', models.CharField(choices=[('recovering', 'Recovering / resolving'), ('recovered', 'Recovered / resolved'), ('recovered_with_sequelae', 'Recovered with sequelae'), ('not_recovered', 'Not recovered'), ('fatal', 'Fatal'), ('unknown', 'Unknown')], default='unknown', max_length=32)),
                 ('action_taken', models.CharField(choices=[('none', 'None'), ('infusion_interrupted', 'Infusion interrupted'), ('infusion_stopped', 'Infusion stopped'), ('infusion_withheld', 'Next infusion withheld'), ('participant_withdrawn', 'Participant withdrawn'), ('treatment_given', 'Treatment given for the event')], default='none', max_length=32)),

@@ -5,11 +5,12 @@ the cohort they were dosed in; where it has dose levels but no cohorts, in their
 every participant is in the protocol's first arm. A participant with no infusion is in no group.
 
 The group is read in one place, :func:`assigned_group` (the planned group: SDTM ARM, the ClinicalTrials.gov
-reporting groups), beside :func:`treated_group` (the group of the dose actually given: SDTM ACTARM). Today
-the desk records no cohort assignment, so the planned group is read from the first infusion's dose level
-(the one cohort at that level); once assignments are recorded, :func:`assigned_group` is the function to
-point at them. A dose level given in two cohorts (as after a 3+3 expansion) cannot be told apart from the
-dose and is refused, naming the participant.
+reporting groups), beside :func:`treated_group` (the group of the dose actually given: SDTM ACTARM). Where the
+desk recorded the participant's cohort (the data cut's ``cohort``, assigned by its cut-off), that is the planned
+group, dosed or not; the actual group is that cohort when the first dose is at its level. A data cut without
+recorded cohorts (an older cut, or data from elsewhere) falls back to the first infusion's dose level: the one
+cohort at that level; a dose level given in two cohorts (as after a 3+3 expansion) cannot be told apart from
+the dose and is refused, naming the participant.
 """
 
 from __future__ import annotations
@@ -83,6 +84,19 @@ def dose_level_of(protocol: Protocol, data: TrialData, subject_id: str) -> str |
     return level.id
 
 
+def _recorded(protocol: Protocol, data: TrialData, subject_id: str, every: list[Group]) -> Group | None:
+    """The group of the cohort recorded for the participant in the data cut, if the protocol has cohorts and one is."""
+    if kind(protocol) != "cohort":
+        return None
+    code = data.cohort_assignments().get(subject_id)
+    if code is None:
+        return None
+    hit = [g for g in every if g.code == code]
+    if not hit:
+        raise ConductError("cohort", f"{subject_id} is recorded in cohort {code}, which the protocol does not define")
+    return hit[0]
+
+
 def treated_group(protocol: Protocol, data: TrialData, subject_id: str, *, plain: bool = False) -> Group | None:
     """The group of the dose the participant actually received first; None when they received none."""
     if not data.infusions_of(subject_id):
@@ -92,6 +106,9 @@ def treated_group(protocol: Protocol, data: TrialData, subject_id: str, *, plain
     if how == "arm":
         return every[0]
     level = dose_level_of(protocol, data, subject_id)
+    recorded = _recorded(protocol, data, subject_id, every)
+    if recorded is not None and recorded.dose_level == level:
+        return recorded
     at_level = [g for g in every if g.dose_level == level]
     if len(at_level) != 1:
         raise ConductError("cohort", f"{subject_id}'s dose level {level} is given in cohorts {', '.join(g.code for g in at_level)};"
@@ -100,8 +117,11 @@ def treated_group(protocol: Protocol, data: TrialData, subject_id: str, *, plain
 
 
 def assigned_group(protocol: Protocol, data: TrialData, subject_id: str, *, plain: bool = False) -> Group | None:
-    """The participant's planned group. Read from the first infusion's dose until cohort assignments are recorded
-    (see the module docstring): this is the one place to read them from."""
+    """The participant's planned group: the cohort recorded for them (dosed or not), else the group of their first
+    dose (see the module docstring); None for a participant with neither."""
+    recorded = _recorded(protocol, data, subject_id, groups(protocol, plain=plain))
+    if recorded is not None:
+        return recorded
     return treated_group(protocol, data, subject_id, plain=plain)
 
 

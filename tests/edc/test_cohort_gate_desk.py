@@ -240,3 +240,18 @@ def test_the_api_assigns_an_open_cohort_and_refuses_one_not_open(settings, trial
     assert given.status_code == 201 and given.json()["cohort"] == "C1"
     assert api.post("/api/participants/404/cohort", {"cohort": "C1"}, content_type="application/json").status_code == 422
     assert client_as("monitor").post("/api/participants/001/cohort", {"cohort": "C1"}, content_type="application/json").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_casebook_the_pi_signs_names_the_cohort(settings, trial, client_as) -> None:  # type: ignore[no-untyped-def]
+    from trialdesk.edc.casebook.service import content
+
+    settings.TRIALDESK_PROTOCOL = "nct02013700"
+    ann = enrol_for_aether(trial, "Ann")
+    before = content(ann)
+    assert "cohort_assignment" not in before["participant"]
+    assert "<dt>Cohort</dt>" not in client_as("pi").get("/participants/001/casebook/").content.decode()
+    assign(trial, ann, "C1")
+    assert content(ann)["participant"]["cohort_assignment"]["cohort"] == "C1"  # what the signature covers
+    page = client_as("pi").get("/participants/001/casebook/").content.decode()
+    assert f"<dt>Cohort</dt><dd>C1, assigned {days_ago(0):%Y-%m-%d}</dd>" in page

@@ -27,6 +27,9 @@ def content(p: Participant) -> dict[str, Any]:
         visits.append({"visit": values(v), "forms": {e.form: {"data": e.data, "not_done": e.not_done_reason}
                                                      for e in v.entries.all()}})
     participant = {k: v for k, v in values(p).items() if k not in ("locked", "locked_by", "locked_at")}
+    cohort = p.cohort_assignments.first()  # in force (one marked in error is not); only dose-finding trials have one
+    if cohort is not None:
+        participant["cohort_assignment"] = values(cohort)
     return {"participant": participant, "consent": values(p.current_consent()), "infusions": _rows(p.infusions.all()),
             "visits": visits, "adverse_events": _rows(p.adverse_events.all()), "medications": _rows(p.medications.all()),
             "medical_history": _rows(p.medical_history.all())}

@@ -230,8 +230,8 @@ class Compiler:
     def tagged(self, domain: str, rows: ir.Table) -> tuple[ir.Table, dict[str, lv.ContextColumns]]:
         """The records of the table that belong to a value set read, one row per (record,
         value set), with the flags and factors the leaves need."""
-        cm = self.uploaded[f"{domain}_concepts"]
-        sm = self.uploaded[f"{domain}_sources"]
+        cm = self.lookup(f"{domain}_concepts")
+        sm = self.lookup(f"{domain}_sources")
         by_concept = rows.join(cm, rows.concept_id == cm.concept_id).select(
             *rows.columns, value_set=cm.value_set, set_id=cm.set_id, matched_name=ibis.null("string"))
         by_source = rows.join(sm, rows.source_value == sm.source_value).select(
@@ -246,7 +246,7 @@ class Compiler:
                 t, cols = lv.context_flags(t, ctx, len(contexts))
                 contexts[ctx.model_dump_json()] = cols
         if self._numeric(domain):
-            f = self.uploaded[f"{domain}_factors"]
+            f = self.lookup(f"{domain}_factors")
             j = t.left_join(f, t.unit == f.f_unit)
             t = j.select(*t.columns, *[c for c in f.columns if c != "f_unit"])
         return t, contexts
@@ -258,7 +258,7 @@ class Compiler:
         """One flag column per answer set, from two joins with the answer keys (by value concept, by written value)."""
         if not self._answer_sets() or "value_concept" not in t.columns:
             return t
-        aw = self.uploaded["answers"]
+        aw = self.lookup("answers")
         flags = [c for c in aw.columns if c != "answer_key"]
         by_c = aw.select(c_key=aw.answer_key, **{f"c_{f}": aw[f] for f in flags})
         by_t = aw.select(t_key=aw.answer_key, **{f"t_{f}": aw[f] for f in flags})
@@ -373,7 +373,19 @@ class Compiler:
             kept_sql.save(key, self._prepared)
 
     def upload(self, table: pa.Table, stem: str) -> None:
-        self.uploaded[stem] = self.db.upload(table, stem)
+        if self.db.backend == "duckdb":
+            # registered only: the Ibis table (a DESCRIBE each, ~5 ms) is made when an expression is built
+            # (:meth:`lookup`), which a prepared screen re-running its SQL never does
+            self.db.register(table, stem)
+            self.uploaded.pop(stem, None)
+        else:
+            self.uploaded[stem] = self.db.upload(table, stem)
+
+    def lookup(self, stem: str) -> ir.Table:
+        """The uploaded lookup table ``stem``, as an Ibis table."""
+        if stem not in self.uploaded:
+            self.uploaded[stem] = self.db.con.table(f"trialdesk_{stem}")
+        return self.uploaded[stem]
 
     def _upload(self, domain: str) -> None:
         self.upload(self._with_set_ids(self.lookups.sources[domain]), f"{domain}_sources")

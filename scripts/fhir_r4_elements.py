@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "vendor" / "fhir-schema" / "node_modules" / "@asymmetrik" / "fhir-json-schema-validator" / "fhir.schema.json"
 OUT = ROOT / "src" / "trialdesk" / "sources" / "fhir_views" / "r4_resources.json"
 USED = ["Patient", "Condition", "MedicationRequest", "MedicationStatement", "MedicationAdministration", "Medication",
-        "Observation", "Procedure", "Encounter"]  # fmt: skip
+        "Observation", "Procedure", "Encounter", "List"]  # fmt: skip
 
 
 def _choices(defs: dict[str, object], properties: dict[str, dict[str, object]]) -> dict[str, list[str]]:

@@ -324,8 +324,42 @@ def test_folder_of_bundles_prints_a_json_list_one_worksheet_each(tmp_path: Path)
     result = check(tmp_path, "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert isinstance(doc, list) and sorted(d["patient"] for d in doc) == ["hcv-patient", "ipaf-patient"]
-    assert {d["patient"]: d["overall"] for d in doc} == {"hcv-patient": "not_eligible", "ipaf-patient": "needs_review"}
+    sheets_ = doc["worksheets"]
+    assert sorted(d["patient"] for d in sheets_) == ["hcv-patient", "ipaf-patient"]
+    assert {d["patient"]: d["overall"] for d in sheets_} == {"hcv-patient": "not_eligible", "ipaf-patient": "needs_review"}
+    assert doc["batch"] == {"patients": 2, "overall": {"eligible": 0, "needs_review": 1, "not_eligible": 1}, "problems": []}
+
+
+def _with_a_bundle_of_no_patient(folder: Path, *charts: str) -> None:
+    for name in charts:
+        shutil.copy(BUNDLES / name, folder / name)
+    doc = json.loads((BAD / "missing_patient.json").read_text())
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["resourceType"] != "Patient"]
+    (folder / "no_patient.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("fmt", ["json", "html", "table"])
+def test_problems_that_belong_to_no_patient_appear_once_in_a_batch(tmp_path: Path, fmt: str) -> None:
+    _with_a_bundle_of_no_patient(tmp_path, "ipaf.json", "excl_hepatitis_c.json")
+    out = tmp_path / "out" / f"w.{fmt}"
+    out.parent.mkdir()
+    result = runner.invoke(app, ["patient", "check", str(tmp_path), "--as-of", AS_OF.isoformat(), "--format", fmt,
+                                 *(["--out", str(out)] if fmt != "table" else [])], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = result.output if fmt == "table" else out.read_text(encoding="utf-8")
+    # the Bundle with no Patient: its two resources' problems (the ALT, the orphan Condition) are named once each
+    assert text.count("Condition/bad-orphan") == 1 and text.count("Observation/bad-alt") == 1, text
+    if fmt == "json":
+        doc = json.loads(text)
+        assert [p for p in doc["batch"]["problems"] if "Condition/bad-orphan" in p]
+        assert all(d["problems"] == [] for d in doc["worksheets"])
+
+
+def test_a_single_patients_check_keeps_the_problems_of_no_patient_on_its_worksheet(tmp_path: Path, protocol) -> None:  # type: ignore[no-untyped-def]
+    _with_a_bundle_of_no_patient(tmp_path, "ipaf.json")
+    (sheet,) = checked = check_fhir(tmp_path, protocol, AS_OF)
+    assert sheet.patient == "ipaf-patient" and [p for p in sheet.problems if "Condition/bad-orphan" in p]
+    assert checked.problems == [] and checked.summary()["problems"] == []
 
 
 @pytest.mark.parametrize(("name", "says"), [
@@ -380,8 +414,12 @@ def test_condition_of_a_patient_not_in_the_record_is_named_and_not_used() -> Non
     doc = _worksheet(BAD / "missing_patient.json")
     (problem,) = doc["problems"]
     assert "Condition/bad-orphan: subject" in problem and "Patient/not-in-this-bundle" in problem
+    # the orphan was the chart's only Condition: the chart says nothing about this patient's diagnoses, so the
+    # hepatitis part of E7 is unknown (its serologies are not_met: the chart holds Observations), not "no hepatitis"
     e7 = {c["id"]: c for c in doc["criteria"]}["E7"]
-    assert e7["status"] == NOT and e7["evidence"] == []
+    assert e7["status"] == UNK
+    assert e7["evidence"] == [{"table": "condition_occurrence",
+                               "note": "the chart holds no diagnoses or problems (Condition) and no List saying there are none"}]
 
 
 def test_bundle_with_no_patient_is_a_one_line_error(tmp_path: Path) -> None:
@@ -437,9 +475,11 @@ def test_a_batch_checked_in_two_processes_gives_the_worksheets_of_one_process(
     assert parts == [1] and len(one) == len(list(folder.glob("*.json"))) - 1
     assert json.dumps([s.to_json() for s in two]) == json.dumps([s.to_json() for s in one])
     assert [(s.birth_date, s.gender) for s in two] == [(s.birth_date, s.gender) for s in one]
-    # the evidence cites the rows of the whole batch, not of one part, and the orphan condition is on every sheet
+    # the evidence cites the rows of the whole batch, not of one part; the orphan condition of the Bundle with no
+    # Patient belongs to no worksheet: it is the batch's, once (it was repeated on every worksheet)
     assert max(e["record_id"] for s in one for c in s.criteria for e in c["evidence"] if e["table"] == "person") == len(one)
-    assert all(any("Condition/bad-orphan" in p for p in s.problems) for s in two)
+    assert two.problems == one.problems and [p for p in two.problems if "Condition/bad-orphan" in p]
+    assert all("bad_no_patient.json" not in p for s in two for p in s.problems)
 
 
 def test_an_unreadable_bundle_in_a_batch_checked_in_parts_is_the_same_one_line_error(
@@ -479,7 +519,9 @@ def test_validate_full_also_rejects_an_alt_invalid_only_in_its_narrative(tmp_pat
 
     (problem, note) = full["problems"]  # the chart had nothing but the ALT: it now has no clinical record
     assert "Observation/bad-alt: text.status: fails FHIR R4 validation" in problem and note == NO_RECORDS
-    assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == []
+    # no ALT is cited; the worksheet says why nothing is: the chart now holds no Observation at all
+    assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == [
+        {"table": "measurement", "note": "the chart holds no observations (Observation)"}]
 
 
 def test_the_command_pauses_garbage_collection_only_while_it_checks() -> None:

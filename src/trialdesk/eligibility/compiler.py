@@ -13,7 +13,10 @@ The plan, for N criteria over a population:
    that decided. Only those per-person columns are kept;
 3. the statuses of every person and criterion follow from those columns by the criteria's
    ALL / ANY / NOT trees (:mod:`trialdesk.eligibility.tree`), with the absence rule: no
-   record within observed time is ``not_met``, outside observed time ``unknown``;
+   record within observed time is ``not_met``, outside observed time ``unknown``; a part
+   whose table is absent is ``unknown`` for everyone, and one whose table the source is
+   silent about for a person (``silent_domain``: a FHIR chart with no record of the kind)
+   is ``unknown`` for that person, with the reason;
 4. evidence is looked up afterwards, only for the persons someone will read
    (:mod:`trialdesk.eligibility.evidence`), from the ids kept in step 2.
 
@@ -42,7 +45,7 @@ from trialdesk.eligibility.plan import DOMAINS, domain_of, plan_for
 from trialdesk.eligibility.reading import Quality, domain_rows, person_rows, present
 from trialdesk.eligibility.tree import status_table
 from trialdesk.protocol.model import Protocol
-from trialdesk.sources.omop import OmopDatabase
+from trialdesk.sources.omop import SILENT_DOMAIN, OmopDatabase
 from trialdesk.terminology.value_set import ValueSet
 
 UnitFactor = Callable[[str, str, str | None], float | None]
@@ -117,6 +120,27 @@ class Compiler:
                 for k in self.plan.record_leaves(domain):
                     self.plan.unavailable[k] = why
         return [d for d in used if self.leaves(d)]
+
+    def with_silence(self, wide: ir.Table) -> tuple[ir.Table, dict[str, str]]:
+        """The per-person form of a table absent from the database: where the source says, in
+        ``silent_domain``, that it holds nothing of a table's kind for a person (a FHIR chart with
+        no medication record at all), that person's ``why_<domain>`` column holds the reason
+        (NULL for everyone else). Returns the table and, per domain read, its column's name.
+        A database without ``silent_domain`` (an OMOP CDM) gets no column and the SQL of before."""
+        if not self.db.has(SILENT_DOMAIN):
+            return wide, {}
+        from trialdesk.eligibility.reading import as_int
+
+        s = self.db.table(SILENT_DOMAIN)
+        columns: dict[str, str] = {}
+        for domain in sorted({domain_of(n) for k, n in self.plan.record_leaves().items() if k not in self.plan.unavailable}):
+            why = f"why_{domain}"
+            part = s.filter(s.table_name == DOMAINS[domain].table)
+            part = part.select(**{f"_silent_{domain}": as_int(self.db, part.person_id), why: part.reason.cast("string")})
+            j = wide.left_join(part, wide.person_id == part[f"_silent_{domain}"])
+            wide = j.select(*wide.columns, why)
+            columns[domain] = why
+        return wide, columns
 
     def _sets_read(self, domain: str) -> list[str]:
         """The value sets whose records this table's pass must tag."""
@@ -206,8 +230,8 @@ class Compiler:
     def tagged(self, domain: str, rows: ir.Table) -> tuple[ir.Table, dict[str, lv.ContextColumns]]:
         """The records of the table that belong to a value set read, one row per (record,
         value set), with the flags and factors the leaves need."""
-        cm = self.uploaded[f"{domain}_concepts"]
-        sm = self.uploaded[f"{domain}_sources"]
+        cm = self.lookup(f"{domain}_concepts")
+        sm = self.lookup(f"{domain}_sources")
         by_concept = rows.join(cm, rows.concept_id == cm.concept_id).select(
             *rows.columns, value_set=cm.value_set, set_id=cm.set_id, matched_name=ibis.null("string"))
         by_source = rows.join(sm, rows.source_value == sm.source_value).select(
@@ -222,7 +246,7 @@ class Compiler:
                 t, cols = lv.context_flags(t, ctx, len(contexts))
                 contexts[ctx.model_dump_json()] = cols
         if self._numeric(domain):
-            f = self.uploaded[f"{domain}_factors"]
+            f = self.lookup(f"{domain}_factors")
             j = t.left_join(f, t.unit == f.f_unit)
             t = j.select(*t.columns, *[c for c in f.columns if c != "f_unit"])
         return t, contexts
@@ -234,7 +258,7 @@ class Compiler:
         """One flag column per answer set, from two joins with the answer keys (by value concept, by written value)."""
         if not self._answer_sets() or "value_concept" not in t.columns:
             return t
-        aw = self.uploaded["answers"]
+        aw = self.lookup("answers")
         flags = [c for c in aw.columns if c != "answer_key"]
         by_c = aw.select(c_key=aw.answer_key, **{f"c_{f}": aw[f] for f in flags})
         by_t = aw.select(t_key=aw.answer_key, **{f"t_{f}": aw[f] for f in flags})
@@ -349,7 +373,19 @@ class Compiler:
             kept_sql.save(key, self._prepared)
 
     def upload(self, table: pa.Table, stem: str) -> None:
-        self.uploaded[stem] = self.db.upload(table, stem)
+        if self.db.backend == "duckdb":
+            # registered only: the Ibis table (a DESCRIBE each, ~5 ms) is made when an expression is built
+            # (:meth:`lookup`), which a prepared screen re-running its SQL never does
+            self.db.register(table, stem)
+            self.uploaded.pop(stem, None)
+        else:
+            self.uploaded[stem] = self.db.upload(table, stem)
+
+    def lookup(self, stem: str) -> ir.Table:
+        """The uploaded lookup table ``stem``, as an Ibis table."""
+        if stem not in self.uploaded:
+            self.uploaded[stem] = self.db.con.table(f"trialdesk_{stem}")
+        return self.uploaded[stem]
 
     def _upload(self, domain: str) -> None:
         self.upload(self._with_set_ids(self.lookups.sources[domain]), f"{domain}_sources")

@@ -17,7 +17,7 @@ from rich.table import Table
 from trialdesk import kept
 from trialdesk.console import fail, out
 from trialdesk.eligibility.commands import parse_date
-from trialdesk.eligibility.worksheet import Worksheet, check_fhir
+from trialdesk.eligibility.worksheet import Batch, Worksheet, check_fhir
 from trialdesk.protocol.kept import load_kept
 from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose
 from trialdesk.sources.fhir import FhirError
@@ -40,9 +40,27 @@ class Format(StrEnum):
 
 
 def render_html(sheets: list[Worksheet]) -> str:
+    """The worksheets as one printable page; a batch (:class:`Batch` of several) opens with its summary,
+    where the problems that belong to no patient are listed once."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.files("trialdesk.eligibility") / "templates")),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("worksheet.html.j2").render(sheets=[s.to_json() for s in sheets], protocol=sheets[0].protocol)
+    summary = sheets.summary() if isinstance(sheets, Batch) and len(sheets) > 1 else None
+    return env.get_template("worksheet.html.j2").render(sheets=[s.to_json() for s in sheets], protocol=sheets[0].protocol,
+                                                        batch=summary, as_of=sheets[0].as_of)
+
+
+def batch_json(sheets: Batch) -> dict[str, object]:
+    """A batch as JSON: its summary (patients, overall counts, the problems that belong to no patient,
+    each once) and every worksheet."""
+    return {"batch": sheets.summary(), "worksheets": [s.to_json() for s in sheets]}
+
+
+def _print_summary(sheets: Batch) -> None:
+    summary = sheets.summary()
+    counts = ", ".join(f"[{STYLE[k]}]{n} {k}[/]" for k, n in summary["overall"].items())
+    out.print(f"batch: {summary['patients']} patients as of {sheets[0].as_of}: {counts}")
+    for p in summary["problems"]:
+        out.print(f"  [red]problem (no patient)[/] {p}")
 
 
 def _evidence_line(e: dict[str, object]) -> str:
@@ -123,7 +141,7 @@ def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref:
     if not sheets:
         fail(f"{source}: no Patient resource found; a worksheet needs the patient the record is about")
     if fmt is Format.json:
-        payload = sheets[0].to_json() if len(sheets) == 1 else [s.to_json() for s in sheets]
+        payload = sheets[0].to_json() if len(sheets) == 1 else batch_json(sheets)
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     elif fmt is Format.html:
         text = render_html(sheets)
@@ -132,6 +150,8 @@ def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref:
             fail("--out is for json and html; the table prints to the terminal")
         for sheet in sheets:
             _print_table(sheet)
+        if len(sheets) > 1:
+            _print_summary(sheets)
         return
     if out_file is None:
         print(text, end="")

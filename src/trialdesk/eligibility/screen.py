@@ -34,7 +34,7 @@ from trialdesk.criteria.status import Status, excluding_status, overall_codes, s
 from trialdesk.criteria.windows import Anchors
 from trialdesk.eligibility.compiler import Compiler
 from trialdesk.eligibility.evidence import flat_evidence
-from trialdesk.eligibility.plan import Plan
+from trialdesk.eligibility.plan import DOMAINS, Plan
 from trialdesk.eligibility.reading import Quality
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
@@ -194,6 +194,7 @@ class ScreenResult:
                                              "ELSE 'not recorded' END")
             demo.append(f"SELECT s.person_id, lc.ord, 0 AS newest, 0 AS rid, {item} FROM s JOIN lc ON lc.leaf = {k} "
                         f"WHERE {self._flag('lc.ord', str(k))}" + (" AND s.person_id IN (SELECT person_id FROM p)" if restricted else ""))
+        demo += self._silence_sql(restricted)
         note = "CASE WHEN e.support IS NOT NULL THEN 'supporting (' || e.support || ')' || coalesce(': ' || e.note, '') ELSE e.note END"
         records = _item_columns(table='e."table"', record_id="e.record_id", date="e.date::VARCHAR", concept_id="e.concept_id",
                                 code="e.source_value", display="cn.display", value="e.value", unit="e.unit",
@@ -213,6 +214,24 @@ class ScreenResult:
         ) x JOIN co ON co.ord = x.ord
         ORDER BY x.person_id, x.ord, x.newest NULLS LAST, x.rid DESC, x."table"
         """
+
+    def _silence_sql(self, restricted: bool) -> list[str]:
+        """Evidence items for the criterion parts that are unknown because the source holds nothing
+        of their table's kind for the person (``why_<domain>``): the table and the reason, once per
+        criterion and table, where such a part decided."""
+        out = []
+        for domain in sorted(DOMAINS):
+            why = f"why_{domain}"
+            if why not in self.statuses.column_names:
+                continue
+            keys = [k for k, n in self.plan.record_leaves(domain).items() if k not in self.plan.unavailable]
+            if not keys:
+                continue
+            item = _item_columns(table=f"'{DOMAINS[domain].table}'", note=f"s.{why}")
+            out.append(f"SELECT DISTINCT s.person_id, lc.ord, 0 AS newest, 0 AS rid, {item} FROM s JOIN lc "
+                       f"ON lc.leaf IN ({', '.join(map(str, keys))}) WHERE s.{why} IS NOT NULL AND {self._flag('lc.ord', 'lc.leaf')}"
+                       + (" AND s.person_id IN (SELECT person_id FROM p)" if restricted else ""))
+        return out
 
     def person_criteria(self, persons: Coverage | Iterable[int] = "all") -> pa.Table:
         """One row per person and criterion: person_id, criterion_id, status and the evidence as

@@ -45,16 +45,18 @@ FEMALE, MALE = 8532, 8507
 
 def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Table:
     """person_id, observed, the person's birth fields, ``c_<id>`` per criterion, ``d_<id>_<k>``
-    deciding flags, ``s_<id>`` supporting features, and the data-quality counts."""
+    deciding flags, ``s_<id>`` supporting features, the data-quality counts, and ``why_<domain>``
+    where the source is silent about a table for a person (see :meth:`Compiler.with_silence`)."""
     plan = compiler.plan
     wide = compiler.people(active_within_months)
     for domain, agg in compiler.aggregates.items():
         pid = f"pid_{domain}"
         j = wide.left_join(agg, wide.person_id == agg[pid])
         wide = j.select(*wide.columns, *[c for c in agg.columns if c != pid])
+    wide, silent = compiler.with_silence(wide)
     leaf_cols: dict[str, Any] = {}
     for k, leaf_node in plan.record_leaves().items():
-        if k in plan.unavailable:
+        if k in plan.unavailable:  # the table is absent, or cannot be dated: unknown for everyone
             leaf_cols[f"l{k}"] = ibis.literal(UNKNOWN, "int8")
             continue
         start, end = plan.window(leaf_node)
@@ -67,6 +69,9 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
             col = lv.measurement_status(leaf, wide)
         absent_is_absence = not isinstance(leaf_node, Measurement) or leaf_node.absent == "not_met"
         absence = ibis.ifelse(wide.observed, NOT_MET, UNKNOWN) if absent_is_absence else ibis.literal(UNKNOWN)
+        why = silent.get(domain_of(leaf_node))
+        if why is not None and absent_is_absence:  # the source holds nothing of the kind for this person
+            absence = ibis.ifelse(wide[why].notnull(), UNKNOWN, absence)
         leaf_cols[f"l{k}"] = ibis.coalesce(col, absence).cast("int8")
     wide = wide.mutate(**leaf_cols) if leaf_cols else wide
     roots = list(plan.roots.values())
@@ -94,7 +99,8 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
                 total = total + f
             crit[f"s_{c.id}"] = total.cast("int16")
     quality = [c for c in wide.columns if c.startswith("q_")] + ["copies", "birth_problem"]
-    keep = ["person_id", "observed", "year_of_birth", "month_of_birth", "day_of_birth", "gender_concept_id"]
+    keep = ["person_id", "observed", "year_of_birth", "month_of_birth", "day_of_birth", "gender_concept_id",
+            *silent.values()]
     if active_within_months is not None:
         keep.append("active")
     return wide.select(*keep, *[ibis.coalesce(wide[q], 0).name(q) if q.startswith("q_") else wide[q] for q in quality], **crit)

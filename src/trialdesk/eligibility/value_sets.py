@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -37,6 +38,25 @@ class Resolution:
                          "value_set": pa.array([r[1] for r in rows], pa.string())})
 
 
+def _rows(db: OmopDatabase, table: str, columns: list[str], where: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """``columns`` of the rows of ``table`` whose every ``where`` column holds one of its values.
+
+    On DuckDB the lists are parameters of a plain SQL statement over the table's own SQL (which
+    compiles in well under a millisecond): an Ibis ``isin`` of a few hundred literals took ~0.1 s to
+    build and compile, four or five times a screen, a third of a warm chart's screen."""
+    t = db.table(table)
+    if db.backend != "duckdb":
+        cond = None
+        for col, values in where.items():
+            c = t[col].isin(values)
+            cond = c if cond is None else cond & c
+        return t.filter(cond).select(*columns).to_pyarrow().to_pylist()  # type: ignore[no-any-return]
+    base = str(db.con.compile(t))
+    cond_sql = " AND ".join(f'"{col}" IN (SELECT unnest(${i + 1}))' for i, col in enumerate(where))
+    sql = f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM ({base}) WHERE {cond_sql}'
+    return db.con.con.execute(sql, list(where.values())).fetch_arrow_table().to_pylist()  # type: ignore[no-any-return]
+
+
 def resolve_concepts(db: OmopDatabase, value_sets: dict[str, ValueSet], used: Iterable[str]) -> Resolution:
     """Concept ids of each value set: its OMOP codes, its other standard codes found in
     ``concept``, each with its descendants through ``concept_ancestor`` where the code asks
@@ -55,8 +75,7 @@ def resolve_concepts(db: OmopDatabase, value_sets: dict[str, ValueSet], used: It
     if db.has("concept") and res.concepts:
         all_ids = sorted({cid for ids in res.concepts.values() for cid in ids} - set(res.names))
         if all_ids:
-            c = db.table("concept")
-            for row in c.filter(c.concept_id.isin(all_ids)).select("concept_id", "concept_name").to_pyarrow().to_pylist():
+            for row in _rows(db, "concept", ["concept_id", "concept_name"], {"concept_id": all_ids}):
                 res.names[int(row["concept_id"])] = row["concept_name"]
     return res
 
@@ -76,10 +95,11 @@ def _concepts_of(db: OmopDatabase, value_sets: dict[str, ValueSet], used: list[s
             elif code.system in _STANDARD_VOCABULARIES:
                 by_code[(code.system, code.code)].add((vs_id, code.include_descendants))
     if by_code and db.has("concept"):
-        c = db.table("concept")
         wanted = sorted({k[1] for k in by_code})
-        found = c.filter(c.concept_code.isin(wanted) & c.vocabulary_id.isin(sorted({k[0] for k in by_code})))
-        for row in found.select("concept_id", "vocabulary_id", "concept_code", "concept_name").to_pyarrow().to_pylist():
+        vocabularies = sorted({k[0] for k in by_code})
+        found = _rows(db, "concept", ["concept_id", "vocabulary_id", "concept_code", "concept_name"],
+                      {"concept_code": wanted, "vocabulary_id": vocabularies})
+        for row in found:
             for vs_id, desc in by_code.get((row["vocabulary_id"], row["concept_code"]), ()):
                 (expand if desc else direct)[int(row["concept_id"])].add(vs_id)
                 if not excluded:
@@ -89,9 +109,9 @@ def _concepts_of(db: OmopDatabase, value_sets: dict[str, ValueSet], used: list[s
             for vs_id in sets:
                 out[vs_id].add(cid)
     if expand and db.has("concept_ancestor"):
-        ca = db.table("concept_ancestor")
-        rows = ca.filter(ca.ancestor_concept_id.isin(sorted(expand))).select("ancestor_concept_id", "descendant_concept_id")
-        for row in rows.to_pyarrow().to_pylist():
+        ancestors = sorted(expand)
+        rows = _rows(db, "concept_ancestor", ["ancestor_concept_id", "descendant_concept_id"], {"ancestor_concept_id": ancestors})
+        for row in rows:
             for vs_id in expand[int(row["ancestor_concept_id"])]:
                 out[vs_id].add(int(row["descendant_concept_id"]))
     elif expand and not excluded:

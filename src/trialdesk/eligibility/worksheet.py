@@ -14,7 +14,10 @@ the R4 JSON Schema; see ``trialdesk.sources.fhir``.
 
 Reading: a chart pulled from the EHR is taken as complete up to the screening date. Each
 person's observed time therefore runs from their first dated record to the as-of date, so
-the absence of, say, a rituximab order in the chart counts as absence.
+the absence of, say, a rituximab order in the chart counts as absence — when the chart holds
+medication records at all. A chart with no record of a kind (no medication, no Condition…)
+and no List stating there are none is silent about it: the criteria parts that read it are
+unknown, and their evidence says what the chart lacks (``sources/fhir_views/chart_domains.py``).
 """
 
 from __future__ import annotations
@@ -114,6 +117,31 @@ def _enrich(evidence: list[dict[str, Any]], provenance: dict[tuple[str, int], di
     return out
 
 
+class Batch(list[Worksheet]):
+    """What a check gives: its worksheets, in reading order (it is the list of them), and the
+    problems that belong to none of their patients (a Bundle with no Patient, a line that is not
+    JSON, a record whose subject is in no file…).
+
+    A check with one worksheet (one patient's chart) keeps those problems on it, as the PI reads
+    them there; a batch of several has them once, here, for its summary, and no worksheet repeats
+    them (each worksheet of a 10,000-patient export used to carry every one of them)."""
+
+    def __init__(self, sheets: list[Worksheet], problems: list[str]):
+        super().__init__(sheets)
+        if len(sheets) == 1:
+            sheets[0].problems.extend(problems)
+            problems = []
+        self.problems: list[str] = problems
+
+    def summary(self) -> dict[str, Any]:
+        """The batch at a glance: how many patients, how many of each overall status, and the
+        problems that belong to no patient (each once)."""
+        counts = {label: 0 for label in ("eligible", "needs_review", "not_eligible")}
+        for sheet in self:
+            counts[sheet.overall] = counts.get(sheet.overall, 0) + 1
+        return {"patients": len(self), "overall": counts, "problems": list(self.problems)}
+
+
 def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPyConnection) -> list[Worksheet]:
     provenance = _provenance(con)
     protocol = result.protocol
@@ -144,9 +172,10 @@ PARALLEL_FROM_BUNDLES = 200
 
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
                value_sets: dict[str, ValueSet] | None = None, workers: int = 1,
-               validate: Validation = "read") -> list[Worksheet]:
+               validate: Validation = "read") -> Batch:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
-    Bundles, or a list of files), screened together in one batch.
+    Bundles, or a list of files), screened together in one batch; the problems that belong to
+    no patient are on the only worksheet, or once on the :class:`Batch` when there are several.
 
     ``workers`` > 1 uses that many forked processes (the command line does; a caller inside a
     threaded server should not fork, so the default is 1): a folder of many Bundles is
@@ -159,18 +188,15 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
     if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
         return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
     sources = source if isinstance(source, list) else [source]
-    sheets, general = _check(sources, protocol, as_of, value_sets, validate=validate)
-    for sheet in sheets:
-        sheet.problems.extend(general)
-    return sheets
+    return Batch(*_check(sources, protocol, as_of, value_sets, validate=validate))
 
 
 def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
            number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
            validate: Validation = "read") -> tuple[list[Worksheet], list[str]]:
     """The worksheets of the charts in ``sources`` (read by DuckDB, mapped by the SQL-on-FHIR
-    views), and the problems that belong to none of their patients (each worksheet shows
-    them too), in the order of the files they were found in."""
+    views), and the problems that belong to none of their patients, in the order of the files
+    they were found in."""
     from trialdesk.sources.fhir_views.load import load_fhir
     from trialdesk.sources.fhir_views.omop import map_resources
     from trialdesk.terminology import units
@@ -218,7 +244,7 @@ _Sheet = tuple[str | None, str, list[dict[str, Any]], list[str], dt.date | None,
 
 
 def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
-                    workers: int, validate: Validation) -> list[Worksheet]:
+                    workers: int, validate: Validation) -> Batch:
     """Check a batch of Bundles in contiguous parts, in ``workers`` forked processes.
 
     Each process reads, validates, maps and screens its part in its own DuckDB. Rows are
@@ -258,10 +284,7 @@ def _check_in_parts(bundles: list[Path], protocol: Protocol, as_of: dt.date, val
     sheets = [Worksheet(protocol=protocol, as_of=as_of, patient=patient, file=file, criteria=criteria, attestations=items,
                         problems=problems, birth_date=birth, gender=gender)
               for part, _ in results for patient, file, criteria, problems, birth, gender in part]
-    general = [p for _, part_general in results for p in part_general]
-    for sheet in sheets:
-        sheet.problems.extend(general)
-    return sheets
+    return Batch(sheets, [p for _, part_general in results for p in part_general])
 
 
 def _check_part(k: int) -> tuple[list[_Sheet], list[str]]:

@@ -55,7 +55,8 @@ __all__ = [
 JsonDict = dict[str, Any]
 
 #: Resource types whose content trialdesk maps; Medication is read so that
-#: ``medicationReference`` can be resolved to a code.
+#: ``medicationReference`` can be resolved to a code, and List so that a chart can state
+#: that it has no medications, problems or procedures (``fhir_views.chart_domains``).
 USED_TYPES = frozenset(
     {
         "Patient",
@@ -67,6 +68,7 @@ USED_TYPES = frozenset(
         "Observation",
         "Procedure",
         "Encounter",
+        "List",
     }
 )
 
@@ -90,6 +92,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
                         "referenceRange"),
         "Procedure": ("id", "subject", "status", "code", "performed[x]"),
         "Encounter": ("id", "subject", "status", "period"),
+        "List": ("id", "subject", "status", "mode", "code", "emptyReason", "entry"),
     }.items()
 }  # fmt: skip
 

@@ -184,6 +184,8 @@ OMOP_SCHEMA: dict[str, list[tuple[str, pa.DataType]]] = {
     "fhir_coding": [
         ("table_name", _S), ("record_id", _I), ("vocabulary_id", _S), ("concept_code", _S), ("concept_id", _I),
     ],
+    # not OMOP: per person, the tables the chart is silent about (trialdesk.sources.fhir_views.chart_domains)
+    "silent_domain": [("person_id", _I), ("table_name", _S), ("reason", _S)],
 }  # fmt: skip
 
 _NOT_MAPPED_STATUS = {

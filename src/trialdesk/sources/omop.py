@@ -46,6 +46,12 @@ OPTIONAL: Mapping[str, tuple[str, ...]] = {
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
 }
 
+#: trialdesk's own table, not OMOP: per person, the clinical tables whose lack of records proves
+#: nothing for that person (``person_id``, ``table_name``, ``reason``). The FHIR mapping writes it
+#: (a chart with no record of a kind, see ``trialdesk.sources.fhir_views.chart_domains``); it is
+#: read when present, and an OMOP database has none (no note says so).
+SILENT_DOMAIN = "silent_domain"
+
 
 class OmopError(Exception):
     """The source cannot be screened: unreachable, or not an OMOP CDM."""
@@ -156,6 +162,9 @@ def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
             t = db.tables[name]
             db.tables[name] = t.mutate(**{c: ibis.null() for c in missing})
             db.missing_columns[name] = tuple(missing)
+    if SILENT_DOMAIN in by_lower:
+        t = con.table(by_lower[SILENT_DOMAIN], database=database) if database is not None else con.table(by_lower[SILENT_DOMAIN])
+        db.tables[SILENT_DOMAIN] = _lower_columns(t)
     return db
 
 

@@ -107,6 +107,9 @@ def screen_fhir(user: Any, path: Path, *, as_of: dt.date, screened_on: dt.date, 
     with transaction.atomic():
         for sheet in sheets:
             snap = sheet.to_json()
+            # an upload's problems that belong to no patient stay on each entry: each entry is read and signed
+            # on its own, and a record among them (a Condition whose subject is not in the file) may be this patient's
+            snap["problems"] = [*snap["problems"], *sheets.problems]
             snap["source"] = "fhir"
             ref = f"{label or path.name}: Patient/{sheet.patient}"
             snap["patient_record"] = RecordIdentity.from_fhir(sheet.birth_date, sheet.gender, f"FHIR record ({ref})").as_snapshot()

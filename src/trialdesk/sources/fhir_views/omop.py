@@ -50,6 +50,7 @@ from trialdesk.sources.fhir_omop import (
     MappingReport,
     _local_id,
 )
+from trialdesk.sources.fhir_views.chart_domains import silent_domains_sql
 from trialdesk.sources.fhir_views.compiler import CompiledView, compile_view
 
 __all__ = ["VIEWS", "map_resources"]
@@ -67,6 +68,7 @@ VIEWS = {
     "med_statement": "drug_medication_statement.json",
     "med_administration": "drug_medication_administration.json",
     "observation": "observation.json",
+    "list": "known_empty_list.json",
 }
 
 
@@ -226,6 +228,8 @@ class _SqlMapper:
             self.x(f"DELETE FROM _v_{n} WHERE ord IN (SELECT ord FROM _dup)")
         self._persons()
         self._left_out()
+        # per person, the tables the chart holds no record of, nor a List saying there are none (chart_domains)
+        self.x(silent_domains_sql())
         self._conditions()
         self._procedures()
         self._drugs()

@@ -71,6 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_conditions_nilknown_problems": chart(("Condition",), empty_list((USE, "problems"))),
     "no_procedures": chart(("Procedure",)),
     "no_procedures_nilknown": chart(("Procedure",), empty_list((LOINC, "47519-4"))),
+    "no_observations": chart(("Observation",)),
 }
 
 
@@ -172,3 +173,12 @@ def test_the_worksheet_shows_what_the_chart_lacks(folder: Path, fmt: str, tmp_pa
     assert result.exit_code == 0, result.output
     text = (tmp_path / "w.html").read_text(encoding="utf-8") if fmt == "html" else result.output
     assert NO_MEDS in " ".join(html.unescape(text).split())
+
+
+def test_a_test_whose_absence_the_protocol_reads_as_not_met_keeps_that_reading_in_a_chart_without_results(
+        sheets: dict[str, Worksheet]) -> None:
+    """E7's serologies say ``absent: not_met`` (no HIV, HBV or HCV test: read like a missing diagnosis) and its
+    diagnoses are in the chart: a chart with no Observation at all leaves E7 not_met, as the protocol reads it;
+    E8's screening labs, whose absence the protocol leaves unknown, are unknown."""
+    assert crit(sheets["no_observations"], "E7")["status"] == "not_met"
+    assert crit(sheets["no_observations"], "E8")["status"] == "unknown"

@@ -67,10 +67,13 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
             col = lv.duration_status(leaf, wide)
         else:
             col = lv.measurement_status(leaf, wide)
-        absent_is_absence = not isinstance(leaf_node, Measurement) or leaf_node.absent == "not_met"
+        stated = isinstance(leaf_node, Measurement) and leaf_node.absent == "not_met"  # the protocol's own reading
+        absent_is_absence = not isinstance(leaf_node, Measurement) or stated
         absence = ibis.ifelse(wide.observed, NOT_MET, UNKNOWN) if absent_is_absence else ibis.literal(UNKNOWN)
         why = silent.get(domain_of(leaf_node))
-        if why is not None and absent_is_absence:  # the source holds nothing of the kind for this person
+        # the source holds nothing of the kind for this person: absence by convention (a diagnosis, a drug) is
+        # unknown; a test whose absence the protocol itself reads as not met (``absent: not_met``) keeps that reading
+        if why is not None and absent_is_absence and not stated:
             absence = ibis.ifelse(wide[why].notnull(), UNKNOWN, absence)
         leaf_cols[f"l{k}"] = ibis.coalesce(col, absence).cast("int8")
     wide = wide.mutate(**leaf_cols) if leaf_cols else wide

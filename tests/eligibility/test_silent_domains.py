@@ -55,6 +55,20 @@ def empty_list(kind: tuple[str, str] = (LOINC, "10160-0"), reason: str = "nilkno
     return {k: v for k, v in lst.items() if v is not None}
 
 
+IPS = "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips"
+
+
+def ips_statement(code: str) -> dict[str, Any]:
+    """An IPS-style MedicationStatement that codes the medication section's absence (``code``)."""
+    return {"resourceType": "MedicationStatement", "id": "ips-meds", "status": "active", "subject": {"reference": PATIENT},
+            "medicationCodeableConcept": {"coding": [{"system": IPS, "code": code}]}, "effectiveDateTime": "2025-02-20"}
+
+
+def ips_condition(code: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": "ips-problems", "subject": {"reference": PATIENT},
+            "code": {"coding": [{"system": IPS, "code": code}]}}
+
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "meds": chart(),
     "no_meds": chart(MEDS),
@@ -72,6 +86,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_procedures": chart(("Procedure",)),
     "no_procedures_nilknown": chart(("Procedure",), empty_list((LOINC, "47519-4"))),
     "no_observations": chart(("Observation",)),
+    "no_meds_ips_no_information": chart(MEDS, ips_statement("no-medication-info")),
+    "no_meds_ips_none_known": chart(MEDS, ips_statement("no-known-medications")),
+    "no_conditions_ips_no_information": chart(("Condition",), ips_condition("no-problem-info")),
+    "no_conditions_ips_none_known": chart(("Condition",), ips_condition("no-known-problems")),
 }
 
 
@@ -182,3 +200,15 @@ def test_a_test_whose_absence_the_protocol_reads_as_not_met_keeps_that_reading_i
     E8's screening labs, whose absence the protocol leaves unknown, are unknown."""
     assert crit(sheets["no_observations"], "E7")["status"] == "not_met"
     assert crit(sheets["no_observations"], "E8")["status"] == "unknown"
+
+
+def test_an_ips_record_of_no_information_says_nothing_and_one_of_none_known_states_the_domain_empty(
+        sheets: dict[str, Worksheet]) -> None:
+    """IPS codes a section it has nothing for: "no information about medications" leaves the chart silent
+    (E2 unknown, as with no record at all); "no known medications" says there are none (E2 not_met)."""
+    e2 = crit(sheets["no_meds_ips_no_information"], "E2")
+    assert e2["status"] == "unknown" and e2["evidence"] == [{"table": "drug_exposure", "note": NO_MEDS}]
+    assert crit(sheets["no_meds_ips_none_known"], "E2")["status"] == "not_met"
+    assert crit(sheets["no_conditions_ips_no_information"], "E7")["status"] == "unknown"
+    assert reasons(sheets["no_conditions_ips_no_information"], "E7") == [NO_CONDITIONS]
+    assert crit(sheets["no_conditions_ips_none_known"], "E7")["status"] == "not_met"

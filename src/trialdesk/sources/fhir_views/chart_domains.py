@@ -41,6 +41,14 @@ done; a measurement's absence is already unknown unless a criterion's reading sa
 otherwise). Other emptyReasons (notasked, withheld, unavailable, notstarted, closed) leave
 the domain silent.
 
+**A record that says there is no information is not information.** The International Patient
+Summary codes a section it has nothing for with a record whose code is from
+``http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips`` (IPS STU1): ``no-problem-info``,
+``no-medication-info``, ``no-procedure-info`` ("no information about …") leave the chart silent
+about that domain, as if the record were not there; ``no-known-problems``,
+``no-known-medications``, ``no-known-procedures`` ("… known absent") state the domain empty, as a
+nil-known List does (such a record matches no value set, so it counts only as the domain spoken).
+
 The result is the table ``silent_domain(person_id, table_name, reason)``: one row per
 person and OMOP table the chart is silent about. The engine reads it where it reads a table
 absent from a database (``trialdesk.eligibility.compiler``), per person; the population
@@ -55,6 +63,9 @@ __all__ = ["DOMAINS", "ChartDomain", "silent_domains_sql"]
 
 LOINC = "http://loinc.org"
 LIST_USE = "http://terminology.hl7.org/CodeSystem/list-example-use-codes"
+IPS_ABSENT_UNKNOWN = "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips"
+#: IPS codes saying there is no information about a domain (the record then says nothing)
+NO_INFORMATION = ("no-problem-info", "no-medication-info", "no-procedure-info")
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,8 @@ class ChartDomain:
     #: what the chart lacks, in words ("medication records")
     what: str
     types: tuple[str, ...]
-    views: tuple[str, ...]
+    #: the staging views that feed it, with the column holding each row's codings
+    views: tuple[tuple[str, str], ...]
     list_codes: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -76,13 +88,14 @@ class ChartDomain:
 
 
 DOMAINS: tuple[ChartDomain, ...] = (
-    ChartDomain("condition_occurrence", "diagnoses or problems", ("Condition",), ("condition",),
+    ChartDomain("condition_occurrence", "diagnoses or problems", ("Condition",), (("condition", "codings"),),
                 ((LOINC, "11450-4"), (LIST_USE, "problems"))),
     ChartDomain("drug_exposure", "medication records", ("MedicationStatement", "MedicationRequest", "MedicationAdministration"),
-                ("med_statement", "med_request", "med_administration"), ((LOINC, "10160-0"), (LIST_USE, "medications"))),
-    ChartDomain("procedure_occurrence", "procedures", ("Procedure",), ("procedure",), ((LOINC, "47519-4"),)),
-    ChartDomain("measurement", "observations", ("Observation",), ("observation",)),
-    ChartDomain("observation", "observations", ("Observation",), ("observation",)),
+                (("med_statement", "med_codings"), ("med_request", "med_codings"), ("med_administration", "med_codings")),
+                ((LOINC, "10160-0"), (LIST_USE, "medications"))),
+    ChartDomain("procedure_occurrence", "procedures", ("Procedure",), (("procedure", "codings"),), ((LOINC, "47519-4"),)),
+    ChartDomain("measurement", "observations", ("Observation",), (("observation", ""),)),
+    ChartDomain("observation", "observations", ("Observation",), (("observation", ""),)),
 )  # fmt: skip
 
 
@@ -94,7 +107,15 @@ def silent_domains_sql() -> str:
     """SQL: ``CREATE … _t_silent_domain`` from the views' rows (``_v_*``, before records are
     left out on purpose), the resources (``_res``), the persons (``_t_person``) and their
     reference keys (``_person_key``), resolving a subject as ``omop._SqlMapper._subject`` does."""
-    spoken = [f"SELECT {_q(d.table)} AS table_name, ord, subject FROM _v_{v}" for d in DOMAINS for v in d.views]
+    no_info = ", ".join(_q(f"{IPS_ABSENT_UNKNOWN}|{c}") for c in NO_INFORMATION)
+
+    def says_something(codings: str) -> str:
+        if not codings:
+            return ""
+        return (f" WHERE NOT coalesce(list_has_any(list_transform({codings}, c -> ((c ->> 'system') || '|' || (c ->> 'code'))),"
+                f" [{no_info}]), FALSE)")
+
+    spoken = [f"SELECT {_q(d.table)} AS table_name, ord, subject FROM _v_{v}{says_something(c)}" for d in DOMAINS for v, c in d.views]
     stated = ", ".join(f"({_q(d.table)}, {_q(s + '|' + c)})" for d in DOMAINS for s, c in d.list_codes)
     spoken.append(f"""SELECT t.table_name, l.ord, l.subject FROM _v_list l
         JOIN (VALUES {stated}) t(table_name, code)

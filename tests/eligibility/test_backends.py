@@ -79,3 +79,40 @@ def test_a_parquet_folder_screens_like_the_duckdb_file(population: Path, tmp_pat
     assert (rows, funnel) == _screen(str(population))
     statuses = {(r["person_id"], r["criterion_id"]): r["status"] for r in rows}
     assert statuses[(2, "E3")] == "met" and statuses[(3, "E2")] == "met" and statuses[(4, "I2")] == "unknown"
+
+
+@pytest.mark.postgres
+def test_the_value_at_the_latest_key_is_the_same_on_postgresql_as_on_duckdb() -> None:
+    """PostgreSQL has no arg_max: the engine packs key and value into one number there. Its
+    answers must be DuckDB's: NULL keys and NULL values skipped, the rows filtered, the
+    extremes of 64-bit keys and values and a small integer value kept exact."""
+    import ibis
+    import pyarrow as pa
+
+    from trialdesk.eligibility.leaves import native_arg
+
+    lo, hi = -(1 << 63), (1 << 63) - 1
+    data = pa.table({
+        "g": [1, 1, 1, 1, 2, 2, 3, 3, 4, 5, 5],
+        "k": [10, 20, None, 5, 7, 3, lo, hi, 1, 2, 9],
+        "x": pa.array([1, None, 3, 4, None, None, hi, lo, 8, -2, -1], pa.int64()),
+        "s": pa.array([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3], pa.int8()),
+        "w": [True, True, True, True, True, True, True, True, False, True, True],
+    })
+
+    def answers(con: ibis.BaseBackend, backend: str) -> list[dict[str, object]]:
+        t = con.create_table(f"argtest_{uuid.uuid4().hex[:8]}", obj=ibis.memtable(data), temp=True)
+        q = t.group_by("g").aggregate(
+            last=native_arg("arg_max", backend, t.x, t.k, t.w), first=native_arg("arg_min", backend, t.x, t.k, t.w),
+            last_s=native_arg("arg_max", backend, t.s, t.k, t.w & (t.k < 10)),
+            first_s=native_arg("arg_min", backend, t.s, t.k, t.w))
+        return sorted(q.to_pyarrow().to_pylist(), key=lambda r: r["g"])
+
+    expected = answers(ibis.duckdb.connect(), "duckdb")
+    assert expected[0] == {"g": 1, "last": 1, "first": 4, "last_s": 4, "first_s": 4}
+    assert expected[4] == {"g": 5, "last": -1, "first": -2, "last_s": 3, "first_s": 2}
+    pg = ibis.connect(PG_URL)
+    try:
+        assert answers(pg, "postgres") == expected
+    finally:
+        pg.disconnect()

@@ -92,7 +92,17 @@ class OmopDatabase:
         if self.backend == "duckdb":
             self.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {self.con.compile(expr)}')
             return self.con.table(name)
-        return self.con.create_table(name, obj=expr, temp=True, overwrite=True)
+        made = self.con.create_table(name, obj=expr, temp=True, overwrite=True)
+        self._analyze(name)
+        return made
+
+    def _analyze(self, name: str) -> None:
+        """PostgreSQL: statistics for a temporary table just made (autovacuum never analyses
+        temporary tables). Without them the planner took every temporary table for about a
+        thousand rows and each join for a product: merge joins sorting the measurements'
+        2.7 M tagged rows on disk, and costs so large that JIT compilation was switched on."""
+        if self.backend == "postgres":
+            self.execute(f'ANALYZE "{name}"')
 
     def upload(self, table: Any, stem: str) -> ir.Table:
         """A small lookup table (pyarrow) as ``trialdesk_<stem>`` on the backend."""
@@ -106,7 +116,9 @@ class OmopDatabase:
         if self.backend == "duckdb":
             self.register(table, stem)
             return self.con.table(name)
-        return self.con.create_table(name, obj=ibis.memtable(table), temp=True, overwrite=True)
+        made = self.con.create_table(name, obj=ibis.memtable(table), temp=True, overwrite=True)
+        self._analyze(name)
+        return made
 
     def register(self, table: Any, stem: str) -> None:
         """DuckDB only: expose an Arrow table as the view ``trialdesk_<stem>`` (no copy)."""
@@ -258,6 +270,12 @@ def _open_postgres(url: str) -> OmopDatabase:
         con = ibis.connect(clean)
     except Exception as exc:
         raise OmopError(f"{clean}: cannot connect ({_first_line(exc)}); is the server running and the URL right?") from None
+    # JIT off for this session only: the status statement (about 50 kB of nested CASEs) spent 50 of its 56 s
+    # in LLVM compiling its expressions at 100,000 persons (EXPLAIN ANALYZE, PostgreSQL 15)
+    con.con.execute("SET jit = off")
+    # the (person, value set) aggregate of the measurements hashes 640,000 groups at 100,000 persons: at the
+    # default 4 MB it spilled to disk in 85 batches; a screen is one session's batch job, so it may use more
+    con.con.execute("SET work_mem = '256MB'")
     return _discover(con, f"{clean} schema {schema}", database=schema)
 
 

@@ -9,7 +9,7 @@ import io
 import pytest
 
 from .conftest import at_days_ago, days_ago
-from .test_cohort_gate_desk import enrol_for_aether
+from .test_cohort_gate_desk import assign, enrol_for_aether
 
 
 @pytest.mark.django_db
@@ -18,6 +18,8 @@ def test_the_primary_outcome_csv_is_the_protocols_measure_by_cohort(settings, tr
 
     settings.TRIALDESK_PROTOCOL = "nct02013700"
     people = [enrol_for_aether(trial, name) for name in ("Ann", "Bea", "Cy")]
+    for p in people:
+        assign(trial, p, "C1")
     for k, p in enumerate(people):
         trial.infuse(p, ago=20 - k, total_cells=20e6, weight=60.0 + 10 * k)
     base = {"description": "", "resolved": None, "relatedness": "unrelated", "outcome": "recovering", "action_taken": "none",
@@ -36,6 +38,7 @@ def test_the_primary_outcome_csv_is_the_protocols_measure_by_cohort(settings, tr
 def test_the_api_returns_the_total_dose_in_the_protocols_unit(settings, trial, client_as) -> None:  # type: ignore[no-untyped-def]
     settings.TRIALDESK_PROTOCOL = "nct02013700"
     p = enrol_for_aether(trial, "Ann")
+    assign(trial, p, "C1")
     body = {"date": days_ago(10).isoformat(), "started_at": "09:00", "weight_kg": 80, "total_cells": 20e6, "lot": "L", "donor_id": "D"}
     r = client_as("coordinator").post(f"/api/participants/{p.subject_id}/infusions", body, content_type="application/json")
     assert r.status_code == 201, r.content

@@ -99,9 +99,10 @@ def test_the_infusions_table_gives_the_dose_as_the_protocol_states_it(served, ce
                                                                       client_as) -> None:
     settings.TRIALDESK_PROTOCOL = served
     if served == "nct02013700":
-        from .test_cohort_gate_desk import enrol_for_aether
+        from .test_cohort_gate_desk import assign, enrol_for_aether
 
         p = enrol_for_aether(trial, "Ann")
+        assign(trial, p, "C1")
     else:
         p = trial.enrol()
     trial.infuse(p, ago=10, total_cells=cells, weight=weight)

@@ -414,12 +414,13 @@ def test_condition_of_a_patient_not_in_the_record_is_named_and_not_used() -> Non
     doc = _worksheet(BAD / "missing_patient.json")
     (problem,) = doc["problems"]
     assert "Condition/bad-orphan: subject" in problem and "Patient/not-in-this-bundle" in problem
-    # the orphan was the chart's only Condition: the chart says nothing about this patient's diagnoses, so the
-    # hepatitis part of E7 is unknown (its serologies are not_met: the chart holds Observations), not "no hepatitis"
+    # the orphan was the chart's only Condition: by the design's convention no diagnosis still counts as none
+    # (E7 not_met), and the worksheet tells the investigator the chart held no diagnosis at all
     e7 = {c["id"]: c for c in doc["criteria"]}["E7"]
-    assert e7["status"] == UNK
+    assert e7["status"] == NOT
     assert e7["evidence"] == [{"table": "condition_occurrence",
-                               "note": "the chart holds no diagnoses or problems (Condition) and no List saying there are none"}]
+                               "note": "the chart holds no diagnoses or problems (Condition) and no List saying there are none:"
+                                       " no record is read as none, as for anything the chart does not hold; check the full record"}]
 
 
 def test_bundle_with_no_patient_is_a_one_line_error(tmp_path: Path) -> None:
@@ -520,7 +521,7 @@ def test_validate_full_also_rejects_an_alt_invalid_only_in_its_narrative(tmp_pat
     (problem, note) = full["problems"]  # the chart had nothing but the ALT: it now has no clinical record
     assert "Observation/bad-alt: text.status: fails FHIR R4 validation" in problem and note == NO_RECORDS
     # no ALT is cited; the worksheet says why nothing is: the chart now holds no Observation at all
-    assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == [
+    assert {c["id"]: c for c in full["criteria"]}["E8"]["evidence"] == [  # unknown without an ALT: nothing read as none
         {"table": "measurement", "note": "the chart holds no observations (Observation)"}]
 
 

@@ -1,5 +1,9 @@
 """A chart that is silent about a domain does not say "no" (``sources/fhir_views/chart_domains.py``).
 
+Under the protocol's strict reading (``eligibility.silent_chart: unknown``) the parts that read a silent
+domain are unknown; under the default (the design's convention: no record counts as none) they keep their
+answer and their evidence says what the chart lacks. Most tests here use the strict reading.
+
 The variants are the SSc-ILD test chart (E2 "rituximab or cyclophosphamide in the previous 2
 months" not_met: it holds medication orders, none of them those) with a domain taken out, and
 with Lists that do or do not state that domain empty. They are checked in one batch (a folder of
@@ -21,6 +25,7 @@ from typer.testing import CliRunner
 from trialdesk.cli import app
 from trialdesk.eligibility.worksheet import Worksheet, check_fhir
 from trialdesk.protocol.loader import load
+from trialdesk.protocol.model import Protocol
 
 AS_OF = date(2025, 3, 1)
 FHIR = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
@@ -34,6 +39,15 @@ NO_PROCEDURES = "the chart holds no procedures (Procedure) and no List saying th
 LOINC = "http://loinc.org"
 USE = "http://terminology.hl7.org/CodeSystem/list-example-use-codes"
 EMPTY = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
+
+
+def strict() -> Protocol:
+    """The first trial read strictly: a chart silent about a domain leaves its parts unknown."""
+    p = load("nct03929120")
+    return p.model_copy(update={"eligibility": p.eligibility.model_copy(update={"silent_chart": "unknown"})})
+
+
+READ_AS_NONE = ": no record is read as none, as for anything the chart does not hold; check the full record"
 
 
 def chart(drop: tuple[str, ...] = (), *lists: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +117,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sheets(folder: Path) -> dict[str, Worksheet]:
-    return {Path(s.file).stem: s for s in check_fhir(folder, load("nct03929120"), AS_OF)}
+    return {Path(s.file).stem: s for s in check_fhir(folder, strict(), AS_OF)}
 
 
 def crit(sheet: Worksheet, cid: str) -> dict[str, Any]:
@@ -172,7 +186,7 @@ def test_the_domains_are_read_per_patient_within_one_export(tmp_path: Path) -> N
             by_type.setdefault(e["resource"]["resourceType"], []).append(text)
     for rtype, lines in by_type.items():
         (export / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
-    got = {s.patient: s for s in check_fhir(export, load("nct03929120"), AS_OF)}
+    got = {s.patient: s for s in check_fhir(export, strict(), AS_OF)}
     assert set(got) == {"ssc-new-patient", "b-ssc-new-patient"}
     assert crit(got["ssc-new-patient"], "E2") == {**crit(got["ssc-new-patient"], "E2"), "status": "not_met", "evidence": []}
     b = crit(got["b-ssc-new-patient"], "E2")
@@ -212,3 +226,16 @@ def test_an_ips_record_of_no_information_says_nothing_and_one_of_none_known_stat
     assert crit(sheets["no_conditions_ips_no_information"], "E7")["status"] == "unknown"
     assert reasons(sheets["no_conditions_ips_no_information"], "E7") == [NO_CONDITIONS]
     assert crit(sheets["no_conditions_ips_none_known"], "E7")["status"] == "not_met"
+
+
+def test_by_the_default_convention_a_silent_chart_keeps_its_answer_and_says_what_it_lacks(folder: Path) -> None:
+    """The design's convention (within observed time no record of a drug counts as its absence) is the default:
+    E2 is not_met for the chart with no medication record at all, as for the chart with medications but no
+    rituximab; the investigator reads on the worksheet that the chart held none."""
+    assert load("nct03929120").eligibility.silent_chart == "absent"
+    (no_meds,) = check_fhir(folder / "no_meds.json", load("nct03929120"), AS_OF)
+    (meds,) = check_fhir(folder / "meds.json", load("nct03929120"), AS_OF)
+    assert crit(no_meds, "E2")["status"] == "not_met" == crit(meds, "E2")["status"]
+    assert crit(no_meds, "E2")["evidence"] == [{"table": "drug_exposure", "note": NO_MEDS + READ_AS_NONE}]
+    assert crit(meds, "E2")["evidence"] == []
+    assert no_meds.overall == meds.overall

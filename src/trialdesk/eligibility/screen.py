@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trialdesk.criteria.language import Age, Sex
+from trialdesk.criteria.language import Age, Measurement, Sex
 from trialdesk.criteria.status import Status, excluding_status, overall_codes, settled_status
 from trialdesk.criteria.windows import Anchors
 from trialdesk.eligibility.compiler import Compiler
@@ -216,21 +216,29 @@ class ScreenResult:
         """
 
     def _silence_sql(self, restricted: bool) -> list[str]:
-        """Evidence items for the criterion parts that are unknown because the source holds nothing
-        of their table's kind for the person (``why_<domain>``): the table and the reason, once per
-        criterion and table, where such a part decided."""
+        """Evidence items for the criterion parts read where the source holds nothing of their table's kind
+        for the person (``why_<domain>``): the table and the reason (and, where the protocol reads such a
+        chart by the convention, that no record was read as none), once per criterion and table, where such
+        a part decided."""
         out = []
         for domain in sorted(DOMAINS):
             why = f"why_{domain}"
             if why not in self.statuses.column_names:
                 continue
-            keys = [k for k, n in self.plan.record_leaves(domain).items() if k not in self.plan.unavailable]
-            if not keys:
-                continue
-            item = _item_columns(table=f"'{DOMAINS[domain].table}'", note=f"s.{why}")
-            out.append(f"SELECT DISTINCT s.person_id, lc.ord, 0 AS newest, 0 AS rid, {item} FROM s JOIN lc "
-                       f"ON lc.leaf IN ({', '.join(map(str, keys))}) WHERE s.{why} IS NOT NULL AND {self._flag('lc.ord', 'lc.leaf')}"
-                       + (" AND s.person_id IN (SELECT person_id FROM p)" if restricted else ""))
+            strict = self.plan.protocol.eligibility.silent_chart == "unknown"
+            groups: dict[bool, list[int]] = {}
+            for k, n in self.plan.record_leaves(domain).items():
+                if k in self.plan.unavailable:
+                    continue
+                stated = isinstance(n, Measurement) and n.absent == "not_met"
+                # as tree.status_table reads it: is this part's absence read as none here?
+                groups.setdefault((not isinstance(n, Measurement) or stated) and (stated or not strict), []).append(k)
+            for read_as_none, keys in sorted(groups.items()):
+                read = " || ': no record is read as none, as for anything the chart does not hold; check the full record'"
+                item = _item_columns(table=f"'{DOMAINS[domain].table}'", note=f"s.{why}{read if read_as_none else ''}")
+                out.append(f"SELECT DISTINCT s.person_id, lc.ord, 0 AS newest, 0 AS rid, {item} FROM s JOIN lc "
+                           f"ON lc.leaf IN ({', '.join(map(str, keys))}) WHERE s.{why} IS NOT NULL AND {self._flag('lc.ord', 'lc.leaf')}"
+                           + (" AND s.person_id IN (SELECT person_id FROM p)" if restricted else ""))
         return out
 
     def person_criteria(self, persons: Coverage | Iterable[int] = "all") -> pa.Table:

@@ -71,9 +71,10 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
         absent_is_absence = not isinstance(leaf_node, Measurement) or stated
         absence = ibis.ifelse(wide.observed, NOT_MET, UNKNOWN) if absent_is_absence else ibis.literal(UNKNOWN)
         why = silent.get(domain_of(leaf_node))
-        # the source holds nothing of the kind for this person: absence by convention (a diagnosis, a drug) is
-        # unknown; a test whose absence the protocol itself reads as not met (``absent: not_met``) keeps that reading
-        if why is not None and absent_is_absence and not stated:
+        # the source holds nothing of the kind for this person: where the protocol reads such a chart strictly
+        # (``silent_chart: unknown``), absence by convention (a diagnosis, a drug) is unknown; a test whose
+        # absence the protocol itself reads as not met (``absent: not_met``) keeps that reading
+        if why is not None and absent_is_absence and not stated and plan.protocol.eligibility.silent_chart == "unknown":
             absence = ibis.ifelse(wide[why].notnull(), UNKNOWN, absence)
         leaf_cols[f"l{k}"] = ibis.coalesce(col, absence).cast("int8")
     wide = wide.mutate(**leaf_cols) if leaf_cols else wide

@@ -14,10 +14,11 @@ the R4 JSON Schema; see ``trialdesk.sources.fhir``.
 
 Reading: a chart pulled from the EHR is taken as complete up to the screening date. Each
 person's observed time therefore runs from their first dated record to the as-of date, so
-the absence of, say, a rituximab order in the chart counts as absence — when the chart holds
-medication records at all. A chart with no record of a kind (no medication, no Condition…)
-and no List stating there are none is silent about it: the criteria parts that read it are
-unknown, and their evidence says what the chart lacks (``sources/fhir_views/chart_domains.py``).
+the absence of, say, a rituximab order in the chart counts as absence (the design's convention).
+A chart with no record at all of a kind (no medication, no Condition…) and no List stating
+there are none is silent about it: the evidence of the parts that read it says what the chart
+lacks, and a protocol that reads such charts strictly (``eligibility.silent_chart: unknown``)
+makes those parts unknown (``sources/fhir_views/chart_domains.py``).
 """
 
 from __future__ import annotations

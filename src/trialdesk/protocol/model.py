@@ -321,6 +321,10 @@ class Eligibility(_Model):
     healthy_volunteers: bool = False
     std_ages: list[Literal["CHILD", "ADULT", "OLDER_ADULT"]] = []
     criteria: list[Criterion] = Field(min_length=1)
+    #: how a FHIR chart that holds no record at all of a kind (no medication, no Condition, …) is read:
+    #: ``absent`` (the design's convention: no record counts as none; the worksheet names what the chart
+    #: lacks) or ``unknown`` (the parts that read that kind are unknown until the record is seen)
+    silent_chart: Literal["absent", "unknown"] = "absent"
 
     @model_validator(mode="after")
     def _ids_unique_and_complete(self) -> Eligibility:

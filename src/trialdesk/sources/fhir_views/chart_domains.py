@@ -2,15 +2,23 @@
 
 A chart pulled from an EHR (one Bundle, a folder of Bundles, a Bulk export) is read as
 complete up to the screening date, so the absence of, say, a rituximab order counts as its
-absence. That reading holds only for the kinds of record the chart carries at all. A chart
-with records but **no record of a kind** — no MedicationStatement, MedicationRequest or
-MedicationAdministration, no Condition, no Procedure, no Observation — is silent about that
-domain: the export may simply not include it. The clinician's rule, per patient: when the
-chart holds no resource about the patient of the types that feed an OMOP table, every
-criterion part that reads that table is ``unknown``, with the reason naming what the chart
-lacks, never ``not_met``. Three-valued logic takes it from there (an ANY with another part
-met is still met, NOT unknown is unknown, and the overall becomes needs_review rather than
-eligible or excluded).
+absence (the design's convention: within observed time, no record of a diagnosis or drug
+counts as its absence). A chart with records but **no record of a kind** — no
+MedicationStatement, MedicationRequest or MedicationAdministration, no Condition, no
+Procedure, no Observation — is silent about that domain: the export may simply not include
+it. Per patient, the evidence of every criterion part that reads that table names what the
+chart lacks, so the investigator who signs the eligibility sees it. The protocol chooses what
+the silence means (``eligibility.silent_chart``):
+
+- ``absent`` (the default, the design's convention): no record still counts as none, and the
+  evidence says so ("…: no record is read as none, as for anything the chart does not hold;
+  check the full record");
+- ``unknown`` (the strict reading): those parts are ``unknown``, never ``not_met``, and
+  three-valued logic takes it from there (an ANY with another part met is still met, NOT
+  unknown is unknown, and the overall becomes needs_review rather than eligible or excluded).
+
+Either way, a test whose absence the protocol itself reads as not met (``absent: not_met``)
+keeps that reading.
 
 What counts: any resource of those types whose subject is the patient and that could be
 read, whatever its status (a cancelled order or a refuted diagnosis still shows that the

@@ -87,7 +87,10 @@ class OmopDatabase:
         and owns its temporary tables; fixed names let a prepared screen re-run its SQL.)"""
         name = f"trialdesk_{stem}"
         if self.backend == "pyspark":
-            self.con._session.sql(str(self.con.compile(expr))).cache().createOrReplaceTempView(name)
+            # computed now and kept without its lineage: a cached DataFrame still carries its whole plan, so every
+            # later query naming it made Spark's driver analyse the full single pass again (the candidates'
+            # evidence, a union of ~60 parts over it, ran a 4 GiB driver out of heap at 100,000 persons)
+            self.con._session.sql(str(self.con.compile(expr))).localCheckpoint(eager=True).createOrReplaceTempView(name)
             return self.con.table(name)
         if self.backend == "duckdb":
             self.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {self.con.compile(expr)}')

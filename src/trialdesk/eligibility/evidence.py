@@ -68,6 +68,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     parts: list[ir.Table] = []
     for domain, agg in compiler.aggregates.items():
         spec = DOMAINS[domain]
+        compiler.progress(f"reading the evidence in {spec.table}")
         rows = compiler.rows(domain)
         if pset is not None:
             rows = rows.filter(rows.person_id.isin(pset.person_id))
@@ -102,6 +103,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     if not parts:
         return FLAT_SCHEMA.empty_table()
     u = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+    compiler.progress("collecting the evidence")
     if db.backend == "duckdb":  # kept with the screen's SQL, for the next chart
         sql = str(db.con.compile(u))
         compiler.prepared.evidence_sql[restricted] = (steps, sql)

@@ -107,6 +107,34 @@ def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": sum(per_table.values()), "per_table": per_table, "rows": rows}
 
 
+def _child_spark_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """Spark's own floor: the same columns scanned and hashed by the screen's local Spark session
+    from the Parquet folder (the JVM's start and the views are not counted)."""
+    from trialdesk.sources.omop import spark_session
+
+    session = spark_session()
+    folder = Path(spec["folder"])
+    per_table: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    for table in FLOOR_COLUMNS:
+        session.read.parquet(str(folder / f"{table}.parquet")).createOrReplaceTempView(f"floor_{table}")
+    for table, cols in FLOOR_COLUMNS.items():
+        _say("progress", f"Spark floor: scanning {table}")
+        t0 = time.perf_counter()
+        n, _h = session.sql(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM floor_{table}").collect()[0]
+        per_table[table] = time.perf_counter() - t0
+        rows[table] = n
+    return {"seconds": sum(per_table.values()), "per_table": per_table, "rows": rows}
+
+
+def _digest(table: Any) -> str:
+    """A fingerprint of an output table's rows in a fixed order (to see that backends agree)."""
+    import hashlib
+
+    text = repr(sorted(map(repr, table.to_pylist())))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _child_screen(spec: dict[str, Any]) -> dict[str, Any]:
     from trialdesk.eligibility.screen import screen, write_outputs
     from trialdesk.protocol.loader import load
@@ -129,7 +157,9 @@ def _child_screen(spec: dict[str, Any]) -> dict[str, Any]:
     step("writing outputs")
     write_outputs(result, Path(spec["out"]), spec.get("evidence", "candidates"))
     written = time.perf_counter()
-    return {"open": opened - t0, "screen": screened - opened, "write": written - screened,
+    coverage = spec.get("evidence", "candidates")
+    digests = {"statuses": _digest(result.statuses_table()), "evidence": _digest(result.evidence(coverage))}
+    return {"digests": digests, "open": opened - t0, "screen": screened - opened, "write": written - screened,
             "maxrss_screen": rss_screened, "persons": result.statuses.num_rows,
             "evidence_rows": result.evidence(spec.get("evidence", "candidates")).num_rows,
             "steps": [(m, round(s, 2)) for m, s in steps]}
@@ -137,7 +167,7 @@ def _child_screen(spec: dict[str, Any]) -> dict[str, Any]:
 
 def child_main(kind: str, spec_json: str) -> None:
     spec = json.loads(spec_json)
-    out = _child_floor(spec) if kind == "floor" else _child_screen(spec)
+    out = {"floor": _child_floor, "spark_floor": _child_spark_floor, "screen": _child_screen}[kind](spec)
     out["maxrss"] = _hwm()
     out["children_peak"] = sum(_hwm(pid) for pid in _descendants())  # Spark's JVM
     _say("result", out)
@@ -298,6 +328,9 @@ def main() -> None:
                     progress.update(task, description="copied to Parquet", total=1, completed=1)
                     rows.append(measure(progress, "spark", f"spark:{folder}", small, work, args.as_of, args.repeat,
                                         floor=base["floor"]))
+                    floors = [run_child(progress, f"spark floor #{i + 1}", "spark_floor", {"folder": str(folder)})
+                              for i in range(args.repeat)]
+                    rows[-1]["own_floor"] = min(floors, key=lambda f: f["seconds"])
     finally:
         if pg_made:
             from trialdesk.sources.transfer import drop_postgres_schema
@@ -313,11 +346,24 @@ def main() -> None:
         out.print(f"[bold]{r['label']}[/]")
         if r["label"].startswith("duckdb"):
             out.print("  floor per table: " + ", ".join(f"{t} {sec:.2f} s ({f['rows'][t]:,} rows)" for t, sec in f["per_table"].items()))
+        if "own_floor" in r:
+            own = r["own_floor"]
+            out.print(f"  Spark's own floor (the same columns scanned by its session): {own['seconds']:.2f} s, "
+                      f"ratio {(s['screen'] + s['write']) / own['seconds']:.2f}; per table: "
+                      + ", ".join(f"{t} {sec:.2f} s" for t, sec in own["per_table"].items()))
         out.print(f"  screen steps (s from start): {', '.join(f'{m} {t}' for m, t in s['steps'])}")
         out.print(f"  peak RSS when screen() returned {gib(s['maxrss_screen'])} GiB, after write_outputs {gib(s['maxrss'])} GiB;"
                   f" {s['evidence_rows']:,} evidence rows")
         if len(r["all_screens"]) > 1:
             out.print(f"  screen+write of every run: {', '.join(f'{x:.2f}' for x in r['all_screens'])}")
+    for coverage in ("candidates", "all"):  # the same files from every backend
+        same = {r["label"]: r["screen"]["digests"] for r in rows if r["label"].endswith("ev=all") == (coverage == "all")
+                and not r["label"].startswith("duckdb ")} if backends else {}
+        if len(same) > 1:
+            agree = len({json.dumps(d, sort_keys=True) for d in same.values()}) == 1
+            whose = "everyone's" if coverage == "all" else "the candidates'"
+            out.print(f"statuses and {whose} evidence identical on {', '.join(same)}: {'yes' if agree else 'NO'}"
+                      + ("" if agree else f" {same}"))
     by_label = {r["label"]: r["screen"]["screen"] + r["screen"]["write"] for r in rows}
     if args.growth and args.persons:
         for suffix in ("", " ev=all"):

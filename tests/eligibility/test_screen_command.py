@@ -9,10 +9,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from tests.eligibility.helpers import person
 from trialdesk.cli import app
+from trialdesk.sources.omop import OmopError, spark_driver_memory
 from trialdesk.sources.omop_builder import OmopBuilder
 
 runner = CliRunner()
@@ -122,3 +124,49 @@ def test_an_unknown_protocol_id_is_refused(tmp_path: Path) -> None:
 def test_a_bad_date_says_how_to_write_it(tmp_path: Path) -> None:
     result = runner.invoke(app, ["screen", "--omop", str(_cdm(tmp_path)), "--as-of", "06/01/2024", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "YYYY-MM-DD" in result.output
+
+
+@pytest.mark.spark
+def test_spark_running_out_of_memory_is_one_line_with_what_to_try_and_nothing_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trialdesk.sources.omop import spark_session
+
+    jvm = spark_session()._jvm
+
+    def exhausted(*_args: object) -> None:  # a real java.lang.OutOfMemoryError from Spark's driver, as at 100,000 persons
+        jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Long.TYPE, 2**31 - 16)
+
+    monkeypatch.setattr("trialdesk.eligibility.screen.flat_evidence", exhausted)
+    out = tmp_path / "new" / "out"
+    result = runner.invoke(app, ["screen", "--omop", str(_cdm(tmp_path)), "--as-of", "2024-06-01", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: Spark's driver ran out of memory while writing the outputs")
+    assert "java.lang.OutOfMemoryError" in lines[0] and "TRIALDESK_SPARK_DRIVER_MEMORY" in lines[0]
+    assert "nothing was written" in lines[0]
+    assert not (tmp_path / "new").exists()  # not even the folders made for the files
+
+
+def test_a_failure_after_the_screen_leaves_an_existing_output_folder_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("trialdesk.eligibility.screen.flat_evidence", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["screen", "--omop", str(_cdm(tmp_path)), "--as-of", "2024-06-01", "--out", str(out)])
+    assert isinstance(result.exception, RuntimeError)  # not Spark's: a bug keeps its traceback
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_the_spark_driver_memory_is_a_setting_with_a_clear_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIALDESK_SPARK_DRIVER_MEMORY", raising=False)
+    assert spark_driver_memory() == "4g"
+    monkeypatch.setenv("TRIALDESK_SPARK_DRIVER_MEMORY", "12G")
+    assert spark_driver_memory() == "12g"
+    for bad in ("8 GB", "lots", "0g", "8"):
+        monkeypatch.setenv("TRIALDESK_SPARK_DRIVER_MEMORY", bad)
+        with pytest.raises(OmopError, match="give an amount of memory with its unit"):
+            spark_driver_memory()

@@ -14,7 +14,7 @@ from rich.table import Table
 from trialdesk.console import err, fail, out
 from trialdesk.eligibility.screen import OutputError, check_output_folder, screen, write_outputs
 from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose, load, protocol_value_sets
-from trialdesk.sources.omop import OmopError, open_omop
+from trialdesk.sources.omop import OmopError, engine_failure, open_omop
 
 
 def parse_months(text: str | None) -> int | None:
@@ -65,8 +65,10 @@ def screen_command(
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("opening the OMOP CDM", total=None)
+        doing = ["opening the OMOP CDM"]
 
         def step(msg: str) -> None:
+            doing[0] = msg
             bar.update(task, description=msg)
 
         try:
@@ -74,10 +76,15 @@ def screen_command(
             step("checking the data's time span")
             result = screen(db, protocol, as_of_date, value_sets=value_sets, planned_first_infusion=pfi, active_within_months=months,
                             progress=step)
-            step("writing outputs")
+            step("writing the outputs with " + ("everyone's" if evidence == "all" else "the candidates'") + " evidence")
             written = write_outputs(result, out_dir, evidence)  # type: ignore[arg-type]
         except (OmopError, OutputError) as exc:
             fail(str(exc))
+        except Exception as exc:
+            line = engine_failure(exc, doing[0])
+            if line is None:
+                raise
+            fail(f"{line}; nothing was written to {out_dir}")
     seconds = time.perf_counter() - started
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}")
@@ -121,6 +128,11 @@ def explain_command(
         fail(str(exc))
     except KeyError:
         fail(f"--person {person}: no such person_id in {omop}")
+    except Exception as exc:
+        line = engine_failure(exc, f"explaining person {person}")
+        if line is None:
+            raise
+        fail(line)
     texts = {c.id: c.text for c in protocol.eligibility.criteria}
     items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
     worksheet = Worksheet(protocol=protocol, as_of=as_of_date, patient=str(person), file=omop,

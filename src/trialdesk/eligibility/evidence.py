@@ -53,8 +53,9 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     quantities once, into a temporary table; every leaf's citations are then picked from
     it (a union over the tagged query itself made the backend, and Ibis compiling it,
     repeat that work for every leaf: 8 s of the 11 s the evidence took at 100,000 persons).
-    Only the records some leaf cites are kept. On Spark the union reads the joined relation
-    itself (cached and pre-filtered, it ran the local driver out of heap)."""
+    Only the records some leaf cites are kept. On every backend the union then reads small
+    tables: on Spark a union over the joined relation itself carried the whole single pass
+    once per leaf and ran the driver out of heap while Spark analysed it."""
     db = compiler.db
     pset = db.upload(persons.select(["person_id"]), "evidence_persons") if persons is not None else None
     restricted = persons is not None
@@ -67,6 +68,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     parts: list[ir.Table] = []
     for domain, agg in compiler.aggregates.items():
         spec = DOMAINS[domain]
+        compiler.progress(f"reading the evidence in {spec.table}")
         rows = compiler.rows(domain)
         if pset is not None:
             rows = rows.filter(rows.person_id.isin(pset.person_id))
@@ -80,12 +82,12 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
             sid = ids[leaf.node.value_set]
             c = lv.cited(leaf, joined, joined)
             by_set[sid] = by_set[sid] | c if sid in by_set else c
-        if by_set and db.backend != "pyspark":  # on Spark the pre-filtered, cached relation ran the driver out of heap
+        if by_set:
             joined = joined.filter(ibis.cases(*[(joined.set_id == sid, c) for sid, c in by_set.items()], else_=False))
         stem = f"evidence_{domain}"
         if db.backend == "duckdb":
             steps.append((stem, str(db.con.compile(joined))))
-        j = db.materialize(joined, stem) if db.backend != "pyspark" else joined
+        j = db.materialize(joined, stem)
         has_value = "value" in t.columns
         for leaf in compiler.leaves(domain):
             sel = j.filter((j.value_set == leaf.node.value_set) & lv.cited(leaf, j, j))
@@ -101,6 +103,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     if not parts:
         return FLAT_SCHEMA.empty_table()
     u = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+    compiler.progress("collecting the evidence")
     if db.backend == "duckdb":  # kept with the screen's SQL, for the next chart
         sql = str(db.con.compile(u))
         compiler.prepared.evidence_sql[restricted] = (steps, sql)

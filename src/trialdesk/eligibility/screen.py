@@ -394,8 +394,10 @@ def write_outputs(result: ScreenResult, out: Path, evidence: Coverage = "candida
     import pyarrow.csv as pacsv
 
     check_output_folder(out)
+    made = [p for p in (out, *out.parents) if not p.exists()]  # folders this call creates, deepest first
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
+    done = False
     try:
         pacsv.write_csv(pa.Table.from_pylist(result.funnel(), schema=pa.schema(
             [("criterion_id", pa.string()), ("met", pa.int64()), ("not_met", pa.int64()), ("unknown", pa.int64()),
@@ -408,6 +410,13 @@ def write_outputs(result: ScreenResult, out: Path, evidence: Coverage = "candida
         for name in OUTPUTS:
             (tmp / name).replace(out / name)
             written[name] = out / name
+        done = True
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:  # a failure leaves no trace: not even the folders made for the files
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:  # no longer empty: someone else writes there
+                    break

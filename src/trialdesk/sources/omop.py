@@ -87,7 +87,10 @@ class OmopDatabase:
         and owns its temporary tables; fixed names let a prepared screen re-run its SQL.)"""
         name = f"trialdesk_{stem}"
         if self.backend == "pyspark":
-            self.con._session.sql(str(self.con.compile(expr))).cache().createOrReplaceTempView(name)
+            # computed now and kept without its lineage: a cached DataFrame still carries its whole plan, so every
+            # later query naming it made Spark's driver analyse the full single pass again (the candidates'
+            # evidence, a union of ~60 parts over it, ran a 4 GiB driver out of heap at 100,000 persons)
+            self.con._session.sql(str(self.con.compile(expr))).localCheckpoint(eager=True).createOrReplaceTempView(name)
             return self.con.table(name)
         if self.backend == "duckdb":
             self.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {self.con.compile(expr)}')
@@ -281,6 +284,56 @@ def _open_postgres(url: str) -> OmopDatabase:
 
 _SPARK: Any = None
 
+#: the environment variable that sets the local Spark driver's memory (Java's heap), read when the
+#: session starts; the driver analyses, plans and collects every statement of the screen
+SPARK_MEMORY = "TRIALDESK_SPARK_DRIVER_MEMORY"
+
+
+def spark_driver_memory() -> str:
+    """The driver's memory: ``TRIALDESK_SPARK_DRIVER_MEMORY`` (e.g. ``8g``), 4g by default."""
+    text = os.environ.get(SPARK_MEMORY, "").strip().lower() or "4g"
+    if not re.fullmatch(r"[1-9]\d*[kmgt]", text):
+        raise OmopError(f"{SPARK_MEMORY}={text!r}: give an amount of memory with its unit, e.g. 8g or 12000m")
+    return text
+
+
+def engine_failure(exc: BaseException, doing: str) -> str | None:
+    """One line for a failure inside Spark's Java process (its driver out of memory, the
+    process gone, an error of its own) while ``doing``; None for any other exception.
+
+    Spark reports these as a Java stack trace; the person running a screen needs what failed
+    and what to try."""
+    if not type(exc).__module__.startswith(("py4j", "pyspark")):
+        return None
+    name, message = _java_cause(exc)
+    if name.endswith("OutOfMemoryError"):
+        return (f"Spark's driver ran out of memory while {doing} ({name}: {message or 'no detail'}); "
+                f"give it more with {SPARK_MEMORY} (now {os.environ.get(SPARK_MEMORY) or '4g'}), e.g. {SPARK_MEMORY}=8g, "
+                "or screen the same Parquet folder without 'spark:' (DuckDB)")
+    if type(exc).__name__ == "Py4JNetworkError" or name == "Py4JNetworkError":
+        return f"Spark's Java process stopped while {doing}; look for its own log above, or try again with {SPARK_MEMORY}=8g"
+    return f"Spark failed while {doing}: {name}: {message or 'no detail'}"
+
+
+def _java_cause(exc: BaseException) -> tuple[str, str]:
+    """Class name and first line of the innermost Java exception behind ``exc`` (an
+    OutOfMemoryError anywhere in the chain wins)."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        text = str(exc).strip().splitlines()
+        return type(exc).__name__, text[0] if text else ""
+    found: tuple[str, str] = (type(exc).__name__, "")
+    try:
+        for _ in range(20):  # a chain of causes, never a cycle
+            name, message = str(java.getClass().getName()), str(java.getMessage() or "").strip()
+            found = (name, message.splitlines()[0] if message else "")
+            if name.endswith("OutOfMemoryError") or java.getCause() is None:
+                break
+            java = java.getCause()
+    except Exception:  # the Java process no longer answers: say what is known
+        pass
+    return found
+
 
 def spark_session() -> Any:
     """One local SparkSession per process (starting one takes seconds)."""
@@ -296,7 +349,7 @@ def spark_session() -> Any:
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.driver.memory", "4g")
+            .config("spark.driver.memory", spark_driver_memory())
             # the screen's plan is large (a join per value set); Spark writes every query's whole plan as a string for
             # its listeners, which ran the driver out of heap in a long session: keep that text short
             .config("spark.sql.maxPlanStringLength", "64k")

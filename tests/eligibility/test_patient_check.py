@@ -539,3 +539,68 @@ def test_an_unknown_validation_mode_is_refused_naming_the_option_and_the_choices
     result = CliRunner().invoke(app, ["patient", "check", str(chart), "--as-of", "2025-03-01", "--validate", "everything"])
     assert result.exit_code == 2
     assert "--validate" in result.output and "'read'" in result.output and "'full'" in result.output
+
+
+# --------------------------------------------------------------------------- an export in chunks of patients
+
+
+def _export_in_files(folder: Path) -> Path:
+    """Four test charts as one Bulk export (ids renamed per patient, references as Type/id), with what must cross
+    chunks: a Medication two patients' rituximab infusions name, patient 3's first Observation reusing patient 0's
+    id (a duplicate in another chunk), a Condition of a Patient not in the export, and each patient's
+    Observations spread over two NDJSON files."""
+    charts = ["excl_rituximab_30_days", "ssc_ild_new", "boundary_rituximab_window_first_day", "ra_ild_established"]
+    files: dict[str, list[dict[str, Any]]] = {}
+    first_obs: list[str] = []
+    for i, chart in enumerate(charts):
+        doc = json.loads((BUNDLES / f"{chart}.json").read_text())
+        text = json.dumps(doc)
+        for e in doc["entry"]:
+            old = e["resource"]["id"]
+            text = text.replace(f'"{old}"', f'"p{i}-{old}"').replace(f'/{old}"', f'/p{i}-{old}"')
+        for e in json.loads(text)["entry"]:
+            if str(e.get("fullUrl", "")).startswith("urn:"):
+                text = text.replace(f'"{e["fullUrl"]}"', f'"{e["resource"]["resourceType"]}/{e["resource"]["id"]}"')
+        for e in json.loads(text)["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "MedicationAdministration" and i in (0, 2) and "rituximab" in json.dumps(r):
+                del r["medicationCodeableConcept"]
+                r["medicationReference"] = {"reference": "Medication/rituximab"}
+            if r["resourceType"] == "Observation" and len(first_obs) == i:
+                first_obs.append(r["id"])
+                if i == 3:
+                    r["id"] = first_obs[0]
+            files.setdefault(r["resourceType"], []).append(r)
+    files["Medication"] = [{"resourceType": "Medication", "id": "rituximab", "code": {"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "121191", "display": "rituximab"}]}}]
+    files["Condition"].insert(3, {"resourceType": "Condition", "id": "orphan", "subject": {"reference": "Patient/nobody"},
+                                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "840539006"}]},
+                                  "onsetDateTime": "2024-01-01"})
+    observations = files.pop("Observation")
+    files["Observation"], files["Observation_2"] = observations[::2], observations[1::2]
+    export = folder / "export"
+    export.mkdir()
+    for name, rows in files.items():
+        (export / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return export
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_an_export_checked_in_chunks_of_patients_gives_the_worksheets_of_one_pass(
+    tmp_path: Path, protocol, chunk: int  # type: ignore[no-untyped-def]
+) -> None:
+    from trialdesk.eligibility.worksheet import check_chunked
+
+    export = _export_in_files(tmp_path)
+    whole = check_fhir(export, protocol, AS_OF)
+    chunked = check_fhir(export, protocol, AS_OF, chunk=chunk)
+    assert len(whole) == 4
+    assert json.dumps([s.to_json() for s in chunked], indent=1) == json.dumps([s.to_json() for s in whole], indent=1)
+    assert [(s.birth_date, s.gender) for s in chunked] == [(s.birth_date, s.gender) for s in whole]
+    assert chunked.problems == whole.problems and [p for p in whole.problems if "Condition/orphan" in p]
+    parts, _ = check_chunked([export], protocol, AS_OF, None, "read", chunk)
+    assert [len(part) for part in parts] == [chunk] * (4 // chunk)
+    # what crossed chunks: the Medication named from two chunks, the duplicate id, the row numbers
+    assert [statuses(s)["E2"] for s in whole] == [MET, NOT, MET, NOT]
+    assert [p for p in whole[3].problems if "duplicate resource Observation/p0-" in p]
+    assert max(e["record_id"] for s in chunked for c in s.criteria for e in c["evidence"] if e["table"] == "person") == 4

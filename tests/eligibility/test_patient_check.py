@@ -604,3 +604,38 @@ def test_an_export_checked_in_chunks_of_patients_gives_the_worksheets_of_one_pas
     assert [statuses(s)["E2"] for s in whole] == [MET, NOT, MET, NOT]
     assert [p for p in whole[3].problems if "duplicate resource Observation/p0-" in p]
     assert max(e["record_id"] for s in chunked for c in s.criteria for e in c["evidence"] if e["table"] == "person") == 4
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+def test_the_command_writes_an_export_chunk_by_chunk_as_the_same_document(tmp_path: Path, fmt: str) -> None:
+    export = _export_in_files(tmp_path)
+    written = {}
+    for chunk in ("0", "1", "3"):
+        out = tmp_path / f"sheets-{chunk}.{fmt}"
+        result = check(export, "--format", fmt, "--out", out, "--chunk", chunk)
+        assert result.exit_code == 0, result.output
+        written[chunk] = out.read_text()
+    assert written["1"] == written["0"] and written["3"] == written["0"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", f"sheets-0.{fmt}", f"sheets-1.{fmt}", f"sheets-3.{fmt}"]
+    if fmt == "json":
+        doc = json.loads(written["1"])
+        assert doc["batch"]["patients"] == 4 and len(doc["worksheets"]) == 4
+        assert [p for p in doc["batch"]["problems"] if "Condition/orphan" in p]
+
+
+def test_the_command_prints_an_export_checked_in_chunks_as_in_one_pass(tmp_path: Path) -> None:
+    export = _export_in_files(tmp_path)
+    printed = [check(export, "--format", fmt, "--chunk", chunk) for fmt in ("json", "table") for chunk in ("0", "2")]
+    assert all(r.exit_code == 0 for r in printed), [r.output for r in printed]
+    assert printed[0].output == printed[1].output and printed[2].output == printed[3].output
+    assert "batch: 4 patients" in printed[3].output
+
+
+def test_a_one_patient_export_checked_in_chunks_keeps_the_problems_of_no_patient_on_its_worksheet(tmp_path: Path) -> None:
+    export = _export_in_files(tmp_path)
+    for f in export.glob("*.ndjson"):
+        lines = [ln for ln in f.read_text().splitlines() if '"p1-' not in ln and '"p2-' not in ln and '"p3-' not in ln
+                 and "/p1-" not in ln and "/p2-" not in ln and "/p3-" not in ln]
+        f.write_text("".join(ln + "\n" for ln in lines))
+    one, chunked = (json.loads(check(export, "--format", "json", "--chunk", c).output) for c in ("0", "1"))
+    assert chunked == one and one["patient"] and [p for p in one["problems"] if "Condition/orphan" in p]

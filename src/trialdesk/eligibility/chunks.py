@@ -100,8 +100,7 @@ def check_in_chunks(sources: list[str | Path], protocol: Protocol, as_of: dt.dat
 
     folder = tempfile.TemporaryDirectory(prefix="trialdesk-batch-")
     disk = duckdb.connect(str(Path(folder.name) / "export.duckdb"),
-                          config={"memory_limit": FIRST_PASS_MEMORY, "temp_directory": str(Path(folder.name) / "spill"),
-                                  "preserve_insertion_order": False})  # fmt: skip
+                          config={"memory_limit": FIRST_PASS_MEMORY, "temp_directory": str(Path(folder.name) / "spill")})
     try:
         reading = load_fhir(disk, sources, validate=validate)
         for stmt in _MACROS.split(";\n"):

@@ -540,3 +540,103 @@ def test_an_unknown_validation_mode_is_refused_naming_the_option_and_the_choices
     result = CliRunner().invoke(app, ["patient", "check", str(chart), "--as-of", "2025-03-01", "--validate", "everything"])
     assert result.exit_code == 2
     assert "--validate" in result.output and "'read'" in result.output and "'full'" in result.output
+
+
+# --------------------------------------------------------------------------- an export in chunks of patients
+
+
+def _export_in_files(folder: Path) -> Path:
+    """Four test charts as one Bulk export (ids renamed per patient, references as Type/id), with what must cross
+    chunks: a Medication two patients' rituximab infusions name, patient 3's first Observation reusing patient 0's
+    id (a duplicate in another chunk), a Condition of a Patient not in the export, and each patient's
+    Observations spread over two NDJSON files."""
+    charts = ["excl_rituximab_30_days", "ssc_ild_new", "boundary_rituximab_window_first_day", "ra_ild_established"]
+    files: dict[str, list[dict[str, Any]]] = {}
+    first_obs: list[str] = []
+    for i, chart in enumerate(charts):
+        doc = json.loads((BUNDLES / f"{chart}.json").read_text())
+        text = json.dumps(doc)
+        for e in doc["entry"]:
+            old = e["resource"]["id"]
+            text = text.replace(f'"{old}"', f'"p{i}-{old}"').replace(f'/{old}"', f'/p{i}-{old}"')
+        for e in json.loads(text)["entry"]:
+            if str(e.get("fullUrl", "")).startswith("urn:"):
+                text = text.replace(f'"{e["fullUrl"]}"', f'"{e["resource"]["resourceType"]}/{e["resource"]["id"]}"')
+        for e in json.loads(text)["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "MedicationAdministration" and i in (0, 2) and "rituximab" in json.dumps(r):
+                del r["medicationCodeableConcept"]
+                r["medicationReference"] = {"reference": "Medication/rituximab"}
+            if r["resourceType"] == "Observation" and len(first_obs) == i:
+                first_obs.append(r["id"])
+                if i == 3:
+                    r["id"] = first_obs[0]
+            files.setdefault(r["resourceType"], []).append(r)
+    files["Medication"] = [{"resourceType": "Medication", "id": "rituximab", "code": {"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "121191", "display": "rituximab"}]}}]
+    files["Condition"].insert(3, {"resourceType": "Condition", "id": "orphan", "subject": {"reference": "Patient/nobody"},
+                                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "840539006"}]},
+                                  "onsetDateTime": "2024-01-01"})
+    observations = files.pop("Observation")
+    files["Observation"], files["Observation_2"] = observations[::2], observations[1::2]
+    export = folder / "export"
+    export.mkdir()
+    for name, rows in files.items():
+        (export / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return export
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_an_export_checked_in_chunks_of_patients_gives_the_worksheets_of_one_pass(
+    tmp_path: Path, protocol, chunk: int  # type: ignore[no-untyped-def]
+) -> None:
+    from trialdesk.eligibility.worksheet import check_chunked
+
+    export = _export_in_files(tmp_path)
+    whole = check_fhir(export, protocol, AS_OF)
+    chunked = check_fhir(export, protocol, AS_OF, chunk=chunk)
+    assert len(whole) == 4
+    assert json.dumps([s.to_json() for s in chunked], indent=1) == json.dumps([s.to_json() for s in whole], indent=1)
+    assert [(s.birth_date, s.gender) for s in chunked] == [(s.birth_date, s.gender) for s in whole]
+    assert chunked.problems == whole.problems and [p for p in whole.problems if "Condition/orphan" in p]
+    parts, _ = check_chunked([export], protocol, AS_OF, None, "read", chunk)
+    assert [len(part) for part in parts] == [chunk] * (4 // chunk)
+    # what crossed chunks: the Medication named from two chunks, the duplicate id, the row numbers
+    assert [statuses(s)["E2"] for s in whole] == [MET, NOT, MET, NOT]
+    assert [p for p in whole[3].problems if "duplicate resource Observation/p0-" in p]
+    assert max(e["record_id"] for s in chunked for c in s.criteria for e in c["evidence"] if e["table"] == "person") == 4
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+def test_the_command_writes_an_export_chunk_by_chunk_as_the_same_document(tmp_path: Path, fmt: str) -> None:
+    export = _export_in_files(tmp_path)
+    written = {}
+    for chunk in ("0", "1", "3"):
+        out = tmp_path / f"sheets-{chunk}.{fmt}"
+        result = check(export, "--format", fmt, "--out", out, "--chunk", chunk)
+        assert result.exit_code == 0, result.output
+        written[chunk] = out.read_text()
+    assert written["1"] == written["0"] and written["3"] == written["0"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", f"sheets-0.{fmt}", f"sheets-1.{fmt}", f"sheets-3.{fmt}"]
+    if fmt == "json":
+        doc = json.loads(written["1"])
+        assert doc["batch"]["patients"] == 4 and len(doc["worksheets"]) == 4
+        assert [p for p in doc["batch"]["problems"] if "Condition/orphan" in p]
+
+
+def test_the_command_prints_an_export_checked_in_chunks_as_in_one_pass(tmp_path: Path) -> None:
+    export = _export_in_files(tmp_path)
+    printed = [check(export, "--format", fmt, "--chunk", chunk) for fmt in ("json", "table") for chunk in ("0", "2")]
+    assert all(r.exit_code == 0 for r in printed), [r.output for r in printed]
+    assert printed[0].output == printed[1].output and printed[2].output == printed[3].output
+    assert "batch: 4 patients" in printed[3].output
+
+
+def test_a_one_patient_export_checked_in_chunks_keeps_the_problems_of_no_patient_on_its_worksheet(tmp_path: Path) -> None:
+    export = _export_in_files(tmp_path)
+    for f in export.glob("*.ndjson"):
+        lines = [ln for ln in f.read_text().splitlines() if '"p1-' not in ln and '"p2-' not in ln and '"p3-' not in ln
+                 and "/p1-" not in ln and "/p2-" not in ln and "/p3-" not in ln]
+        f.write_text("".join(ln + "\n" for ln in lines))
+    one, chunked = (json.loads(check(export, "--format", "json", "--chunk", c).output) for c in ("0", "1"))
+    assert chunked == one and one["patient"] and [p for p in one["problems"] if "Condition/orphan" in p]

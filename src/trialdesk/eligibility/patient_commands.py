@@ -6,6 +6,9 @@ import datetime as dt
 import gc
 import json
 import os
+import tempfile
+import textwrap
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -16,11 +19,14 @@ from rich.table import Table
 
 from trialdesk import kept
 from trialdesk.console import fail, out
+from trialdesk.eligibility.chunks import DEFAULT_CHUNK
 from trialdesk.eligibility.commands import parse_date
 from trialdesk.eligibility.worksheet import Batch, Worksheet, check_fhir
 from trialdesk.protocol.kept import load_kept
 from trialdesk.protocol.loader import PROTOCOL_HELP, ProtocolError, choose
+from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import FhirError
+from trialdesk.terminology.value_set import ValueSet
 
 app = typer.Typer(help="One patient's chart: FHIR R4 record → eligibility worksheet with evidence.", no_args_is_help=True)
 
@@ -42,8 +48,7 @@ class Format(StrEnum):
 def render_html(sheets: list[Worksheet]) -> str:
     """The worksheets as one printable page; a batch (:class:`Batch` of several) opens with its summary,
     where the problems that belong to no patient are listed once."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.files("trialdesk.eligibility") / "templates")),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = _html_env()
     summary = sheets.summary() if isinstance(sheets, Batch) and len(sheets) > 1 else None
     return env.get_template("worksheet.html.j2").render(sheets=[s.to_json() for s in sheets], protocol=sheets[0].protocol,
                                                         batch=summary, as_of=sheets[0].as_of)
@@ -104,15 +109,19 @@ def check(
              "required elements), the rest is neither validated nor used; full: every resource against the FHIR R4 JSON Schema"),
     workers: int = typer.Option(
         0, "--workers", help="processes checking a folder of many Bundles, or validating one large record (0: one per CPU)"),
+    chunk: int = typer.Option(
+        DEFAULT_CHUNK, "--chunk", min=0,
+        help="patients checked at a time in an export or a folder, so that memory is bounded by the chunk, not the export "
+             "(worksheets are written as they are made; 0: the whole input at once)"),
 ) -> None:
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")
     with kept.keeping():  # the protocol read and the screen's SQL, kept for the next process
-        _check_command(source, as_of_date, fmt, protocol_ref, out_file, validate, workers)
+        _check_command(source, as_of_date, fmt, protocol_ref, out_file, validate, workers, chunk)
 
 
 def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref: str | None, out_file: Path | None,
-                   validate: Validate, workers: int) -> None:
+                   validate: Validate, workers: int, chunk: int = 0) -> None:
     try:
         protocol, value_sets = load_kept(choose(protocol_ref))
     except ProtocolError as exc:
@@ -128,10 +137,14 @@ def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref:
     # The cyclic garbage collector kept scanning the hundreds of thousands of resources a batch
     # holds (a quarter of a 1,500-patient check's CPU); reading, validating and mapping make
     # no cycles worth collecting, so it is paused for the check (this process is the command's own).
+    workers = workers or os.cpu_count() or 1
+    if chunk and _chunked(source, workers):
+        _check_in_chunks(source, protocol, as_of_date, fmt, out_file, validate, chunk, value_sets)
+        return
     collecting = gc.isenabled()
     gc.disable()
     try:
-        sheets = check_fhir(source, protocol, as_of_date, value_sets=value_sets, workers=workers or os.cpu_count() or 1,
+        sheets = check_fhir(source, protocol, as_of_date, value_sets=value_sets, workers=workers,
                             validate="full" if validate is Validate.full else "read")
     except FhirError as exc:
         fail(str(exc))
@@ -140,27 +153,159 @@ def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref:
             gc.enable()
     if not sheets:
         fail(f"{source}: no Patient resource found; a worksheet needs the patient the record is about")
+    _emit(sheets, fmt, out_file)
+
+
+def _emit(sheets: Batch, fmt: Format, out_file: Path | None) -> None:
+    """The worksheets of a check, in ``fmt``, to the terminal or ``out_file``."""
     if fmt is Format.json:
         payload = sheets[0].to_json() if len(sheets) == 1 else batch_json(sheets)
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     elif fmt is Format.html:
         text = render_html(sheets)
     else:
-        if out_file is not None:
-            fail("--out is for json and html; the table prints to the terminal")
         for sheet in sheets:
             _print_table(sheet)
         if len(sheets) > 1:
             _print_summary(sheets)
         return
+    _write_text(out_file, [text], len(sheets))
+
+# --------------------------------------------------------------------------- an export in chunks, written as it is checked
+
+
+def _chunked(source: Path, workers: int) -> bool:
+    """Whether ``source`` is checked in chunks of patients: an export or a folder (a single Bundle is one
+    chart, read at once), unless it is a folder of many Bundles that ``workers`` processes check in parts."""
+    from trialdesk.eligibility.worksheet import PARALLEL_FROM_BUNDLES
+    from trialdesk.sources.fhir import batch_bundles
+
+    if source.is_file():
+        return source.name.endswith((".ndjson", ".ndjson.gz"))
+    bundles = batch_bundles(source)
+    return not (workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES)
+
+
+class _Written:
+    """The worksheets of a chunked check, written as they are made: a batch's json worksheets go to a spool
+    file, then come after the summary (known only at the end) as the one JSON document a check in one pass
+    prints; the table prints each worksheet at once. A check that finds one patient prints that worksheet
+    alone, with the problems of no patient on it, as before."""
+
+    def __init__(self, fmt: Format, out_file: Path | None) -> None:
+        self.fmt = fmt
+        self.out_file = out_file
+        self.first: Worksheet | None = None
+        self.n = 0
+        self.counts = {label: 0 for label in ("eligible", "needs_review", "not_eligible")}
+        self.spool: tempfile._TemporaryFileWrapper[str] | None = None
+        self.pages: list[dict[str, object]] = []  # html: one page, rendered at the end
+
+    def add(self, sheet: Worksheet) -> None:
+        self.n += 1
+        self.counts[sheet.overall] = self.counts.get(sheet.overall, 0) + 1
+        if self.n == 1:
+            self.first = sheet  # held until a second shows it is a batch
+            return
+        if self.first is not None:
+            self._write(self.first)
+            self.first = None
+        self._write(sheet)
+
+    def _write(self, sheet: Worksheet) -> None:
+        if self.fmt is Format.table:
+            _print_table(sheet)
+        elif self.fmt is Format.html:
+            self.pages.append(sheet.to_json())
+        else:
+            if self.spool is None:
+                folder = self.out_file.parent if self.out_file is not None else None
+                self.spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by close()
+                    "w+", encoding="utf-8", dir=folder, prefix=".worksheets-", suffix=".tmp", delete=True)
+            else:
+                self.spool.write(",\n")
+            self.spool.write(textwrap.indent(json.dumps(sheet.to_json(), indent=2, ensure_ascii=False), "    "))
+
+    def finish(self, problems: list[str], protocol: object, as_of: dt.date) -> None:
+        if self.first is not None:  # one patient: as a check in one pass gives it
+            self.first.problems.extend(problems)
+            _emit(Batch([self.first], []), self.fmt, self.out_file)
+            return
+        summary = {"patients": self.n, "overall": self.counts, "problems": problems}
+        if self.fmt is Format.table:
+            counts = ", ".join(f"[{STYLE[k]}]{n} {k}[/]" for k, n in self.counts.items())
+            out.print(f"batch: {self.n} patients as of {as_of}: {counts}")
+            for p in problems:
+                out.print(f"  [red]problem (no patient)[/] {p}")
+            return
+        if self.fmt is Format.html:
+            env = _html_env()
+            text = env.get_template("worksheet.html.j2").render(sheets=self.pages, protocol=protocol, batch=summary, as_of=as_of)
+            _write_text(self.out_file, [text], self.n)
+            return
+        assert self.spool is not None
+        head = '{\n  "batch": ' + textwrap.indent(json.dumps(summary, indent=2, ensure_ascii=False), "  ")[2:]
+        self.spool.flush()
+        self.spool.seek(0)
+        spool = self.spool
+
+        def chunks() -> Iterator[str]:
+            yield head + ',\n  "worksheets": [\n'
+            while block := spool.read(1 << 20):
+                yield block
+            yield "\n  ]\n}\n"
+
+        _write_text(self.out_file, chunks(), self.n)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+def _html_env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.files("trialdesk.eligibility") / "templates")),
+                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def _write_text(out_file: Path | None, blocks: Iterable[str], n: int) -> None:
+    """The text to the terminal, or to ``out_file`` through a temporary file (nothing half-written)."""
     if out_file is None:
-        print(text, end="")
-    else:
-        tmp = out_file.with_name(f".{out_file.name}.tmp")
+        for block in blocks:
+            print(block, end="")
+        return
+    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for block in blocks:
+                f.write(block)
+        tmp.replace(out_file)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        fail(f"--out {out_file}: cannot write ({exc.strerror}); nothing was written")
+    out.print(f"wrote {out_file} ({n} worksheet{'s' if n != 1 else ''})")
+
+
+def _check_in_chunks(source: Path, protocol: Protocol, as_of: dt.date, fmt: Format, out_file: Path | None, validate: Validate,
+                     chunk: int, value_sets: dict[str, ValueSet]) -> None:
+    from trialdesk.eligibility.worksheet import check_chunked
+
+    collecting = gc.isenabled()
+    gc.disable()
+    written = _Written(fmt, out_file)
+    try:
         try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(out_file)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            fail(f"--out {out_file}: cannot write ({exc.strerror}); nothing was written")
-        out.print(f"wrote {out_file} ({len(sheets)} worksheet{'s' if len(sheets) != 1 else ''})")
+            parts, problems = check_chunked([source], protocol, as_of, value_sets, "full" if validate is Validate.full else "read", chunk)
+            for part in parts:
+                for sheet in part:
+                    written.add(sheet)
+                gc.collect()  # what a chunk made (its worksheets written, its tables dropped) is let go before the next
+        except FhirError as exc:
+            fail(str(exc))
+        finally:
+            if collecting:
+                gc.enable()
+        if written.n == 0:
+            fail(f"{source}: no Patient resource found; a worksheet needs the patient the record is about")
+        written.finish(problems(), protocol, as_of)
+    finally:
+        written.close()

@@ -26,10 +26,11 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import itertools
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import ibis
@@ -42,6 +43,10 @@ from trialdesk.sources.fhir import Validation, batch_bundles
 from trialdesk.sources.fhir_omop import NUMBERED, MappingReport
 from trialdesk.sources.omop import open_omop
 from trialdesk.terminology.value_set import ValueSet
+
+if TYPE_CHECKING:
+    from trialdesk.sources.fhir import Problem
+    from trialdesk.sources.fhir_views.omop import BatchContext
 
 
 @dataclass
@@ -173,7 +178,7 @@ PARALLEL_FROM_BUNDLES = 200
 
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
                value_sets: dict[str, ValueSet] | None = None, workers: int = 1,
-               validate: Validation = "read") -> Batch:
+               validate: Validation = "read", chunk: int | None = None) -> Batch:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
     Bundles, or a list of files), screened together in one batch; the problems that belong to
     no patient are on the only worksheet, or once on the :class:`Batch` when there are several.
@@ -183,13 +188,29 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
     checked in parts, each process reading, validating, mapping and screening its part in
     its own DuckDB, with the same worksheets, in the same order, as one process gives; a
     single large record is validated in that many processes. ``validate``: the elements
-    trialdesk reads (the default) or every element (``"full"``); see ``trialdesk.sources.fhir``."""
+    trialdesk reads (the default) or every element (``"full"``); see ``trialdesk.sources.fhir``.
+
+    ``chunk``: check ``chunk`` patients at a time (:mod:`trialdesk.eligibility.chunks`), so that memory is
+    bounded by the chunk rather than the export, with the same worksheets; a folder of many Bundles that
+    ``workers`` check in parts is not chunked."""
     value_sets = value_sets if value_sets is not None else load_value_sets()  # parsed once per state of the folder
     bundles = batch_bundles(source)
     if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
         return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
     sources = source if isinstance(source, list) else [source]
+    if chunk is not None:
+        sheets, problems = check_chunked(sources, protocol, as_of, value_sets, validate, chunk)
+        return Batch([s for part in sheets for s in part], problems())
     return Batch(*_check(sources, protocol, as_of, value_sets, validate=validate))
+
+
+def check_chunked(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+                  validate: Validation, chunk: int) -> tuple[Iterator[list[Worksheet]], Callable[[], list[str]]]:
+    """``sources`` checked ``chunk`` patients at a time: the worksheets of each chunk as it is checked,
+    and (once they are all made) the problems that belong to no patient; see :mod:`trialdesk.eligibility.chunks`."""
+    from trialdesk.eligibility.chunks import check_in_chunks
+
+    return check_in_chunks(list(sources), protocol, as_of, value_sets, validate, chunk)
 
 
 def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
@@ -199,25 +220,35 @@ def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt
     views), and the problems that belong to none of their patients, in the order of the files
     they were found in."""
     from trialdesk.sources.fhir_views.load import load_fhir
-    from trialdesk.sources.fhir_views.omop import map_resources
     from trialdesk.terminology import units
 
     units.warm_up()  # the UCUM registry (about 1.5 s, once a process) builds while DuckDB reads the chart
     con = duckdb.connect()
     try:
         reading = load_fhir(con, sources, validate=validate)
-        report = map_resources(con, problems=reading.problems, skipped_types=reading.skipped_types,
-                               number_after=number_after)
-        _observe_until(con, as_of)
-        db = open_omop(ibis.duckdb.from_connection(con))
-        result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
-        sheets = worksheets(result, report, con)
+        sheets, report = screen_loaded(con, reading.problems, reading.skipped_types, protocol, as_of, value_sets, number_after)
     finally:
         con.close()
     attributed = {id(p) for problems in report.person_problems.values() for p in problems}
     order = {f: i for i, f in enumerate(reading.files)}
     general = sorted((p for p in report.problems if id(p) not in attributed), key=lambda p: order.get(p.file, len(order)))
     return sheets, [str(p) for p in general]
+
+
+def screen_loaded(con: duckdb.DuckDBPyConnection, problems: list[Problem], skipped_types: Counter[str], protocol: Protocol,
+                  as_of: dt.date, value_sets: dict[str, ValueSet] | None,
+                  number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
+                  batch: BatchContext | None = None) -> tuple[list[Worksheet], MappingReport]:
+    """Map the resources read into ``fhir_resources`` of ``con``, screen them, and make their worksheets
+    (``problems`` found while reading come first; ``batch``: a chunk of a larger export, see
+    :mod:`trialdesk.eligibility.chunks`)."""
+    from trialdesk.sources.fhir_views.omop import map_resources
+
+    report = map_resources(con, problems=problems, skipped_types=skipped_types, number_after=number_after, batch=batch)
+    _observe_until(con, as_of)
+    db = open_omop(ibis.duckdb.from_connection(con))
+    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
+    return worksheets(result, report, con), report
 
 
 # --------------------------------------------------------------------------- a batch in parts

@@ -223,6 +223,9 @@ class MappingReport:
     #: records left out on purpose: "<ResourceType> <element> <value>" → count
     excluded: Counter[str] = field(default_factory=Counter)
     skipped_types: Counter[str] = field(default_factory=Counter)
+    #: each problem's place in the order of a batch's problems (by ``id``): (0, i) for the i-th problem found
+    #: while reading, (1, ord, n) for a wrong value, (2, phase, ord, part, step) for the mapping's own
+    problem_keys: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     def problems_for(self, person_id: int) -> list[Problem]:
         return list(self.person_problems.get(person_id, []))

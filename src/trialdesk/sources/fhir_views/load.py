@@ -246,9 +246,11 @@ def _structure(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading, 
 
 
 def drop_invalid(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading,
-                 bad: dict[int, list[tuple[str | None, str]]]) -> set[int]:  # fmt: skip
+                 bad: dict[int, list[tuple[str | None, str]]],
+                 keys: dict[int, tuple[int, ...]] | None = None) -> set[int]:  # fmt: skip
     """Name each invalid resource's problems and remove it from ``name``; return the
-    Patients kept because only their birthDate is wrong (kept with an unknown age)."""
+    Patients kept because only their birthDate is wrong (kept with an unknown age).
+    ``keys`` receives each problem's place in a batch's order (by ``id``): the resource's ord, then its rank."""
     ords = sorted(bad)
     info = {r[0]: r[1:] for r in con.execute(f"""SELECT ord, file, line, rtype,
               coalesce(CASE WHEN json_type(resource -> 'id') = 'VARCHAR' THEN resource ->> 'id' END, full_url),
@@ -266,9 +268,11 @@ def drop_invalid(con: duckdb.DuckDBPyConnection, name: str, reading: FhirReading
             if element in seen:
                 continue  # the first thing wrong with an element is enough (the schema also names its pattern)
             seen.add(element)
-            reading.problems.append(Problem(file=file, line=line, resource_type=rtype, resource_id=rid, field=element,
-                                            message=f"fails FHIR R4 validation: {problem}; {outcome}",
-                                            subject=subject))  # fmt: skip
+            found = Problem(file=file, line=line, resource_type=rtype, resource_id=rid, field=element,
+                            message=f"fails FHIR R4 validation: {problem}; {outcome}", subject=subject)
+            reading.problems.append(found)
+            if keys is not None:
+                keys[id(found)] = (1, o, len(seen))
     dropped = [o for o in ords if o not in kept]
     if dropped:
         con.execute(f"""DELETE FROM "{name}" WHERE ord IN ({", ".join(map(str, dropped))})""")

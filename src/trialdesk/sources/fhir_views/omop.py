@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -53,7 +54,7 @@ from trialdesk.sources.fhir_omop import (
 from trialdesk.sources.fhir_views.chart_domains import silent_domains_sql
 from trialdesk.sources.fhir_views.compiler import CompiledView, compile_view
 
-__all__ = ["VIEWS", "map_resources"]
+__all__ = ["VIEWS", "BatchContext", "map_resources"]
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -148,12 +149,15 @@ def map_resources(
     problems: list[Problem] | None = None,
     skipped_types: Counter[str] | None = None,
     number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
+    batch: BatchContext | None = None,
 ) -> MappingReport:
     """Write the OMOP-shaped tables for the resources in table ``source`` into ``con`` and
     report what was written and what was not. ``problems`` found while reading come first
     in the report. Rows are numbered as :func:`trialdesk.sources.fhir_omop.map_to_omop`
-    numbers them (``number_after`` shifts a part of a batch after the parts before it)."""
-    m = _SqlMapper(con, source, problems or [], skipped_types or Counter())
+    numbers them (``number_after`` shifts a part of a batch after the parts before it).
+
+    ``batch``: what a chunk of a larger export needs to know of the whole (see :class:`BatchContext`)."""
+    m = _SqlMapper(con, source, problems or [], skipped_types or Counter(), batch)
     before = _temp_tables(con)
     try:
         return m.run(number_after)
@@ -168,11 +172,28 @@ def _temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
 
 
+@dataclass
+class BatchContext:
+    """What a chunk of patients needs to know of the whole export it comes from, so that it maps
+    as the whole export would: ``index`` names a table of ``con`` (scope, key, ord) giving, for each
+    key (``Type/id`` or fullUrl) of the chunk's resources, the export's first resource with that key
+    (the one used; a later one is a duplicate even when the first is in another chunk), and
+    ``scope_persons`` how many patients each scope (Bundle or export folder) holds in the whole export
+    (a problem of a scope with one patient is that patient's)."""
+
+    index: str
+    scope_persons: Mapping[str, int]
+
+
 class _SqlMapper:
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, problems: list[Problem], skipped: Counter[str]) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, problems: list[Problem], skipped: Counter[str],
+                 batch: BatchContext | None = None) -> None:
         self.con = con
         self.source = source
+        self.batch = batch
         self.report = MappingReport(problems=list(problems), skipped_types=Counter(skipped))
+        for i, p in enumerate(problems):
+            self.report.problem_keys[id(p)] = (0, i)
 
     def x(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
@@ -211,7 +232,7 @@ class _SqlMapper:
             from trialdesk.sources.fhir_views.load import drop_invalid
 
             found = FhirReading()
-            kept = drop_invalid(con, self.source, found, bad)
+            kept = drop_invalid(con, self.source, found, bad, keys=self.report.problem_keys)
             known = {str(p) for p in self.report.problems}  # read_fhir named them already
             self.report.problems.extend(p for p in found.problems if str(p) not in known)
             gone = ", ".join(map(str, sorted(set(bad) - kept)))
@@ -250,7 +271,10 @@ class _SqlMapper:
         self.x("""CREATE OR REPLACE TEMP TABLE _keys AS
                   SELECT scope, rtype || '/' || id AS key, ord FROM _res WHERE id IS NOT NULL
                   UNION ALL SELECT scope, full_url, ord FROM _res WHERE full_url IS NOT NULL""")
-        self.x("""CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, min(ord) AS ord FROM _keys GROUP BY ALL""")
+        if self.batch is None:
+            self.x("""CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, min(ord) AS ord FROM _keys GROUP BY ALL""")
+        else:  # the first resource of each key in the whole export, wherever it is
+            self.x(f'CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, ord FROM "{self.batch.index}"')
         self.x("""CREATE OR REPLACE TEMP TABLE _dup AS SELECT DISTINCT k.ord FROM _keys k JOIN _index i USING (scope, key)
                   WHERE k.ord <> i.ord""")
         self.x("""INSERT INTO _prob SELECT 1, k.ord, 0, row_number() OVER (PARTITION BY k.ord ORDER BY k.key IS NULL, k.key), NULL,
@@ -339,7 +363,7 @@ class _SqlMapper:
         self.x("DELETE FROM _c WHERE fd_date(start_raw) IS NULL")
         self._no_coding_problem("_c", "'code'")
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_condition_occurrence AS SELECT
-            row_number() OVER (ORDER BY ord)::INTEGER AS condition_occurrence_id, person_id,
+            row_number() OVER (ORDER BY person_id, ord)::INTEGER AS condition_occurrence_id, person_id,
             NULL::INTEGER AS condition_concept_id, fd_date(start_raw) AS condition_start_date,
             fd_datetime(start_raw) AS condition_start_datetime, fd_date(end_raw) AS condition_end_date,
             fd_datetime(end_raw) AS condition_end_datetime, {TYPE_EHR} AS condition_type_concept_id,
@@ -361,7 +385,7 @@ class _SqlMapper:
         self.x("DELETE FROM _p WHERE fd_date(start_raw) IS NULL")
         self._no_coding_problem("_p", "'code'")
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_procedure_occurrence AS SELECT
-            row_number() OVER (ORDER BY ord)::INTEGER AS procedure_occurrence_id, person_id,
+            row_number() OVER (ORDER BY person_id, ord)::INTEGER AS procedure_occurrence_id, person_id,
             NULL::INTEGER AS procedure_concept_id, fd_date(start_raw) AS procedure_date, fd_datetime(start_raw) AS procedure_datetime,
             fd_date(end_raw) AS procedure_end_date, fd_datetime(end_raw) AS procedure_end_datetime,
             {TYPE_EHR} AS procedure_type_concept_id, NULL AS modifier_concept_id, NULL AS quantity, NULL AS provider_id,
@@ -443,7 +467,7 @@ class _SqlMapper:
               FROM _d2 WHERE how NOT IN ('none', 'missing'))""")
         self._no_coding_problem("_d3", "'medication[x]'")
         self.x("""CREATE OR REPLACE TEMP TABLE _t_drug_exposure AS SELECT
-            row_number() OVER (ORDER BY ord)::INTEGER AS drug_exposure_id, person_id, NULL::INTEGER AS drug_concept_id,
+            row_number() OVER (ORDER BY person_id, ord)::INTEGER AS drug_exposure_id, person_id, NULL::INTEGER AS drug_concept_id,
             start_day AS drug_exposure_start_date, fd_datetime(start_raw) AS drug_exposure_start_datetime,
             greatest(coalesce(fd_date(end_raw),
                 CASE WHEN end_raw IS NULL AND max_dur IS NOT NULL THEN start_day + CAST(max_dur - 1 AS INTEGER)
@@ -504,7 +528,8 @@ class _SqlMapper:
                  WHEN value_string IS NOT NULL THEN left(value_string, 50)
                  WHEN NOT has_value AND ipicked IS NOT NULL THEN ipicked.code END AS value_source_value"""
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_measurement AS SELECT
-            row_number() OVER (ORDER BY ord, part)::INTEGER AS measurement_id, person_id, NULL::INTEGER AS measurement_concept_id,
+            row_number() OVER (ORDER BY person_id, ord, part)::INTEGER AS measurement_id, person_id,
+            NULL::INTEGER AS measurement_concept_id,
             fd_date(when_raw) AS measurement_date, fd_datetime(when_raw) AS measurement_datetime,
             CASE WHEN length(when_raw) >= 19 THEN substr(when_raw, 12, 8) END AS measurement_time,
             CASE WHEN list_contains(categories, 'laboratory') THEN {TYPE_LAB} ELSE {TYPE_EHR} END AS measurement_type_concept_id,
@@ -517,7 +542,8 @@ class _SqlMapper:
             ord, part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display, vpicked, vcs, ipicked, has_value
             FROM _o3 WHERE is_measurement AND NOT unit_unknown""")  # fmt: skip
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_observation AS SELECT
-            row_number() OVER (ORDER BY ord, part)::INTEGER AS observation_id, person_id, NULL::INTEGER AS observation_concept_id,
+            row_number() OVER (ORDER BY person_id, ord, part)::INTEGER AS observation_id, person_id,
+            NULL::INTEGER AS observation_concept_id,
             fd_date(when_raw) AS observation_date, fd_datetime(when_raw) AS observation_datetime,
             {TYPE_EHR} AS observation_type_concept_id, quantity_value AS value_as_number,
             left(CASE WHEN value_boolean IS NOT NULL THEN CAST(value_boolean AS VARCHAR) ELSE value_string END, 60) AS value_as_string,
@@ -762,10 +788,12 @@ class _SqlMapper:
                           for pid, patient, file, scope, birth, gender in people]  # fmt: skip
         for what, n in self.rows("SELECT what, count(*) FROM _excluded GROUP BY what ORDER BY min(ord)"):
             report.excluded[what] = n
-        found = self.rows("""SELECT r.file, r.line, r.rtype, coalesce(r.id, r.full_url), p.field, p.message, r.subj
-                             FROM _prob p JOIN _res r USING (ord) ORDER BY p.phase, p.ord, p.part, p.step""")
-        report.problems.extend(Problem(file=f, line=ln, resource_type=t, resource_id=i, field=fl, message=m, subject=s)
-                               for f, ln, t, i, fl, m, s in found)  # fmt: skip
+        found = self.rows("""SELECT r.file, r.line, r.rtype, coalesce(r.id, r.full_url), p.field, p.message, r.subj,
+                             p.phase, p.ord, p.part, p.step FROM _prob p JOIN _res r USING (ord) ORDER BY p.phase, p.ord, p.part, p.step""")
+        for f, ln, t, i, fl, m, s, *key in found:
+            problem = Problem(file=f, line=ln, resource_type=t, resource_id=i, field=fl, message=m, subject=s)
+            report.problems.append(problem)
+            report.problem_keys[id(problem)] = (2, *key)
         # a problem belongs to the person its resource names, or else to the only person of its Bundle or export
         keys = self.rows("SELECT scope, key, person_id FROM _person_key")
         person_of = {(s, k): pid + shift for s, k, pid in keys}
@@ -778,7 +806,8 @@ class _SqlMapper:
                 person_id = None
                 if p.subject is not None:
                     person_id = person_of.get((scope, p.subject)) or person_of.get((scope, _ref_key(p.subject)))
-                if person_id is None and len(by_scope.get(scope, ())) == 1:
+                in_scope = len(by_scope.get(scope, ())) if self.batch is None else self.batch.scope_persons.get(scope, 0)
+                if person_id is None and in_scope == 1 and len(by_scope.get(scope, ())) == 1:
                     person_id = by_scope[scope][0]
                 if person_id is not None:
                     report.person_problems[person_id].append(p)

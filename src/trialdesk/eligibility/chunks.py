@@ -36,9 +36,11 @@ from trialdesk.terminology.value_set import ValueSet
 if TYPE_CHECKING:
     from trialdesk.eligibility.worksheet import Worksheet
 
-#: patients a chunk holds by default: ~75 resources each, a chunk's DuckDB and worksheets stay
-#: within a few hundred MB while the screen's fixed cost per chunk (~1 s) stays small against its work
-DEFAULT_CHUNK = 2000
+#: patients a chunk holds by default: 0, the whole input at once. Checking in chunks (``--chunk 2000``:
+#: ~75 resources a patient, a chunk's DuckDB and worksheets within a few hundred MB) halved the peak at
+#: 10,000 patients but was slower in the one measurement made (35 against 148 patients/s, across sessions)
+#: and its first pass still runs out of memory at 100,000 patients (BENCHMARKS.md): opt-in until both are fixed
+DEFAULT_CHUNK = 0
 
 #: what the first pass's DuckDB may hold in memory before it spills to its temporary folder
 FIRST_PASS_MEMORY = "1GB"

@@ -218,16 +218,21 @@ def enrol(request: HttpRequest, number: str, body: EnrolIn) -> Status[Participan
                                       screening_number=number))
 
 
+def _participant(subject_id: str, only: str) -> Participant:
+    """The enrolled participant, or a refusal naming the subject id (at most 40 characters of it)."""
+    p: Participant | None = Participant.objects.filter(subject_id=subject_id).first()
+    if p is None:
+        raise ConductError("participant", f"there is no enrolled participant {subject_id[:40]!r}; only an enrolled participant {only}")
+    return p
+
+
 @api.post("/participants/{subject_id}/cohort", response={201: CohortOut, **DENIED})
 def assign_cohort(request: HttpRequest, subject_id: str, body: CohortIn) -> Status[CohortOut]:
     """Assign an enrolled participant to a dose cohort that is open and has a place (a protocol with dose finding)."""
     from trialdesk.edc.dosing.service import assign_cohort as assign
 
     _need(request, "enrol")
-    p = Participant.objects.filter(subject_id=subject_id).first()
-    if p is None:
-        raise ConductError("participant", f"there is no enrolled participant {subject_id[:40]!r}; only an enrolled participant is assigned")
-    a = assign(request.user, p, cohort=body.cohort)
+    a = assign(request.user, _participant(subject_id, "is assigned a cohort"), cohort=body.cohort)
     return Status(201, CohortOut(subject_id=subject_id, cohort=a.cohort, assigned_on=a.assigned_on))
 
 
@@ -236,10 +241,8 @@ def infuse(request: HttpRequest, subject_id: str, body: InfusionIn) -> Status[In
     from trialdesk.edc.dosing.service import record_infusion
 
     _need(request, "record_infusion")
-    p = Participant.objects.filter(subject_id=subject_id).first()
-    if p is None:
-        raise ConductError("participant", f"there is no enrolled participant {subject_id!r}; only an enrolled participant may be infused")
-    inf = record_infusion(request.user, p, **body.dict())  # the number is the next one, counted under the service's lock
+    # the number is the next one, counted under the service's lock
+    inf = record_infusion(request.user, _participant(subject_id, "may be infused"), **body.dict())
     from trialdesk.edc.web import protocol
     from trialdesk.trial.dose import PER_KG_IN_MILLIONS, plain_unit
     from trialdesk.trial.dose import amount as dose_amount

@@ -46,6 +46,14 @@ OPTIONAL: Mapping[str, tuple[str, ...]] = {
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
 }
 
+#: what an absent optional table that no criterion reads directly does to a screen (a clinical
+#: table's criteria are unknown; the compiler says which)
+ABSENT_EFFECT: Mapping[str, str] = {
+    "concept": "value-set codes cannot be turned into concept ids: records are found by their source values only",
+    "concept_ancestor": "value sets match their listed concepts only, not descendants",
+    "visit_occurrence": "recent activity (--active-within) is read from observation periods",
+}
+
 #: trialdesk's own table, not OMOP: per person, the clinical tables whose lack of records proves
 #: nothing for that person (``person_id``, ``table_name``, ``reason``). The FHIR mapping writes it
 #: (a chart with no record of a kind, see ``trialdesk.sources.fhir_views.chart_domains``); it is
@@ -166,7 +174,7 @@ def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
             raise OmopError(f"{description}: not an OMOP CDM: table '{name}' lacks column(s) {', '.join(missing)}")
     for name, columns in OPTIONAL.items():
         if name not in db.tables:
-            db.notes.append(f"table '{name}' is absent; criteria that need it are unknown")
+            db.notes.append(f"table '{name}' is absent; {ABSENT_EFFECT.get(name, 'criteria that read it are unknown')}")
             continue
         missing = [c for c in columns if c not in db.tables[name].columns]
         if missing and name in ("concept", "concept_ancestor"):

@@ -31,6 +31,9 @@ MET, NOT_MET, UNKNOWN, NEEDS_REVIEW = (int(s) for s in (Status.MET, Status.NOT_M
 #: a condition whose status says it is over (FHIR clinicalStatus; a site's own status text)
 ENDED_STATUSES = ("resolved", "inactive", "remission")
 
+#: what the evidence says of a cited preliminary diagnosis (``tentative``, see :mod:`.reading`)
+TENTATIVE_NOTE = "a preliminary diagnosis (not confirmed)"
+
 
 @dataclass(frozen=True)
 class Leaf:
@@ -172,21 +175,46 @@ def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue, answers
     of_set = answers.is_in(node.value, t) if node.value is not None else ibis.literal(True)
     rid = t.record_id
     undated = Agg("count", rid, of_set & t.start.isnull())
+    # a preliminary diagnosis decides nothing: it is kept apart, and the leaf asks about it (``tentative``:
+    # conditions whose extract has condition_status_concept_id; elsewhere no record is tentative)
+    tentative = t.tentative if "tentative" in t.columns else None
     if node.first_ever:
         before_end = of_set & t.start.notnull() & (t.start <= leaf.end)
-        return {p + "first": Agg("min", t.start, before_end), p + "id": Agg("arg_min", rid, before_end, key),
-                p + "undated": undated}
+        out = {p + "first": Agg("min", t.start, before_end), p + "id": Agg("arg_min", rid, before_end, key),
+               p + "undated": undated}
+        if tentative is not None:  # the first confirmed record, beside the first record of any kind
+            out |= {p + "cfirst": Agg("min", t.start, before_end & ~tentative),
+                    p + "cid": Agg("arg_min", rid, before_end & ~tentative, key)}
+        return out
     began_inside = dated_in(leaf, t, overlap=node.kind == "drug")
     if node.lasting == "review":
         # counted: what began in the window; asked about: what began before and has not ended
         still = of_set & _lasting_in(leaf, t) & ~began_inside
         hit = of_set & began_inside
-        return {p + "n": Agg("count", rid, hit), p + "id": Agg("arg_max", rid, hit, key),
-                p + "fid": Agg("arg_min", rid, hit, key), p + "undated": undated,
-                p + "old": Agg("count", rid, still), p + "oid": Agg("arg_max", rid, still, key)}
-    hit = of_set & (_lasting_in(leaf, t) if node.lasting else began_inside)
-    return {p + "n": Agg("count", rid, hit), p + "id": Agg("arg_max", rid, hit, key),
-            p + "fid": Agg("arg_min", rid, hit, key), p + "undated": undated}
+    else:
+        hit = of_set & (_lasting_in(leaf, t) if node.lasting else began_inside)
+    counted = hit & ~tentative if tentative is not None else hit
+    out = {p + "n": Agg("count", rid, counted), p + "id": Agg("arg_max", rid, counted, key),
+           p + "fid": Agg("arg_min", rid, counted, key), p + "undated": undated}
+    if node.lasting == "review":
+        out |= {p + "old": Agg("count", rid, still), p + "oid": Agg("arg_max", rid, still, key)}
+    if tentative is not None:  # the newest preliminary record that counts (and how many, where one is not enough)
+        out[p + "tid"] = Agg("arg_max", rid, hit & tentative, key)
+        if node.min_count > 1:
+            out[p + "tn"] = Agg("count", rid, hit & tentative)
+    return out
+
+
+def _tentative_hits(leaf: Leaf, a: ir.Table) -> Any:
+    """The leaf's preliminary records would make it met if they held (None: the table has no such records)."""
+    node = leaf.node
+    assert isinstance(node, Occurrence)
+    p = leaf.p
+    if p + "tid" not in a.columns:
+        return None
+    if node.min_count > 1:
+        return a[p + "tid"].notnull() & (ibis.coalesce(a[p + "n"], 0) + ibis.coalesce(a[p + "tn"], 0) >= node.min_count)
+    return a[p + "tid"].notnull()
 
 
 def occurrence_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
@@ -197,12 +225,24 @@ def occurrence_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
     if node.first_ever:
         first = a[p + "first"]
         in_window = first >= leaf.start if leaf.start is not None else ibis.literal(True)
-        return ibis.cases(
+        cases: list[tuple[Any, Any]] = [
             (undated, UNKNOWN),  # an undated record might be the first
-            (first.isnull(), ibis.null("int8")),
-            (in_window, MET), else_=NOT_MET).cast("int8")
+            (first.isnull(), ibis.null("int8"))]
+        if p + "cfirst" in a.columns:
+            # the first record is a preliminary diagnosis: read both ways (it holds, it does not) and asked
+            # about only where the two readings disagree (it is in the window and no confirmed record follows
+            # there; or it is before the window and the first confirmed record is inside)
+            cfirst = a[p + "cfirst"]
+            confirmed_first = cfirst.notnull() & (cfirst == first)
+            cfirst_in_window = cfirst >= leaf.start if leaf.start is not None else cfirst.notnull()
+            cases += [(~confirmed_first & in_window & cfirst.isnull(), NEEDS_REVIEW),
+                      (~confirmed_first & ~in_window & ibis.coalesce(cfirst_in_window, False), NEEDS_REVIEW)]
+        return ibis.cases(*cases, (in_window, MET), else_=NOT_MET).cast("int8")
     n = a[p + "n"]
-    cases: list[tuple[Any, Any]] = [(n >= node.min_count, MET)]
+    cases = [(n >= node.min_count, MET)]
+    tentative = _tentative_hits(leaf, a)
+    if tentative is not None:
+        cases.append((tentative, NEEDS_REVIEW))  # met only if a preliminary diagnosis holds
     if node.lasting == "review":
         cases.append((ibis.coalesce(a[p + "old"], 0) > 0, NEEDS_REVIEW))  # began before the window, no end recorded
     cases += [(undated, UNKNOWN),  # an undated record might lie in the window
@@ -216,16 +256,30 @@ def occurrence_note(leaf: Leaf, t: ir.Table, a: ir.Table) -> Any:
     p = leaf.p
     if node.first_ever:
         inside = t.start >= leaf.start if leaf.start is not None else ibis.literal(True)
-        return ibis.ifelse(inside, "first record, inside the window", "first record, before the window")
+        where = ibis.ifelse(inside, "inside the window", "before the window")
+        note = "first record, " + where
+        if p + "cid" in a.columns:  # the first confirmed record, cited beside a first record that is preliminary
+            note = ibis.ifelse(t.record_id == a[p + "id"], note, "first confirmed record, " + where)
+        return _with_tentative(leaf, t, a, note)
     count = a[p + "n"].cast("string")
     which = ibis.ifelse(t.record_id == a[p + "id"], "newest", "earliest")
     note = ibis.ifelse(a[p + "n"] > 1, which + " of " + count + " records in the window", ibis.null("string"))
+    if "tentative" in t.columns:  # the count is of confirmed records
+        note = ibis.ifelse(ibis.coalesce(t.tentative, False), ibis.null("string"), note)
     if node.lasting:
         began_before = t.start < leaf.start if leaf.start is not None else ibis.literal(False)
         ended = "began before the window and has no end recorded" + (
             ": is it still active?" if node.lasting == "review" else ", so it is read as still present")
         note = ibis.ifelse(began_before, ended, note)
-    return note
+    return _with_tentative(leaf, t, a, note)
+
+
+def _with_tentative(leaf: Leaf, t: ir.Table, a: ir.Table, note: Any) -> Any:
+    """A cited preliminary diagnosis says so, and asks whether it holds where that decides the leaf."""
+    if "tentative" not in t.columns:
+        return note
+    said = TENTATIVE_NOTE + ibis.ifelse(occurrence_status(leaf, a) == NEEDS_REVIEW, ": does it hold?", "")
+    return ibis.ifelse(ibis.coalesce(t.tentative, False), ibis.coalesce(note + "; " + said, said), note)
 
 
 # -- durations -----------------------------------------------------------------------------
@@ -478,4 +532,10 @@ def cited(leaf: Leaf, t: ir.Table, a: ir.Table) -> ir.BooleanValue:
     cond = ibis.literal(False)
     for c in ids:
         cond |= t.record_id == a[c]
+    node = leaf.node
+    if isinstance(node, Occurrence) and leaf.p + "cid" in a.columns:  # first_ever: the first confirmed record too
+        cond |= t.record_id == a[leaf.p + "cid"]
+    elif isinstance(node, Occurrence) and leaf.p + "tid" in a.columns:
+        # the newest preliminary record, where the confirmed ones are not enough (it is what the leaf asks about)
+        cond |= (t.record_id == a[leaf.p + "tid"]) & (ibis.coalesce(a[leaf.p + "n"], 0) < node.min_count)
     return ibis.coalesce(cond, False)

@@ -5,7 +5,10 @@ Each clinical table is seen as one relation with the same columns whatever the C
 version, the backend or the column types the extract happens to use:
 ``person_id, record_id, concept_id, start, end, moment, source_value`` and, for
 measurements and observations, ``value, value_raw, value_concept, value_text, unit,
-range_low, range_high``; conditions also carry ``status_text``.
+range_low, range_high``; conditions also carry ``status_text`` and, where the extract has
+``condition_status_concept_id``, ``tentative`` (a preliminary diagnosis, 32899: the leaves
+read it as a question, not a fact; without the column no record is tentative and the
+screen's SQL is what it was).
 
 - A date that is missing or impossible (``'2024-02-30'``) is NULL: the record cannot be
   placed in a window, and the engine reads it as "might be in the window" (unknown),
@@ -39,6 +42,9 @@ from trialdesk.sources.omop import OmopDatabase
 #: a decimal number as written in a text column (what a text value must look like to be read as a number)
 _NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _ISO_DATE = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
+#: OMOP Condition Status "Preliminary diagnosis" (a FHIR Condition unconfirmed, provisional or differential;
+#: 32893 is "Confirmed diagnosis")
+PRELIMINARY_DIAGNOSIS = 32899
 
 
 @dataclass
@@ -177,6 +183,8 @@ def domain_rows(db: OmopDatabase, spec: DomainTable, until: dt.date) -> ir.Table
     }
     if spec.domain == "condition":
         cols["status_text"] = col("condition_status_source_value", "string")
+        if present(db, spec.table, "condition_status_concept_id"):
+            cols["tentative"] = ibis.coalesce(col("condition_status_concept_id", "int64") == PRELIMINARY_DIAGNOSIS, False)
     if spec.has_value:
         raw = t["value_as_number"] if present(db, spec.table, "value_as_number") else None
         value = col("value_as_number", "float64")

@@ -57,6 +57,9 @@ from trialdesk.sources.fhir_views.compiler import CompiledView, compile_view
 __all__ = ["VIEWS", "BatchContext", "map_resources"]
 
 UCUM = "http://unitsofmeasure.org"
+#: a Condition's verificationStatus for a diagnosis still under consideration → OMOP Condition Status 32899
+#: "Preliminary diagnosis" (condition_status_concept_id); the screen reads such a record as a question, never a fact
+_PRELIMINARY = "CASE WHEN verification_status IN ('differential', 'provisional', 'unconfirmed') THEN 32899 END"
 
 #: the view files, by the name of the staging table each one fills
 VIEWS = {
@@ -367,7 +370,7 @@ class _SqlMapper:
             NULL::INTEGER AS condition_concept_id, fd_date(start_raw) AS condition_start_date,
             fd_datetime(start_raw) AS condition_start_datetime, fd_date(end_raw) AS condition_end_date,
             fd_datetime(end_raw) AS condition_end_datetime, {TYPE_EHR} AS condition_type_concept_id,
-            NULL AS condition_status_concept_id, NULL AS stop_reason, NULL AS provider_id, NULL AS visit_occurrence_id,
+            {_PRELIMINARY} AS condition_status_concept_id, NULL AS stop_reason, NULL AS provider_id, NULL AS visit_occurrence_id,
             NULL AS visit_detail_id, coalesce(source.code, left(code_text, 50)) AS condition_source_value,
             NULL::INTEGER AS condition_source_concept_id, clinical_status AS condition_status_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display,

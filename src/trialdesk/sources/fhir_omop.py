@@ -54,6 +54,9 @@ birth dates, interpretations, component links):
 - **left out on purpose** (counted in ``MappingReport.excluded``, not problems): records
   entered in error, cancelled, refuted, not done or not taken; medication requests that
   are only proposals or plans; draft orders.
+- **tentative diagnoses**: a Condition whose verificationStatus is unconfirmed, provisional
+  or differential is kept with ``condition_status_concept_id`` 32899 ("Preliminary
+  diagnosis"); the screen reads it as a question (``needs_review``), never as a fact.
 - **references** resolve within their scope (one Bundle, or one Bulk export folder) by
   ``Type/id``, by Bundle ``fullUrl``, or to a contained resource (``#id``). A record whose
   subject is missing, or whose medicationReference is missing, is dropped and named.

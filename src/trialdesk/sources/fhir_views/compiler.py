@@ -63,6 +63,26 @@ def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(eq=False)
+class _Scope:
+    """One JSON object parsed once: ``var`` is the SQL list of the elements the view reads from it
+    (``json_extract(object, ['$."a"', '$."b"', …])``, one parse), each element found by its index."""
+
+    var: str
+    names: dict[str, int] = field(default_factory=dict)
+
+    def get(self, name: str) -> str:
+        """SQL: the JSON of element ``name`` (NULL when absent), as ``object -> name`` gives it."""
+        i = self.names.setdefault(name, len(self.names) + 1)
+        return f"{self.var}[{i}]"
+
+    def paths(self) -> str:
+        return "[" + ", ".join(_q(f'$."{n}"') for n in self.names) + "]"
+
+
 @dataclass(frozen=True, slots=True)
 class _Expr:
     """A compiled FHIRPath expression: ``kind`` 'coll' (a JSON[] list) or a typed scalar
@@ -72,6 +92,8 @@ class _Expr:
     sql: str
     kind: str = "coll"
     one: str | None = None
+    #: the object this collection's one item was parsed into once (its elements read by index), if any
+    scope: _Scope | None = None
 
     def coll(self) -> str:
         if self.kind == "coll":
@@ -125,6 +147,8 @@ class _Compiler:
         self.constants = self._constants(view.get("constant") or [])
         self.fresh = itertools.count()
         self.checks: list[str] = []
+        #: the resource's top-level elements the view reads, extracted in one parse of each resource
+        self.root = _Scope("_root")
 
     # ----- constants
 
@@ -208,8 +232,9 @@ class _Compiler:
     def child(self, base: _Expr, name: str) -> _Expr:
         if base.kind != "coll":
             return _Expr(_EMPTY)
-        if base.one == "resource":  # the resource's top-level elements, parsed once per resource (see compile)
-            return _Expr(_element_sql(f"_root[{_q(name)}]"))
+        scope = self.root if base.one == "resource" else base.scope
+        if scope is not None and _PLAIN_NAME.fullmatch(name):  # an element of an object parsed once (see _Scope)
+            return _Expr(_element_sql(scope.get(name)))
         if base.one is not None:
             return _Expr(_child_sql(base.one, name))
         v = self.var()
@@ -334,7 +359,7 @@ class _Compiler:
         if name == "getResourceKey":
             arity(0)
             src = base.one if base.one is not None else ctx.resource
-            return _Expr("(_root['id'] ->> '$')" if src == "resource" else f"({src} ->> 'id')", "str")
+            return _Expr(f"({self.root.get('id')} ->> '$')" if src == "resource" else f"({src} ->> 'id')", "str")
         if name == "getReferenceKey":
             arity(0, 1)
             v = self.var()
@@ -429,8 +454,11 @@ class _Compiler:
             v = self.var()
             i = self.var()
             prefix = element_name(node[iterate], ctx.element) if isinstance(node[iterate], str) else ctx.element
-            inner = _Ctx(_Expr(f"[{v}]", "coll", v), ctx.resource, f"({i} - 1)", ctx.where, prefix)
+            scope = _Scope(self.var())
+            inner = _Ctx(_Expr(f"[{v}]", "coll", v, scope), ctx.resource, f"({i} - 1)", ctx.where, prefix)
             rows, cols = self._rows(node, inner)
+            if scope.names:  # each item parsed once for all the elements its columns read
+                rows = f"(list_transform([json_extract({v}, {scope.paths()})], {scope.var} -> {rows}))[1]"
             sql = f"flatten(list_transform({items.coll()}, ({v}, {i}) -> {rows}))"
             if iterate == "forEachOrNull":
                 # the row of an empty forEachOrNull: its columns over an empty context (%rowIndex 0), or all NULL
@@ -526,8 +554,8 @@ class _Compiler:
             if len(errs) == 1:
                 out_cols = out_cols.replace(f"list_concat(_row.{_ident(errs[0])})", f"_row.{_ident(errs[0])}")
         # each resource's top-level elements are parsed once (a map), not once for every path that starts there
-        source_rows = ("(SELECT ord, resource, json_transform(resource, '\"MAP(VARCHAR, JSON)\"') AS _root "
-                f"FROM {{source}} WHERE rtype = {_q(self.resource)})")  # fmt: skip
+        root = f"json_extract(resource, {self.root.paths()})" if self.root.names else "CAST(NULL AS JSON[])"
+        source_rows = f"(SELECT ord, resource, {root} AS _root FROM {{source}} WHERE rtype = {_q(self.resource)})"
         sql = f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {source_rows} WHERE {filt}) ORDER BY ord"
         return CompiledView(self.name, self.resource, cols, sql)
 

@@ -149,6 +149,7 @@ class _Compiler:
         self.checks: list[str] = []
         #: the resource's top-level elements the view reads, extracted in one parse of each resource
         self.root = _Scope("_root")
+        self.bvar = ""
 
     # ----- constants
 
@@ -400,7 +401,10 @@ class _Compiler:
 
     # ----- selects
 
-    def column_expr(self, col: Any, ctx: _Ctx) -> tuple[str, str, str, str | None, bool]:
+    def column_expr(self, col: Any, ctx: _Ctx, bound: list[str] | None = None) -> tuple[str, str, str, str | None, bool]:
+        """(name, SQL value, SQL type, FHIR type, collection) of a column. With ``bound``, a collection
+        both checked and extracted is evaluated once: its SQL is appended to ``bound`` and the column
+        reads it as field ``k<i>`` of the struct ``self.bvar`` (see :meth:`_rows`)."""
         if not isinstance(col, dict) or not isinstance(col.get("name"), str) or "path" not in col:
             raise ViewError(f"view {self.name}: a column needs a name and a path: {json.dumps(col)[:200]}")
         name, ftype, collection = col["name"], col.get("type"), bool(col.get("collection", False))
@@ -412,9 +416,13 @@ class _Compiler:
             v = self.var()
             check = check_sql(v, ftype)
             if check is not None:
+                if bound is not None:
+                    bound.append(e.coll())
+                    ref = f"{self.bvar}.k{len(bound)}"
+                    e = _Expr(ref, "coll", f"{ref}[1]" if e.one is not None else None)
                 element = element_name(col["path"], ctx.element)
-                bad = f"list_filter(list_transform({e.coll()}, {v} -> {check}), {v} -> ({v} IS NOT NULL))[1]"
-                self.checks.append(f"CASE WHEN {bad} IS NOT NULL THEN struct_pack(element := {_q(element)}, problem := {bad}) END")
+                bad = f"list_filter(list_transform({e.coll()}, {v} -> {check}), {v} -> ({v} IS NOT NULL))[1:1]"
+                self.checks.append(f"(list_transform({bad}, {v} -> struct_pack(element := {_q(element)}, problem := {v})))[1]")
         if collection:
             item = sql_type(ftype)
             if item is None or item == "JSON":
@@ -481,13 +489,18 @@ class _Compiler:
             raise ViewError(f"view {self.name}: 'column' must be a list")
         if columns:
             before = len(self.checks)
-            compiled = [self.column_expr(c, ctx) for c in columns]
+            bound: list[str] = []
+            self.bvar = bvar = self.var()
+            compiled = [self.column_expr(c, ctx, bound) for c in columns]
             mine, self.checks[before:] = self.checks[before:], []
             if self.validate:
                 errors = f"list_filter([{', '.join(mine)}], _e -> (_e IS NOT NULL))" if mine else _NO_ERRORS
                 compiled.append((f"_errors_{next(self.fresh)}", errors, _ERRORS_TYPE, None, True))
             fields = ", ".join(f"{_ident(c)} := {v}" for c, v, _, _, _ in compiled)
-            parts.append((f"[struct_pack({fields})]", [(c, t, f, coll) for c, _, t, f, coll in compiled]))
+            row = f"[struct_pack({fields})]"
+            if bound:  # the checked collections, each evaluated once for its check and its value
+                row = f"list_transform([struct_pack({', '.join(f'k{i} := {b}' for i, b in enumerate(bound, start=1))})], {bvar} -> struct_pack({fields}))"
+            parts.append((row, [(c, t, f, coll) for c, _, t, f, coll in compiled]))
         for sub in node.get("select") or []:
             parts.append(self.select(sub, ctx))
         union = node.get("unionAll")

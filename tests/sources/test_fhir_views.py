@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from trialdesk.cli import app
 from trialdesk.sources.fhir import map_to_omop, read_fhir
 from trialdesk.sources.fhir_views import ViewError, compile_view, run_view
+from trialdesk.sources.fhir_views.reader import load_resources
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
 VIEWS = Path(__file__).resolve().parents[2] / "src" / "trialdesk" / "sources" / "fhir_views" / "omop"
@@ -97,6 +98,45 @@ def test_a_path_giving_two_values_in_a_single_column_is_an_error_naming_it(tmp_p
     path.write_text(json.dumps({"resourceType": "Patient", "id": "x", "name": [{"given": ["A", "B"]}]}) + "\n")
     with pytest.raises(ViewError, match="column g: the path gives more than one value"):
         run_view(view, [path])
+
+
+def test_a_path_reads_through_objects_and_into_each_item_of_a_list_whatever_the_shape(tmp_path: Path) -> None:
+    # code.coding.code is read by one extraction of each resource when code is an object; where code (or coding)
+    # is a list, FHIRPath steps into each item: both readings, a null and an absent element give what FHIRPath says
+    view = {"name": "paths", "resource": "Observation", "select": [
+        {"column": [{"name": "id", "path": "getResourceKey()"},
+                    {"name": "codes", "path": "code.coding.code", "collection": True, "type": "code"},
+                    {"name": "text", "path": "code.text", "type": "string"},
+                    {"name": "unit", "path": "value.ofType(Quantity).unit", "type": "string"}]},
+        {"forEachOrNull": "component",
+         "column": [{"name": "part", "path": "code.coding.code", "collection": True, "type": "code"},
+                    {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal"}]}]}  # fmt: skip
+    coding = {"system": "http://loinc.org", "code": "8480-6"}
+    resources = [
+        {"resourceType": "Observation", "id": "object", "code": {"coding": [coding, {"code": "271649006"}], "text": "SBP"},
+         "valueQuantity": {"value": 120, "unit": "mm[Hg]"},
+         "component": [{"code": {"coding": [coding]}, "valueQuantity": {"value": 80}}, {"code": {"text": "no coding"}}]},
+        {"resourceType": "Observation", "id": "list", "code": [{"coding": [coding], "text": "a"}, {"coding": {"code": "x1"}}]},
+        {"resourceType": "Observation", "id": "null", "code": None, "valueQuantity": None, "component": []},
+        {"resourceType": "Observation", "id": "absent"},
+    ]  # fmt: skip
+    path = tmp_path / "Observation.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in resources))
+    rows = [(r["id"], r["codes"], r["text"], r["unit"], r["part"], r["value"]) for r in run_view(view, [path])]
+    assert rows == [
+        ("object", ["8480-6", "271649006"], "SBP", "mm[Hg]", ["8480-6"], 80.0),
+        ("object", ["8480-6", "271649006"], "SBP", "mm[Hg]", [], None),
+        ("list", ["8480-6", "x1"], "a", None, [], None),
+        ("null", [], None, None, [], None),
+        ("absent", [], None, None, [], None),
+    ]
+    # a wrong value deep in a path is still named with its element, by the same single reading
+    bad = {"resourceType": "Observation", "id": "bad", "code": {"coding": [{"code": "8480-6 "}]}}
+    path.write_text(json.dumps(bad) + "\n")
+    con = duckdb.connect()
+    load_resources(con, [path])
+    checked = con.execute(f"SELECT _errors FROM ({compile_view(view, validate=True).sql('fhir_resources')})").fetchall()
+    assert checked == [([{"element": "code.coding.code", "problem": '"8480-6 " is not a valid FHIR code'}],)]
 
 
 # --------------------------------------------------------------------------- readings new with the views

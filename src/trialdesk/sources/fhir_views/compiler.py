@@ -9,6 +9,12 @@ columns); the query unnests the list of each resource. A boolean, number or text
 operator produces stays a typed SQL scalar (NULL is the empty collection: SQL's
 three-valued ``AND``/``OR`` are FHIRPath's).
 
+DuckDB's ``JSON`` is text: each function on it parses it again. So each resource is parsed
+once, by one ``json_extract`` of every element path the view reads from it (``$.code.coding``
+included: :class:`_Scope`), and each ``forEach`` item likewise; a path through a list (whose
+items JSONPath does not enter) steps into each item. A column both type-checked and extracted
+is evaluated once for both.
+
 What the compiler does not support it refuses with :class:`ViewError`, naming the view,
 the column (or forEach/where) and the expression.
 """
@@ -63,6 +69,27 @@ def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(eq=False)
+class _Scope:
+    """One JSON object parsed once: ``var`` is the SQL list of the elements the view reads from it,
+    at any depth through objects (``json_extract(object, ['$."a"', '$."a"."b"', …])``, one parse),
+    each element found by its index."""
+
+    var: str
+    names: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def get(self, path: tuple[str, ...]) -> str:
+        """SQL: the JSON at ``path`` (NULL when absent), as ``object -> a -> b`` gives it."""
+        i = self.names.setdefault(path, len(self.names) + 1)
+        return f"{self.var}[{i}]"
+
+    def paths(self) -> str:
+        return "[" + ", ".join(_q("$" + "".join(f'."{n}"' for n in p)) for p in self.names) + "]"
+
+
 @dataclass(frozen=True, slots=True)
 class _Expr:
     """A compiled FHIRPath expression: ``kind`` 'coll' (a JSON[] list) or a typed scalar
@@ -72,6 +99,10 @@ class _Expr:
     sql: str
     kind: str = "coll"
     one: str | None = None
+    #: the object this collection's one item was parsed into once (its elements read by index), if any
+    scope: _Scope | None = None
+    #: (scope, path): this collection is the element at ``path`` of the scope's object
+    at: tuple[_Scope, tuple[str, ...]] | None = None
 
     def coll(self) -> str:
         if self.kind == "coll":
@@ -125,6 +156,9 @@ class _Compiler:
         self.constants = self._constants(view.get("constant") or [])
         self.fresh = itertools.count()
         self.checks: list[str] = []
+        #: the resource's top-level elements the view reads, extracted in one parse of each resource
+        self.root = _Scope("_root")
+        self.bvar = ""
 
     # ----- constants
 
@@ -208,8 +242,18 @@ class _Compiler:
     def child(self, base: _Expr, name: str) -> _Expr:
         if base.kind != "coll":
             return _Expr(_EMPTY)
-        if base.one == "resource":  # the resource's top-level elements, parsed once per resource (see compile)
-            return _Expr(_element_sql(f"_root[{_q(name)}]"))
+        scope = self.root if base.one == "resource" else base.scope
+        if scope is not None and _PLAIN_NAME.fullmatch(name):  # an element of an object parsed once (see _Scope)
+            return _Expr(_element_sql(scope.get((name,))), at=(scope, (name,)))
+        if base.at is not None and _PLAIN_NAME.fullmatch(name):
+            # a.b read by the same parse as a ($.a.b), unless a (or an element above it) is a list, whose items
+            # JSONPath does not enter: then step into each item as below
+            scope, path = base.at
+            lists = " OR ".join(f"starts_with(CAST({scope.get(path[:k])} AS VARCHAR), '[')" for k in range(1, len(path) + 1))
+            v = self.var()
+            each = f"flatten(list_transform({base.sql}, {v} -> {_child_sql(v, name)}))"
+            return _Expr(f"(CASE WHEN {lists} THEN {each} ELSE {_element_sql(scope.get((*path, name)))} END)",
+                         at=(scope, (*path, name)))
         if base.one is not None:
             return _Expr(_child_sql(base.one, name))
         v = self.var()
@@ -334,7 +378,7 @@ class _Compiler:
         if name == "getResourceKey":
             arity(0)
             src = base.one if base.one is not None else ctx.resource
-            return _Expr("(_root['id'] ->> '$')" if src == "resource" else f"({src} ->> 'id')", "str")
+            return _Expr(f"({self.root.get(('id',))} ->> '$')" if src == "resource" else f"({src} ->> 'id')", "str")
         if name == "getReferenceKey":
             arity(0, 1)
             v = self.var()
@@ -375,7 +419,10 @@ class _Compiler:
 
     # ----- selects
 
-    def column_expr(self, col: Any, ctx: _Ctx) -> tuple[str, str, str, str | None, bool]:
+    def column_expr(self, col: Any, ctx: _Ctx, bound: list[str] | None = None) -> tuple[str, str, str, str | None, bool]:
+        """(name, SQL value, SQL type, FHIR type, collection) of a column. With ``bound``, a collection
+        both checked and extracted is evaluated once: its SQL is appended to ``bound`` and the column
+        reads it as field ``k<i>`` of the struct ``self.bvar`` (see :meth:`_rows`)."""
         if not isinstance(col, dict) or not isinstance(col.get("name"), str) or "path" not in col:
             raise ViewError(f"view {self.name}: a column needs a name and a path: {json.dumps(col)[:200]}")
         name, ftype, collection = col["name"], col.get("type"), bool(col.get("collection", False))
@@ -387,9 +434,13 @@ class _Compiler:
             v = self.var()
             check = check_sql(v, ftype)
             if check is not None:
+                if bound is not None:
+                    bound.append(e.coll())
+                    ref = f"{self.bvar}.k{len(bound)}"
+                    e = _Expr(ref, "coll", f"{ref}[1]" if e.one is not None else None)
                 element = element_name(col["path"], ctx.element)
-                bad = f"list_filter(list_transform({e.coll()}, {v} -> {check}), {v} -> ({v} IS NOT NULL))[1]"
-                self.checks.append(f"CASE WHEN {bad} IS NOT NULL THEN struct_pack(element := {_q(element)}, problem := {bad}) END")
+                bad = f"list_filter(list_transform({e.coll()}, {v} -> {check}), {v} -> ({v} IS NOT NULL))[1:1]"
+                self.checks.append(f"(list_transform({bad}, {v} -> struct_pack(element := {_q(element)}, problem := {v})))[1]")
         if collection:
             item = sql_type(ftype)
             if item is None or item == "JSON":
@@ -429,8 +480,11 @@ class _Compiler:
             v = self.var()
             i = self.var()
             prefix = element_name(node[iterate], ctx.element) if isinstance(node[iterate], str) else ctx.element
-            inner = _Ctx(_Expr(f"[{v}]", "coll", v), ctx.resource, f"({i} - 1)", ctx.where, prefix)
+            scope = _Scope(self.var())
+            inner = _Ctx(_Expr(f"[{v}]", "coll", v, scope), ctx.resource, f"({i} - 1)", ctx.where, prefix)
             rows, cols = self._rows(node, inner)
+            if scope.names:  # each item parsed once for all the elements its columns read
+                rows = f"(list_transform([json_extract({v}, {scope.paths()})], {scope.var} -> {rows}))[1]"
             sql = f"flatten(list_transform({items.coll()}, ({v}, {i}) -> {rows}))"
             if iterate == "forEachOrNull":
                 # the row of an empty forEachOrNull: its columns over an empty context (%rowIndex 0), or all NULL
@@ -453,13 +507,19 @@ class _Compiler:
             raise ViewError(f"view {self.name}: 'column' must be a list")
         if columns:
             before = len(self.checks)
-            compiled = [self.column_expr(c, ctx) for c in columns]
+            bound: list[str] = []
+            self.bvar = bvar = self.var()
+            compiled = [self.column_expr(c, ctx, bound) for c in columns]
             mine, self.checks[before:] = self.checks[before:], []
             if self.validate:
                 errors = f"list_filter([{', '.join(mine)}], _e -> (_e IS NOT NULL))" if mine else _NO_ERRORS
                 compiled.append((f"_errors_{next(self.fresh)}", errors, _ERRORS_TYPE, None, True))
             fields = ", ".join(f"{_ident(c)} := {v}" for c, v, _, _, _ in compiled)
-            parts.append((f"[struct_pack({fields})]", [(c, t, f, coll) for c, _, t, f, coll in compiled]))
+            row = f"[struct_pack({fields})]"
+            if bound:  # the checked collections, each evaluated once for its check and its value
+                binds = ", ".join(f"k{i} := {b}" for i, b in enumerate(bound, start=1))
+                row = f"list_transform([struct_pack({binds})], {bvar} -> struct_pack({fields}))"
+            parts.append((row, [(c, t, f, coll) for c, _, t, f, coll in compiled]))
         for sub in node.get("select") or []:
             parts.append(self.select(sub, ctx))
         union = node.get("unionAll")
@@ -525,9 +585,9 @@ class _Compiler:
             out_cols += ", list_concat(" + ", ".join(f"_row.{_ident(e)}" for e in errs) + ") AS _errors"
             if len(errs) == 1:
                 out_cols = out_cols.replace(f"list_concat(_row.{_ident(errs[0])})", f"_row.{_ident(errs[0])}")
-        # each resource's top-level elements are parsed once (a map), not once for every path that starts there
-        source_rows = ("(SELECT ord, resource, json_transform(resource, '\"MAP(VARCHAR, JSON)\"') AS _root "
-                f"FROM {{source}} WHERE rtype = {_q(self.resource)})")  # fmt: skip
+        # each resource is parsed once for every element the view reads (see _Scope), not once for every path step
+        extract = f"json_extract(resource, {self.root.paths()})" if self.root.names else "CAST(NULL AS JSON[])"
+        source_rows = f"(SELECT ord, resource, {extract} AS _root FROM {{source}} WHERE rtype = {_q(self.resource)})"
         sql = f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {source_rows} WHERE {filt}) ORDER BY ord"
         return CompiledView(self.name, self.resource, cols, sql)
 
@@ -618,17 +678,19 @@ def _let(value: str, body: Any) -> str:
 
 
 def _element_sql(value: str) -> str:
-    """The JSON[] of an element's JSON ``value`` (a list gives its items, NULL and null none)."""
+    """The JSON[] of an element's JSON ``value`` (a list gives its items, NULL and null none).
+
+    ``value`` is always JSON that DuckDB wrote (``json_extract``, ``->``, the items of a
+    ``CAST(… AS JSON[])``), which is compact: null is the text ``null`` and an array starts with
+    ``[``, so its kind is read from its first character, not by parsing it again."""
     return _let(value, lambda j: (
-        f"CASE WHEN {j} IS NULL OR json_type({j}) = 'NULL' THEN {_EMPTY} "
-        f"WHEN json_type({j}) = 'ARRAY' THEN CAST({j} AS JSON[]) ELSE [{j}] END"))  # fmt: skip
+        f"CASE WHEN {j} IS NULL OR CAST({j} AS VARCHAR) = 'null' THEN {_EMPTY} "
+        f"WHEN starts_with(CAST({j} AS VARCHAR), '[') THEN CAST({j} AS JSON[]) ELSE [{j}] END"))  # fmt: skip
 
 
 def _child_sql(x: str, name: str) -> str:
     """The JSON[] of element ``name`` of the JSON value ``x`` (a list element gives its items)."""
-    return _let(f"({x} -> {_q(name)})", lambda j: (
-        f"CASE WHEN {j} IS NULL OR json_type({j}) = 'NULL' THEN {_EMPTY} "
-        f"WHEN json_type({j}) = 'ARRAY' THEN CAST({j} AS JSON[]) ELSE [{j}] END"))  # fmt: skip
+    return _element_sql(f"({x} -> {_q(name)})")
 
 
 def compile_view(view: Any, *, validate: bool = False) -> CompiledView:

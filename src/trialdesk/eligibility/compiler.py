@@ -57,6 +57,9 @@ class Lookups:
 
     concepts: dict[str, pa.Table] = field(default_factory=dict)  # domain -> (concept_id, value_set)
     sources: dict[str, pa.Table] = field(default_factory=dict)  # domain -> (source_value, value_set, name)
+    #: domain -> (k_concept, k_source, value_set, matched_name): for each distinct (concept id,
+    #: source value) pair of the table, the value sets its records belong to
+    keys: dict[str, pa.Table] = field(default_factory=dict)
     factors: dict[str, pa.Table] = field(default_factory=dict)  # domain -> (f_unit, f<k>...)
     answers: pa.Table | None = None  # key (c:<concept id> or t:<text>) -> one flag per answer set
 
@@ -222,23 +225,62 @@ class Compiler:
         return domain_rows(self.db, spec, until)
 
     def distinct_expr(self, domain: str) -> ir.Table:
+        """The table's distinct (concept id, source value) pairs (and units, where a comparison
+        converts them): what the value sets are matched against, in Python, to make the key table
+        the single pass joins with (:meth:`key_table`)."""
         rows = self.rows(domain)
         if DOMAINS[domain].has_value and self._numeric(domain):
-            return rows.select("source_value", "unit").distinct()
-        return rows.select("source_value").distinct()
+            return rows.select("concept_id", "source_value", "unit").distinct()
+        return rows.select("concept_id", "source_value").distinct()
+
+    def key_table(self, domain: str, distinct: pa.Table) -> pa.Table:
+        """For every distinct (concept id, source value) pair of the table, one row per value set
+        its records belong to: by concept (``matched_name`` NULL), else by source value (by code,
+        ``matched_name`` NULL, or by a name, that name). A record found both ways for the same set
+        counts once, as found by concept; a NULL concept id or source value matches nothing by
+        itself, but the other half of its pair still can. Pairs that belong to no set are left
+        out, so the inner join with the table drops their records."""
+        pairs = sorted(set(zip(distinct["concept_id"].to_pylist(), distinct["source_value"].to_pylist(), strict=True)),
+                       key=lambda p: (p[0] is None, p[0] or 0, p[1] is None, p[1] or ""))
+        by_concept: dict[int, list[str]] = {}
+        concepts = self.lookups.concepts[domain]
+        for cid, vs in zip(concepts["concept_id"].to_pylist(), concepts["value_set"].to_pylist(), strict=True):
+            by_concept.setdefault(cid, []).append(vs)
+        sources = self.lookups.sources[domain]
+        by_source: dict[str, list[tuple[str, str | None]]] = {}
+        for sv, vs, name in zip(sources["source_value"].to_pylist(), sources["value_set"].to_pylist(),
+                                sources["name"].to_pylist(), strict=True):
+            by_source.setdefault(sv, []).append((vs, name))
+        out: dict[str, list[Any]] = {"k_concept": [], "k_source": [], "value_set": [], "matched_name": []}
+
+        def add(cid: int | None, sv: str | None, vs: str, name: str | None) -> None:
+            out["k_concept"].append(cid)
+            out["k_source"].append(sv)
+            out["value_set"].append(vs)
+            out["matched_name"].append(name)
+
+        for cid, sv in pairs:
+            found = by_concept.get(cid, []) if cid is not None else []
+            for vs in found:
+                add(cid, sv, vs, None)
+            for vs, name in (by_source.get(sv, []) if sv is not None else []):
+                if vs not in found:
+                    add(cid, sv, vs, name)
+        return pa.table({"k_concept": pa.array(out["k_concept"], pa.int64()), "k_source": pa.array(out["k_source"], pa.string()),
+                         "value_set": pa.array(out["value_set"], pa.string()),
+                         "matched_name": pa.array(out["matched_name"], pa.string())})
 
     def tagged(self, domain: str, rows: ir.Table) -> tuple[ir.Table, dict[str, lv.ContextColumns]]:
         """The records of the table that belong to a value set read, one row per (record,
         value set), with the flags and factors the leaves need."""
-        cm = self.lookup(f"{domain}_concepts")
-        sm = self.lookup(f"{domain}_sources")
-        by_concept = rows.join(cm, rows.concept_id == cm.concept_id).select(
-            *rows.columns, value_set=cm.value_set, set_id=cm.set_id, matched_name=ibis.null("string"))
-        by_source = rows.join(sm, rows.source_value == sm.source_value).select(
-            *rows.columns, value_set=sm.value_set, set_id=sm.set_id, matched_name=sm.name)
-        # a record found both ways counts once (its concept match kept)
-        by_source = by_source.anti_join(cm, [by_source.concept_id == cm.concept_id, by_source.set_id == cm.set_id])
-        t = self._with_answers(by_concept.union(by_source, distinct=False))
+        # one join with the key table made from the table's distinct (concept id, source value) pairs
+        # (:meth:`key_table`): the table is read once, where a union of a join by concept and a join
+        # by source value (with an anti-join dropping the pairs found both ways) read it twice
+        km = self.lookup(f"{domain}_keys")
+        j = rows.join(km, [_same(rows.concept_id, km.k_concept, self.db.backend),
+                           _same(rows.source_value, km.k_source, self.db.backend)])
+        t = self._with_answers(j.select(*rows.columns, value_set=km.value_set, set_id=km.set_id,
+                                        matched_name=km.matched_name))
         contexts: dict[str, lv.ContextColumns] = {}
         for leaf in self.leaves(domain):
             ctx = leaf.node.context if isinstance(leaf.node, Measurement) else None
@@ -388,7 +430,7 @@ class Compiler:
         return self.uploaded[stem]
 
     def _upload(self, domain: str) -> None:
-        self.upload(self._with_set_ids(self.lookups.sources[domain]), f"{domain}_sources")
+        self.upload(self._with_set_ids(self.lookups.keys[domain]), f"{domain}_keys")
         if domain in self.lookups.factors:
             self.upload(self.lookups.factors[domain], f"{domain}_factors")
 
@@ -422,9 +464,10 @@ class Compiler:
         self._upload_answers()
         for domain in domains:
             self.progress(f"reading {DOMAINS[domain].table}")
-            self.upload(self._with_set_ids(self.lookups.concepts[domain]), f"{domain}_concepts")
             distinct = self._distinct(domain, prepared)
-            self.lookups.sources[domain] = self.source_lookup(domain, distinct["source_value"].to_pylist())
+            self.lookups.sources[domain] = self.source_lookup(domain, sorted(
+                {v for v in distinct["source_value"].to_pylist() if v is not None}))
+            self.lookups.keys[domain] = self.key_table(domain, distinct)
             if "unit" in distinct.column_names:
                 self.lookups.factors[domain] = self.factor_table(domain, distinct["unit"].to_pylist())
             self._upload(domain)
@@ -545,6 +588,16 @@ class Compiler:
             self.plan.protocol.model_dump_json(), self.plan.anchors, active_within_months,
             tuple(self.value_sets[v].model_dump_json() for v in sorted(self.value_sets)),
         )
+
+
+def _same(a: Any, b: Any, backend: str) -> Any:
+    """``a`` and ``b`` equal, or both NULL, as a join condition every backend hashes: PostgreSQL
+    cannot hash ``IS NOT DISTINCT FROM`` (it would loop over the key table for every record), so
+    there the NULL-ness is compared apart from a value made non-NULL."""
+    if backend != "postgres":
+        return a.identical_to(b)
+    fill = ibis.literal(0, "int64") if a.type().is_integer() else ibis.literal("", "string")
+    return (ibis.coalesce(a, fill) == ibis.coalesce(b, fill)) & (a.isnull() == b.isnull())
 
 
 def _slot_aggregate(t: ir.Table, members: list[tuple[int, lv.Agg]], backend: str) -> Any:

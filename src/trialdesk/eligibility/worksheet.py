@@ -24,6 +24,7 @@ makes those parts unknown (``sources/fhir_views/chart_domains.py``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import itertools
 from collections import Counter
@@ -105,15 +106,26 @@ NO_RECORDS = ("no clinical records in this chart (only the Patient): nothing can
               "that needs a diagnosis, a drug, a lab or a procedure is unknown")
 
 
-def _provenance(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], dict[str, Any]]:
-    rows = con.execute("SELECT table_name, record_id, resource_type, resource_id, file, line, display FROM fhir_record").fetchall()
+def _provenance(con: duckdb.DuckDBPyConnection, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The FHIR resource of each (table, record id) in ``wanted`` (only those: a chart maps thousands of records,
+    its evidence cites a few dozen)."""
+    if not wanted:
+        return {}
+    tables, ids = zip(*sorted(wanted), strict=True)
+    rows = con.execute("""SELECT f.table_name, f.record_id, f.resource_type, f.resource_id, f.file, f.line, f.display
+                          FROM fhir_record f SEMI JOIN (SELECT unnest($1::VARCHAR[]) AS table_name, unnest($2::BIGINT[]) AS record_id) w
+                          ON w.table_name = f.table_name AND w.record_id = f.record_id""", [list(tables), list(ids)]).fetchall()
     return {(t, int(r)): {"resource": f"{rt}/{rid}", "file": f, "line": ln, "display": d} for t, r, rt, rid, f, ln, d in rows}
+
+
+def _cited(item: dict[str, Any]) -> tuple[str, int]:
+    return item.get("table", ""), int(item.get("record_id") or 0)
 
 
 def _enrich(evidence: list[dict[str, Any]], provenance: dict[tuple[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for item in evidence:
-        src = provenance.get((item.get("table", ""), int(item.get("record_id") or 0)))
+        src = provenance.get(_cited(item))
         item = {k: v for k, v in item.items() if v is not None}
         if src is not None:
             item["resource"] = src["resource"]
@@ -149,12 +161,13 @@ class Batch(list[Worksheet]):
 
 
 def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPyConnection) -> list[Worksheet]:
-    provenance = _provenance(con)
     protocol = result.protocol
     texts = {c.id: c.text for c in protocol.eligibility.criteria}
     items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
     by_person: dict[int, list[dict[str, Any]]] = {}
-    for row in result.person_criteria().to_pylist():
+    rows = result.person_criteria().to_pylist()
+    provenance = _provenance(con, {_cited(item) for row in rows for item in row["evidence"]})
+    for row in rows:
         by_person.setdefault(row["person_id"], []).append(
             {"id": row["criterion_id"], "text": texts[row["criterion_id"]], "status": row["status"],
              "evidence": _enrich(row["evidence"], provenance)})
@@ -246,9 +259,42 @@ def screen_loaded(con: duckdb.DuckDBPyConnection, problems: list[Problem], skipp
 
     report = map_resources(con, problems=problems, skipped_types=skipped_types, number_after=number_after, batch=batch)
     _observe_until(con, as_of)
-    db = open_omop(ibis.duckdb.from_connection(con))
+    db = open_omop(_backend(con))
     result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
     return worksheets(result, report, con), report
+
+
+@functools.cache
+def _dtype(column_type: str, nullable: bool) -> Any:
+    from ibis.backends.sql.datatypes import DuckDBType
+
+    return DuckDBType.from_string(column_type, nullable=nullable)
+
+
+def _backend(con: duckdb.DuckDBPyConnection) -> Any:
+    """An Ibis backend over ``con`` that knows the schema of every table the mapping wrote from one query.
+
+    Ibis asks DuckDB each table's schema (a DESCRIBE and the parsing of every column's type, ~5 ms a
+    table) when the OMOP database is opened: a dozen tables, every chart. The schemas here are those
+    DESCRIBE gives (names, types, nullability, in column order); a table not in the main schema then
+    (the screen's own temporary tables) is asked for as before."""
+    from ibis.expr import schema as sch
+
+    backend = ibis.duckdb.from_connection(con)
+    columns: dict[str, list[tuple[str, str, bool]]] = {}
+    for table, column, column_type, nullable in con.execute(
+            """SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns()
+               WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index""").fetchall():
+        columns.setdefault(table, []).append((column, column_type, nullable))
+    ask = backend.get_schema
+
+    def get_schema(table_name: str, *, catalog: str | None = None, database: str | None = None) -> Any:
+        if catalog is None and database is None and table_name in columns:
+            return sch.Schema({c: _dtype(t, n) for c, t, n in columns[table_name]})
+        return ask(table_name, catalog=catalog, database=database)
+
+    backend.get_schema = get_schema
+    return backend
 
 
 # --------------------------------------------------------------------------- a batch in parts

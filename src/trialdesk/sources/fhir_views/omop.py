@@ -167,8 +167,9 @@ def map_resources(
     finally:
         # the staging tables hold every view row, list and JSON value of the mapping (about 1 MB a
         # patient): dropped once the OMOP tables are written, so a batch's memory is that of its tables
-        for name in sorted(_temp_tables(con) - before):
-            con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+        made = sorted(_temp_tables(con) - before)
+        if made:
+            con.execute("; ".join(f'DROP TABLE IF EXISTS temp."{name}"' for name in made))
 
 
 def _temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -189,6 +190,12 @@ class BatchContext:
 
 
 class _SqlMapper:
+    """The SQL mapping after the views, in few statements (each DuckDB statement costs a few ms of
+    planning and, for a temporary table, of writing, whatever the chart's size): per domain, one
+    staging table or CTE, then its OMOP-shaped table; every problem found on the way is inserted
+    into ``_prob`` by one statement at the end, and the concept ids are looked up as the OMOP tables
+    are written (no UPDATE)."""
+
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, problems: list[Problem], skipped: Counter[str],
                  batch: BatchContext | None = None) -> None:
         self.con = con
@@ -197,6 +204,12 @@ class _SqlMapper:
         self.report = MappingReport(problems=list(problems), skipped_types=Counter(skipped))
         for i, p in enumerate(problems):
             self.report.problem_keys[id(p)] = (0, i)
+        #: SELECTs of (phase, ord, part, step, field, message): the problems, inserted into ``_prob`` at once
+        self._problems: list[str] = []
+        #: SELECTs of (ord, part, step, seq, vocab, code, display, domain): the codings read, for the concepts
+        self._codings: list[str] = []
+        #: (table, OMOP table, domain) of the tables whose codings are read
+        self._registered: list[tuple[str, str, str]] = []
 
     def x(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
@@ -207,23 +220,24 @@ class _SqlMapper:
     def drop(self, *tables: str) -> None:
         """Drop staging tables no later step reads (an Observation's chain holds a copy of every
         value, coding and range at each step: kept, they made a batch's memory grow ~1 MB a patient)."""
-        for t in tables:
-            self.x(f"DROP TABLE IF EXISTS temp.{t}")
+        if tables:
+            self.x("; ".join(f"DROP TABLE IF EXISTS temp.{t}" for t in tables))
+
+    def problem(self, sql: str) -> None:
+        """Note a SELECT of problems (phase, ord, part, step, field, message) for ``_prob``."""
+        self._problems.append(sql)
 
     # ----- orchestration
 
     def run(self, number_after: Callable[[dict[str, int]], Mapping[str, int]] | None) -> MappingReport:
         con = self.con
-        for stmt in _MACROS.split(";\n"):
-            if stmt.strip():
-                con.execute(stmt)
+        con.execute(_MACROS)
         src = f'"{self.source}"'
         self.x(f"""CREATE OR REPLACE TEMP TABLE _res AS SELECT ord, rtype,
                    CASE WHEN json_type(resource -> 'id') = 'VARCHAR' THEN resource ->> 'id' END AS id,
                    file, line, scope, full_url,
                    coalesce(resource -> 'subject' ->> 'reference', resource -> 'patient' ->> 'reference') AS subj,
                    FALSE AS bad_birth FROM {src}""")
-        self.x("CREATE OR REPLACE TEMP TABLE _prob (phase INT, ord BIGINT, part INT, step INT, field VARCHAR, message VARCHAR)")
         views = compiled_views()
         for name, view in views.items():
             self.x(f"CREATE OR REPLACE TEMP TABLE _v_{name} AS {view.sql(src, keep_ord=True)}")
@@ -247,20 +261,27 @@ class _SqlMapper:
                 ords = ", ".join(map(str, sorted(kept)))
                 self.x(f"UPDATE _v_person SET birth_date = NULL WHERE ord IN ({ords})")
                 self.x(f"UPDATE _res SET bad_birth = TRUE WHERE ord IN ({ords})")
-        self._index()
-        for n in views:
-            self.x(f"DELETE FROM _v_{n} WHERE ord IN (SELECT ord FROM _dup)")
+        if self._index():
+            for n in views:
+                self.x(f"DELETE FROM _v_{n} WHERE ord IN (SELECT ord FROM _dup)")
         self._persons()
         self._left_out()
         # per person, the tables the chart holds no record of, nor a List saying there are none (chart_domains)
         self.x(silent_domains_sql())
+        self._who()
         self._conditions()
         self._procedures()
         self._drugs()
         self._observations()
         self._concepts()
         self._periods()
-        counts = {t: self.rows(f"SELECT count(*) FROM _t_{t}")[0][0] for t in NUMBERED}
+        self.x("CREATE OR REPLACE TEMP TABLE _prob AS SELECT CAST(phase AS INT) AS phase, CAST(ord AS BIGINT) AS ord, "
+               "CAST(part AS INT) AS part, CAST(step AS INT) AS step, CAST(field AS VARCHAR) AS field, "
+               f"CAST(message AS VARCHAR) AS message FROM ({' UNION ALL '.join(f'({p})' for p in self._problems)}) "
+               "t(phase, ord, part, step, field, message)")
+        self.drop("_o3")
+        counted = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM _t_{t}" for t in NUMBERED)
+        counts = {t: n for t, n in self.rows(counted)}
         before = number_after(counts) if number_after is not None else {}
         self._write(before)
         self._report(before)
@@ -268,21 +289,20 @@ class _SqlMapper:
 
     # ----- resources, duplicates, persons
 
-    def _index(self) -> None:
+    def _index(self) -> bool:
         """Every resource by (scope, Type/id) and (scope, fullUrl): the first one of a key is
-        the one used; a later one with the same key is left out and named."""
-        self.x("""CREATE OR REPLACE TEMP TABLE _keys AS
-                  SELECT scope, rtype || '/' || id AS key, ord FROM _res WHERE id IS NOT NULL
-                  UNION ALL SELECT scope, full_url, ord FROM _res WHERE full_url IS NOT NULL""")
+        the one used; a later one with the same key is left out and named. True when there is one."""
+        keys = """SELECT scope, rtype || '/' || id AS key, ord FROM _res WHERE id IS NOT NULL
+                  UNION ALL SELECT scope, full_url, ord FROM _res WHERE full_url IS NOT NULL"""
         if self.batch is None:
-            self.x("""CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, min(ord) AS ord FROM _keys GROUP BY ALL""")
+            self.x(f"""CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, min(ord) AS ord FROM ({keys}) GROUP BY ALL""")
         else:  # the first resource of each key in the whole export, wherever it is
             self.x(f'CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, ord FROM "{self.batch.index}"')
-        self.x("""CREATE OR REPLACE TEMP TABLE _dup AS SELECT DISTINCT k.ord FROM _keys k JOIN _index i USING (scope, key)
-                  WHERE k.ord <> i.ord""")
-        self.x("""INSERT INTO _prob SELECT 1, k.ord, 0, row_number() OVER (PARTITION BY k.ord ORDER BY k.key IS NULL, k.key), NULL,
-                  'duplicate resource ' || k.key || '; the first one is used, this one is left out'
-                  FROM _keys k JOIN _index i USING (scope, key) WHERE k.ord <> i.ord""")
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _dup AS SELECT k.ord, k.key FROM ({keys}) k JOIN _index i USING (scope, key)
+                   WHERE k.ord <> i.ord""")
+        self.problem("""SELECT 1, ord, 0, row_number() OVER (PARTITION BY ord ORDER BY key IS NULL, key), NULL,
+                  'duplicate resource ' || key || '; the first one is used, this one is left out' FROM _dup""")
+        return bool(self.rows("SELECT count(*) FROM _dup")[0][0])
 
     def _persons(self) -> None:
         self.x("""CREATE OR REPLACE TEMP TABLE _t_person AS
@@ -294,7 +314,7 @@ class _SqlMapper:
                              OR (length(v.birth_date) = 7 AND TRY_CAST(v.birth_date || '-01' AS DATE) IS NOT NULL))
                         THEN v.birth_date END AS birth_ok
             FROM _v_person v JOIN _res r USING (ord)""")
-        self.x("""INSERT INTO _prob SELECT 2, ord, 0, 0, 'birthDate',
+        self.problem("""SELECT 2, ord, 0, 0, 'birthDate',
                   CASE WHEN birth_date IS NULL THEN 'no birth date: age cannot be computed'
                   ELSE 'birthDate ' || birth_date || ' is not a date: age cannot be computed; the patient is kept' END
                   FROM _t_person WHERE birth_ok IS NULL AND NOT EXISTS (
@@ -313,32 +333,40 @@ class _SqlMapper:
                  ("med_statement", "MedicationStatement", "status", "status"),
                  ("med_administration", "MedicationAdministration", "status", "status"),
                  ("observation", "Observation", "status", "status")]  # fmt: skip
-        self.x("CREATE OR REPLACE TEMP TABLE _excluded (ord BIGINT, what VARCHAR)")
-        for view, rtype, element, column in rules:
-            values = _NOT_MAPPED_STATUS[rtype][1]
-            self.x(f"""INSERT INTO _excluded SELECT DISTINCT ord, '{rtype} {element} ' || {column} FROM _v_{view}
-                       WHERE {column} IN {_in(values)}""")
-        self.x(f"""INSERT INTO _excluded SELECT ord, 'MedicationRequest intent ' || intent FROM _v_med_request
-                   WHERE intent IN {_in(_NOT_PRESCRIBED_INTENTS)} AND ord NOT IN (SELECT ord FROM _excluded)""")
+        status = " UNION ALL ".join(
+            f"(SELECT DISTINCT ord, '{rtype} {element} ' || {column} AS what FROM _v_{view} "
+            f"WHERE {column} IN {_in(_NOT_MAPPED_STATUS[rtype][1])})" for view, rtype, element, column in rules)
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _excluded AS WITH s AS ({status})
+                   SELECT CAST(ord AS BIGINT) AS ord, CAST(what AS VARCHAR) AS what FROM (
+                   SELECT ord, what FROM s
+                   UNION ALL SELECT ord, 'MedicationRequest intent ' || intent FROM _v_med_request
+                   WHERE intent IN {_in(_NOT_PRESCRIBED_INTENTS)} AND ord NOT IN (SELECT ord FROM s))""")
 
-    def _subject(self, view: str, extra: str = "") -> str:
-        """SQL: the view's rows that are not left out, with their resource's file, line and
-        person_id (NULL when the subject does not resolve; named in ``_prob``)."""
-        table = f"_s_{view}"
-        self.x(f"""CREATE OR REPLACE TEMP TABLE {table} AS
-            SELECT v.*, r.rtype, r.file, r.line, r.scope, coalesce(r.id, r.full_url) AS rid,
-                   coalesce(k1.person_id, k2.person_id) AS person_id {extra}
-            FROM _v_{view} v JOIN _res r USING (ord)
-            LEFT JOIN _person_key k1 ON k1.scope = r.scope AND k1.key = v.subject
-            LEFT JOIN _person_key k2 ON k2.scope = r.scope AND k2.key = fd_refkey(v.subject)
-            WHERE v.ord NOT IN (SELECT ord FROM _excluded)""")
-        self.x(f"""INSERT INTO _prob SELECT DISTINCT 3, ord, 0, 0, 'subject',
+    _SUBJECT_VIEWS = ("condition", "procedure", "med_request", "med_statement", "med_administration", "observation", "encounter")
+
+    def _who(self) -> None:
+        """The person of every record not left out, its subject resolved within its Bundle or export
+        (NULL when it does not resolve: named in ``_prob``, and the record is not used)."""
+        subjects = " UNION ALL ".join(f"(SELECT DISTINCT ord, subject FROM _v_{v})" for v in self._SUBJECT_VIEWS)
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _who AS
+            SELECT s.ord, s.subject, coalesce(k1.person_id, k2.person_id) AS person_id
+            FROM ({subjects}) s JOIN _res r USING (ord)
+            LEFT JOIN _person_key k1 ON k1.scope = r.scope AND k1.key = s.subject
+            LEFT JOIN _person_key k2 ON k2.scope = r.scope AND k2.key = fd_refkey(s.subject)
+            WHERE s.ord NOT IN (SELECT ord FROM _excluded)""")
+        self.problem("""SELECT DISTINCT 3, ord, 0, 0, 'subject',
             CASE WHEN subject IS NULL THEN 'no reference to the Patient; the record is not used'
             ELSE 'refers to ' || subject || ', ' || CASE WHEN fd_refkey(subject) LIKE 'Patient/%' OR subject LIKE 'urn:%'
                  THEN 'a Patient' ELSE 'a resource' END || ' not in this record; the record is not used' END
-            FROM {table} WHERE person_id IS NULL""")
-        self.x(f"DELETE FROM {table} WHERE person_id IS NULL")
-        return table
+            FROM _who WHERE person_id IS NULL""")
+
+    def _subject(self, view: str) -> str:
+        """SQL (a subquery): the view's rows that are not left out and whose subject resolves, with
+        their resource's file, line and person_id."""
+        return f"""(SELECT v.*, r.rtype, r.file, r.line, r.scope, coalesce(r.id, r.full_url) AS rid, w.person_id
+            FROM _v_{view} v JOIN _res r USING (ord)
+            JOIN _who w ON w.ord = v.ord AND w.subject IS NOT DISTINCT FROM v.subject
+            WHERE w.person_id IS NOT NULL)"""
 
     # ----- coded records
 
@@ -351,20 +379,18 @@ class _SqlMapper:
         return f"{cs} AS cs, {picked} AS picked, {source} AS source"
 
     def _no_coding_problem(self, table: str, field_sql: str, step: int = 3, where: str = "TRUE") -> None:
-        self.x(f"""INSERT INTO _prob SELECT 4, ord, part, {step}, {field_sql},
+        self.problem(f"""SELECT 4, ord, part, {step}, {field_sql},
                    'has no coding in any code system; the record cannot match a value set'
                    FROM {table} WHERE picked IS NULL AND {where}""")
 
     def _conditions(self) -> None:
-        s = self._subject("condition")
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _c AS SELECT *, 0 AS part,
+        c = f"""(SELECT *, fd_date(start_raw) IS NOT NULL AS dated FROM (SELECT *, 0 AS part,
               coalesce(nullif(onset_datetime, ''), nullif(onset_period_start, ''), nullif(recorded_date, '')) AS start_raw,
               coalesce(nullif(abatement_datetime, ''), nullif(abatement_period_end, ''), nullif(abatement_period_start, '')) AS end_raw,
-              {self._coded_columns("Condition")} FROM {s}""")  # fmt: skip
-        self.x("""INSERT INTO _prob SELECT 4, ord, 0, 1, 'onset[x]', 'no onset date or recordedDate; the condition is not used'
-                  FROM _c WHERE fd_date(start_raw) IS NULL""")
-        self.x("DELETE FROM _c WHERE fd_date(start_raw) IS NULL")
-        self._no_coding_problem("_c", "'code'")
+              {self._coded_columns("Condition")} FROM {self._subject("condition")}))"""  # fmt: skip
+        self.problem(f"""SELECT 4, ord, 0, 1, 'onset[x]', 'no onset date or recordedDate; the condition is not used'
+                  FROM {c} WHERE NOT dated""")
+        self._no_coding_problem(c, "'code'", where="dated")
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_condition_occurrence AS SELECT
             row_number() OVER (ORDER BY person_id, ord)::INTEGER AS condition_occurrence_id, person_id,
             NULL::INTEGER AS condition_concept_id, fd_date(start_raw) AS condition_start_date,
@@ -375,18 +401,16 @@ class _SqlMapper:
             NULL::INTEGER AS condition_source_concept_id, clinical_status AS condition_status_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display,
             [fd_date(start_raw), fd_date(end_raw)] AS observed
-            FROM _c""")
+            FROM {c} WHERE dated""")
         self._register("_t_condition_occurrence", "condition_occurrence", "Condition")
 
     def _procedures(self) -> None:
-        s = self._subject("procedure")
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _p AS SELECT *, 0 AS part,
+        p = f"""(SELECT *, fd_date(start_raw) IS NOT NULL AS dated FROM (SELECT *, 0 AS part,
               coalesce(nullif(performed_datetime, ''), nullif(performed_period_start, '')) AS start_raw,
-              performed_period_end AS end_raw, {self._coded_columns("Procedure")} FROM {s}""")
-        self.x("""INSERT INTO _prob SELECT 4, ord, 0, 1, 'performed[x]', 'no date the procedure was performed; the record is not used'
-                  FROM _p WHERE fd_date(start_raw) IS NULL""")
-        self.x("DELETE FROM _p WHERE fd_date(start_raw) IS NULL")
-        self._no_coding_problem("_p", "'code'")
+              performed_period_end AS end_raw, {self._coded_columns("Procedure")} FROM {self._subject("procedure")}))"""
+        self.problem(f"""SELECT 4, ord, 0, 1, 'performed[x]', 'no date the procedure was performed; the record is not used'
+                  FROM {p} WHERE NOT dated""")
+        self._no_coding_problem(p, "'code'", where="dated")
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_procedure_occurrence AS SELECT
             row_number() OVER (ORDER BY person_id, ord)::INTEGER AS procedure_occurrence_id, person_id,
             NULL::INTEGER AS procedure_concept_id, fd_date(start_raw) AS procedure_date, fd_datetime(start_raw) AS procedure_datetime,
@@ -396,7 +420,7 @@ class _SqlMapper:
             NULL::INTEGER AS procedure_source_concept_id, NULL AS modifier_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display,
             [fd_date(start_raw), fd_date(end_raw)] AS observed
-            FROM _p""")  # fmt: skip
+            FROM {p} WHERE dated""")  # fmt: skip
         self._register("_t_procedure_occurrence", "procedure_occurrence", "Procedure")
 
     def _drugs(self) -> None:
@@ -404,8 +428,7 @@ class _SqlMapper:
         st = self._subject("med_statement")
         adm = self._subject("med_administration")
         # MedicationRequest: start from the earliest bounds start (by day), else authoredOn; end from the latest bounds end
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _d AS
-            WITH r AS (SELECT *,
+        d = f"""WITH r AS (SELECT *,
                 list_transform(bounds_starts, x -> (x ->> '$')) AS st, list_transform(bounds_ends, x -> (x ->> '$')) AS en,
                 (SELECT max(fd_days(u)) FROM unnest(bounds_durations) t(u)) AS max_dur,
                 fd_days(supply_duration) AS supply FROM {req})
@@ -437,13 +460,12 @@ class _SqlMapper:
                 NULL AS refills, TRY_CAST(dose ->> 'value' AS DOUBLE) AS quantity, NULL AS days_supply, sig,
                 route AS route_source_value, fd_qunit(dose) AS dose_unit_source_value, NULL AS stop_reason,
                 med_has_concept, med_codings, med_text, med_reference, contained
-            FROM {adm}""")  # fmt: skip
-        self.x("""INSERT INTO _prob SELECT 4, ord, 0, 1, NULL, 'no date for the exposure; the record is not used'
-                  FROM _d WHERE fd_date(start_raw) IS NULL""")
-        self.x("DELETE FROM _d WHERE fd_date(start_raw) IS NULL")
-        # the medication: a CodeableConcept, a contained Medication (#id), or a Medication in the Bundle or export
-        self.x("""CREATE OR REPLACE TEMP TABLE _d2 AS SELECT d.*,
-              CASE WHEN d.med_has_concept THEN 'concept'
+            FROM {adm}"""  # fmt: skip
+        # the medication: a CodeableConcept, a contained Medication (#id), or a Medication in the Bundle or export;
+        # an exposure with no date is 'undated' (named, not used)
+        d2 = """SELECT d.*,
+              CASE WHEN fd_date(d.start_raw) IS NULL THEN 'undated'
+                   WHEN d.med_has_concept THEN 'concept'
                    WHEN d.med_reference IS NULL THEN 'none'
                    WHEN starts_with(d.med_reference, '#') THEN
                        CASE WHEN len(list_filter(d.contained, c -> ((c ->> 'id') = substr(d.med_reference, 2)))) > 0
@@ -451,25 +473,28 @@ class _SqlMapper:
                    WHEN coalesce(i1.ord, i2.ord) IS NULL THEN 'missing' ELSE 'resolved' END AS how,
               list_filter(d.contained, c -> ((c ->> 'id') = substr(d.med_reference, 2)))[1] AS contained_med,
               r.rtype AS target_type, m.codings AS target_codings, m.code_text AS target_text
-            FROM _d d JOIN _res me ON me.ord = d.ord
+            FROM d JOIN _res me ON me.ord = d.ord
             LEFT JOIN _index i1 ON i1.scope = me.scope AND i1.key = d.med_reference
             LEFT JOIN _index i2 ON i2.scope = me.scope AND i2.key = fd_refkey(d.med_reference)
             LEFT JOIN _res r ON r.ord = coalesce(i1.ord, i2.ord)
-            LEFT JOIN _v_medication m ON m.ord = r.ord""")
-        self.x("""INSERT INTO _prob SELECT 4, ord, 0, 2, CASE WHEN how = 'none' THEN 'medication[x]' ELSE 'medicationReference' END,
-                  CASE WHEN how = 'none' THEN 'no medication; the record is not used'
-                  ELSE 'refers to ' || med_reference || ', a Medication not in this record; the record is not used' END
-                  FROM _d2 WHERE how IN ('none', 'missing')""")
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _d3 AS SELECT *, 0 AS part, {self._coded_columns("Drug", "codings")} FROM (
+            LEFT JOIN _v_medication m ON m.ord = r.ord"""
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _d3 AS WITH d AS ({d}), d2 AS ({d2})
+              SELECT *, 0 AS part, {self._coded_columns("Drug", "codings")} FROM (
               SELECT *, CASE how WHEN 'concept' THEN med_codings
                                  WHEN 'contained' THEN CAST(contained_med -> 'code' -> 'coding' AS JSON[])
-                                 ELSE CASE WHEN target_type = 'Medication' THEN target_codings END END AS codings,
+                                 WHEN 'resolved' THEN CASE WHEN target_type = 'Medication' THEN target_codings END END AS codings,
                         CASE how WHEN 'concept' THEN med_text WHEN 'contained' THEN contained_med -> 'code' ->> 'text'
-                                 ELSE CASE WHEN target_type = 'Medication' THEN target_text END END AS code_text,
+                                 WHEN 'resolved' THEN CASE WHEN target_type = 'Medication' THEN target_text END END AS code_text,
                         fd_date(start_raw) AS start_day
-              FROM _d2 WHERE how NOT IN ('none', 'missing'))""")
-        self._no_coding_problem("_d3", "'medication[x]'")
-        self.x("""CREATE OR REPLACE TEMP TABLE _t_drug_exposure AS SELECT
+              FROM d2)""")
+        self.problem("""SELECT 4, ord, 0, 1, NULL, 'no date for the exposure; the record is not used' FROM _d3 WHERE how = 'undated'""")
+        self.problem("""SELECT 4, ord, 0, 2, CASE WHEN how = 'none' THEN 'medication[x]' ELSE 'medicationReference' END,
+                  CASE WHEN how = 'none' THEN 'no medication; the record is not used'
+                  ELSE 'refers to ' || med_reference || ', a Medication not in this record; the record is not used' END
+                  FROM _d3 WHERE how IN ('none', 'missing')""")
+        self._no_coding_problem("_d3", "'medication[x]'", where="how NOT IN ('none', 'missing', 'undated')")
+        self.x("""CREATE OR REPLACE TEMP TABLE _t_drug_exposure AS
+            SELECT *, [drug_exposure_start_date, drug_exposure_end_date] AS observed FROM (SELECT
             row_number() OVER (ORDER BY person_id, ord)::INTEGER AS drug_exposure_id, person_id, NULL::INTEGER AS drug_concept_id,
             start_day AS drug_exposure_start_date, fd_datetime(start_raw) AS drug_exposure_start_datetime,
             greatest(coalesce(fd_date(end_raw),
@@ -483,30 +508,26 @@ class _SqlMapper:
             NULL AS visit_detail_id, coalesce(source.code, left(code_text, 50)) AS drug_source_value,
             NULL::INTEGER AS drug_source_concept_id, route_source_value, dose_unit_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display
-            FROM _d3""")  # fmt: skip
-        self.x("""ALTER TABLE _t_drug_exposure ADD COLUMN observed DATE[]""")
-        self.x("UPDATE _t_drug_exposure SET observed = [drug_exposure_start_date, drug_exposure_end_date]")
+            FROM _d3 WHERE how NOT IN ('none', 'missing', 'undated'))""")  # fmt: skip
         self._register("_t_drug_exposure", "drug_exposure", "Drug")
 
     def _observations(self) -> None:
         s = self._subject("observation")
-        enc = self._subject("encounter")
+        when = """coalesce(nullif(effective_datetime, ''), nullif(effective_instant, ''), nullif(effective_period_start, ''),
+                       nullif(issued, ''))"""
         self.x(f"""CREATE OR REPLACE TEMP TABLE _enc_span AS SELECT ord, person_id,
-                   [fd_date(period_start), fd_date(period_end)] AS observed FROM {enc}""")
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _o AS SELECT *,
-              coalesce(nullif(effective_datetime, ''), nullif(effective_instant, ''), nullif(effective_period_start, ''),
-                       nullif(issued, '')) AS when_raw,
+                   [fd_date(period_start), fd_date(period_end)] AS observed FROM {self._subject("encounter")}""")
+        # each Observation's date (its components share it); one with none is named and not used
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _obs_span AS SELECT ord, person_id, [fd_date({when})] AS observed
+                   FROM {s} WHERE part = 0""")
+        self.problem("""SELECT 4, ord, 0, 1, 'effective[x]', 'no date for the observation; the observation is not used'
+                  FROM _obs_span WHERE observed[1] IS NULL""")
+        # a part makes a row when it has a value, or (issue 17) no value but an interpretation
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _o2 AS WITH o AS (SELECT *, {when} AS when_raw,
               has_quantity OR len(list_intersect(categories, {list(sorted(_MEASUREMENT_CATEGORIES))})) > 0 AS is_measurement,
               CASE WHEN part = 0 THEN '' ELSE 'component[' || (part - 1) || '].' END AS prefix
-              FROM {s}""")  # fmt: skip
-        self.drop("_v_observation", s)
-        self.x("""INSERT INTO _prob SELECT 4, ord, 0, 1, 'effective[x]', 'no date for the observation; the observation is not used'
-                  FROM _o WHERE part = 0 AND fd_date(when_raw) IS NULL""")
-        self.x("DELETE FROM _o WHERE fd_date(when_raw) IS NULL")
-        self.x("""CREATE OR REPLACE TEMP TABLE _obs_span AS SELECT ord, person_id, [fd_date(when_raw)] AS observed
-                  FROM _o WHERE part = 0""")
-        # a part makes a row when it has a value, or (issue 17) no value but an interpretation
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _o2 AS SELECT *, {self._coded_columns("Measurement")},
+              FROM {s})
+              SELECT *, {self._coded_columns("Measurement")},
               fd_codings(value_codings) AS vcs, {_pick("Value", "fd_codings(value_codings)")} AS vpicked,
               fd_codings(interpretation_codings)[1] AS ipicked, fd_qunit(quantity) AS raw_unit,
               list_filter(list_transform(ranges, (r, i) -> struct_pack(i := i - 1, r := r)),
@@ -515,22 +536,29 @@ class _SqlMapper:
                        OR list_contains(list_transform(coalesce(CAST(x.r -> 'type' -> 'coding' AS JSON[]), []),
                                                       c -> (c ->> 'code')), 'normal')))[1]
                   AS rr
-              FROM _o WHERE has_value OR (NOT has_value AND len(interpretation_codings) > 0)""")  # fmt: skip
-        self.drop("_o")
+              FROM o WHERE fd_date(when_raw) IS NOT NULL
+                   AND (has_value OR (NOT has_value AND len(interpretation_codings) > 0))""")  # fmt: skip
+        self.drop("_v_observation")
         # the picked coding of an observation row follows the Observation domain's order (the same: LOINC, SNOMED)
         self._units()
-        self._no_coding_problem("_o2", "prefix || 'code'")
-        self.x("""INSERT INTO _prob SELECT 4, ord, part, 4, prefix || 'valueQuantity.unit',
-                  'unit ' || u.raw_repr || ' is not a known UCUM unit or spelling'
-                  FROM _o2 JOIN _units u ON u.raw = _o2.raw_unit WHERE u.ucum IS NULL""")
         self._ranges()
+        self._no_coding_problem("_o3", "prefix || 'code'")
+        self.problem("""SELECT 4, ord, part, 4, prefix || 'valueQuantity.unit',
+                  'unit ' || u.raw_repr || ' is not a known UCUM unit or spelling'
+                  FROM _o3 JOIN _units u ON u.raw = _o3.raw_unit WHERE u.ucum IS NULL""")
         value_cols = """
             CASE WHEN len(vcs) > 0 OR value_text IS NOT NULL OR len(value_codings) > 0 THEN
                      CASE WHEN vpicked IS NULL THEN left(value_text, 50) ELSE vpicked.code END
                  WHEN value_boolean IS NOT NULL THEN CAST(value_boolean AS VARCHAR)
                  WHEN value_string IS NOT NULL THEN left(value_string, 50)
                  WHEN NOT has_value AND ipicked IS NOT NULL THEN ipicked.code END AS value_source_value"""
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _t_measurement AS SELECT
+
+        def event(table: str) -> str:
+            # a component row points at its Observation's own row (issue 17: shared time, linked event)
+            return (f"CAST(CASE WHEN part > 0 THEN max(CASE WHEN part = 0 THEN {table}_id END) OVER (PARTITION BY ord) END AS BIGINT)"
+                    f" AS {table}_event_id")
+
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _t_measurement AS SELECT * REPLACE ({event("measurement")}) FROM (SELECT
             row_number() OVER (ORDER BY person_id, ord, part)::INTEGER AS measurement_id, person_id,
             NULL::INTEGER AS measurement_concept_id,
             fd_date(when_raw) AS measurement_date, fd_datetime(when_raw) AS measurement_datetime,
@@ -542,9 +570,10 @@ class _SqlMapper:
             coalesce(source.code, left(code_text, 50)) AS measurement_source_value, NULL::INTEGER AS measurement_source_concept_id,
             unit AS unit_source_value, NULL AS unit_source_concept_id, {value_cols},
             NULL::BIGINT AS measurement_event_id, NULL AS meas_event_field_concept_id,
-            ord, part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display, vpicked, vcs, ipicked, has_value
-            FROM _o3 WHERE is_measurement AND NOT unit_unknown""")  # fmt: skip
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _t_observation AS SELECT
+            ord, part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display, vpicked, vcs, ipicked, has_value,
+            NULL::DATE[] AS observed
+            FROM _o3 WHERE is_measurement AND NOT unit_unknown)""")  # fmt: skip
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _t_observation AS SELECT * REPLACE ({event("observation")}) FROM (SELECT
             row_number() OVER (ORDER BY person_id, ord, part)::INTEGER AS observation_id, person_id,
             NULL::INTEGER AS observation_concept_id,
             fd_date(when_raw) AS observation_date, fd_datetime(when_raw) AS observation_datetime,
@@ -555,58 +584,50 @@ class _SqlMapper:
             coalesce(source.code, left(code_text, 50)) AS observation_source_value, NULL::INTEGER AS observation_source_concept_id,
             unit AS unit_source_value, NULL AS qualifier_source_value, {value_cols},
             NULL::BIGINT AS observation_event_id, NULL AS obs_event_field_concept_id,
-            ord, part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display, vpicked, vcs, ipicked, has_value
-            FROM _o3 WHERE NOT is_measurement""")  # fmt: skip
-        for table in ("measurement", "observation"):
-            self.x(f"ALTER TABLE _t_{table} ADD COLUMN observed DATE[]")
+            ord, part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display, vpicked, vcs, ipicked, has_value,
+            NULL::DATE[] AS observed
+            FROM _o3 WHERE NOT is_measurement)""")  # fmt: skip
         self._register("_t_measurement", "measurement", "Measurement")
         # a measurement dropped for its unknown unit had its code read first: the code is still a concept
-        self.x("""INSERT INTO _reg SELECT ord, part, 0, s.i, s.c.vocab, s.c.code, s.c.display, 'Measurement' FROM
+        self._codings.append("""SELECT ord, part, 0, s.i, s.c.vocab, s.c.code, s.c.display, 'Measurement' FROM
                   (SELECT ord, part, unnest(list_transform(cs, (c, i) -> struct_pack(c := c, i := i))) AS s FROM _o3
                    WHERE is_measurement AND unit_unknown)""")
         self._register("_t_observation", "observation", "Observation")
-        self.drop("_o3")
 
     def _units(self) -> None:
         """Each unit spelling once through trialdesk.terminology.units."""
         from trialdesk.terminology import units
 
-        raws = {r[0] for r in self.rows("SELECT DISTINCT raw_unit FROM _o2 WHERE raw_unit IS NOT NULL")}
-        raws |= {
-            r[0]
-            for r in self.rows("""SELECT DISTINCT fd_qunit(rr.r -> e) FROM _o2, (VALUES ('low'), ('high')) t(e)
-                                            WHERE rr IS NOT NULL AND fd_qunit(rr.r -> e) IS NOT NULL""")
-        }
-        self.x("CREATE OR REPLACE TEMP TABLE _units (raw VARCHAR, ucum VARCHAR, raw_repr VARCHAR)")
-        if raws:
-            self.con.executemany("INSERT INTO _units VALUES (?, ?, ?)", [(r, units.normalise(r), repr(r)) for r in sorted(raws)])
+        raws = sorted(r[0] for r in self.rows("""SELECT DISTINCT u FROM (SELECT raw_unit AS u FROM _o2
+              UNION ALL SELECT fd_qunit(rr.r -> e) FROM _o2, (VALUES ('low'), ('high')) t(e) WHERE rr IS NOT NULL)
+              WHERE u IS NOT NULL"""))
+        self.x("""CREATE OR REPLACE TEMP TABLE _units AS SELECT unnest($1::VARCHAR[]) AS raw, unnest($2::VARCHAR[]) AS ucum,
+                  unnest($3::VARCHAR[]) AS raw_repr""", [raws, [units.normalise(r) for r in raws], [repr(r) for r in raws]])
 
     def _ranges(self) -> None:
         """The chosen reference range in the value's unit (low first, then high; the first
         that fails drops both and is named)."""
         from trialdesk.terminology import units
 
-        self.x("""CREATE OR REPLACE TEMP TABLE _o3a AS SELECT o.*, u.ucum AS unit,
-              (o.raw_unit IS NOT NULL AND u.ucum IS NULL) AS unit_unknown,
-              CASE WHEN picked.vocab = 'LOINC' THEN picked.code END AS analyte,
-              TRY_CAST(rr.r -> 'low' ->> 'value' AS DOUBLE) AS low_v, fd_qunit(rr.r -> 'low') AS low_raw,
-              TRY_CAST(rr.r -> 'high' ->> 'value' AS DOUBLE) AS high_v, fd_qunit(rr.r -> 'high') AS high_raw
-              FROM _o2 o LEFT JOIN _units u ON u.raw = o.raw_unit""")
-        self.drop("_o2")
-        self.x("""CREATE OR REPLACE TEMP TABLE _o3b AS SELECT o.*,
+        o3b = """(SELECT o.*,
               CASE WHEN low_raw IS NOT NULL THEN ul.ucum ELSE unit END AS low_src, low_raw IS NOT NULL AND ul.ucum IS NULL AS low_unknown,
               CASE WHEN high_raw IS NOT NULL THEN uh.ucum ELSE unit END AS high_src,
               high_raw IS NOT NULL AND uh.ucum IS NULL AS high_unknown
-              FROM _o3a o LEFT JOIN _units ul ON ul.raw = o.low_raw LEFT JOIN _units uh ON uh.raw = o.high_raw""")
-        self.drop("_o3a")
-        todo = self.rows("""SELECT DISTINCT v, src, unit, analyte FROM (
-              SELECT low_v AS v, low_src AS src, unit, analyte FROM _o3b WHERE is_measurement AND NOT unit_unknown AND low_v IS NOT NULL
-              UNION ALL SELECT high_v, high_src, unit, analyte FROM _o3b WHERE is_measurement AND NOT unit_unknown AND high_v IS NOT NULL)
+              FROM (SELECT o.*, u.ucum AS unit,
+                  (o.raw_unit IS NOT NULL AND u.ucum IS NULL) AS unit_unknown,
+                  CASE WHEN picked.vocab = 'LOINC' THEN picked.code END AS analyte,
+                  TRY_CAST(rr.r -> 'low' ->> 'value' AS DOUBLE) AS low_v, fd_qunit(rr.r -> 'low') AS low_raw,
+                  TRY_CAST(rr.r -> 'high' ->> 'value' AS DOUBLE) AS high_v, fd_qunit(rr.r -> 'high') AS high_raw
+                  FROM _o2 o LEFT JOIN _units u ON u.raw = o.raw_unit) o
+              LEFT JOIN _units ul ON ul.raw = o.low_raw LEFT JOIN _units uh ON uh.raw = o.high_raw)"""
+        todo = self.rows(f"""WITH o AS {o3b} SELECT DISTINCT v, src, unit, analyte FROM (
+              SELECT low_v AS v, low_src AS src, unit, analyte FROM o WHERE is_measurement AND NOT unit_unknown AND low_v IS NOT NULL
+              UNION ALL SELECT high_v, high_src, unit, analyte FROM o WHERE is_measurement AND NOT unit_unknown AND high_v IS NOT NULL)
               WHERE src IS NOT NULL AND unit IS NOT NULL AND src <> unit""")
-        self.x("CREATE OR REPLACE TEMP TABLE _conv (v DOUBLE, src VARCHAR, unit VARCHAR, analyte VARCHAR, out DOUBLE)")
-        if todo:
-            self.con.executemany("INSERT INTO _conv VALUES (?, ?, ?, ?, ?)",
-                                 [(v, s, u, a, units.convert(v, s, u, analyte=a)) for v, s, u, a in todo])  # fmt: skip
+        conv = [[v, s, u, a, units.convert(v, s, u, analyte=a)] for v, s, u, a in todo]
+        self.x("""CREATE OR REPLACE TEMP TABLE _conv AS SELECT unnest($1::DOUBLE[]) AS v, unnest($2::VARCHAR[]) AS src,
+                  unnest($3::VARCHAR[]) AS unit, unnest($4::VARCHAR[]) AS analyte, unnest($5::DOUBLE[]) AS out""",
+               [list(c) for c in zip(*conv, strict=True)] if conv else [[], [], [], [], []])
 
         def end(e: str) -> str:
             return f"""CASE WHEN o.{e}_v IS NULL THEN 'none'
@@ -614,58 +635,57 @@ class _SqlMapper:
                 WHEN o.{e}_src <> o.unit AND c_{e}.out IS NULL THEN 'no_conversion' ELSE 'ok' END AS {e}_state,
                 CASE WHEN o.{e}_src = o.unit THEN o.{e}_v ELSE c_{e}.out END AS {e}_value"""
 
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _o3c AS SELECT o.*, {end("low")}, {end("high")}
-              FROM _o3b o
+        self.x(f"""CREATE OR REPLACE TEMP TABLE _o3 AS SELECT *,
+              CASE WHEN low_state IN ('none', 'ok') AND high_state IN ('none', 'ok') THEN low_value END AS range_low,
+              CASE WHEN low_state IN ('none', 'ok') AND high_state IN ('none', 'ok') THEN high_value END AS range_high
+              FROM (SELECT o.*, {end("low")}, {end("high")}
+              FROM {o3b} o
               LEFT JOIN _conv c_low ON c_low.v = o.low_v AND c_low.src = o.low_src AND c_low.unit = o.unit
                    AND c_low.analyte IS NOT DISTINCT FROM o.analyte
               LEFT JOIN _conv c_high ON c_high.v = o.high_v AND c_high.src = o.high_src AND c_high.unit = o.unit
-                   AND c_high.analyte IS NOT DISTINCT FROM o.analyte""")
-        self.drop("_o3b")
+                   AND c_high.analyte IS NOT DISTINCT FROM o.analyte)""")
+        self.drop("_o2")
 
         def problem(e: str) -> str:
-            return f"""INSERT INTO _prob SELECT 4, ord, part, 5, prefix || 'referenceRange[' || rr.i || '].{e}',
+            return f"""SELECT 4, ord, part, 5, prefix || 'referenceRange[' || rr.i || '].{e}',
                 CASE WHEN {e}_state = 'bad_unit' THEN 'reference range ' ||
                      CASE WHEN {e}_src IS NULL THEN 'unit ' || coalesce(ur.raw_repr, 'None') || ' is not known'
                      ELSE 'the value has no unit' END || '; the range is not used'
                 ELSE 'reference range in ' || {e}_src || ' cannot be converted to the value''s unit ' || unit || '; the range is not used'
                 END
-                FROM _o3c LEFT JOIN _units ur ON ur.raw = {e}_raw
+                FROM _o3 LEFT JOIN _units ur ON ur.raw = {e}_raw
                 WHERE is_measurement AND NOT unit_unknown AND {e}_state IN ('bad_unit', 'no_conversion')"""
 
-        self.x(problem("low"))
-        self.x(problem("high") + " AND low_state IN ('none', 'ok')")
-        self.x("""CREATE OR REPLACE TEMP TABLE _o3 AS SELECT *,
-              CASE WHEN low_state IN ('none', 'ok') AND high_state IN ('none', 'ok') THEN low_value END AS range_low,
-              CASE WHEN low_state IN ('none', 'ok') AND high_state IN ('none', 'ok') THEN high_value END AS range_high
-              FROM _o3c""")
-        self.drop("_o3c")
+        self.problem(problem("low"))
+        self.problem(problem("high") + " AND low_state IN ('none', 'ok')")
         # a measurement with an unknown unit is dropped; the observation row keeps its value without a unit
 
     # ----- concepts and links
 
     def _register(self, table: str, omop_table: str, domain: str) -> None:
         """Note the codings of ``table``'s rows for concepts and fhir_coding (in reading order)."""
-        if not hasattr(self, "_registered"):
-            self._registered: list[tuple[str, str, str]] = []
-            self.x("""CREATE OR REPLACE TEMP TABLE _reg (ord BIGINT, part INT, step INT, seq INT, vocab VARCHAR, code VARCHAR,
-                      display VARCHAR, domain VARCHAR)""")
         self._registered.append((table, omop_table, domain))
-        self.x(f"""INSERT INTO _reg SELECT ord, part, 0, s.i, s.c.vocab, s.c.code, s.c.display, '{domain}' FROM
+        self._codings.append(f"""SELECT ord, part, 0, s.i, s.c.vocab, s.c.code, s.c.display, '{domain}' FROM
                    (SELECT ord, part, unnest(list_transform(cs, (c, i) -> struct_pack(c := c, i := i))) AS s FROM {table})""")
         if omop_table in ("measurement", "observation"):
-            self.x(f"""INSERT INTO _reg SELECT ord, part, 1, s.i, s.c.vocab, s.c.code, s.c.display, 'Meas Value' FROM
+            self._codings.append(f"""SELECT ord, part, 1, s.i, s.c.vocab, s.c.code, s.c.display, 'Meas Value' FROM
                        (SELECT ord, part, unnest(list_transform(vcs, (c, i) -> struct_pack(c := c, i := i))) AS s FROM {table})""")
-            self.x(f"""INSERT INTO _reg SELECT ord, part, 2, 1, ipicked.vocab, ipicked.code, ipicked.display, 'Meas Value'
+            self._codings.append(f"""SELECT ord, part, 2, 1, ipicked.vocab, ipicked.code, ipicked.display, 'Meas Value'
                        FROM {table} WHERE NOT has_value AND ipicked IS NOT NULL""")
-            self.x(f"""INSERT INTO _reg SELECT ord, part, 3, 1, 'UCUM', unit_source_value, unit_source_value, 'Unit'
+            self._codings.append(f"""SELECT ord, part, 3, 1, 'UCUM', unit_source_value, unit_source_value, 'Unit'
                        FROM {table} WHERE unit_source_value IS NOT NULL""")
 
     def _concepts(self) -> None:
         """Site-local concept ids: a hash of (vocabulary, code), the same in every run; the
-        later of two colliding codes takes the next free id. Then every *_concept_id."""
-        found = self.rows("""SELECT vocab, code, arg_min(domain, (ord, part, step, seq)),
+        later of two colliding codes takes the next free id (the *_concept_id columns are
+        looked up as the OMOP tables are written)."""
+        codings = " UNION ALL ".join(f"({c})" for c in self._codings)
+        found = self.rows(f"""SELECT vocab, code, arg_min(domain, (ord, part, step, seq)),
                                     arg_min(display, (ord, part, step, seq)) FILTER (WHERE display IS NOT NULL)
-                             FROM _reg GROUP BY vocab, code ORDER BY min((ord, part, step, seq))""")
+                             FROM (SELECT CAST(ord AS BIGINT) AS ord, CAST(part AS INT) AS part, CAST(step AS INT) AS step,
+                                          CAST(seq AS INT) AS seq, vocab, code, display, domain
+                                   FROM ({codings}) t(ord, part, step, seq, vocab, code, display, domain))
+                             GROUP BY vocab, code ORDER BY min((ord, part, step, seq))""")
         taken: set[int] = set()
         out = []
         for vocab, code, domain, display in found:
@@ -674,22 +694,23 @@ class _SqlMapper:
                 cid = cid + 1 if cid < 2**31 - 1 else LOCAL_CONCEPT_BASE
             taken.add(cid)
             out.append((cid, vocab, code, display, domain))
-        self.x("""CREATE OR REPLACE TEMP TABLE _cid (concept_id INTEGER, vocab VARCHAR, code VARCHAR, display VARCHAR,
-                  domain VARCHAR)""")
-        if out:
-            self.con.executemany("INSERT INTO _cid VALUES (?, ?, ?, ?, ?)", out)
+        self.x("""CREATE OR REPLACE TEMP TABLE _cid AS SELECT unnest($1::INTEGER[]) AS concept_id, unnest($2::VARCHAR[]) AS vocab,
+                  unnest($3::VARCHAR[]) AS code, unnest($4::VARCHAR[]) AS display, unnest($5::VARCHAR[]) AS domain""",
+               [list(c) for c in zip(*out, strict=True)] if out else [[], [], [], [], []])
+
+    def _with_concepts(self, table: str, omop_table: str) -> str:
+        """SQL (a subquery): ``table`` with its *_concept_id columns, from the concepts in ``_cid``."""
         lookup = "(SELECT concept_id FROM _cid WHERE _cid.vocab = {0}.vocab AND _cid.code = {0}.code)"
-        for table, omop_table, _ in self._registered:
-            prefix = {"condition_occurrence": "condition", "procedure_occurrence": "procedure", "drug_exposure": "drug",
-                      "measurement": "measurement", "observation": "observation"}[omop_table]  # fmt: skip
-            sets = [f"{prefix}_concept_id = coalesce({lookup.format('picked')}, 0)",
-                    f"{prefix}_source_concept_id = {lookup.format('source')}"]  # fmt: skip
-            if omop_table in ("measurement", "observation"):
-                sets += [f"value_as_concept_id = coalesce({lookup.format('vpicked')}, "
-                         f"CASE WHEN NOT has_value THEN {lookup.format('ipicked')} END)",
-                         "unit_concept_id = (SELECT concept_id FROM _cid WHERE _cid.vocab = 'UCUM' "
-                         "AND _cid.code = unit_source_value)"]  # fmt: skip
-            self.x(f"UPDATE {table} SET {', '.join(sets)}")
+        prefix = {"condition_occurrence": "condition", "procedure_occurrence": "procedure", "drug_exposure": "drug",
+                  "measurement": "measurement", "observation": "observation"}[omop_table]  # fmt: skip
+        sets = [f"CAST(coalesce({lookup.format('picked')}, 0) AS INTEGER) AS {prefix}_concept_id",
+                f"CAST({lookup.format('source')} AS INTEGER) AS {prefix}_source_concept_id"]  # fmt: skip
+        if omop_table in ("measurement", "observation"):
+            sets += [f"CAST(coalesce({lookup.format('vpicked')}, "
+                     f"CASE WHEN NOT has_value THEN {lookup.format('ipicked')} END) AS INTEGER) AS value_as_concept_id",
+                     "CAST((SELECT concept_id FROM _cid WHERE _cid.vocab = 'UCUM' "
+                     "AND _cid.code = unit_source_value) AS INTEGER) AS unit_concept_id"]  # fmt: skip
+        return f"(SELECT * REPLACE ({', '.join(sets)}) FROM {table})"
 
     # ----- writing
 
@@ -707,31 +728,38 @@ class _SqlMapper:
     def _write(self, before: Mapping[str, int]) -> None:
         persons = before.get("person", 0)
         shift = {t: before.get(t, 0) for t in NUMBERED}
-        # component rows point at their Observation's own row (issue 17: shared time, linked event)
-        for table, idc, event in (("measurement", "measurement_id", "measurement_event_id"),
-                                  ("observation", "observation_id", "observation_event_id")):  # fmt: skip
-            self.x(f"""UPDATE _t_{table} t SET {event} = p.{idc} FROM _t_{table} p
-                       WHERE t.part > 0 AND p.ord = t.ord AND p.part = 0""")
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _t_person_out AS SELECT person_id,
+        person_out = f"""(SELECT person_id,
             CASE gender WHEN 'female' THEN {FEMALE} WHEN 'male' THEN {MALE} ELSE 0 END AS gender_concept_id,
             CAST(substr(birth_ok, 1, 4) AS INTEGER) AS year_of_birth,
             CASE WHEN length(birth_ok) >= 7 THEN CAST(substr(birth_ok, 6, 2) AS INTEGER) END AS month_of_birth,
             CASE WHEN length(birth_ok) >= 10 THEN CAST(substr(birth_ok, 9, 2) AS INTEGER) END AS day_of_birth,
             CASE WHEN length(birth_ok) >= 10 THEN CAST(birth_ok AS TIMESTAMP) END AS birth_datetime,
             0 AS race_concept_id, 0 AS ethnicity_concept_id, rid AS person_source_value, gender AS gender_source_value
-            FROM _t_person""")
-        tables: dict[str, str] = {}
+            FROM _t_person)"""
+        fhir_record, fhir_coding, concept = self._links()
+        everything = None  # a subquery written here with every column of the schema
+        # each OMOP table's source (a subquery or a temporary table) and the columns it has
+        sources: dict[str, tuple[str, set[str] | None]] = {
+            "person": (person_out, {"person_id", "gender_concept_id", "year_of_birth", "month_of_birth", "day_of_birth",
+                                    "birth_datetime", "race_concept_id", "ethnicity_concept_id", "person_source_value",
+                                    "gender_source_value"}),
+            "concept": (concept, everything), "concept_ancestor": ("", set()),
+            "fhir_record": (fhir_record, everything), "fhir_coding": (fhir_coding, everything)}  # fmt: skip
+        temp_columns: dict[str, set[str]] = defaultdict(set)
+        for table, column in self.rows("SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'temp'"):
+            temp_columns[table].add(column)
+        concepts = {omop_table for _, omop_table, _ in self._registered}
         for name in OMOP_SCHEMA:
-            src = {"person": "_t_person_out", "concept": "_concept_rows", "concept_ancestor": None,
-                   "fhir_record": "_fhir_record", "fhir_coding": "_fhir_coding"}.get(name, f"_t_{name}")  # fmt: skip
-            tables[name] = src or ""
-        self._links()
+            if name not in sources:
+                table = f"_t_{name}"
+                sources[name] = (self._with_concepts(table, name) if name in concepts else table, temp_columns[table])
         con = self.con
         con.begin()
         try:
             for name, schema in OMOP_SCHEMA.items():
-                src = tables[name]
-                have = {r[0] for r in con.execute(f"DESCRIBE {src}").fetchall()} if src else set()
+                src, have = sources[name]
+                if have is None:
+                    have = {col for col, _ in schema}
                 cols = []
                 for col, typ in schema:
                     sql_type = _duck(typ)
@@ -749,7 +777,8 @@ class _SqlMapper:
                         expr = "NULL"
                     cols.append(f"CAST({expr} AS {sql_type}) AS {col}")
                 order = (
-                    f" ORDER BY {schema[0][0]}" if name in _ID_COLUMN else " ORDER BY _o" if name in ("fhir_record", "fhir_coding") else ""
+                    f" ORDER BY {schema[0][0]}" if name in _ID_COLUMN else " ORDER BY _o" if name in ("fhir_record", "fhir_coding")
+                    else " ORDER BY concept_id" if name == "concept" else ""
                 )
                 body = f"SELECT {', '.join(cols)} FROM {src}{order}" if src else f"SELECT {', '.join(cols)} WHERE FALSE"
                 con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {body}')
@@ -758,7 +787,8 @@ class _SqlMapper:
             con.rollback()
             raise
 
-    def _links(self) -> None:
+    def _links(self) -> tuple[str, str, str]:
+        """SQL (subqueries): the rows of fhir_record, fhir_coding and concept."""
         parts_r, parts_c = [], []
         for table, omop_table, _ in self._registered:
             idc = _ID_COLUMN[omop_table]
@@ -771,20 +801,20 @@ class _SqlMapper:
                 FROM (SELECT *, unnest(list_transform(cs, (c, i) -> struct_pack(c := c, i := i))) AS s FROM {table})""")
         person = """SELECT 'person' AS table_name, person_id AS record_id, 'Patient' AS resource_type, p.rid AS resource_id, p.file,
                     r.line, NULL AS code, NULL AS display, p.ord * 1000000 AS _o FROM _t_person p JOIN _res r USING (ord)"""
-        self.x(f"CREATE OR REPLACE TEMP TABLE _fhir_record AS {' UNION ALL '.join([person, *parts_r])}")
-        self.x(f"CREATE OR REPLACE TEMP TABLE _fhir_coding AS {' UNION ALL '.join(parts_c)}")
         start, end = "DATE '1970-01-01'", "DATE '2099-12-31'"
-        self.x(f"""CREATE OR REPLACE TEMP TABLE _concept_rows AS SELECT concept_id, left(coalesce(display, code), 255) AS concept_name,
+        concept = f"""(SELECT concept_id, left(coalesce(display, code), 255) AS concept_name,
                    domain AS domain_id, vocab AS vocabulary_id, 'Site-local' AS concept_class_id,
                    CASE WHEN vocab IN {_in(_STANDARD)} THEN 'S' END AS standard_concept, code AS concept_code,
-                   {start} AS valid_start_date, {end} AS valid_end_date, NULL AS invalid_reason FROM _cid""")
-        self.x("CREATE OR REPLACE TEMP TABLE _concept_rows AS SELECT * FROM _concept_rows ORDER BY concept_id")
+                   {start} AS valid_start_date, {end} AS valid_end_date, NULL AS invalid_reason FROM _cid)"""
+        return f"({' UNION ALL '.join([person, *parts_r])})", f"({' UNION ALL '.join(parts_c)})", concept
 
     def _report(self, before: Mapping[str, int]) -> None:
         report = self.report
         shift = before.get("person", 0)
+        counted = " UNION ALL ".join(f"SELECT '{name}', count(*) FROM \"{name}\"" for name in OMOP_SCHEMA)
+        counts = dict(self.rows(counted))
         for name in OMOP_SCHEMA:
-            report.rows[name] = self.rows(f'SELECT count(*) FROM "{name}"')[0][0]
+            report.rows[name] = counts[name]
         people = self.rows("""SELECT p.person_id, p.patient_id, p.file, p.scope, CASE WHEN length(p.birth_ok) >= 10
                               THEN CAST(p.birth_ok AS DATE) END, p.gender FROM _t_person p ORDER BY person_id""")
         report.persons = [MappedPerson(pid + shift, patient, file, scope, birth, gender)

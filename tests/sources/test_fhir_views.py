@@ -303,3 +303,43 @@ def test_a_duplicate_id_in_an_export_the_first_line_decides_as_the_message_says(
     (problem,) = [p for p in sheet.problems if "duplicate" in p]
     assert problem == (f"{tmp_path / 'Observation.ndjson'}:{line}: Observation/alt-dup: duplicate resource "
                        "Observation/alt-dup; the first one is used, this one is left out")
+
+
+# --------------------------------------------------------------------------- the structure check in slices
+
+
+def test_the_structure_check_in_slices_of_resources_names_what_one_statement_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A Bulk export whose malformed Observations are spread among good ones (a misspelt value, a
+    missing code, two types of one value, a misspelling and a missing code on one line): the
+    structure check run one resource at a time, or two, or three, names the same resources and
+    elements, in the same order, and keeps the same records, as one statement over the export."""
+    from trialdesk.sources.fhir_views import load as fhir_load
+
+    good = {"resourceType": "Observation", "status": "final", "subject": SUBJECT,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1742-6"}]}, "effectiveDateTime": "2024-11-02",
+            "valueQuantity": {"value": 30, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}  # fmt: skip
+    no_code = {k: v for k, v in good.items() if k != "code"}
+    lines = [PATIENT, {**good, "id": "ok-1"}, {**good, "id": "misspelt", "valueQuantty": good["valueQuantity"]},
+             {**good, "id": "ok-2"}, {**no_code, "id": "no-code"}, {**good, "id": "ok-3"}, {**good, "id": "ok-4"},
+             {**good, "id": "two-values", "valueString": "30 U/L"},
+             {**no_code, "id": "misspelt-no-code", "statuss": "final"}, {**good, "id": "ok-5"}]  # fmt: skip
+    (tmp_path / "Patient.ndjson").write_text(json.dumps(lines[0]) + "\n")
+    path = tmp_path / "Observation.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines[1:]))
+
+    def checked(size: int) -> tuple[list[tuple[Any, ...]], list[str]]:
+        monkeypatch.setattr(fhir_load, "STRUCTURE_SLICE", size)
+        con = duckdb.connect()
+        reading = fhir_load.load_fhir(con, [tmp_path])
+        kept = [r[0] for r in con.execute("SELECT resource ->> 'id' FROM fhir_resources ORDER BY ord").fetchall()]
+        return [(p.file, p.line, p.resource_id, p.field, p.message) for p in reading.problems], kept
+
+    whole = checked(1_000_000)
+    assert [(line, rid, field) for _, line, rid, field, _ in whole[0]] == [
+        (2, "misspelt", "valueQuantty"), (4, "no-code", "code"), (7, "two-values", "value[x]"),
+        (8, "misspelt-no-code", "code"), (8, "misspelt-no-code", "statuss")]  # fmt: skip
+    assert "only one type of value[x] may be given, not valueQuantity and valueString" in whole[0][2][4]
+    assert whole[1] == ["ok-1", "ok-2", "ok-3", "ok-4", "ok-5", "p"]  # the files in name order
+    for size in (1, 2, 3):
+        assert checked(size) == whole, size

@@ -8,6 +8,7 @@ import os
 import uuid
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.eligibility.helpers import AS_OF, NORMAL_LABS, person
@@ -42,7 +43,21 @@ def _mixed_population(path: Path) -> None:
     person(b, 8, spo2=None)
     b.measurement(8, AS_OF, source_value="59408-5", value=60.0, unit="mm[Hg]")
     b.condition(8, D(2009, 2, 3), source_value="B18.2")
+    # tagged by (concept id, source value): a pneumonia concept written as an MI code is both;
+    # an empty concept id or source value leaves the other half to decide; both empty, nothing
+    person(b, 9)
+    b.condition(9, D(2024, 5, 11), concept_id=b._resolve("condition", None, "J18.9")[0], source_value="I21.4")
+    person(b, 10)
+    b.drug(10, D(2024, 5, 1), source_value="121191")
+    person(b, 11)
+    b.drug(11, D(2024, 5, 1), concept_id=b._resolve("drug", None, "121191")[0])
+    person(b, 12)
+    b.drug(12, D(2024, 5, 1), source_value="121191")
     b.write(path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE drug_exposure ALTER COLUMN drug_concept_id DROP NOT NULL")
+        con.execute("UPDATE drug_exposure SET drug_concept_id = NULL WHERE person_id IN (10, 12)")
+        con.execute("UPDATE drug_exposure SET drug_source_value = NULL WHERE person_id = 12")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +94,8 @@ def test_a_parquet_folder_screens_like_the_duckdb_file(population: Path, tmp_pat
     assert (rows, funnel) == _screen(str(population))
     statuses = {(r["person_id"], r["criterion_id"]): r["status"] for r in rows}
     assert statuses[(2, "E3")] == "met" and statuses[(3, "E2")] == "met" and statuses[(4, "I2")] == "unknown"
+    assert statuses[(9, "E4")] == "met" and statuses[(9, "E6")] == "met"
+    assert [statuses[(p, "E2")] for p in (10, 11, 12)] == ["met", "met", "not_met"]
 
 
 @pytest.mark.postgres

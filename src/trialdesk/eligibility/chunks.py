@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 #: patients a chunk holds by default: 0, the whole input at once. Checking in chunks (``--chunk 2000``:
 #: ~75 resources a patient, a chunk's DuckDB and worksheets within a few hundred MB) halved the peak at
-#: 10,000 patients but was slower in the one measurement made (35 against 148 patients/s, across sessions)
-#: and its first pass still runs out of memory at 100,000 patients (BENCHMARKS.md): opt-in until both are fixed
+#: 10,000 patients but was slower in the one measurement made (35 against 148 patients/s, across sessions);
+#: its first pass now holds at 100,000 patients (1.5 GiB; the whole command's peak there is not yet measured,
+#: BENCHMARKS.md, eighth session): opt-in until it is faster
 DEFAULT_CHUNK = 0
 
 #: what the first pass's DuckDB may hold in memory before it spills to its temporary folder

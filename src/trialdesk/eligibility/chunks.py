@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 #: patients a chunk holds by default: 0, the whole input at once. Checking in chunks (``--chunk 2000``:
 #: ~75 resources a patient, a chunk's DuckDB and worksheets within a few hundred MB) halved the peak at
-#: 10,000 patients but was slower in the one measurement made (35 against 148 patients/s, across sessions)
-#: and its first pass still runs out of memory at 100,000 patients (BENCHMARKS.md): opt-in until both are fixed
+#: 10,000 patients but was slower in the one measurement made (35 against 148 patients/s, across sessions);
+#: its first pass now holds at 100,000 patients (1.5 GiB; the whole command's peak there is not yet measured,
+#: BENCHMARKS.md, eighth session): opt-in until it is faster
 DEFAULT_CHUNK = 0
 
 #: what the first pass's DuckDB may hold in memory before it spills to its temporary folder
@@ -64,10 +65,16 @@ def _placement_sql(chunk: int) -> list[str]:
         """CREATE TABLE _pkey AS SELECT scope, key, min(chunk) AS chunk FROM (
                SELECT scope, 'Patient/' || id AS key, chunk FROM _persons WHERE id IS NOT NULL
                UNION ALL SELECT scope, full_url, chunk FROM _persons WHERE full_url IS NOT NULL) GROUP BY ALL""",
-        # a Patient (a duplicate one too) by its keys; a record by its subject, as the mapping resolves it
+        # a Patient (a duplicate one too) by its keys; a record by its subject, as the mapping resolves it.
+        # One equality join per key: a join on "key = a OR key = b" is one on the scope alone, every Patient
+        # against every patient of its export, then filtered (47 s at 10,000 patients, hours at 100,000)
         """CREATE TABLE _place AS
-           SELECT r.ord, min(p.chunk) AS chunk FROM _r r JOIN _pkey p ON p.scope = r.scope
-               AND (p.key = 'Patient/' || r.id OR p.key = r.full_url) WHERE r.rtype = 'Patient' GROUP BY r.ord
+           SELECT ord, min(chunk) AS chunk FROM (
+               SELECT r.ord, p.chunk FROM _r r JOIN _pkey p ON p.scope = r.scope AND p.key = 'Patient/' || r.id
+               WHERE r.rtype = 'Patient'
+               UNION ALL
+               SELECT r.ord, p.chunk FROM _r r JOIN _pkey p ON p.scope = r.scope AND p.key = r.full_url
+               WHERE r.rtype = 'Patient') GROUP BY ord
            UNION ALL
            SELECT r.ord, coalesce(k1.chunk, k2.chunk) FROM _r r
                LEFT JOIN _pkey k1 ON k1.scope = r.scope AND k1.key = r.subj

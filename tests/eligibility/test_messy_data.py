@@ -218,3 +218,21 @@ def test_the_screen_writes_nothing_beside_its_output_folder(tmp_path: Path) -> N
     assert sorted(p.name for p in out.iterdir()) == ["candidates.csv", "evidence.parquet", "funnel.csv", "quality.csv",
                                                      "statuses.parquet"]
     assert list(csv.DictReader((out / "quality.csv").open())) == []
+
+
+def test_an_absent_optional_column_or_vocabulary_table_is_in_quality_with_everyone_it_touches(tmp_path: Path) -> None:
+    def build(b: OmopBuilder) -> None:
+        person(b, 1)
+        person(b, 2)
+        b.condition(1, D(2024, 5, 1), source_value="J84.10")
+
+    path = _cdm(tmp_path / "cdm.duckdb", build, "ALTER TABLE condition_occurrence DROP COLUMN condition_end_date",
+                "DROP TABLE IF EXISTS concept_ancestor")
+    _, quality = _statuses(path)
+    by = {(q["table"], q["column"]): q for q in quality}
+    assert by[("condition_occurrence", "condition_end_date")]["persons"] == 2
+    absent = by[("concept_ancestor", "(table)")]
+    assert absent["persons"] == 2 and "not descendants" in absent["effect"] and "not met" in absent["effect"]
+    # a complete extract says nothing of the sort
+    _, quality = _statuses(_cdm(tmp_path / "full.duckdb", build))
+    assert not [q for q in quality if q["column"] in ("(table)", "condition_end_date")]

@@ -384,6 +384,39 @@ def test_entered_in_error_records_are_left_out_and_counted(tmp_path: Path) -> No
     assert report.excluded == {"Procedure status entered-in-error": 2}
 
 
+def test_a_status_fhir_r4_does_not_allow_leaves_the_record_out_and_names_it(tmp_path: Path) -> None:
+    # "not-done" is a MedicationAdministration status, not a MedicationRequest one: what the prescriber meant
+    # is not known, so the order is not read as a prescription (nor silently as none); a valid status is read
+    doc = json.loads((BUNDLES / "ra_ild_established.json").read_text())
+    orders = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "MedicationRequest"
+              and any(c.get("code") == "68149" for c in e["resource"].get("medicationCodeableConcept", {}).get("coding", []))]
+    assert len(orders) == 5 and all(o["status"] in ("active", "completed") for o in orders)
+    orders[0]["status"] = "not-done"
+    orders[1]["status"] = "on-hold"  # allowed: still read
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    con, report, _ = mapped(tmp_path / "b.json")
+    assert len(drugs(con, "68149")) == 4
+    named = [p for p in report.problems if p.resource_id == orders[0]["id"]]
+    assert len(named) == 1 and named[0].field == "status"
+    assert "'not-done' is not a code FHIR R4 allows in MedicationRequest.status; the record is not used" in named[0].message
+    assert not [p for p in report.problems if p.resource_id == orders[1]["id"]]
+    assert report.excluded == {"MedicationRequest status not-done (not an R4 code)": 1}
+
+
+def test_an_observation_status_fhir_r4_does_not_allow_is_named_and_not_read(tmp_path: Path) -> None:
+    def read(con: duckdb.DuckDBPyConnection) -> int:
+        return int(rows(con, "select (select count(*) from measurement) + (select count(*) from observation)")[0][0])
+
+    doc = json.loads((BUNDLES / "ipaf.json").read_text())
+    observations = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Observation"]
+    as_given = read(mapped(BUNDLES / "ipaf.json")[0])
+    observations[0]["status"] = "done"  # not an Observation status (final, amended, corrected, preliminary… are)
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    con, report, _ = mapped(tmp_path / "b.json")
+    assert [p.field for p in report.problems if p.resource_id == observations[0]["id"]] == ["status"]
+    assert read(con) < as_given
+
+
 def test_a_large_record_keeps_every_valid_record_and_names_the_bad_ones(tmp_path: Path) -> None:
     entries = [{"resource": {"resourceType": "Patient", "id": "big", "gender": "female", "birthDate": "1970-01-01"}}]
     for i in range(5050):

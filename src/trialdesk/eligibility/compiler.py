@@ -45,7 +45,7 @@ from trialdesk.eligibility.plan import DOMAINS, domain_of, plan_for
 from trialdesk.eligibility.reading import Quality, domain_rows, person_rows, present
 from trialdesk.eligibility.tree import status_table
 from trialdesk.protocol.model import Protocol
-from trialdesk.sources.omop import SILENT_DOMAIN, OmopDatabase
+from trialdesk.sources.omop import ABSENT_EFFECT, SILENT_DOMAIN, OmopDatabase
 from trialdesk.terminology.value_set import ValueSet
 
 UnitFactor = Callable[[str, str, str | None], float | None]
@@ -533,10 +533,15 @@ class Compiler:
 
     def _collect_quality(self, table: pa.Table) -> None:
         q = self.quality
+        everyone = table.num_rows  # what is absent touches every person screened
         for name, cols in sorted(self.db.missing_columns.items()):
             for col in cols:
-                q.add(name, col, "column absent from the extract", 0, 0,
+                q.add(name, col, "column absent from the extract", 0, everyone,
                       "read as empty; criterion parts that need it are unknown where it would decide")
+        for name in ("concept", "concept_ancestor"):
+            if not self.db.has(name):
+                q.add(name, "(table)", "vocabulary table absent from the extract", 0, everyone, ABSENT_EFFECT[name]
+                      + "; a record found no other way is missed, so a criterion it would decide may read as not met")
         for k, why in sorted(self.plan.unavailable.items()):
             node = self.plan.leaves[k]
             assert isinstance(node, (Occurrence, Duration, Measurement))

@@ -202,6 +202,25 @@ _NOT_MAPPED_STATUS = {
 }
 _NOT_PRESCRIBED_INTENTS = frozenset({"proposal", "plan"})
 
+#: the codes FHIR R4 allows in the elements read above (each a required binding): a record holding
+#: another code is not used, and is named (what "not-done" means on a MedicationRequest is not known)
+_R4_CODES = {
+    ("Observation", "status"): frozenset({"registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                                          "entered-in-error", "unknown"}),
+    ("MedicationRequest", "status"): frozenset({"active", "on-hold", "cancelled", "completed", "entered-in-error",
+                                                "stopped", "draft", "unknown"}),
+    ("MedicationRequest", "intent"): frozenset({"proposal", "plan", "order", "original-order", "reflex-order",
+                                                "filler-order", "instance-order", "option"}),
+    ("MedicationStatement", "status"): frozenset({"active", "completed", "entered-in-error", "intended", "stopped",
+                                                  "on-hold", "unknown", "not-taken"}),
+    ("MedicationAdministration", "status"): frozenset({"in-progress", "not-done", "on-hold", "completed",
+                                                       "entered-in-error", "stopped", "unknown"}),
+    ("Procedure", "status"): frozenset({"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+                                        "entered-in-error", "unknown"}),
+    ("Encounter", "status"): frozenset({"planned", "arrived", "triaged", "in-progress", "onleave", "finished",
+                                        "cancelled", "entered-in-error", "unknown"}),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class MappedPerson:

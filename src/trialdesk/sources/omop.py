@@ -174,7 +174,8 @@ def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
             raise OmopError(f"{description}: not an OMOP CDM: table '{name}' lacks column(s) {', '.join(missing)}")
     for name, columns in OPTIONAL.items():
         if name not in db.tables:
-            db.notes.append(f"table '{name}' is absent; {ABSENT_EFFECT.get(name, 'criteria that read it are unknown')}")
+            if name != "concept_ancestor":  # the value sets say what its absence does, where it does something
+                db.notes.append(f"table '{name}' is absent; {ABSENT_EFFECT.get(name, 'criteria that read it are unknown')}")
             continue
         missing = [c for c in columns if c not in db.tables[name].columns]
         if missing and name in ("concept", "concept_ancestor"):

@@ -35,6 +35,7 @@ from trialdesk.sources.fhir_omop import (
     _NOT_PRESCRIBED_INTENTS,
     _OPERATORS,
     _PREFERENCE,
+    _R4_CODES,
     _STANDARD,
     FEMALE,
     LOCAL_CONCEPT_BASE,
@@ -85,6 +86,12 @@ def compiled_views() -> dict[str, CompiledView]:
 
 def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+#: a record whose status (or intent) holds a code R4 does not allow there (``_invalid_code``)
+INVALID_CODE_PROBLEM = """SELECT 3, ord, 0, 0, element,
+    element || ' ' || chr(39) || code || chr(39) || ' is not a code FHIR R4 allows in ' || rtype || '.' || element
+    || '; the record is not used' FROM _invalid_code"""
 
 
 def _in(values: Any) -> str:
@@ -336,11 +343,22 @@ class _SqlMapper:
         status = " UNION ALL ".join(
             f"(SELECT DISTINCT ord, '{rtype} {element} ' || {column} AS what FROM _v_{view} "
             f"WHERE {column} IN {_in(_NOT_MAPPED_STATUS[rtype][1])})" for view, rtype, element, column in rules)
+        # a code R4 does not allow there: the record is not used, and named (its meaning is not known)
+        checked = [(view, rtype, element, column) for view, rtype, element, column in rules if (rtype, element) in _R4_CODES]
+        checked.append(("med_request", "MedicationRequest", "intent", "intent"))
+        invalid = " UNION ALL ".join(
+            f"(SELECT DISTINCT ord, '{rtype}' AS rtype, '{element}' AS element, {column} AS code FROM _v_{view} "
+            f"WHERE {column} IS NOT NULL AND {column} NOT IN {_in(_R4_CODES[(rtype, element)])})"
+            for view, rtype, element, column in checked)
+        self.x(f"CREATE OR REPLACE TEMP TABLE _invalid_code AS {invalid}")
+        self.problem(INVALID_CODE_PROBLEM)
         self.x(f"""CREATE OR REPLACE TEMP TABLE _excluded AS WITH s AS ({status})
                    SELECT CAST(ord AS BIGINT) AS ord, CAST(what AS VARCHAR) AS what FROM (
                    SELECT ord, what FROM s
                    UNION ALL SELECT ord, 'MedicationRequest intent ' || intent FROM _v_med_request
-                   WHERE intent IN {_in(_NOT_PRESCRIBED_INTENTS)} AND ord NOT IN (SELECT ord FROM s))""")
+                   WHERE intent IN {_in(_NOT_PRESCRIBED_INTENTS)} AND ord NOT IN (SELECT ord FROM s)
+                   UNION ALL SELECT DISTINCT ord, rtype || ' ' || element || ' ' || code || ' (not an R4 code)'
+                   FROM _invalid_code WHERE ord NOT IN (SELECT ord FROM s))""")
 
     _SUBJECT_VIEWS = ("condition", "procedure", "med_request", "med_statement", "med_administration", "observation", "encounter")
 

@@ -399,6 +399,7 @@ def test_a_status_fhir_r4_does_not_allow_leaves_the_record_out_and_names_it(tmp_
     named = [p for p in report.problems if p.resource_id == orders[0]["id"]]
     assert len(named) == 1 and named[0].field == "status"
     assert "'not-done' is not a code FHIR R4 allows in MedicationRequest.status; the record is not used" in named[0].message
+    assert "use one of: active, cancelled, completed, draft, entered-in-error, on-hold, stopped, unknown" in named[0].message
     assert not [p for p in report.problems if p.resource_id == orders[1]["id"]]
     assert report.excluded == {"MedicationRequest status not-done (not an R4 code)": 1}
 

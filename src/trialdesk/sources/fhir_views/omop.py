@@ -91,7 +91,7 @@ def _q(s: str) -> str:
 #: a record whose status (or intent) holds a code R4 does not allow there (``_invalid_code``)
 INVALID_CODE_PROBLEM = """SELECT 3, ord, 0, 0, element,
     element || ' ' || chr(39) || code || chr(39) || ' is not a code FHIR R4 allows in ' || rtype || '.' || element
-    || '; the record is not used' FROM _invalid_code"""
+    || '; the record is not used (use one of: ' || allowed || ')' FROM _invalid_code"""
 
 
 def _in(values: Any) -> str:
@@ -347,7 +347,8 @@ class _SqlMapper:
         checked = [(view, rtype, element, column) for view, rtype, element, column in rules if (rtype, element) in _R4_CODES]
         checked.append(("med_request", "MedicationRequest", "intent", "intent"))
         invalid = " UNION ALL ".join(
-            f"(SELECT DISTINCT ord, '{rtype}' AS rtype, '{element}' AS element, {column} AS code FROM _v_{view} "
+            f"(SELECT DISTINCT ord, '{rtype}' AS rtype, '{element}' AS element, {column} AS code, "
+            f"{_q(', '.join(sorted(_R4_CODES[(rtype, element)])))} AS allowed FROM _v_{view} "
             f"WHERE {column} IS NOT NULL AND {column} NOT IN {_in(_R4_CODES[(rtype, element)])})"
             for view, rtype, element, column in checked)
         self.x(f"CREATE OR REPLACE TEMP TABLE _invalid_code AS {invalid}")

@@ -103,6 +103,9 @@ def test_the_command_shows_the_decision_table_and_the_operating_characteristics(
     assert first.exit_code == 0, first.output
     assert "BOIN decision table, target DLT rate 30%" in first.output
     assert "True DLT rates 5%, 30%, 55% (100 trials, seed 1)" in first.output
+    # a statistician reads the simulated designs' sizes beside the protocol's own
+    assert "BOIN in cohorts of 3, at most 6 cohorts (18 participants); the protocol plans 9." in first.output
+    assert "treated in all (mean)" in first.output
     assert png.exists()
     assert CliRunner().invoke(app, args, env={"COLUMNS": "200"}).output == first.output  # seeded: the same figures
     wrong = CliRunner().invoke(app, ["protocol", "escalation", "nct02013700", "--scenario", "0.1,0.2"])

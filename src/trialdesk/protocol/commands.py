@@ -189,11 +189,15 @@ def escalation(
             table.add_row(str(row.n), _num(row.escalate_max), _num(row.deescalate_min), _num(row.eliminate_min))
     out.print(table)
     scenarios = [[float(x) for x in s.split(",")] for s in scenario] or _default_scenarios(len(labels))
+    boin_cohorts = max(3, len(df.cohorts)) * 2
+    out.print(f"Simulated sizes: 3+3 in cohorts of 3 until its rule stops (at most 6 a dose); BOIN in cohorts of {size}, "
+              f"at most {boin_cohorts} cohorts ({boin_cohorts * size} participants); the protocol plans "
+              f"{sum(c.size for c in df.cohorts)}.")
     results = []
     for rates in scenarios:
         if len(rates) != len(labels):
             fail(f"--scenario {','.join(map(str, rates))}: give one true DLT rate per dose level ({len(labels)})")
-        oc = [simulate(d, rates, cohort_size=size, max_cohorts=max(3, len(df.cohorts)) * 2, trials=trials, seed=seed)
+        oc = [simulate(d, rates, cohort_size=size, max_cohorts=boin_cohorts, trials=trials, seed=seed)
               for d in (three, boin)]
         results.append(oc)
         t = Table(title=f"True DLT rates {', '.join(f'{r:.0%}' for r in rates)} ({trials} trials, seed {seed})", title_justify="left")
@@ -201,8 +205,10 @@ def escalation(
         for lab in labels:
             t.add_column(f"{lab}: P(MTD) / treated", justify="right")
         t.add_column("no MTD", justify="right")
+        t.add_column("treated in all (mean)", justify="right")
         for r in oc:
-            t.add_row(r.design, *(f"{s:.0%} / {n:.1f}" for s, n in zip(r.selected, r.treated, strict=True)), f"{r.no_mtd:.0%}")
+            t.add_row(r.design, *(f"{s:.0%} / {n:.1f}" for s, n in zip(r.selected, r.treated, strict=True)), f"{r.no_mtd:.0%}",
+                      f"{sum(r.treated):.1f}")
         out.print(t)
     if plot_file is not None:
         plot(results[0], labels, str(plot_file))

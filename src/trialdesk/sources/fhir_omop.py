@@ -116,6 +116,9 @@ _PREFERENCE = {
     "Value": ("SNOMED", "LOINC"),
 }
 _MEASUREMENT_CATEGORIES = frozenset({"laboratory", "vital-signs", "exam", "imaging", "procedure", "therapy", "activity"})
+#: Every code of R4's observation-category code system: an Observation with none of them says nothing of its kind,
+#: and is placed by its code (a LOINC code is a test or measurement, as OMOP's vocabulary places LOINC results).
+_OBSERVATION_CATEGORIES = _MEASUREMENT_CATEGORIES | {"social-history", "survey"}
 
 _I, _BI, _D, _TS, _S, _F = pa.int32(), pa.int64(), pa.date32(), pa.timestamp("us"), pa.string(), pa.float64()
 

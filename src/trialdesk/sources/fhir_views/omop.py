@@ -33,6 +33,7 @@ from trialdesk.sources.fhir_omop import (
     _MEASUREMENT_CATEGORIES,
     _NOT_MAPPED_STATUS,
     _NOT_PRESCRIBED_INTENTS,
+    _OBSERVATION_CATEGORIES,
     _OPERATORS,
     _PREFERENCE,
     _R4_CODES,
@@ -543,7 +544,11 @@ class _SqlMapper:
                   FROM _obs_span WHERE observed[1] IS NULL""")
         # a part makes a row when it has a value, or (issue 17) no value but an interpretation
         self.x(f"""CREATE OR REPLACE TEMP TABLE _o2 AS WITH o AS (SELECT *, {when} AS when_raw,
-              has_quantity OR len(list_intersect(categories, {list(sorted(_MEASUREMENT_CATEGORIES))})) > 0 AS is_measurement,
+              has_quantity OR len(list_intersect(categories, {list(sorted(_MEASUREMENT_CATEGORIES))})) > 0
+                  /* no category R4 knows (none, or only a local one): a LOINC code anywhere in the Observation is a test */
+                  OR (len(list_intersect(categories, {list(sorted(_OBSERVATION_CATEGORIES))})) = 0
+                      AND bool_or(list_contains(list_transform(fd_codings(codings), c -> c.vocab), 'LOINC'))
+                          OVER (PARTITION BY ord)) AS is_measurement,
               CASE WHEN part = 0 THEN '' ELSE 'component[' || (part - 1) || '].' END AS prefix
               FROM {s})
               SELECT *, {self._coded_columns("Measurement")},

@@ -62,3 +62,18 @@ def test_an_entered_birth_date_is_kept_and_the_difference_shown(fhir_entry, user
 def test_no_discrepancy_is_shown_when_the_entry_matches_the_record(fhir_entry, client_as) -> None:  # type: ignore[no-untyped-def]
     html = client_as("coordinator").get(f"/screening/{fhir_entry.number}/").content.decode()
     assert "The entered value is kept" not in html
+
+
+def test_a_referral_recorded_as_deceased_says_so_at_the_top_of_its_screening_entry(users, client_as, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from trialdesk.edc.screening.service import screen_fhir
+
+    doc = json.loads(REFERRAL.read_text())
+    doc["entry"][0]["resource"]["deceasedDateTime"] = "2025-02-20"
+    chart = tmp_path / "referral.json"
+    chart.write_text(json.dumps(doc))
+    (entry,) = screen_fhir(users["coordinator"], chart, as_of=CHART_AS_OF, screened_on=days_ago(40), label="referral.json")
+    assert entry.snapshot["overall"] == "not_eligible"
+    html = client_as("coordinator").get(f"/screening/{entry.number}/").content.decode()
+    assert "The patient is recorded as dead on 2025-02-20: not eligible, whatever the criteria say." in html

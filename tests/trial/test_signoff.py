@@ -54,3 +54,13 @@ def test_prescreen_row_keeps_the_criteria_it_left_open(protocol) -> None:  # typ
     statuses = {c["id"]: c["status"] for c in sheet["criteria"]}
     assert statuses["E3"] == "unknown" and statuses["I4"] == "needs_review" and statuses["I1"] == "met" and statuses["E2"] == "not_met"
     assert sheet["overall"] == "needs_review"
+
+
+def test_a_worksheet_recording_a_dated_death_cannot_be_signed_eligible(protocol) -> None:  # type: ignore[no-untyped-def]
+    sheet = manual_worksheet(protocol, AS_OF)
+    decisions = {cid: ("met" if cid.startswith("I") else "not_met") for cid in open_criteria(protocol, sheet)}
+    dead = dict(sheet, death={"date": "2020-04-20", "note": "recorded as dead on 2020-04-20"})
+    assert decide(protocol, dead, yes_to_all_but(protocol), decisions).overall == "not_eligible"
+    # a death with no date is the investigator's to check: once checked, their answers decide
+    undated = dict(sheet, death={"date": None, "note": "recorded as dead, with no readable date"})
+    assert decide(protocol, undated, yes_to_all_but(protocol), decisions).overall == "eligible"

@@ -135,8 +135,10 @@ def explain_command(
         fail(line)
     texts = {c.id: c.text for c in protocol.eligibility.criteria}
     items = [{"criterion_id": cid, "id": aid, "question": q} for cid, aid, q in protocol.attestation_items()]
+    death = sheet["death"]
     worksheet = Worksheet(protocol=protocol, as_of=as_of_date, patient=str(person), file=omop,
-                          criteria=[dict(c, text=texts[c["id"]]) for c in sheet["criteria"]], attestations=items)
+                          criteria=[dict(c, text=texts[c["id"]]) for c in sheet["criteria"]], attestations=items,
+                          problems=[f"person {person}: {death.sentence()}"] if death is not None else [], death=death)
     if fmt == "table" and out_file is None:
         _print_table(worksheet)
         return

@@ -517,6 +517,20 @@ class Compiler:
         observed = op.filter((start <= as_of) & (end >= as_of)).select(obs_pid=as_int(self.db, op.person_id)).distinct()
         j = people.left_join(observed, people.person_id == observed.obs_pid)
         people = j.select(*people.columns, observed=j.obs_pid.notnull())
+        # a person recorded as dead on or before the screening date is no candidate, whatever the criteria say (the
+        # earliest such date when the death table repeats a person); a death with no readable date may be before it,
+        # so such a person cannot be eligible (``death_undated``); a death after the screening date changes nothing
+        if self.db.has("death"):
+            d = self.db.table("death")
+            dd = as_date(self.db, d.death_date)
+            dead = (d.filter(dd.isnull() | (dd <= as_of)).select(dead_pid=as_int(self.db, d.person_id), dd=dd)
+                    .group_by("dead_pid").aggregate(first_death=lambda t: t.dd.min(),
+                                                    undated=lambda t: t.dd.isnull().any()))
+            j = people.left_join(dead, people.person_id == dead.dead_pid)
+            people = j.select(*people.columns, died_on=j.first_death,
+                              death_undated=j.first_death.isnull() & ibis.coalesce(j.undated, False))
+        else:
+            people = people.mutate(died_on=ibis.null("date"), death_undated=ibis.literal(False))
         if active_within_months is not None:
             from trialdesk.criteria.windows import add_months
 

@@ -81,8 +81,9 @@ def _evidence_line(e: dict[str, object]) -> str:
 
 
 def _print_table(sheet: Worksheet) -> None:
+    death = f"\n[bold red]{sheet.death.sentence()}[/]" if sheet.death is not None else ""
     t = Table(title=f"{sheet.protocol.identification.nct_id} worksheet — {sheet.patient} ({sheet.file}), as of {sheet.as_of}: "
-                    f"[{STYLE[sheet.overall]}]{sheet.overall}[/]", title_justify="left", show_lines=True)
+                    f"[{STYLE[sheet.overall]}]{sheet.overall}[/]{death}", title_justify="left", show_lines=True)
     t.add_column("id", style="bold")
     t.add_column("criterion and evidence")
     t.add_column("status")

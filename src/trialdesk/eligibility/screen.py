@@ -58,6 +58,29 @@ def _unit_factor(from_unit: str, to_unit: str, analyte: str | None) -> float | N
     return linear_factor(from_unit, to_unit, analyte)
 
 
+@dataclass(frozen=True)
+class Death:
+    """A death the source records up to the screening date: its date, or None when the record has no readable date."""
+
+    on: dt.date | None
+
+    def sentence(self) -> str:
+        """The line a worksheet shows."""
+        if self.on is not None:
+            return f"recorded as dead on {self.on.isoformat()}: not eligible, whatever the criteria say"
+        return ("recorded as dead, with no readable date: the death may be before the screening date, so the patient "
+                "cannot be eligible until a person checks")
+
+    @staticmethod
+    def verdict(death: Death | None, from_criteria: str) -> str:
+        """The overall verdict once the death is taken into account."""
+        if death is None:
+            return from_criteria
+        if death.on is not None:
+            return "not_eligible"
+        return "needs_review" if from_criteria == "eligible" else from_criteria
+
+
 @dataclass
 class ScreenResult:
     protocol: Protocol
@@ -84,8 +107,36 @@ class ScreenResult:
     def _excluded(self, cid: str) -> np.ndarray:
         return np.asarray(self._codes(cid) == int(excluding_status(self.roles[cid])))
 
+    def _dead(self) -> np.ndarray:
+        """Persons recorded as dead on or before the screening date (OMOP ``death``; FHIR ``Patient.deceased``)."""
+        if "died_on" not in self.statuses.column_names:
+            return np.zeros(self.statuses.num_rows, dtype=bool)
+        return np.asarray(self.statuses["died_on"].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+    def _undated_death(self) -> np.ndarray:
+        """Persons with a death record whose date cannot be read (it may be before the screening date)."""
+        if "death_undated" not in self.statuses.column_names:
+            return np.zeros(self.statuses.num_rows, dtype=bool)
+        return np.asarray(self.statuses["death_undated"].fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+    def death(self, person_id: int) -> Death | None:
+        """What the source records of ``person_id``'s death up to the screening date, if anything."""
+        if "died_on" not in self.statuses.column_names:
+            return None
+        pid = self.statuses["person_id"].to_numpy(zero_copy_only=False)
+        at = np.nonzero(pid == person_id)[0]
+        if not len(at):
+            return None
+        day = self.statuses["died_on"][int(at[0])].as_py()
+        undated = bool(self._undated_death()[int(at[0])])
+        return Death(day) if day is not None else Death(None) if undated else None
+
     def _overall(self) -> np.ndarray:
-        return np.asarray(overall_codes({c: self._codes(c) for c in self.criterion_ids}, self.roles))
+        """Each person's verdict from the criteria; a person recorded as dead is not eligible whatever they say, and
+        one whose death record has no date cannot be eligible (it may be before the screening date)."""
+        verdicts = np.asarray(overall_codes({c: self._codes(c) for c in self.criterion_ids}, self.roles))
+        verdicts = np.where(self._undated_death() & (verdicts == "eligible"), "needs_review", verdicts)
+        return np.where(self._dead(), "not_eligible", verdicts)
 
     # -- statuses ------------------------------------------------------------------------
 
@@ -264,11 +315,19 @@ class ScreenResult:
         """Criteria applied in order; counts among those still remaining before each step."""
         rows: list[dict[str, Any]] = []
         remaining = np.ones(self.statuses.num_rows, dtype=bool)
+        dead = self._dead()
+        undated = self._undated_death()
+        if dead.any() or undated.any():  # a row of its own, first, only where someone is recorded as dead
+            remaining &= ~dead
+            alive = int(remaining.sum())
+            rows.append({"criterion_id": "ALIVE", "met": alive - int(undated.sum()), "not_met": int(dead.sum()),
+                         "unknown": int(undated.sum()), "needs_review": 0, "remaining": alive})
         if self.active_within_months is not None:
-            remaining = self.statuses["active"].to_numpy(zero_copy_only=False).astype(bool)
+            before = int(remaining.sum())
+            remaining &= self.statuses["active"].to_numpy(zero_copy_only=False).astype(bool)
             active = int(remaining.sum())
             rows.append({"criterion_id": f"ACTIVE_{self.active_within_months}M", "met": active,
-                         "not_met": self.statuses.num_rows - active, "unknown": 0, "needs_review": 0, "remaining": active})
+                         "not_met": before - active, "unknown": 0, "needs_review": 0, "remaining": active})
         for cid in self.criterion_ids:
             counts = np.bincount(self._codes(cid)[remaining].astype(np.int64), minlength=len(LABELS))
             by = {LABELS[k]: int(counts[k]) for k in LABELS}
@@ -295,6 +354,7 @@ class ScreenResult:
                 features = np.maximum(features, shown)
         if self.active_within_months is not None:
             keep &= self.statuses["active"].to_numpy(zero_copy_only=False).astype(bool)
+        keep &= ~self._dead()
         pid = self.statuses["person_id"].to_numpy(zero_copy_only=False)
         idx = np.nonzero(keep)[0]
         order = idx[np.lexsort((pid[idx], items[idx], -features[idx], items[idx] != 0))]
@@ -308,7 +368,8 @@ class ScreenResult:
         return pa.table({
             "rank": pa.array(np.arange(1, len(order) + 1), pa.int64()),
             "person_id": pa.array(pid[order], pa.int64()),
-            "overall": pa.array(np.where(items[order] == 0, "eligible", "needs_review"), pa.string()),
+            "overall": pa.array(np.where((items[order] == 0) & ~self._undated_death()[order], "eligible", "needs_review"),
+                                pa.string()),
             "items_to_check": pa.array(items[order], pa.int64()),
             "unknown_criteria": pa.array(listing(Status.UNKNOWN), pa.string()),
             "needs_review_criteria": pa.array(listing(Status.NEEDS_REVIEW), pa.string()),
@@ -329,7 +390,8 @@ class ScreenResult:
         from trialdesk.criteria.status import overall
 
         statuses = {r["criterion_id"]: Status.from_label(r["status"]) for r in rows}
-        return {"overall": overall(statuses, self.roles),
+        death = self.death(person_id)
+        return {"overall": Death.verdict(death, overall(statuses, self.roles)), "death": death,
                 "criteria": [{"id": r["criterion_id"], "status": r["status"], "evidence": r["evidence"]} for r in rows]}
 
 
@@ -363,8 +425,16 @@ def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: 
                         _unit_factor, progress)
     statuses = compiler.run(active_within_months)
     notes = list(db.notes) + compiler.plan.notes + compiler.quality.summary()
-    return ScreenResult(protocol=protocol, anchors=anchors, statuses=statuses, plan=compiler.plan, compiler=compiler,
-                        quality=compiler.quality, notes=notes, active_within_months=active_within_months)
+    result = ScreenResult(protocol=protocol, anchors=anchors, statuses=statuses, plan=compiler.plan, compiler=compiler,
+                          quality=compiler.quality, notes=notes, active_within_months=active_within_months)
+    dead, undated = int(result._dead().sum()), int(result._undated_death().sum())
+    if dead:
+        notes.append(f"{dead:,} person(s) recorded as dead on or before {as_of}: not eligible whatever the criteria say, "
+                     "and left out of the candidates (funnel row ALIVE)")
+    if undated:
+        notes.append(f"{undated:,} person(s) with a death record that has no readable date: they may have died before "
+                     f"{as_of}, so none is eligible until a person checks (funnel row ALIVE, unknown)")
+    return result
 
 
 OUTPUTS = ("funnel.csv", "statuses.parquet", "evidence.parquet", "candidates.csv", "quality.csv")

@@ -103,7 +103,7 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
                 total = total + f
             crit[f"s_{c.id}"] = total.cast("int16")
     quality = [c for c in wide.columns if c.startswith("q_")] + ["copies", "birth_problem"]
-    keep = ["person_id", "observed", "year_of_birth", "month_of_birth", "day_of_birth", "gender_concept_id",
+    keep = ["person_id", "observed", "died_on", "death_undated", "year_of_birth", "month_of_birth", "day_of_birth", "gender_concept_id",
             *silent.values()]
     if active_within_months is not None:
         keep.append("active")

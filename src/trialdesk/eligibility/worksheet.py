@@ -37,7 +37,7 @@ import duckdb
 import ibis
 
 from trialdesk.criteria.status import Status, overall
-from trialdesk.eligibility.screen import ScreenResult, screen
+from trialdesk.eligibility.screen import Death, ScreenResult, screen
 from trialdesk.protocol.loader import load_value_sets
 from trialdesk.protocol.model import Protocol
 from trialdesk.sources.fhir import Validation, batch_bundles
@@ -64,10 +64,13 @@ class Worksheet:
     #: the Patient resource's birth date and gender; kept out of :meth:`to_json` (the worksheet cites evidence, not identity)
     birth_date: dt.date | None = None
     gender: str | None = None
+    #: a death recorded up to the screening date (its sentence is also among the problems, where the PI reads it)
+    death: Death | None = None
 
     @property
     def overall(self) -> str:
-        return overall({c["id"]: Status.from_label(c["status"]) for c in self.criteria}, self.protocol.eligibility.roles)
+        verdict = overall({c["id"]: Status.from_label(c["status"]) for c in self.criteria}, self.protocol.eligibility.roles)
+        return Death.verdict(self.death, verdict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,8 @@ class Worksheet:
             "criteria": self.criteria,
             "attestations": self.attestations,
             "problems": self.problems,
+            **({"death": {"date": self.death.on.isoformat() if self.death.on else None, "note": self.death.sentence()}}
+               if self.death is not None else {}),
         }
 
 
@@ -177,9 +182,12 @@ def worksheets(result: ScreenResult, report: MappingReport, con: duckdb.DuckDBPy
         problems = [str(p) for p in report.problems_for(person.person_id)]
         if person.person_id not in observed:
             problems.append(NO_RECORDS)
+        death = result.death(person.person_id)
+        if death is not None:
+            problems.insert(0, f"Patient: {death.sentence()}")
         out.append(Worksheet(protocol=protocol, as_of=result.anchors.as_of, patient=person.patient_id, file=person.file,
                              criteria=by_person.get(person.person_id, []), attestations=items, problems=problems,
-                             birth_date=person.birth_date, gender=person.gender))
+                             birth_date=person.birth_date, gender=person.gender, death=death))
     return out
 
 

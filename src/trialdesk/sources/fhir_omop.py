@@ -135,6 +135,11 @@ OMOP_SCHEMA: dict[str, list[tuple[str, pa.DataType]]] = {
         ("observation_period_id", _I), ("person_id", _I), ("observation_period_start_date", _D),
         ("observation_period_end_date", _D), ("period_type_concept_id", _I),
     ],
+    # Patient.deceased[x]: a dated death, or (deceasedBoolean true, or a date that cannot be read) one with no date
+    "death": [
+        ("person_id", _I), ("death_date", _D), ("death_datetime", _TS), ("death_type_concept_id", _I),
+        ("cause_concept_id", _I), ("cause_source_value", _S), ("cause_source_concept_id", _I),
+    ],
     "condition_occurrence": [
         ("condition_occurrence_id", _I), ("person_id", _I), ("condition_concept_id", _I), ("condition_start_date", _D),
         ("condition_start_datetime", _TS), ("condition_end_date", _D), ("condition_end_datetime", _TS),

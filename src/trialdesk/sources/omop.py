@@ -42,6 +42,7 @@ OPTIONAL: Mapping[str, tuple[str, ...]] = {
     "measurement": ("measurement_id", "person_id", "measurement_concept_id", "measurement_date", "value_as_number",
                     "unit_concept_id", "unit_source_value", "range_low", "range_high", "measurement_source_value"),
     "visit_occurrence": ("visit_occurrence_id", "person_id", "visit_start_date"),
+    "death": ("person_id", "death_date"),
     "concept": ("concept_id", "concept_name", "vocabulary_id", "concept_code", "standard_concept"),
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
 }
@@ -52,6 +53,7 @@ ABSENT_EFFECT: Mapping[str, str] = {
     "concept": "value-set codes cannot be turned into concept ids: records are found by their source values only",
     "concept_ancestor": "value sets match their listed concepts only, not descendants",
     "visit_occurrence": "recent activity (--active-within) is read from observation periods",
+    "death": "no death is known: a person who has died is screened as if alive",
 }
 
 #: trialdesk's own table, not OMOP: per person, the clinical tables whose lack of records proves
@@ -178,8 +180,9 @@ def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
                 db.notes.append(f"table '{name}' is absent; {ABSENT_EFFECT.get(name, 'criteria that read it are unknown')}")
             continue
         missing = [c for c in columns if c not in db.tables[name].columns]
-        if missing and name in ("concept", "concept_ancestor"):
-            db.notes.append(f"table '{name}' lacks {', '.join(missing)}; it is not used")
+        if missing and name in ("concept", "concept_ancestor", "death"):
+            db.notes.append(f"table '{name}' lacks {', '.join(missing)}; it is not used"
+                            + (f": {ABSENT_EFFECT[name]}" if name == "death" else ""))
             del db.tables[name]
         elif missing:
             # CDM v5.3 vs v5.4 differences: absent optional columns become nulls

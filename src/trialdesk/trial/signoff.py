@@ -108,4 +108,7 @@ def decide(protocol: Protocol, worksheet: Mapping[str, Any], answers: Mapping[st
     labels = {cid: Status.from_label(s) for cid, s in statuses.items()}
     roles = protocol.eligibility.roles
     failed = [cid for cid, s in labels.items() if excludes(roles[cid], s)]
+    death = worksheet.get("death") or {}
+    if death.get("date"):  # the record says the patient died on or before the screening date: no answer changes that
+        return Decision(statuses=statuses, overall="not_eligible", failed=failed)
     return Decision(statuses=statuses, overall=overall(labels, roles), failed=failed)

@@ -316,6 +316,7 @@ class _SqlMapper:
         self.x("""CREATE OR REPLACE TEMP TABLE _t_person AS
             SELECT row_number() OVER (ORDER BY v.ord)::INTEGER AS person_id, v.ord, r.scope, r.file,
                    coalesce(r.id, r.full_url) AS rid, r.id AS patient_id, v.birth_date, v.gender,
+                   v.deceased_boolean, v.deceased_datetime,
                    TRY_CAST(v.birth_date AS DATE) AS birth_day,
                    CASE WHEN regexp_full_match(coalesce(v.birth_date, ''), '\\d{4}(-\\d{2}(-\\d{2})?)?')
                         AND (length(v.birth_date) = 4 OR TRY_CAST(rpad(v.birth_date, 10, '-01') AS DATE) IS NOT NULL
@@ -760,6 +761,9 @@ class _SqlMapper:
             CASE WHEN length(birth_ok) >= 10 THEN CAST(birth_ok AS TIMESTAMP) END AS birth_datetime,
             0 AS race_concept_id, 0 AS ethnicity_concept_id, rid AS person_source_value, gender AS gender_source_value
             FROM _t_person)"""
+        death = f"""(SELECT person_id, fd_date(deceased_datetime) AS death_date, fd_datetime(deceased_datetime) AS death_datetime,
+            {TYPE_EHR} AS death_type_concept_id FROM _t_person
+            WHERE deceased_datetime IS NOT NULL OR coalesce(deceased_boolean, FALSE))"""
         fhir_record, fhir_coding, concept = self._links()
         everything = None  # a subquery written here with every column of the schema
         # each OMOP table's source (a subquery or a temporary table) and the columns it has
@@ -767,6 +771,7 @@ class _SqlMapper:
             "person": (person_out, {"person_id", "gender_concept_id", "year_of_birth", "month_of_birth", "day_of_birth",
                                     "birth_datetime", "race_concept_id", "ethnicity_concept_id", "person_source_value",
                                     "gender_source_value"}),
+            "death": (death, {"person_id", "death_date", "death_datetime", "death_type_concept_id"}),
             "concept": (concept, everything), "concept_ancestor": ("", set()),
             "fhir_record": (fhir_record, everything), "fhir_coding": (fhir_coding, everything)}  # fmt: skip
         temp_columns: dict[str, set[str]] = defaultdict(set)

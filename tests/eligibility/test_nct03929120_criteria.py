@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from tests.eligibility.helpers import AS_OF, NORMAL_LABS, person, screened, statuses
 from trialdesk.criteria.language import Occurrence
 from trialdesk.eligibility.screen import screen
@@ -201,6 +203,33 @@ def test_spo2_in_a_unit_that_cannot_be_converted_is_unknown_and_says_why(tmp_pat
     row = next(r for r in result.person_criteria().to_pylist() if r["criterion_id"] == "E3")
     assert row["status"] == "unknown"
     assert "cannot be converted" in row["evidence"][0]["note"]
+
+
+@pytest.mark.parametrize(("value", "status"), [(100.0, "not_met"), (100.5, "unknown"), (186.0, "unknown"),
+                                               (0.0, "met"), (-1.0, "unknown")])
+def test_an_spo2_outside_0_to_100_percent_is_a_recording_error_that_decides_nothing(tmp_path: Path, value: float,
+                                                                                      status: str) -> None:
+    def build(b):  # type: ignore[no-untyped-def]
+        person(b, 1, spo2=None)
+        b.measurement(1, AS_OF - dt.timedelta(days=9), source_value="59408-5", value=84.0, unit="%")  # older, plausible
+        b.measurement(1, AS_OF, source_value="59408-5", value=value, unit="%")
+    result = screened(tmp_path, build)
+    row = next(r for r in result.person_criteria().to_pylist() if r["person_id"] == 1 and r["criterion_id"] == "E3")
+    assert row["status"] == status  # the latest reading decides, or says it cannot: an older one does not stand in
+    if status == "unknown":
+        assert "outside what is possible (0–100 %)" in row["evidence"][0]["note"]
+
+
+def test_a_plausible_range_must_hold_the_value_compared_with() -> None:
+    from pydantic import ValidationError
+
+    from trialdesk.criteria.language import Compare
+
+    assert Compare(op="<", value=88, unit="%", plausible=(0, 100)).plausible == (0, 100)
+    with pytest.raises(ValidationError, match="must contain the value compared with"):
+        Compare(op="<", value=88, unit="%", plausible=(90, 100))
+    with pytest.raises(ValidationError, match="give 'value' and 'unit'"):
+        Compare(op=">", ref="ULN", plausible=(0, 100))
 
 
 # --- E4 active infection or malignancy -------------------------------------------

@@ -141,7 +141,7 @@ def test_an_edited_value_set_file_is_read_again_and_a_broken_edit_is_refused(tmp
 
 
 def test_a_comparison_in_a_unit_ucum_does_not_know_is_refused_at_its_line_with_the_fix(tmp_path: Path) -> None:
-    path = _variant(tmp_path, 'unit: "%"}\n', 'unit: "mg/furlong"}\n')
+    path = _variant(tmp_path, 'unit: "%", plausible: [0, 100]}\n', 'unit: "mg/furlong"}\n')
     message = _error(path)
     line = _line_of(path, "mg/furlong")
     assert f"nct03929120.yaml:{line} eligibility.criteria[" in message
@@ -158,7 +158,7 @@ def test_a_laboratory_spelling_of_a_ucum_unit_is_refused_with_its_ucum_spelling(
 
 @pytest.mark.parametrize("unit", ["%", "mg/dL", "[IU]/L", "10*3/uL", "umol/L", "mm[Hg]", "g/L", "[arb'U]/mL"])
 def test_any_unit_ucum_knows_is_accepted(tmp_path: Path, unit: str) -> None:
-    path = _variant(tmp_path, 'unit: "%"}\n', f'unit: "{unit}"}}\n')
+    path = _variant(tmp_path, 'unit: "%", plausible: [0, 100]}\n', f'unit: "{unit}", plausible: [0, 100]}}\n')
     assert load(path).eligibility.criteria
 
 
@@ -181,7 +181,7 @@ def test_lasting_on_a_drug_is_refused_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_an_oxygen_context_without_a_comparison_is_refused(tmp_path: Path) -> None:
-    path = _variant(tmp_path, '        compare: {op: "<", value: 88, unit: "%"}\n', "        qualitative: {}\n")
+    path = _variant(tmp_path, '        compare: {op: "<", value: 88, unit: "%", plausible: [0, 100]}\n', "        qualitative: {}\n")
     assert "an oxygen 'context' qualifies a numeric comparison; add 'compare'" in _error(path)
 
 

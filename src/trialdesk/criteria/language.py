@@ -156,9 +156,18 @@ class Compare(_Node):
     unit: str | None = None
     ref: Literal["ULN", "LLN"] | None = None
     factor: float = 1.0
+    #: the values that are physically possible, in ``unit`` (an oxygen saturation is 0–100 %): a value outside is a
+    #: recording error (186 % typed for 86 %), so the result decides nothing and says why
+    plausible: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> Compare:
+        if self.plausible is not None:
+            if self.value is None:
+                raise ValueError("'plausible' bounds a numeric comparison's values: give 'value' and 'unit' with it")
+            low, high = self.plausible
+            if not low <= self.value <= high:
+                raise ValueError(f"'plausible' [{low:g}, {high:g}] must contain the value compared with ({self.value:g})")
         if self.op == "outside_range":
             if self.value is not None or self.ref is not None:
                 raise ValueError("'outside_range' compares with the record's own range; drop 'value' and 'ref'")

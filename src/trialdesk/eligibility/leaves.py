@@ -399,6 +399,10 @@ def numeric_status(cmp: Compare, t: ir.Table, factor: Any) -> Any:
     if cmp.ref is not None:
         bound = t.range_high if cmp.ref == "ULN" else t.range_low
         return ibis.cases((bound.isnull(), UNKNOWN), (_op(cmp.op, v, bound * cmp.factor), MET), else_=NOT_MET)
+    if cmp.plausible is not None:
+        low, high = cmp.plausible
+        return ibis.cases((factor.isnull(), UNKNOWN), (~(v * factor).between(low, high), UNKNOWN),
+                          (_op(cmp.op, v * factor, ibis.literal(cmp.value)), MET), else_=NOT_MET)
     return ibis.cases((factor.isnull(), UNKNOWN), (_op(cmp.op, v * factor, ibis.literal(cmp.value)), MET), else_=NOT_MET)
 
 
@@ -451,6 +455,11 @@ def result_note(node: Measurement, t: ir.Table, factor: Any, answers: AnswerTest
         else:
             parts.append((t.value.notnull() & factor.isnull(),
                           "unit '" + ibis.coalesce(t.unit, "(none)") + f"' cannot be converted to {cmp.unit}"))
+            if cmp.plausible is not None:
+                low, high = cmp.plausible
+                parts.append((t.value.notnull() & ~(t.value * factor).between(low, high),
+                              f"a value outside what is possible ({low:g}–{high:g} {cmp.unit}): a recording error? "
+                              "It decides nothing"))
         if node.context is not None and ctx is not None:
             below = cmp.op in ("<", "<=")
             on_o2, ex = t[ctx.on_oxygen], t[ctx.exertion]

@@ -48,7 +48,13 @@ def run_view(
         raise ViewError(f"view {compiled.name}: {_message(e)}") from e
     names = [c[0] for c in compiled.columns]
     parse = [c[1] in ("JSON", "JSON[]") for c in compiled.columns]
-    return [{n: _json(v) if p else v for n, v, p in zip(names, row, parse, strict=True)} for row in fetched]
+    out = []
+    for row in fetched:
+        d = {n: _json(v) if p else v for n, v, p in zip(names, row, parse, strict=False)}
+        if len(row) > len(names):  # a view compiled with validate: the problems of the row's values
+            d["_errors"] = row[len(names)]
+        out.append(d)
+    return out
 
 
 def _json(v: Any) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from tests.sources.test_fhir_views_conformance import LEFT_OUT, SUITE, _same
 from trialdesk.cli import app
 from trialdesk.sources.fhir_views import ViewError, compile_view, run_view
 from trialdesk.sources.fhir_views.omop import VIEWS as OMOP_VIEWS
-from trialdesk.sources.fhir_views.reader import InputError
+from trialdesk.sources.fhir_views.reader import InputError, load_resources
 from trialdesk.sources.fhir_views.spark import load_resources_spark, run_view_spark
 
 pytestmark = pytest.mark.spark
@@ -107,19 +108,32 @@ LISTS_AND_MEDICATIONS = [
 
 
 @pytest.fixture(scope="module")
-def omop_inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def omop_inputs(session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[Path]]]:
+    """The inputs read by both engines once: DuckDB's table, and Spark's kept as the temp view omop_resources."""
     extra = tmp_path_factory.mktemp("omop") / "extra.ndjson"
     extra.write_text("".join(json.dumps(r) + "\n" for r in LISTS_AND_MEDICATIONS))
-    return [FIXTURES / "export_ssc_ild_new", FIXTURES / "export_ra_ild_no_manifest", FIXTURES / "bundles", extra]
+    inputs = [FIXTURES / "export_ssc_ild_new", FIXTURES / "export_ra_ild_no_manifest", FIXTURES / "bundles", extra]
+    con = duckdb.connect()
+    load_resources(con, inputs)
+    kept = load_resources_spark(session, inputs, "omop_resources", keep=True)
+    yield con, inputs
+    kept.unpersist()
 
 
 @pytest.mark.parametrize("name", sorted(OMOP_VIEWS))
-def test_an_omop_view_gives_the_same_rows_on_spark_as_on_duckdb(session: Any, omop_inputs: list[Path], name: str) -> None:
+def test_an_omop_view_gives_the_same_rows_on_spark_as_on_duckdb(
+    session: Any, omop_inputs: tuple[duckdb.DuckDBPyConnection, list[Path]], name: str
+) -> None:
     view = json.loads((VIEWS / OMOP_VIEWS[name]).read_text())
-    duck = run_view(compile_view(view, validate=True), omop_inputs)
-    spark = run_view_spark(compile_view(view, validate=True, engine="spark"), omop_inputs, session=session)
+    duck = run_view(compile_view(view, validate=True), con=omop_inputs[0])
+    spark = run_view_spark(compile_view(view, validate=True, engine="spark"), session=session, source="omop_resources")
     assert len(duck) >= 2, "the inputs have rows of every view"
     assert spark == duck
+
+
+def test_resources_kept_give_the_rows_of_resources_read_again(session: Any, omop_inputs: Any) -> None:
+    view = compile_view(json.loads((VIEWS / "person.json").read_text()), engine="spark")
+    assert run_view_spark(view, omop_inputs[1], session=session) == run_view_spark(view, session=session, source="omop_resources")
 
 
 def test_a_value_that_fails_its_type_is_named_alike_on_both_engines(session: Any, tmp_path: Path) -> None:

@@ -33,11 +33,13 @@ def _q(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def load_resources_spark(session: Any, inputs: Iterable[str | Path], name: str = _SOURCE) -> Any:
+def load_resources_spark(session: Any, inputs: Iterable[str | Path], name: str = _SOURCE, *, keep: bool = False) -> Any:
     """The DataFrame of every resource in ``inputs`` (registered as the temp view ``name``).
 
-    Lazy: nothing is read until a view runs over it. :class:`InputError` for an input that
-    does not exist or a folder with no FHIR files (as the DuckDB reader)."""
+    Lazy: nothing is read until a view runs over it, and each view reads and parses the files
+    again; with ``keep``, the resources are read and parsed once, now, and kept (memory, then
+    disk) for every view run after. :class:`InputError` for an input that does not exist or a
+    folder with no FHIR files (as the DuckDB reader)."""
     ndjson, bundles = input_files(inputs)
     # the DuckDB reader's order: NDJSON before Bundles, files by name, lines (entries) in file order
     ndjson, bundles = sorted(ndjson, key=lambda f: str(f[0])), sorted(bundles, key=lambda f: str(f[0]))
@@ -62,6 +64,11 @@ def load_resources_spark(session: Any, inputs: Iterable[str | Path], name: str =
         .selectExpr("monotonically_increasing_id() AS ord", "file", "parse_json(_text) AS resource")
         .selectExpr("ord", "try_variant_get(resource, '$.resourceType', 'STRING') AS rtype", "resource", "file")
     )
+    if keep:
+        from pyspark import StorageLevel
+
+        resources = resources.persist(StorageLevel.MEMORY_AND_DISK)
+        resources.count()
     resources.createOrReplaceTempView(name)
     return resources
 

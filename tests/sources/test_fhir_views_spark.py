@@ -196,6 +196,14 @@ def test_fhir_view_on_spark_names_a_line_that_is_not_json(session: Any, tmp_path
         run_view_spark(json.loads((VIEWS / "person.json").read_text()), [bad], session=session)
 
 
+def test_fhir_view_on_spark_names_a_bundle_file_that_is_not_json_as_duckdb_does(session: Any) -> None:
+    bad = FIXTURES / "bad" / "not_json.json"
+    args = [str(VIEWS / "person.json"), str(bad)]
+    duck, spark = _view(*args), _view(*args, "--engine", "spark")
+    assert duck.exit_code != 0 and spark.exit_code != 0
+    assert f"{bad}: not FHIR JSON" in duck.output and f"{bad}: not FHIR JSON" in spark.output
+
+
 def test_fhir_view_on_spark_refuses_a_missing_input_as_duckdb_does(session: Any, tmp_path: Path) -> None:
     args = [str(VIEWS / "person.json"), str(tmp_path / "nowhere.ndjson")]
     duck, spark = _view(*args), _view(*args, "--engine", "spark")

@@ -43,11 +43,14 @@ def load_resources_spark(session: Any, inputs: Iterable[str | Path], name: str =
     ndjson, bundles = input_files(inputs)
     # the DuckDB reader's order: NDJSON before Bundles, files by name, lines (entries) in file order
     ndjson, bundles = sorted(ndjson, key=lambda f: str(f[0])), sorted(bundles, key=lambda f: str(f[0]))
-    frames = []
+    frames, raw = [], []
     for p, _ in ndjson:
         frames.append(session.read.text(str(p)).where("trim(value) <> ''").selectExpr(f"{_q(str(p))} AS file", "value AS _text"))
+        raw.append(frames[-1])
     for p, _ in bundles:
-        doc = session.read.text(str(p), wholetext=True).selectExpr(f"{_q(str(p))} AS file", "value AS _text", "parse_json(value) AS _doc")
+        whole = session.read.text(str(p), wholetext=True).selectExpr(f"{_q(str(p))} AS file", "value AS _text")
+        raw.append(whole)
+        doc = whole.selectExpr("file", "_text", "parse_json(_text) AS _doc")
         entries = doc.selectExpr(
             "file", "_text", "_doc",
             f"explode(CASE WHEN {_BUNDLE} THEN coalesce(try_variant_get(_doc, '$.entry', 'ARRAY<VARIANT>'), "
@@ -58,7 +61,9 @@ def load_resources_spark(session: Any, inputs: Iterable[str | Path], name: str =
     for f in frames[1:]:
         frame = frame.unionAll(f)
     texts = frame.where("_text IS NOT NULL")
-    texts.createOrReplaceTempView(f"{name}_text")
+    for r in raw[1:]:
+        raw[0] = raw[0].unionAll(r)
+    raw[0].createOrReplaceTempView(f"{name}_raw")  # the text of each line or Bundle file, to name one that is not JSON
     resources = (
         texts
         .selectExpr("monotonically_increasing_id() AS ord", "file", "parse_json(_text) AS resource")
@@ -68,7 +73,14 @@ def load_resources_spark(session: Any, inputs: Iterable[str | Path], name: str =
         from pyspark import StorageLevel
 
         resources = resources.persist(StorageLevel.MEMORY_AND_DISK)
-        resources.count()
+        try:
+            resources.count()
+        except Exception as e:
+            resources.unpersist()
+            bad = _first_bad_line(session, name) if "MALFORMED" in str(e) else None
+            if bad is None:
+                raise
+            raise InputError(bad) from e
     resources.createOrReplaceTempView(name)
     return resources
 
@@ -112,28 +124,31 @@ def run_view_spark(
     except ViewError:
         raise
     except Exception as e:
-        raise failure(session, compiled, e, frame) from e
+        raise failure(session, compiled, e, frame, source) from e
     return spark_rows(compiled, fetched)
 
 
-def failure(session: Any, compiled: CompiledView, e: Exception, resources: Any = None) -> Exception:
+def failure(session: Any, compiled: CompiledView, e: Exception, resources: Any = None, source: str = _SOURCE) -> Exception:
     """The error to raise for Spark's failure ``e`` running ``compiled``: an :class:`InputError`
     naming the file when a line of the input is not JSON, else a :class:`ViewError`."""
     message = spark_message(e)
     if resources is not None and "MALFORMED" in str(e):
-        bad = _first_bad_line(session)
+        bad = _first_bad_line(session, source)
         if bad is not None:
             return InputError(bad)
     return ViewError(f"view {compiled.name}: {message}")
 
 
-def _first_bad_line(session: Any) -> str | None:
-    """'<file>: not FHIR JSON (…)' for the first input line Spark cannot parse, if any."""
-    found = session.sql(f"SELECT file, _text FROM `{_SOURCE}_text` WHERE try_parse_json(_text) IS NULL LIMIT 1").collect()
+def _first_bad_line(session: Any, source: str = _SOURCE) -> str | None:
+    """'<file>: not FHIR JSON (…)' for the first input line (or Bundle file) Spark cannot parse, if any."""
+    try:
+        found = session.sql(f"SELECT file, _text FROM `{source}_raw` WHERE try_parse_json(_text) IS NULL LIMIT 1").collect()
+    except Exception:  # the diagnosis failed too: the caller reports Spark's own error
+        return None
     if not found:
         return None
     file, text = found[0]
-    return f"{file}: not FHIR JSON (a line is not JSON: {text.strip()[:60]!r})"
+    return f"{file}: not FHIR JSON (not JSON: {text.strip()[:60]!r})"
 
 
 def spark_message(e: BaseException) -> str:

@@ -10,7 +10,7 @@ import typer
 
 from trialdesk.console import fail, out
 
-app = typer.Typer(help="FHIR: SQL-on-FHIR v2 views run by DuckDB.", no_args_is_help=True)
+app = typer.Typer(help="FHIR: SQL-on-FHIR v2 views run by DuckDB or Spark.", no_args_is_help=True)
 
 
 class ViewEngine(StrEnum):
@@ -34,7 +34,7 @@ def check_out_path(path: Path, option: str = "--out") -> None:
 
 @app.callback()
 def fhir() -> None:
-    """FHIR: SQL-on-FHIR v2 views run by DuckDB."""
+    """FHIR: SQL-on-FHIR v2 views run by DuckDB or Spark."""
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """SQL-on-FHIR v2 ViewDefinitions run by DuckDB: compile a view to SQL
 (:mod:`.compiler`, with the FHIRPath subset of :mod:`.fhirpath`) and run it over FHIR
-inputs read by DuckDB's JSON reader (:mod:`.reader`)."""
+inputs read by DuckDB's JSON reader (:mod:`.reader`). The same views run by local Spark:
+:mod:`.spark`."""
 
 from __future__ import annotations
 

@@ -17,6 +17,11 @@ is evaluated once for both.
 
 What the compiler does not support it refuses with :class:`ViewError`, naming the view,
 the column (or forEach/where) and the expression.
+
+The same compiler writes Spark SQL (``compile_view(view, engine="spark")``): every piece of SQL
+that differs between the engines goes through :mod:`.dialect`, where DuckDB's ``JSON``/``JSON[]``
+are Spark's ``VARIANT``/``ARRAY<VARIANT>``; what is said above of DuckDB's lists holds of Spark's
+arrays.
 """
 
 from __future__ import annotations

@@ -217,3 +217,14 @@ def test_a_path_giving_two_values_in_a_single_column_is_an_error_naming_it_on_sp
     view = {"resource": "Patient", "name": "names", "select": [{"column": [{"name": "family", "path": "name.family"}]}]}
     with pytest.raises(ViewError, match=r"view names, column family: the path gives more than one value"):
         run_view_spark(view, [export], session=session)
+
+
+def test_a_gzipped_export_gives_the_same_rows_on_spark(session: Any, tmp_path: Path) -> None:
+    import gzip
+
+    for f in sorted((FIXTURES / "export_ssc_ild_new").glob("*.ndjson")):
+        (tmp_path / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes()))
+    view = json.loads((VIEWS / "condition_occurrence.json").read_text())
+    rows = run_view_spark(view, [tmp_path], session=session)
+    assert rows == run_view(view, [tmp_path]) == run_view(view, [FIXTURES / "export_ssc_ild_new"])
+    assert len(rows) == 4

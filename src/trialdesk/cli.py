@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
                  "Protocols as data: validate, show, export to and import from ClinicalTrials.gov."),
     "patient": ("trialdesk.eligibility.patient_commands", "app", True,
                 "One patient's chart: FHIR R4 record → eligibility worksheet with evidence."),
-    "fhir": ("trialdesk.sources.fhir_commands", "app", True, "FHIR: SQL-on-FHIR v2 views run by DuckDB."),
+    "fhir": ("trialdesk.sources.fhir_commands", "app", True, "FHIR: SQL-on-FHIR v2 views run by DuckDB or Spark."),
     "synth": ("trialdesk.sources.commands", "app", True,
               "Synthetic data: an OMOP CDM hospital for demos, tests and benchmarks."),
     "safety": ("trialdesk.safety.commands", "app", True,

@@ -1,6 +1,7 @@
 """SQL-on-FHIR v2 ViewDefinitions run by DuckDB: compile a view to SQL
 (:mod:`.compiler`, with the FHIRPath subset of :mod:`.fhirpath`) and run it over FHIR
-inputs read by DuckDB's JSON reader (:mod:`.reader`)."""
+inputs read by DuckDB's JSON reader (:mod:`.reader`). The same views run by local Spark:
+:mod:`.spark`."""
 
 from __future__ import annotations
 
@@ -48,7 +49,13 @@ def run_view(
         raise ViewError(f"view {compiled.name}: {_message(e)}") from e
     names = [c[0] for c in compiled.columns]
     parse = [c[1] in ("JSON", "JSON[]") for c in compiled.columns]
-    return [{n: _json(v) if p else v for n, v, p in zip(names, row, parse, strict=True)} for row in fetched]
+    out = []
+    for row in fetched:
+        d = {n: _json(v) if p else v for n, v, p in zip(names, row, parse, strict=False)}
+        if len(row) > len(names):  # a view compiled with validate: the problems of the row's values
+            d["_errors"] = row[len(names)]
+        out.append(d)
+    return out
 
 
 def _json(v: Any) -> Any:

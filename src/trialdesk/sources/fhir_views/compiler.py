@@ -17,6 +17,11 @@ is evaluated once for both.
 
 What the compiler does not support it refuses with :class:`ViewError`, naming the view,
 the column (or forEach/where) and the expression.
+
+The same compiler writes Spark SQL (``compile_view(view, engine="spark")``): every piece of SQL
+that differs between the engines goes through :mod:`.dialect`, where DuckDB's ``JSON``/``JSON[]``
+are Spark's ``VARIANT``/``ARRAY<VARIANT>``; what is said above of DuckDB's lists holds of Spark's
+arrays.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from trialdesk.sources.fhir_views.dialect import DUCKDB, SPARK, Dialect
 from trialdesk.sources.fhir_views.fhirpath import Node, PathSyntaxError, parse
 
 __all__ = ["CompiledView", "ViewError", "compile_view", "sql_type"]
@@ -45,10 +51,7 @@ _STRING_TYPES = frozenset({
     "string", "code", "id", "uri", "url", "canonical", "oid", "uuid", "markdown", "base64Binary", "date", "dateTime",
     "instant", "time", "xhtml",
 })  # fmt: skip
-_NUMERIC_JSON = "('UBIGINT', 'BIGINT', 'DOUBLE')"
-_EMPTY = "CAST([] AS JSON[])"
 _ERRORS_TYPE = "STRUCT(element VARCHAR, problem VARCHAR)[]"
-_NO_ERRORS = f"CAST([] AS {_ERRORS_TYPE})"
 
 
 def sql_type(fhir_type: str | None) -> str | None:
@@ -61,14 +64,6 @@ def sql_type(fhir_type: str | None) -> str | None:
     return "JSON"
 
 
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _ident(s: str) -> str:
-    return '"' + s.replace('"', '""') + '"'
-
-
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -79,15 +74,17 @@ class _Scope:
     each element found by its index."""
 
     var: str
+    d: Dialect
     names: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def get(self, path: tuple[str, ...]) -> str:
         """SQL: the JSON at ``path`` (NULL when absent), as ``object -> a -> b`` gives it."""
         i = self.names.setdefault(path, len(self.names) + 1)
-        return f"{self.var}[{i}]"
+        return self.d.at(self.var, i)
 
-    def paths(self) -> str:
-        return "[" + ", ".join(_q("$" + "".join(f'."{n}"' for n in p)) for p in self.names) + "]"
+    def extract(self, obj: str) -> str:
+        """SQL: the list of every element read, from the JSON ``obj`` in one parse."""
+        return self.d.extract(obj, list(self.names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +100,6 @@ class _Expr:
     scope: _Scope | None = None
     #: (scope, path): this collection is the element at ``path`` of the scope's object
     at: tuple[_Scope, tuple[str, ...]] | None = None
-
-    def coll(self) -> str:
-        if self.kind == "coll":
-            return self.sql
-        return f"(CASE WHEN ({self.sql}) IS NULL THEN {_EMPTY} ELSE [to_json({self.sql})] END)"
-
-    def single(self) -> str:
-        """The first item as JSON (NULL when empty)."""
-        if self.kind != "coll":
-            return f"to_json({self.sql})"
-        return self.one if self.one is not None else f"({self.sql})[1]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +120,8 @@ class CompiledView:
     #: the SELECT over a table with columns (rtype, resource) and an ordinal ``ord``
     sql_template: str
     notes: list[str] = field(default_factory=list)
+    #: the engine the SQL is written for: 'duckdb' or 'spark'
+    engine: str = "duckdb"
 
     def sql(self, source: str, *, keep_ord: bool = False) -> str:
         """The query over ``source``; with ``keep_ord``, its first column is the resource's ``ord``."""
@@ -141,8 +129,9 @@ class CompiledView:
 
 
 class _Compiler:
-    def __init__(self, view: Any, validate: bool = False) -> None:
+    def __init__(self, view: Any, validate: bool = False, dialect: Dialect = DUCKDB) -> None:
         self.validate = validate
+        self.d = d = dialect
         if not isinstance(view, dict) or not view:
             raise ViewError("the ViewDefinition is empty")
         self.view = view
@@ -157,7 +146,7 @@ class _Compiler:
         self.fresh = itertools.count()
         self.checks: list[str] = []
         #: the resource's top-level elements the view reads, extracted in one parse of each resource
-        self.root = _Scope("_root")
+        self.root = _Scope("_root", d)
         self.bvar = ""
 
     # ----- constants
@@ -178,7 +167,7 @@ class _Compiler:
             elif isinstance(v, (int, float)):
                 out[name] = _Expr(repr(v), "num")
             elif isinstance(v, str):
-                out[name] = _Expr(_q(v), "str")
+                out[name] = _Expr(self.d.q(v), "str")
             else:
                 raise ViewError(f"view {self.name}: constant {name!r}: {key} must be a primitive value")
         return out
@@ -202,14 +191,15 @@ class _Compiler:
 
     def node(self, n: Node, ctx: _Ctx) -> _Expr:
         k = n.kind
+        d = self.d
         if k == "str":
-            return _Expr(_q(str(n.value)), "str")
+            return _Expr(d.q(str(n.value)), "str")
         if k == "num":
             return _Expr(repr(n.value), "num")
         if k == "bool":
             return _Expr("TRUE" if n.value else "FALSE", "bool")
         if k == "date":
-            return _Expr(_q(str(n.value)), "str")
+            return _Expr(d.q(str(n.value)), "str")
         if k == "this":
             return ctx.this
         if k == "const":
@@ -217,7 +207,7 @@ class _Compiler:
             if name == "rowIndex":
                 return _Expr(ctx.row_index, "num")
             if name == "resource" or name == "rootResource":
-                return _Expr(f"[{ctx.resource}]", "coll", ctx.resource)
+                return _Expr(d.arr(ctx.resource), "coll", ctx.resource)
             if name not in self.constants:
                 raise _Unsupported(f"%{name} is not a constant of the view")
             return self.constants[name]
@@ -227,9 +217,9 @@ class _Compiler:
         if k == "index":
             base = self.node(n.args[0], ctx)  # type: ignore[arg-type]
             idx = self.node(n.args[1], ctx)  # type: ignore[arg-type]
-            i = idx.sql if idx.kind == "num" else f"TRY_CAST({idx.single()} ->> '$' AS BIGINT)"
+            i = idx.sql if idx.kind == "num" else d.try_cast_json(self.single(idx), "BIGINT")
             v = self.var()
-            return _Expr(f"list_filter({base.coll()}, ({v}, _i) -> _i - 1 = CAST({i} AS BIGINT))")
+            return _Expr(d.filter(self.coll(base), f"({v}, _i) -> {d.pos0('_i')} = CAST({i} AS BIGINT)"))
         if k == "neg":
             x = self.num(self.node(n.args[0], ctx))  # type: ignore[arg-type]
             return _Expr(f"(-{x})", "num")
@@ -239,51 +229,63 @@ class _Compiler:
             return self.call(n, ctx)
         raise _Unsupported(f"{k} is not supported")
 
+    def coll(self, e: _Expr) -> str:
+        """The expression as a collection."""
+        if e.kind == "coll":
+            return e.sql
+        return f"(CASE WHEN ({e.sql}) IS NULL THEN {self.d.empty} ELSE {self.d.arr(self.d.to_json(e.sql))} END)"
+
+    def single(self, e: _Expr) -> str:
+        """The first item as JSON (NULL when empty)."""
+        if e.kind != "coll":
+            return self.d.to_json(e.sql)
+        return e.one if e.one is not None else self.d.at(f"({e.sql})", 1)
+
     def child(self, base: _Expr, name: str) -> _Expr:
+        d = self.d
         if base.kind != "coll":
-            return _Expr(_EMPTY)
+            return _Expr(d.empty)
         scope = self.root if base.one == "resource" else base.scope
         if scope is not None and _PLAIN_NAME.fullmatch(name):  # an element of an object parsed once (see _Scope)
-            return _Expr(_element_sql(scope.get((name,))), at=(scope, (name,)))
+            return _Expr(d.element(scope.get((name,))), at=(scope, (name,)))
         if base.at is not None and _PLAIN_NAME.fullmatch(name):
             # a.b read by the same parse as a ($.a.b), unless a (or an element above it) is a list, whose items
             # JSONPath does not enter: then step into each item as below
             scope, path = base.at
-            lists = " OR ".join(f"starts_with(CAST({scope.get(path[:k])} AS VARCHAR), '[')" for k in range(1, len(path) + 1))
+            lists = " OR ".join(d.is_array(scope.get(path[:k])) for k in range(1, len(path) + 1))
             v = self.var()
-            each = f"flatten(list_transform({base.sql}, {v} -> {_child_sql(v, name)}))"
-            return _Expr(f"(CASE WHEN {lists} THEN {each} ELSE {_element_sql(scope.get((*path, name)))} END)",
+            each = f"flatten({d.transform(base.sql, f'{v} -> {d.element(d.get(v, name))}')})"
+            return _Expr(f"(CASE WHEN {lists} THEN {each} ELSE {d.element(scope.get((*path, name)))} END)",
                          at=(scope, (*path, name)))
         if base.one is not None:
-            return _Expr(_child_sql(base.one, name))
+            return _Expr(d.element(d.get(base.one, name)))
         v = self.var()
-        return _Expr(f"flatten(list_transform({base.sql}, {v} -> {_child_sql(v, name)}))")
+        return _Expr(f"flatten({d.transform(base.sql, f'{v} -> {d.element(d.get(v, name))}')})")
 
     def num(self, e: _Expr) -> str:
         if e.kind == "num":
             return e.sql
         if e.kind == "coll":
-            return f"TRY_CAST(({e.single()}) ->> '$' AS DOUBLE)"
+            return self.d.try_cast_json(f"({self.single(e)})", "DOUBLE")
         raise _Unsupported("a number was expected")
 
     def text(self, e: _Expr) -> str:
         if e.kind == "str":
             return e.sql
         if e.kind == "coll":
-            return f"(({e.single()}) ->> '$')"
-        if e.kind == "num":
-            return f"CAST({e.sql} AS VARCHAR)"
-        return f"CAST({e.sql} AS VARCHAR)"
+            return self.d.text(f"({self.single(e)})")
+        return f"CAST({e.sql} AS {self.d.typ('VARCHAR')})"
 
     def boolean(self, e: _Expr, what: str = "") -> str:
         """FHIRPath singleton evaluation as a boolean; a non-boolean value is an error."""
         if e.kind == "bool":
             return e.sql
         if e.kind == "coll":
-            msg = _q(f"{what}: the expression does not give a boolean")
-            return _let(e.sql, lambda c: (
-                f"CASE WHEN len({c}) = 0 THEN NULL WHEN len({c}) = 1 AND json_type({c}[1]) = 'BOOLEAN' "
-                f"THEN CAST({c}[1] AS BOOLEAN) ELSE error({msg}) END"))  # fmt: skip
+            d = self.d
+            msg = d.q(f"{what}: the expression does not give a boolean")
+            return d.let(e.sql, lambda c: (
+                f"CASE WHEN {d.size(c)} = 0 THEN NULL WHEN {d.size(c)} = 1 AND {d.kind_is(d.at(c, 1), 'boolean')} "
+                f"THEN CAST({d.at(c, 1)} AS BOOLEAN) ELSE {d.error(msg)} END"))  # fmt: skip
         raise _Unsupported("a boolean was expected")
 
     def op(self, op: str, left: Node, right: Node, ctx: _Ctx) -> _Expr:
@@ -297,7 +299,7 @@ class _Compiler:
         if op in ("+", "-", "*", "/", "div", "mod"):
             if op == "+" and "str" in (a.kind, b.kind):
                 return _Expr(f"({self.text(a)} || {self.text(b)})", "str")
-            sql_op = {"div": "//", "mod": "%"}.get(op, op)
+            sql_op = {"div": self.d.int_div(), "mod": "%"}.get(op, op)
             x, y = self.num(a), self.num(b)
             if op == "/":
                 return _Expr(f"(CASE WHEN {y} = 0 THEN NULL ELSE {x} / {y} END)", "num")
@@ -305,7 +307,7 @@ class _Compiler:
         if op == "&":
             return _Expr(f"(coalesce({self.text(a)}, '') || coalesce({self.text(b)}, ''))", "str")
         if op == "|":
-            return _Expr(f"list_distinct(list_concat({a.coll()}, {b.coll()}))")
+            return _Expr(self.d.distinct(self.d.concat(self.coll(a), self.coll(b))))
         if op in ("=", "!=", "<", "<=", ">", ">=", "~", "!~"):
             sql_op = {"~": "=", "!~": "<>", "!=": "<>"}.get(op, op)
             ci = op in ("~", "!~")
@@ -317,20 +319,21 @@ class _Compiler:
         if "num" in kinds:
             return f"({self.num(a)} {op} {self.num(b)})"
         if "bool" in kinds:
-            x = a.sql if a.kind == "bool" else f"TRY_CAST({a.single()} AS BOOLEAN)"
-            y = b.sql if b.kind == "bool" else f"TRY_CAST({b.single()} AS BOOLEAN)"
+            x = a.sql if a.kind == "bool" else f"TRY_CAST({self.single(a)} AS BOOLEAN)"
+            y = b.sql if b.kind == "bool" else f"TRY_CAST({self.single(b)} AS BOOLEAN)"
             return f"({x} {op} {y})"
         if "str" in kinds:
             x, y = self.text(a), self.text(b)
             if ci:
                 x, y = f"lower({x})", f"lower({y})"
             return f"({x} {op} {y})"
-        return _let(f"[{a.single()}, {b.single()}]", lambda p: (
-            f"CASE WHEN json_type({p}[1]) IN {_NUMERIC_JSON} AND json_type({p}[2]) IN {_NUMERIC_JSON} "
-            f"THEN CAST({p}[1] AS DOUBLE) {op} CAST({p}[2] AS DOUBLE) "
-            f"WHEN json_type({p}[1]) IN ('OBJECT', 'ARRAY') OR json_type({p}[2]) IN ('OBJECT', 'ARRAY') "
-            f"THEN CAST({p}[1] AS VARCHAR) {op} CAST({p}[2] AS VARCHAR) "
-            f"ELSE ({p}[1] ->> '$') {op} ({p}[2] ->> '$') END"))  # fmt: skip
+        d = self.d
+        return d.let(d.arr(self.single(a), self.single(b)), lambda p: (
+            f"CASE WHEN {d.kind_is(d.at(p, 1), 'number')} AND {d.kind_is(d.at(p, 2), 'number')} "
+            f"THEN CAST({d.at(p, 1)} AS DOUBLE) {op} CAST({d.at(p, 2)} AS DOUBLE) "
+            f"WHEN {d.kind_is(d.at(p, 1), 'structure')} OR {d.kind_is(d.at(p, 2), 'structure')} "
+            f"THEN {d.json_text(d.at(p, 1))} {op} {d.json_text(d.at(p, 2))} "
+            f"ELSE {d.text(d.at(p, 1))} {op} {d.text(d.at(p, 2))} END"))  # fmt: skip
 
     def call(self, n: Node, ctx: _Ctx) -> _Expr:
         name = str(n.value)
@@ -338,6 +341,7 @@ class _Compiler:
         if name == "ofType":
             return self.of_type(base_node, args, ctx)
         base = ctx.this if base_node is None else self.node(base_node, ctx)
+        d = self.d
 
         def arity(*allowed: int) -> None:
             if len(args) not in allowed:
@@ -347,18 +351,18 @@ class _Compiler:
             arity(0)
             if base.kind != "coll":
                 return base
-            return _Expr(f"({base.sql})[1:1]", "coll", base.single())
+            return _Expr(d.head(f"({base.sql})"), "coll", self.single(base))
         if name == "last":
             arity(0)
-            return _Expr(f"({base.coll()})[-1:]", "coll", f"({base.coll()})[-1]")
+            return _Expr(d.tail_one(f"({self.coll(base)})"), "coll", d.last(f"({self.coll(base)})"))
         if name in ("exists", "empty"):
             arity(0, 1)
-            coll = base.coll() if not args else self.where(base, args[0], ctx).sql
-            test = f"(len({coll}) > 0)" if name == "exists" else f"(len({coll}) = 0)"
+            coll = self.coll(base) if not args else self.where(base, args[0], ctx).sql
+            test = f"({d.size(coll)} > 0)" if name == "exists" else f"({d.size(coll)} = 0)"
             return _Expr(test, "bool")
         if name == "count":
             arity(0)
-            return _Expr(f"len({base.coll()})", "num")
+            return _Expr(d.size(self.coll(base)), "num")
         if name == "where":
             arity(1)
             return self.where(base, args[0], ctx)
@@ -367,18 +371,18 @@ class _Compiler:
             return _Expr(f"(NOT {self.boolean(base, ctx.where)})", "bool")
         if name == "join":
             arity(0, 1)
-            sep = "''" if not args else self.text(self.node(args[0], ctx))  # type: ignore[arg-type]
+            sep = d.q("") if not args else self.text(self.node(args[0], ctx))  # type: ignore[arg-type]
             v = self.var()
-            return _Expr(f"coalesce(array_to_string(list_transform({base.coll()}, {v} -> ({v} ->> '$')), {sep}), '')", "str")
+            return _Expr(f"coalesce({d.join(d.transform(self.coll(base), f'{v} -> {d.text(v)}'), sep)}, {d.q('')})", "str")
         if name == "extension":
             arity(1)
             url = self.text(self.node(args[0], ctx))  # type: ignore[arg-type]
             v = self.var()
-            return _Expr(f"list_filter({self.child(base, 'extension').sql}, {v} -> (({v} ->> 'url') = {url}))")
+            return _Expr(d.filter(self.child(base, "extension").sql, f"{v} -> ({d.text_at(v, 'url')} = {url})"))
         if name == "getResourceKey":
             arity(0)
             src = base.one if base.one is not None else ctx.resource
-            return _Expr(f"({self.root.get(('id',))} ->> '$')" if src == "resource" else f"({src} ->> 'id')", "str")
+            return _Expr(d.text(self.root.get(("id",))) if src == "resource" else d.text_at(src, "id"), "str")
         if name == "getReferenceKey":
             arity(0, 1)
             v = self.var()
@@ -388,9 +392,9 @@ class _Compiler:
                 t = args[0]
                 if t is None or t.kind != "member" or t.args[0] is not None:
                     raise _Unsupported("getReferenceKey() takes a resource type name")
-                test = f"regexp_extract({v} ->> '$', '([A-Za-z]+)/[^/]+(/_history/.*)?$', 1) = {_q(str(t.value))}"
-            keys = (f"list_transform(list_filter({refs}, {v} -> ({test})), "
-                    f"{v} -> (to_json(regexp_extract({v} ->> '$', '([^/#]+)(/_history/[^/]+)?$', 1))))")  # fmt: skip
+                test = f"regexp_extract({d.text_raw(v)}, {d.q('([A-Za-z]+)/[^/]+(/_history/.*)?$')}, 1) = {d.q(str(t.value))}"
+            key = f"regexp_extract({d.text_raw(v)}, {d.q('([^/#]+)(/_history/[^/]+)?$')}, 1)"
+            keys = d.transform(d.filter(refs, f"{v} -> ({test})"), f"{v} -> ({d.to_json(key)})")
             return _Expr(keys)
         if name in ("lowBoundary", "highBoundary"):
             raise _Unsupported(f"{name}() is not supported (experimental in SQL-on-FHIR v2)")
@@ -403,9 +407,9 @@ class _Compiler:
 
     def where(self, base: _Expr, cond: Node | None, ctx: _Ctx) -> _Expr:
         v = self.var()
-        inner = _Ctx(_Expr(f"[{v}]", "coll", v), ctx.resource, ctx.row_index, ctx.where)
+        inner = _Ctx(_Expr(self.d.arr(v), "coll", v), ctx.resource, ctx.row_index, ctx.where)
         test = self.boolean(self.node(cond, inner), ctx.where)  # type: ignore[arg-type]
-        return _Expr(f"list_filter({base.coll()}, {v} -> coalesce({test}, FALSE))")
+        return _Expr(self.d.filter(self.coll(base), f"{v} -> coalesce({test}, FALSE)"))
 
     def of_type(self, base_node: Node | None, args: tuple[Node | None, ...], ctx: _Ctx) -> _Expr:
         if len(args) != 1 or args[0] is None or args[0].kind != "member" or args[0].args[0] is not None:
@@ -430,36 +434,39 @@ class _Compiler:
             raise ViewError(f"view {self.name}: column name {name!r} must be letters, digits and _, starting with a letter")
         where = f"view {self.name}, column {name}"
         e = self.expr(col["path"], _Ctx(ctx.this, ctx.resource, ctx.row_index, where))
+        d = self.d
         if self.validate and e.kind == "coll":
             v = self.var()
-            check = check_sql(v, ftype)
+            check = check_sql(v, ftype, d)
             if check is not None:
                 if bound is not None:
-                    bound.append(e.coll())
+                    bound.append(self.coll(e))
                     ref = f"{self.bvar}.k{len(bound)}"
-                    e = _Expr(ref, "coll", f"{ref}[1]" if e.one is not None else None)
+                    e = _Expr(ref, "coll", d.at(ref, 1) if e.one is not None else None)
                 element = element_name(col["path"], ctx.element)
-                bad = f"list_filter(list_transform({e.coll()}, {v} -> {check}), {v} -> ({v} IS NOT NULL))[1:1]"
-                self.checks.append(f"(list_transform({bad}, {v} -> struct_pack(element := {_q(element)}, problem := {v})))[1]")
+                bad = d.head(d.filter(d.transform(self.coll(e), f"{v} -> {check}"), f"{v} -> ({v} IS NOT NULL)"))
+                pack = d.struct([("element", d.q(element)), ("problem", v)], plain=True)
+                self.checks.append(d.at(f"({d.transform(bad, f'{v} -> {pack}')})", 1))
         if collection:
             item = sql_type(ftype)
             if item is None or item == "JSON":
-                return name, e.coll(), "JSON[]", ftype, True
+                return name, self.coll(e), "JSON[]", ftype, True
             v = self.var()
-            cast = f"({v} ->> '$')" if item == "VARCHAR" else f"CAST({v} AS {item})"
-            return name, f"list_transform({e.coll()}, {v} -> {cast})", f"{item}[]", ftype, True
+            cast = d.text(v) if item == "VARCHAR" else f"CAST({v} AS {d.typ(item)})"
+            return name, d.transform(self.coll(e), f"{v} -> {cast}"), f"{item}[]", ftype, True
         target = sql_type(ftype) or {"bool": "BOOLEAN", "num": "DOUBLE", "str": "VARCHAR"}.get(e.kind, "JSON")
         if e.kind == "coll":
-            msg = _q(f'{where}: the path gives more than one value; declare the column "collection": true')
-            one = e.one if e.one is not None else _let(e.sql, lambda c: f"CASE WHEN len({c}) > 1 THEN error({msg}) ELSE {c}[1] END")
+            msg = d.q(f'{where}: the path gives more than one value; declare the column "collection": true')
+            one = e.one if e.one is not None else d.let(
+                e.sql, lambda c: f"CASE WHEN {d.size(c)} > 1 THEN {d.error(msg)} ELSE {d.at(c, 1)} END")
             if target == "JSON":
                 value = one
             elif target == "VARCHAR":
-                value = f"({one} ->> '$')"
+                value = d.text(one)
             else:
-                value = f"{'TRY_CAST' if self.validate else 'CAST'}({one} AS {target})"
+                value = f"{'TRY_CAST' if self.validate else 'CAST'}({one} AS {d.typ(target)})"
         else:
-            value = f"CAST({e.sql} AS {target})"
+            value = f"CAST({e.sql} AS {d.typ(target)})"
         return name, value, target, ftype, False
 
     def select(self, node: Any, ctx: _Ctx) -> tuple[str, list[tuple[str, str, str | None, bool]]]:
@@ -480,25 +487,25 @@ class _Compiler:
             v = self.var()
             i = self.var()
             prefix = element_name(node[iterate], ctx.element) if isinstance(node[iterate], str) else ctx.element
-            scope = _Scope(self.var())
-            inner = _Ctx(_Expr(f"[{v}]", "coll", v, scope), ctx.resource, f"({i} - 1)", ctx.where, prefix)
+            d = self.d
+            scope = _Scope(self.var(), d)
+            inner = _Ctx(_Expr(d.arr(v), "coll", v, scope), ctx.resource, f"({d.pos0(i)})", ctx.where, prefix)
             rows, cols = self._rows(node, inner)
             if scope.names:  # each item parsed once for all the elements its columns read
-                rows = f"(list_transform([json_extract({v}, {scope.paths()})], {scope.var} -> {rows}))[1]"
-            sql = f"flatten(list_transform({items.coll()}, ({v}, {i}) -> {rows}))"
+                rows = d.at(f"({d.transform(d.arr(scope.extract(v)), f'{scope.var} -> {rows}')})", 1)
+            sql = f"flatten({d.transform(self.coll(items), f'({v}, {i}) -> {rows}')})"
             if iterate == "forEachOrNull":
                 # the row of an empty forEachOrNull: its columns over an empty context (%rowIndex 0), or all NULL
-                empty_ctx = _Ctx(_Expr(_EMPTY, "coll", "NULL::JSON"), ctx.resource, "0", ctx.where)
+                empty_ctx = _Ctx(_Expr(d.empty, "coll", d.null_json()), ctx.resource, "0", ctx.where)
                 empty_rows, _ = self._rows(node, empty_ctx)
                 empty_rows = self._cast_rows(empty_rows, _, [c[1] for c in cols])
-                null_rows = f"(CASE WHEN len({empty_rows}) > 0 THEN {empty_rows} ELSE {self._null_rows(cols)} END)"
-                sql = f"(CASE WHEN len({items.coll()}) = 0 THEN {null_rows} ELSE {sql} END)"
+                null_rows = f"(CASE WHEN {d.size(empty_rows)} > 0 THEN {empty_rows} ELSE {self._null_rows(cols)} END)"
+                sql = f"(CASE WHEN {d.size(self.coll(items))} = 0 THEN {null_rows} ELSE {sql} END)"
             return sql, cols
         return self._rows(node, ctx)
 
     def _null_rows(self, cols: list[tuple[str, str, str | None, bool]]) -> str:
-        fields = ", ".join(f"{_ident(c)} := CAST(NULL AS {t})" for c, t, _, _ in cols)
-        return f"[struct_pack({fields})]"
+        return self.d.arr(self.d.struct([(c, f"CAST(NULL AS {self.d.typ(t)})") for c, t, _, _ in cols]))
 
     def _rows(self, node: Any, ctx: _Ctx) -> tuple[str, list[tuple[str, str, str | None, bool]]]:
         parts: list[tuple[str, list[tuple[str, str, str | None, bool]]]] = []
@@ -511,14 +518,15 @@ class _Compiler:
             self.bvar = bvar = self.var()
             compiled = [self.column_expr(c, ctx, bound) for c in columns]
             mine, self.checks[before:] = self.checks[before:], []
+            d = self.d
             if self.validate:
-                errors = f"list_filter([{', '.join(mine)}], _e -> (_e IS NOT NULL))" if mine else _NO_ERRORS
+                errors = d.filter(d.arr(*mine), "_e -> (_e IS NOT NULL)") if mine else f"CAST({d.arr()} AS {d.typ(_ERRORS_TYPE)})"
                 compiled.append((f"_errors_{next(self.fresh)}", errors, _ERRORS_TYPE, None, True))
-            fields = ", ".join(f"{_ident(c)} := {v}" for c, v, _, _, _ in compiled)
-            row = f"[struct_pack({fields})]"
+            fields = d.struct([(c, v) for c, v, _, _, _ in compiled])
+            row = d.arr(fields)
             if bound:  # the checked collections, each evaluated once for its check and its value
-                binds = ", ".join(f"k{i} := {b}" for i, b in enumerate(bound, start=1))
-                row = f"list_transform([struct_pack({binds})], {bvar} -> struct_pack({fields}))"
+                binds = d.struct([(f"k{i}", b) for i, b in enumerate(bound, start=1)], plain=True)
+                row = d.transform(d.arr(binds), f"{bvar} -> {fields}")
             parts.append((row, [(c, t, f, coll) for c, _, t, f, coll in compiled]))
         for sub in node.get("select") or []:
             parts.append(self.select(sub, ctx))
@@ -534,8 +542,8 @@ class _Compiler:
                     v = self.var()
                     renamed = [(n if c[0].startswith("_errors_") and n.startswith("_errors_") else c[0], *c[1:]) for c, n in
                                zip(b_cols, first, strict=True)]  # fmt: skip
-                    fields = ", ".join(f"{_ident(r[0])} := {v}.{_ident(c[0])}" for r, c in zip(renamed, b_cols, strict=True))
-                    branches[k] = (f"list_transform({b_sql}, {v} -> struct_pack({fields}))", renamed)
+                    fields = self.d.struct([(r[0], f"{v}.{self.d.ident(c[0])}") for r, c in zip(renamed, b_cols, strict=True)])
+                    branches[k] = (self.d.transform(b_sql, f"{v} -> {fields}"), renamed)
             names = [c[0] for c in branches[0][1]]
             for _, cols in branches[1:]:
                 if [c[0] for c in cols] != names:
@@ -546,7 +554,7 @@ class _Compiler:
                 types = [t if t == c[1] else "JSON" for t, c in zip(types, cols, strict=True)]
             casted = [self._cast_rows(sql, cols, types) for sql, cols in branches]
             merged = [(c[0], t, c[2], c[3]) for c, t in zip(branches[0][1], types, strict=True)]
-            parts.append((f"list_concat({', '.join(casted)})", merged))
+            parts.append((self.d.concat(*casted), merged))
         if not parts:
             raise ViewError(f"view {self.name}: a select has no column, select or unionAll")
         sql, cols = parts[0]
@@ -555,9 +563,9 @@ class _Compiler:
             if clash:
                 raise ViewError(f"view {self.name}: column name(s) {', '.join(sorted(clash))} used twice")
             a, b = self.var(), self.var()
-            fields = ", ".join([f"{_ident(c[0])} := {a}.{_ident(c[0])}" for c in cols]
-                               + [f"{_ident(c[0])} := {b}.{_ident(c[0])}" for c in other_cols])  # fmt: skip
-            sql = f"flatten(list_transform({sql}, {a} -> list_transform({other_sql}, {b} -> struct_pack({fields}))))"
+            d = self.d
+            fields = d.struct([(c[0], f"{a}.{d.ident(c[0])}") for c in cols] + [(c[0], f"{b}.{d.ident(c[0])}") for c in other_cols])
+            sql = f"flatten({d.transform(sql, f'{a} -> ' + d.transform(other_sql, f'{b} -> {fields}'))})"
             cols = cols + other_cols
         return sql, cols
 
@@ -565,11 +573,13 @@ class _Compiler:
         if all(c[1] == t for c, t in zip(cols, types, strict=True)):
             return sql
         v = self.var()
-        fields = ", ".join(f"{_ident(c[0])} := CAST({v}.{_ident(c[0])} AS {t})" for c, t in zip(cols, types, strict=True))
-        return f"list_transform({sql}, {v} -> struct_pack({fields}))"
+        d = self.d
+        fields = d.struct([(c[0], f"CAST({v}.{d.ident(c[0])} AS {d.typ(t)})") for c, t in zip(cols, types, strict=True)])
+        return d.transform(sql, f"{v} -> {fields}")
 
     def compile(self) -> CompiledView:
-        root = _Ctx(_Expr("[resource]", "coll", "resource"), "resource", "0", f"view {self.name}")
+        d = self.d
+        root = _Ctx(_Expr(d.arr("resource"), "coll", "resource"), "resource", "0", f"view {self.name}")
         rows, cols = self._rows({"select": self.view["select"]}, root)
         wheres = []
         for w in self.view.get("where") or []:
@@ -580,16 +590,15 @@ class _Compiler:
         filt = " AND ".join(["TRUE", *wheres])
         errs = [c[0] for c in cols if c[0].startswith("_errors_")]
         cols = [c for c in cols if not c[0].startswith("_errors_")]
-        out_cols = ", ".join(f"_row.{_ident(c[0])} AS {_ident(c[0])}" for c in cols)
+        out_cols = ", ".join(f"{d.out(f'_row.{d.ident(c[0])}', c[1])} AS {d.ident(c[0])}" for c in cols)
         if errs:
-            out_cols += ", list_concat(" + ", ".join(f"_row.{_ident(e)}" for e in errs) + ") AS _errors"
-            if len(errs) == 1:
-                out_cols = out_cols.replace(f"list_concat(_row.{_ident(errs[0])})", f"_row.{_ident(errs[0])}")
+            out_cols += ", " + (f"_row.{d.ident(errs[0])}" if len(errs) == 1 else d.concat(*(f"_row.{d.ident(e)}" for e in errs)))
+            out_cols += " AS _errors"
         # each resource is parsed once for every element the view reads (see _Scope), not once for every path step
-        extract = f"json_extract(resource, {self.root.paths()})" if self.root.names else "CAST(NULL AS JSON[])"
-        source_rows = f"(SELECT ord, resource, {extract} AS _root FROM {{source}} WHERE rtype = {_q(self.resource)})"
-        sql = f"SELECT {{keep}}{out_cols} FROM (SELECT ord, unnest({rows}) AS _row FROM {source_rows} WHERE {filt}) ORDER BY ord"
-        return CompiledView(self.name, self.resource, cols, sql)
+        extract = self.root.extract("resource") if self.root.names else d.no_extract()
+        source_rows = f"(SELECT ord, resource, {extract} AS _root FROM {{source}} WHERE rtype = {d.q(self.resource)})"
+        sql = d.query("{keep}", out_cols, rows, source_rows, filt)
+        return CompiledView(self.name, self.resource, cols, sql, engine=d.name)
 
 
 class _Unsupported(Exception):
@@ -611,27 +620,27 @@ _PATTERNS = {
 }  # fmt: skip
 
 
-def check_sql(v: str, fhir_type: str | None) -> str | None:
+def check_sql(v: str, fhir_type: str | None, d: Dialect = DUCKDB) -> str | None:
     """SQL: NULL when the JSON value ``v`` (a SQL NULL: absent) is a valid FHIR ``fhir_type``,
     else what is wrong with it; None when the type is not checked (a complex type)."""
     if fhir_type is None:
         return None
-    shown = f"left(CAST({v} AS VARCHAR), 40)"
-    wrong = f"{shown} || ' is not a valid FHIR {fhir_type}'"
+    shown = f"left({d.json_text(v)}, 40)"
+    wrong = f"{shown} || {d.q(f' is not a valid FHIR {fhir_type}')}"
     if fhir_type == "boolean":
-        ok = f"json_type({v}) = 'BOOLEAN'"
+        ok = d.kind_is(v, "boolean")
     elif fhir_type in ("integer", "unsignedInt", "positiveInt", "integer64"):
         low = {"unsignedInt": 0, "positiveInt": 1}.get(fhir_type)
-        ok = f"json_type({v}) IN ('BIGINT', 'UBIGINT')" + (f" AND CAST({v} AS HUGEINT) >= {low}" if low is not None else "")
+        ok = d.kind_is(v, "integer") + (f" AND {d.bigint(v)} >= {low}" if low is not None else "")
     elif fhir_type == "decimal":
-        ok = f"json_type({v}) IN ('BIGINT', 'UBIGINT', 'DOUBLE')"
+        ok = d.kind_is(v, "decimal")
     elif fhir_type in _STRING_TYPES or fhir_type in _PATTERNS:
-        ok = f"json_type({v}) = 'VARCHAR'"
+        ok = d.kind_is(v, "string")
         if fhir_type in _PATTERNS:
-            ok += f" AND regexp_full_match({v} ->> '$', {_q(_PATTERNS[fhir_type].strip('^$'))})"
+            ok += f" AND {d.full_match(d.text_raw(v), _PATTERNS[fhir_type].strip('^$'))}"
         if fhir_type in ("date", "dateTime", "instant"):
             # the pattern allows 2021-02-30; a date must be a real day
-            ok += f" AND (length({v} ->> '$') < 10 OR TRY_CAST(substr({v} ->> '$', 1, 10) AS DATE) IS NOT NULL)"
+            ok += f" AND (length({d.text_raw(v)}) < 10 OR TRY_CAST(substr({d.text_raw(v)}, 1, 10) AS DATE) IS NOT NULL)"
     else:
         return None
     return f"(CASE WHEN {v} IS NULL OR ({ok}) THEN NULL ELSE {wrong} END)"
@@ -667,35 +676,13 @@ def element_name(path: str, prefix: str = "") -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-_LET = itertools.count()
-
-
-def _let(value: str, body: Any) -> str:
-    """SQL: ``body(v)`` with ``v`` bound once to ``value`` (a one-item list lambda), so that a
-    long expression is not repeated (and bound again by DuckDB) wherever the body uses it."""
-    v = f"_l{next(_LET)}"
-    return f"(list_transform([{value}], {v} -> ({body(v)})))[1]"
-
-
-def _element_sql(value: str) -> str:
-    """The JSON[] of an element's JSON ``value`` (a list gives its items, NULL and null none).
-
-    ``value`` is always JSON that DuckDB wrote (``json_extract``, ``->``, the items of a
-    ``CAST(… AS JSON[])``), which is compact: null is the text ``null`` and an array starts with
-    ``[``, so its kind is read from its first character, not by parsing it again."""
-    return _let(value, lambda j: (
-        f"CASE WHEN {j} IS NULL OR CAST({j} AS VARCHAR) = 'null' THEN {_EMPTY} "
-        f"WHEN starts_with(CAST({j} AS VARCHAR), '[') THEN CAST({j} AS JSON[]) ELSE [{j}] END"))  # fmt: skip
-
-
-def _child_sql(x: str, name: str) -> str:
-    """The JSON[] of element ``name`` of the JSON value ``x`` (a list element gives its items)."""
-    return _element_sql(f"({x} -> {_q(name)})")
-
-
-def compile_view(view: Any, *, validate: bool = False) -> CompiledView:
-    """Compile a ViewDefinition (its parsed JSON) to SQL; :class:`ViewError` when it cannot be.
+def compile_view(view: Any, *, validate: bool = False, engine: str = "duckdb") -> CompiledView:
+    """Compile a ViewDefinition (its parsed JSON) to SQL for ``engine`` ('duckdb' or 'spark');
+    :class:`ViewError` when it cannot be.
 
     With ``validate``, every value a typed column extracts is checked against its FHIR type
     in the same query: a last column ``_errors`` lists (element, problem) for the row."""
-    return _Compiler(view, validate).compile()
+    dialects = {"duckdb": DUCKDB, "spark": SPARK}
+    if engine not in dialects:
+        raise ValueError(f"engine {engine!r}: give duckdb or spark")
+    return _Compiler(view, validate, dialects[engine]).compile()

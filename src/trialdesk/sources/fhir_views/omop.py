@@ -409,9 +409,12 @@ class _SqlMapper:
               coalesce(nullif(onset_datetime, ''), nullif(onset_period_start, ''), nullif(recorded_date, '')) AS start_raw,
               coalesce(nullif(abatement_datetime, ''), nullif(abatement_period_end, ''), nullif(abatement_period_start, '')) AS end_raw,
               {self._coded_columns("Condition")} FROM {self._subject("condition")}))"""  # fmt: skip
-        self.problem(f"""SELECT 4, ord, 0, 1, 'onset[x]', 'no onset date or recordedDate; the condition is not used'
+        # an undated condition is kept (the engine reads it as possibly in any window): an undated HIV infection is
+        # still a history of HIV, never evidence of its absence
+        self.problem(f"""SELECT 4, ord, 0, 1, 'onset[x]', 'no onset date or recordedDate (an onsetAge or onsetString is not a date): '
+                  || 'the condition is kept with no date, so a criterion it would decide is unknown (it may lie in any window)'
                   FROM {c} WHERE NOT dated""")
-        self._no_coding_problem(c, "'code'", where="dated")
+        self._no_coding_problem(c, "'code'")
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_condition_occurrence AS SELECT
             row_number() OVER (ORDER BY person_id, ord)::INTEGER AS condition_occurrence_id, person_id,
             NULL::INTEGER AS condition_concept_id, fd_date(start_raw) AS condition_start_date,
@@ -422,16 +425,17 @@ class _SqlMapper:
             NULL::INTEGER AS condition_source_concept_id, clinical_status AS condition_status_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display,
             [fd_date(start_raw), fd_date(end_raw)] AS observed
-            FROM {c} WHERE dated""")
+            FROM {c}""")
         self._register("_t_condition_occurrence", "condition_occurrence", "Condition")
 
     def _procedures(self) -> None:
         p = f"""(SELECT *, fd_date(start_raw) IS NOT NULL AS dated FROM (SELECT *, 0 AS part,
               coalesce(nullif(performed_datetime, ''), nullif(performed_period_start, '')) AS start_raw,
               performed_period_end AS end_raw, {self._coded_columns("Procedure")} FROM {self._subject("procedure")}))"""
-        self.problem(f"""SELECT 4, ord, 0, 1, 'performed[x]', 'no date the procedure was performed; the record is not used'
+        self.problem(f"""SELECT 4, ord, 0, 1, 'performed[x]', 'no date the procedure was performed: '
+                  || 'the record is kept with no date, so a criterion it would decide is unknown (it may lie in any window)'
                   FROM {p} WHERE NOT dated""")
-        self._no_coding_problem(p, "'code'", where="dated")
+        self._no_coding_problem(p, "'code'")
         self.x(f"""CREATE OR REPLACE TEMP TABLE _t_procedure_occurrence AS SELECT
             row_number() OVER (ORDER BY person_id, ord)::INTEGER AS procedure_occurrence_id, person_id,
             NULL::INTEGER AS procedure_concept_id, fd_date(start_raw) AS procedure_date, fd_datetime(start_raw) AS procedure_datetime,
@@ -441,7 +445,7 @@ class _SqlMapper:
             NULL::INTEGER AS procedure_source_concept_id, NULL AS modifier_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display,
             [fd_date(start_raw), fd_date(end_raw)] AS observed
-            FROM {p} WHERE dated""")  # fmt: skip
+            FROM {p}""")  # fmt: skip
         self._register("_t_procedure_occurrence", "procedure_occurrence", "Procedure")
 
     def _drugs(self) -> None:
@@ -483,10 +487,9 @@ class _SqlMapper:
                 med_has_concept, med_codings, med_text, med_reference, contained
             FROM {adm}"""  # fmt: skip
         # the medication: a CodeableConcept, a contained Medication (#id), or a Medication in the Bundle or export;
-        # an exposure with no date is 'undated' (named, not used)
+        # an exposure with no date is kept with none (named; the engine reads it as possibly in any window)
         d2 = """SELECT d.*,
-              CASE WHEN fd_date(d.start_raw) IS NULL THEN 'undated'
-                   WHEN d.med_has_concept THEN 'concept'
+              CASE WHEN d.med_has_concept THEN 'concept'
                    WHEN d.med_reference IS NULL THEN 'none'
                    WHEN starts_with(d.med_reference, '#') THEN
                        CASE WHEN len(list_filter(d.contained, c -> ((c ->> 'id') = substr(d.med_reference, 2)))) > 0
@@ -508,12 +511,14 @@ class _SqlMapper:
                                  WHEN 'resolved' THEN CASE WHEN target_type = 'Medication' THEN target_text END END AS code_text,
                         fd_date(start_raw) AS start_day
               FROM d2)""")
-        self.problem("""SELECT 4, ord, 0, 1, NULL, 'no date for the exposure; the record is not used' FROM _d3 WHERE how = 'undated'""")
+        self.problem("""SELECT 4, ord, 0, 1, NULL, 'no date for the exposure: the record is kept with no date, so '
+                  || 'a criterion it would decide is unknown (it may lie in any window)'
+                  FROM _d3 WHERE start_day IS NULL AND how NOT IN ('none', 'missing')""")
         self.problem("""SELECT 4, ord, 0, 2, CASE WHEN how = 'none' THEN 'medication[x]' ELSE 'medicationReference' END,
                   CASE WHEN how = 'none' THEN 'no medication; the record is not used'
                   ELSE 'refers to ' || med_reference || ', a Medication not in this record; the record is not used' END
                   FROM _d3 WHERE how IN ('none', 'missing')""")
-        self._no_coding_problem("_d3", "'medication[x]'", where="how NOT IN ('none', 'missing', 'undated')")
+        self._no_coding_problem("_d3", "'medication[x]'", where="how NOT IN ('none', 'missing')")
         self.x("""CREATE OR REPLACE TEMP TABLE _t_drug_exposure AS
             SELECT *, [drug_exposure_start_date, drug_exposure_end_date] AS observed FROM (SELECT
             row_number() OVER (ORDER BY person_id, ord)::INTEGER AS drug_exposure_id, person_id, NULL::INTEGER AS drug_concept_id,
@@ -529,7 +534,7 @@ class _SqlMapper:
             NULL AS visit_detail_id, coalesce(source.code, left(code_text, 50)) AS drug_source_value,
             NULL::INTEGER AS drug_source_concept_id, route_source_value, dose_unit_source_value,
             ord, 0 AS part, rtype, rid, file, line, picked, source, cs, code_text AS fallback_display
-            FROM _d3 WHERE how NOT IN ('none', 'missing', 'undated'))""")  # fmt: skip
+            FROM _d3 WHERE how NOT IN ('none', 'missing'))""")  # fmt: skip
         self._register("_t_drug_exposure", "drug_exposure", "Drug")
 
     def _observations(self) -> None:

@@ -346,8 +346,12 @@ def _item_columns(**given: str) -> str:
 
 def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: dict[str, ValueSet] | None = None,
            planned_first_infusion: dt.date | None = None, active_within_months: int | None = None,
-           check_bounds: bool = True, progress: Callable[[str], None] | None = None) -> ScreenResult:
-    """Screen every person in ``db`` against ``protocol`` as of ``as_of``."""
+           check_bounds: bool = True, progress: Callable[[str], None] | None = None, few: bool = False) -> ScreenResult:
+    """Screen every person in ``db`` against ``protocol`` as of ``as_of``.
+
+    ``few``: the caller knows ``db`` holds a few persons (one chart, a chunk of an export), so statements made
+    for a population (a table per step, a join per value set) are written for a small input instead
+    (:attr:`trialdesk.eligibility.compiler.Compiler.few`); the answers are the same."""
     from trialdesk.terminology.units import warm_up
 
     warm_up()  # the unit registry is built while the database reads the tables
@@ -360,7 +364,7 @@ def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: 
     pfi = planned_first_infusion or as_of + dt.timedelta(days=protocol.enrolment.screening_to_first_infusion_days)
     anchors = Anchors(as_of=as_of, planned_first_infusion=pfi)
     compiler = Compiler(db, protocol, value_sets if value_sets is not None else load_value_sets(), anchors,
-                        _unit_factor, progress)
+                        _unit_factor, progress, few=few)
     statuses = compiler.run(active_within_months)
     notes = list(db.notes) + compiler.plan.notes + compiler.quality.summary()
     return ScreenResult(protocol=protocol, anchors=anchors, statuses=statuses, plan=compiler.plan, compiler=compiler,

@@ -260,8 +260,13 @@ def screen_loaded(con: duckdb.DuckDBPyConnection, problems: list[Problem], skipp
     report = map_resources(con, problems=problems, skipped_types=skipped_types, number_after=number_after, batch=batch)
     _observe_until(con, as_of)
     db = open_omop(_backend(con))
-    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
+    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False, few=len(report.persons) <= FEW_PERSONS)
     return worksheets(result, report, con), report
+
+
+#: up to this many patients in one DuckDB (a chart, a chunk of an export), the screen writes its statements for a
+#: small input (``screen(few=True)``): see BENCHMARKS.md, "Ninth session"
+FEW_PERSONS = 5_000
 
 
 @functools.cache

@@ -108,7 +108,8 @@ def test_a_screen_written_for_a_few_persons_gives_what_the_population_screen_giv
     def answers(few: bool) -> tuple[object, ...]:
         result = screen(open_omop(population), load("nct03929120"), AS_OF, few=few)
         return (result.statuses.sort_by("person_id"), result.person_criteria().to_pylist(), result.funnel(),
-                result.quality.to_arrow().to_pylist(), result.evidence("all").to_pylist())
+                result.quality.to_arrow().to_pylist(), result.evidence("all").to_pylist(),
+                result.evidence("candidates").to_pylist(), result.evidence([2, 5, 9, 12]).to_pylist())
 
     compiler._PREPARED.clear()
     joins, pivot = answers(False), answers(True)

@@ -98,6 +98,30 @@ def test_a_parquet_folder_screens_like_the_duckdb_file(population: Path, tmp_pat
     assert [statuses[(p, "E2")] for p in (10, 11, 12)] == ["met", "met", "not_met"]
 
 
+def test_a_screen_written_for_a_few_persons_gives_what_the_population_screen_gives(population: Path) -> None:
+    """``screen(few=True)`` (one FHIR chart, a chunk of an export) spreads each table's slots by
+    aggregation in one statement where the population screen materialises them and joins once per
+    value set: the same statuses, deciding flags, quality counts, evidence and funnel, first run and
+    re-run from the kept SQL alike."""
+    from trialdesk.eligibility import compiler
+
+    def answers(few: bool) -> tuple[object, ...]:
+        result = screen(open_omop(population), load("nct03929120"), AS_OF, few=few)
+        return (result.statuses.sort_by("person_id"), result.person_criteria().to_pylist(), result.funnel(),
+                result.quality.to_arrow().to_pylist(), result.evidence("all").to_pylist(),
+                result.evidence("candidates").to_pylist(), result.evidence([2, 5, 9, 12]).to_pylist())
+
+    compiler._PREPARED.clear()
+    joins, pivot = answers(False), answers(True)
+    assert len(compiler._PREPARED) == 2  # each way keeps its own statements
+    # one statement a table for the few (no per-set table), two for the population
+    assert sorted(all(sets == "" for sets, _ in p.aggregate_sql.values()) for p in compiler._PREPARED.values()) == [False, True]
+    assert pivot[0].schema == joins[0].schema and pivot == joins
+    assert answers(True) == joins  # from the kept statements
+    statuses = {(r["person_id"], r["criterion_id"]): r["status"] for r in pivot[1]}
+    assert [statuses[(p, "E2")] for p in (10, 11, 12)] == ["met", "met", "not_met"]
+
+
 @pytest.mark.postgres
 def test_the_value_at_the_latest_key_is_the_same_on_postgresql_as_on_duckdb() -> None:
     """PostgreSQL has no arg_max: the engine packs key and value into one number there. Its

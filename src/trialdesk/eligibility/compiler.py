@@ -69,7 +69,8 @@ class Prepared:
     """The SQL of a screen, for re-running on new data of the same shape (DuckDB)."""
 
     distinct_sql: dict[str, str] = field(default_factory=dict)
-    #: domain -> (per person and value set, per person)
+    #: domain -> (per person and value set, per person); the first is empty where the per-person
+    #: statement reads the per-set groups itself (a few persons: see :attr:`Compiler.few`)
     aggregate_sql: dict[str, tuple[str, str]] = field(default_factory=dict)
     status_sql: str = ""
     unavailable: dict[int, str] = field(default_factory=dict)
@@ -84,15 +85,19 @@ class Compiler:
     """Builds the per-person status table for one database, and its evidence on demand."""
 
     def __init__(self, db: OmopDatabase, protocol: Protocol, value_sets: dict[str, ValueSet], anchors: Anchors,
-                 unit_factor: UnitFactor, progress: Callable[[str], None] | None = None):
+                 unit_factor: UnitFactor, progress: Callable[[str], None] | None = None, few: bool = False):
         self.db = db
+        #: the caller knows the database holds a few persons (one FHIR chart, a chunk of an export): each table's
+        #: per-person row is made in one statement, its slots spread by aggregation (:meth:`spread_expr`)
+        self.few = few
         self.value_sets = value_sets
         self.plan = plan_for(protocol, anchors)
         self.unit_factor = unit_factor
         self.progress = progress or (lambda _msg: None)
         self.quality = Quality()
         self.lookups = Lookups()
-        self.aggregates: dict[str, ir.Table] = {}
+        #: domain -> its per-person table, made on first use where only its name is known (a prepared screen)
+        self._aggregates: dict[str, ir.Table | None] = {}
         self.resolution: vsr.Resolution | None = None
         self.uploaded: dict[str, ir.Table] = {}
         self._prepared = Prepared()
@@ -381,18 +386,31 @@ class Compiler:
         """One row per person of the table: the quality counts, and each leaf's quantities
         taken from the (person, value set) group of its set, by one join per set (a pivot by
         aggregation, with a filter or a CASE per leaf column, cost 3 to 15 s at 100,000
-        persons for the measurements' 150 columns; the joins' probe side is one row per person)."""
+        persons for the measurements' 150 columns; the joins' probe side is one row per person).
+
+        For a few persons (:attr:`few`) it is that pivot by aggregation, ``max(CASE WHEN set_id = s
+        THEN slot END)`` per leaf column, over ``per_set`` not materialised: each join cost DuckDB a few
+        milliseconds however small its input (the measurements' 27 joins ~250 ms for one chart). A
+        (person, set) group is one row, so the maximum over a person's rows of the one value given
+        for that set is that value, or NULL where the person has no group of the set: the same
+        columns, types and values as the joins give."""
         slot_of = self._slots[domain]
         pid = f"pid_{domain}"
         q = {f"q_undated_{domain}": per_set["_undated"].sum(),
              f"q_end_before_start_{domain}": per_set["_end_before_start"].sum()}
         if "_unreadable" in per_set.columns:
             q[f"q_unreadable_{domain}"] = per_set["_unreadable"].sum()
-        out = per_set.group_by(per_set.person_id.name(pid)).aggregate(**q)
         by_set: dict[int, list[tuple[str, str]]] = {}
         for name, (sid, slot) in slot_of.items():
             by_set.setdefault(sid, []).append((name, slot))
         counts: list[str] = []
+        if self.few:
+            spread = {name: ibis.cases((per_set.set_id == sid, per_set[slot])).max()
+                      for sid, cols in sorted(by_set.items()) for name, slot in cols}
+            out = per_set.group_by(per_set.person_id.name(pid)).aggregate(**q, **spread)
+            counts = [name for sid, cols in sorted(by_set.items()) for name, slot in cols if slot.endswith("_count")]
+            return out.mutate(**{c: ibis.coalesce(out[c], 0) for c in counts}) if counts else out
+        out = per_set.group_by(per_set.person_id.name(pid)).aggregate(**q)
         for sid, cols in sorted(by_set.items()):
             part = per_set.filter(per_set.set_id == sid)
             part = part.select(**{f"_p{sid}": part.person_id}, **{name: part[slot] for name, slot in cols})
@@ -407,6 +425,15 @@ class Compiler:
     @property
     def prepared(self) -> Prepared:
         return self._prepared
+
+    @property
+    def aggregates(self) -> dict[str, ir.Table]:
+        """domain -> its per-person table (``trialdesk_agg_<domain>``), as an Ibis table: asked of the
+        database only here (a DESCRIBE each, ~15 ms a chart in all), which a prepared screen never needs."""
+        for domain, t in self._aggregates.items():
+            if t is None:
+                self._aggregates[domain] = self.db.con.table(f"trialdesk_agg_{domain}")
+        return {d: t for d, t in self._aggregates.items() if t is not None}
 
     def keep_prepared(self) -> None:
         """Keep the prepared SQL, grown since :meth:`run` (the evidence's), for later processes too."""
@@ -473,9 +500,15 @@ class Compiler:
             self._upload(domain)
             if prepared is not None:
                 sets_sql, agg_sql = prepared.aggregate_sql[domain]
-                self.db.execute(f'CREATE OR REPLACE TEMP TABLE "trialdesk_sets_{domain}" AS {sets_sql}')
+                if sets_sql:
+                    self.db.execute(f'CREATE OR REPLACE TEMP TABLE "trialdesk_sets_{domain}" AS {sets_sql}')
                 self.db.execute(f'CREATE OR REPLACE TEMP TABLE "trialdesk_agg_{domain}" AS {agg_sql}')
-                self.aggregates[domain] = self.db.con.table(f"trialdesk_agg_{domain}")
+                self._aggregates[domain] = None
+            elif self.few:
+                spread = self.spread_expr(domain, self.aggregate_expr(domain))
+                if self.db.backend == "duckdb":
+                    self._prepared.aggregate_sql[domain] = ("", self._sql(spread))
+                self._aggregates[domain] = self.db.materialize(spread, f"agg_{domain}")
             else:
                 expr = self.aggregate_expr(domain)
                 per_set = self.db.materialize(expr, f"sets_{domain}")
@@ -486,7 +519,7 @@ class Compiler:
                 spread = self.spread_expr(domain, per_set)
                 if self.db.backend == "duckdb":
                     self._prepared.aggregate_sql[domain] = (self._sql(expr), self._sql(spread))
-                self.aggregates[domain] = self.db.materialize(spread, f"agg_{domain}")
+                self._aggregates[domain] = self.db.materialize(spread, f"agg_{domain}")
         self.progress("deciding every criterion")
         if prepared is not None:
             self.plan.unavailable.update(prepared.unavailable)
@@ -569,7 +602,7 @@ class Compiler:
             c = table[col]
             return int(pc.sum(c).as_py() or 0), int(pc.sum(pc.greater(c, 0)).as_py() or 0)
 
-        for domain in self.aggregates:
+        for domain in self._aggregates:
             spec = DOMAINS[domain]
             records, persons = count(f"q_undated_{domain}")
             q.add(spec.table, spec.start, "no date, or a date that does not exist", records, persons,
@@ -604,7 +637,7 @@ class Compiler:
             self.db.backend,
             tuple(sorted((n, tuple(zip(t.columns, map(str, t.schema().types), strict=True))) for n, t in self.db.tables.items())),
             tuple(sorted(self.db.missing_columns.items())),
-            self.plan.protocol.model_dump_json(), self.plan.anchors, active_within_months,
+            self.plan.protocol.model_dump_json(), self.plan.anchors, active_within_months, self.few,
             tuple(self.value_sets[v].model_dump_json() for v in sorted(self.value_sets)),
         )
 

@@ -195,7 +195,8 @@ class ScreenResult:
     def _assemble(self, ids: tuple[int, ...] | None) -> pa.Table:
         persons = None if ids is None else pa.table({"person_id": pa.array(ids, pa.int64())})
         flat = flat_evidence(self.compiler, persons)
-        con = duckdb.connect()
+        few = self.compiler.few
+        con = duckdb.connect(config={"threads": 1} if few else {})
         try:
             con.register("e", flat)
             con.register("s", self.statuses)
@@ -214,11 +215,35 @@ class ScreenResult:
             names = self.plan.concept_names
             con.register("cn", pa.table({"concept_id": pa.array(list(names), pa.int64()),
                                          "display": pa.array(list(names.values()), pa.string())}))
+            if few:
+                con.register("df", self._deciding_long())
             return con.execute(self._evidence_sql(persons is not None)).fetch_arrow_table()
         finally:
             con.close()
 
+    def _arms(self) -> list[tuple[int, int, str]]:
+        """(criterion's place in the protocol, leaf, its ``d_`` column of the status table) for every part
+        of a criterion that can decide it."""
+        cols = set(self.statuses.column_names)
+        order = self.criterion_ids
+        return [(order.index(cid), k, f"d_{cid}_{k}") for k, cids in self.plan.leaf_criteria.items() for cid in cids
+                if f"d_{cid}_{k}" in cols]
+
+    def _deciding_long(self) -> pa.Table:
+        """Where a part decided its criterion for a person, one row (person_id, ord, leaf): the ``d_`` flags of the
+        status table that are true, long (a few persons only: one row per person and flag at most)."""
+        import pyarrow.compute as pc
+
+        pid = self.statuses["person_id"].cast(pa.int64())
+        parts = [(pc.filter(pid, pc.fill_null(self.statuses[col], False)), o, k) for o, k, col in self._arms()]
+        return pa.table({"person_id": pa.concat_arrays([p.combine_chunks() for p, _, _ in parts] or [pa.array([], pa.int64())]),
+                         "ord": pa.array([o for p, o, _ in parts for _ in range(len(p))], pa.int16()),
+                         "leaf": pa.array([k for p, _, k in parts for _ in range(len(p))], pa.int32())})
+
     def _flag(self, alias_ord: str, alias_leaf: str) -> str:
+        if self.compiler.few:  # the true flags, long (:meth:`_deciding_long`), rather than a CASE over every column
+            return (f"EXISTS (SELECT 1 FROM df WHERE df.person_id = s.person_id AND df.ord = {alias_ord} "
+                    f"AND df.leaf = {alias_leaf})")
         cols = set(self.statuses.column_names)
         order = self.criterion_ids
         arms = [f"WHEN {alias_ord} = {order.index(cid)} AND {alias_leaf} = {k} THEN s.d_{cid}_{k}"
@@ -408,8 +433,12 @@ def _item_columns(**given: str) -> str:
 
 def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: dict[str, ValueSet] | None = None,
            planned_first_infusion: dt.date | None = None, active_within_months: int | None = None,
-           check_bounds: bool = True, progress: Callable[[str], None] | None = None) -> ScreenResult:
-    """Screen every person in ``db`` against ``protocol`` as of ``as_of``."""
+           check_bounds: bool = True, progress: Callable[[str], None] | None = None, few: bool = False) -> ScreenResult:
+    """Screen every person in ``db`` against ``protocol`` as of ``as_of``.
+
+    ``few``: the caller knows ``db`` holds a few persons (one chart, a chunk of an export), so statements made
+    for a population (a table per step, a join per value set) are written for a small input instead
+    (:attr:`trialdesk.eligibility.compiler.Compiler.few`); the answers are the same."""
     from trialdesk.terminology.units import warm_up
 
     warm_up()  # the unit registry is built while the database reads the tables
@@ -422,7 +451,7 @@ def screen(db: OmopDatabase, protocol: Protocol, as_of: dt.date, *, value_sets: 
     pfi = planned_first_infusion or as_of + dt.timedelta(days=protocol.enrolment.screening_to_first_infusion_days)
     anchors = Anchors(as_of=as_of, planned_first_infusion=pfi)
     compiler = Compiler(db, protocol, value_sets if value_sets is not None else load_value_sets(), anchors,
-                        _unit_factor, progress)
+                        _unit_factor, progress, few=few)
     statuses = compiler.run(active_within_months)
     notes = list(db.notes) + compiler.plan.notes + compiler.quality.summary()
     result = ScreenResult(protocol=protocol, anchors=anchors, statuses=statuses, plan=compiler.plan, compiler=compiler,

@@ -49,11 +49,19 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
     where the source is silent about a table for a person (see :meth:`Compiler.with_silence`)."""
     plan = compiler.plan
     wide = compiler.people(active_within_months)
-    for domain, agg in compiler.aggregates.items():
+    if compiler.few:
+        # the narrow joins first: each join of DuckDB copies every column it carries, however few the rows
+        wide, silent = compiler.with_silence(wide)
+    aggregates = list(compiler.aggregates.items())
+    quality = [c for _, agg in aggregates for c in agg.columns if c.startswith("q_")]
+    if compiler.few:  # and the narrower tables first
+        aggregates.sort(key=lambda item: len(item[1].columns))
+    for domain, agg in aggregates:
         pid = f"pid_{domain}"
         j = wide.left_join(agg, wide.person_id == agg[pid])
         wide = j.select(*wide.columns, *[c for c in agg.columns if c != pid])
-    wide, silent = compiler.with_silence(wide)
+    if not compiler.few:
+        wide, silent = compiler.with_silence(wide)
     leaf_cols: dict[str, Any] = {}
     for k, leaf_node in plan.record_leaves().items():
         if k in plan.unavailable:  # the table is absent, or cannot be dated: unknown for everyone
@@ -102,7 +110,7 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
             for f in features[1:]:
                 total = total + f
             crit[f"s_{c.id}"] = total.cast("int16")
-    quality = [c for c in wide.columns if c.startswith("q_")] + ["copies", "birth_problem"]
+    quality += ["copies", "birth_problem"]
     keep = ["person_id", "observed", "died_on", "death_undated", "year_of_birth", "month_of_birth", "day_of_birth", "gender_concept_id",
             *silent.values()]
     if active_within_months is not None:

@@ -234,6 +234,21 @@ def check_chunked(sources: list[Path] | list[str | Path], protocol: Protocol, as
     return check_in_chunks(list(sources), protocol, as_of, value_sets, validate, chunk)
 
 
+#: a single file up to this size (a 2,000-resource Bundle is ~1.7 MB) is checked by DuckDB on one thread: for one chart
+#: DuckDB's second thread cost more than it gave, in CPU and in wall time (BENCHMARKS.md, "Ninth session")
+ONE_THREAD_UP_TO_BYTES = 16 << 20
+
+
+def _one_chart(sources: list[Path] | list[str | Path]) -> bool:
+    if len(sources) != 1:
+        return False
+    try:
+        path = Path(sources[0])
+        return path.is_file() and path.stat().st_size <= ONE_THREAD_UP_TO_BYTES
+    except OSError:  # reading it says what is wrong
+        return False
+
+
 def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
            number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
            validate: Validation = "read") -> tuple[list[Worksheet], list[str]]:
@@ -244,7 +259,7 @@ def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt
     from trialdesk.terminology import units
 
     units.warm_up()  # the UCUM registry (about 1.5 s, once a process) builds while DuckDB reads the chart
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 1} if _one_chart(sources) else {})
     try:
         reading = load_fhir(con, sources, validate=validate)
         sheets, report = screen_loaded(con, reading.problems, reading.skipped_types, protocol, as_of, value_sets, number_after)
@@ -268,8 +283,13 @@ def screen_loaded(con: duckdb.DuckDBPyConnection, problems: list[Problem], skipp
     report = map_resources(con, problems=problems, skipped_types=skipped_types, number_after=number_after, batch=batch)
     _observe_until(con, as_of)
     db = open_omop(_backend(con))
-    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False)
+    result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False, few=len(report.persons) <= FEW_PERSONS)
     return worksheets(result, report, con), report
+
+
+#: up to this many patients in one DuckDB (a chart, a chunk of an export), the screen writes its statements for a
+#: small input (``screen(few=True)``): see BENCHMARKS.md, "Ninth session"
+FEW_PERSONS = 5_000
 
 
 @functools.cache

@@ -51,14 +51,14 @@ def run_view(
     parse = [c[1] in ("JSON", "JSON[]") for c in compiled.columns]
     out = []
     for row in fetched:
-        d = {n: _json(v) if p else v for n, v, p in zip(names, row, parse, strict=False)}
+        d = {n: json_value(v) if p else v for n, v, p in zip(names, row, parse, strict=False)}
         if len(row) > len(names):  # a view compiled with validate: the problems of the row's values
             d["_errors"] = row[len(names)]
         out.append(d)
     return out
 
 
-def _json(v: Any) -> Any:
+def json_value(v: Any) -> Any:
     """A JSON column's value (text, or a list of texts for a collection) as Python values."""
     if v is None:
         return None

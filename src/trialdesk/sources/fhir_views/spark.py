@@ -14,12 +14,12 @@ and names its file, as the DuckDB reader does (:class:`.reader.InputError`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from trialdesk.sources.fhir_views import json_value
 from trialdesk.sources.fhir_views.compiler import CompiledView, ViewError, compile_view
 from trialdesk.sources.fhir_views.reader import InputError, input_files
 
@@ -102,7 +102,7 @@ def spark_rows(compiled: CompiledView, rows: Iterable[Any]) -> list[dict[str, An
     out = []
     for row in rows:
         values = list(row)
-        d = {n: _json(v) if p else _plain(v) for n, v, p in zip(names, values, parse, strict=False)}
+        d = {n: json_value(v) if p else _plain(v) for n, v, p in zip(names, values, parse, strict=False)}
         if len(values) > len(names):
             d["_errors"] = _plain(values[len(names)])
         out.append(d)
@@ -157,14 +157,6 @@ def spark_message(e: BaseException) -> str:
     first = text.splitlines()[0] if text else type(e).__name__
     first = re.sub(r"^\[[A-Z_.]+\]\s*", "", first)
     return re.sub(r"\s*SQLSTATE: \w+\.?\s*$", "", first)
-
-
-def _json(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, list):
-        return [json.loads(x) if isinstance(x, str) else x for x in v]
-    return json.loads(v)
 
 
 def _plain(v: Any) -> Any:

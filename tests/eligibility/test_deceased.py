@@ -5,9 +5,7 @@ person cannot be eligible until somebody checks."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +13,12 @@ import duckdb
 import pytest
 
 from tests.eligibility.helpers import AS_OF, person, screened
+from tests.sources.referral import referral
 from trialdesk.eligibility.screen import Death
 from trialdesk.eligibility.worksheet import check_fhir
 from trialdesk.protocol.loader import load
 from trialdesk.sources.omop import open_omop
 
-BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir" / "bundles"
 FHIR_AS_OF = dt.date(2025, 3, 1)
 
 
@@ -112,14 +110,6 @@ def test_an_undated_death_turns_eligible_into_needs_review_and_never_softens_not
     assert Death.verdict(None, "eligible") == "eligible"
 
 
-def chart(tmp_path: Path, **patient: Any) -> Path:
-    doc = copy.deepcopy(json.loads((BUNDLES / "ssc_ild_new.json").read_text()))
-    doc["entry"][0]["resource"].update(patient)
-    path = tmp_path / "chart.json"
-    path.write_text(json.dumps(doc))
-    return path
-
-
 @pytest.fixture(scope="module")
 def protocol():  # type: ignore[no-untyped-def]
     return load("nct03929120")
@@ -135,7 +125,7 @@ def protocol():  # type: ignore[no-untyped-def]
 ], ids=["died before", "died on the day", "died after", "deceased, no date", "not deceased", "impossible date"])
 def test_a_fhir_patient_recorded_as_deceased(tmp_path: Path, protocol: Any, deceased: dict[str, Any], overall: str,
                                              date: str | None) -> None:
-    (sheet,) = check_fhir(chart(tmp_path, **deceased), protocol, FHIR_AS_OF)
+    (sheet,) = check_fhir(referral(tmp_path, **deceased), protocol, FHIR_AS_OF)
     assert sheet.overall == overall
     shown = sheet.to_json()
     if date is None:

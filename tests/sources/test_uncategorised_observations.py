@@ -4,20 +4,18 @@ not filed as a social-history observation where no measurement criterion looks. 
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
+from tests.sources.referral import referral
 from trialdesk.eligibility.worksheet import check_fhir
 from trialdesk.protocol.loader import load
 from trialdesk.sources.fhir import map_to_omop, read_fhir
 
-BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir" / "bundles"
 AS_OF = dt.date(2025, 3, 1)
 LOINC, SCT = "http://loinc.org", "http://snomed.info/sct"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -33,16 +31,6 @@ def lab(code: str, value: dict[str, Any], *, category: list[dict[str, Any]] | No
     if category is not None:
         r["category"] = category
     return r
-
-
-def chart(tmp_path: Path, *resources: dict[str, Any]) -> Path:
-    doc = json.loads((BUNDLES / "ssc_ild_new.json").read_text())
-    doc = copy.deepcopy(doc)
-    for r in resources:
-        doc["entry"].append({"fullUrl": f"https://ehr.example.org/fhir/Observation/{r['id']}", "resource": r})
-    path = tmp_path / "chart.json"
-    path.write_text(json.dumps(doc))
-    return path
 
 
 def tables(path: Path, code: str) -> tuple[int, int]:
@@ -68,7 +56,7 @@ def statuses(path: Path, protocol: Any) -> dict[str, str]:
 @pytest.mark.parametrize("category", [None, [], [{"coding": [{"system": "https://ehr.example.org/obs-kind", "code": "LAB"}]}]],
                          ids=["no category", "empty list", "local category only"])
 def test_a_loinc_result_with_no_category_r4_knows_is_a_measurement(tmp_path: Path, category: Any) -> None:
-    path = chart(tmp_path, lab("56888-1", {"valueCodeableConcept": REACTIVE}, category=category))
+    path = referral(tmp_path, lab("56888-1", {"valueCodeableConcept": REACTIVE}, category=category))
     assert tables(path, "56888-1") == (1, 0)
 
 
@@ -76,7 +64,7 @@ def test_a_category_r4_knows_still_decides(tmp_path: Path) -> None:
     social = [{"coding": [{"system": CATEGORY, "code": "social-history"}]}]
     # pregnancy status (LOINC 82810-3) filed as social history stays an observation; a SNOMED-coded finding with no
     # category is not a test either
-    path = chart(tmp_path, lab("82810-3", {"valueCodeableConcept": {"coding": [{"system": SCT, "code": "77386006"}]}},
+    path = referral(tmp_path, lab("82810-3", {"valueCodeableConcept": {"coding": [{"system": SCT, "code": "77386006"}]}},
                                 category=social),
                  lab("161744009", {"valueString": "pregnant twice before"}, system=SCT))
     assert tables(path, "82810-3") == (0, 1)
@@ -84,18 +72,18 @@ def test_a_category_r4_knows_still_decides(tmp_path: Path) -> None:
 
 
 def test_an_uncategorised_reactive_hiv_test_excludes_and_a_non_reactive_one_does_not(tmp_path: Path, protocol: Any) -> None:
-    assert statuses(chart(tmp_path, lab("56888-1", {"valueCodeableConcept": REACTIVE})), protocol)["E7"] == "met"
-    assert statuses(chart(tmp_path, lab("56888-1", {"valueCodeableConcept": NON_REACTIVE})), protocol)["E7"] == "not_met"
+    assert statuses(referral(tmp_path, lab("56888-1", {"valueCodeableConcept": REACTIVE})), protocol)["E7"] == "met"
+    assert statuses(referral(tmp_path, lab("56888-1", {"valueCodeableConcept": NON_REACTIVE})), protocol)["E7"] == "not_met"
 
 
 def test_an_uncategorised_hbsag_written_positive_excludes(tmp_path: Path, protocol: Any) -> None:
-    assert statuses(chart(tmp_path, lab("5196-1", {"valueString": "POSITIVE"})), protocol)["E7"] == "met"
+    assert statuses(referral(tmp_path, lab("5196-1", {"valueString": "POSITIVE"})), protocol)["E7"] == "met"
 
 
 def test_an_uncategorised_positive_urine_pregnancy_test_after_a_negative_serum_hcg_excludes(tmp_path: Path,
                                                                                           protocol: Any) -> None:
     # the chart's serum hCG (below detection) is earlier in the 14 days; the urine test four days before screening
     positive = lab("2106-3", {"valueCodeableConcept": {"coding": [{"system": SCT, "code": "10828004"}]}}, day="2025-02-25")
-    assert statuses(chart(tmp_path, positive), protocol)["E9"] == "met"
+    assert statuses(referral(tmp_path, positive), protocol)["E9"] == "met"
     negative = lab("2106-3", {"valueCodeableConcept": {"coding": [{"system": SCT, "code": "260385009"}]}}, day="2025-02-25")
-    assert statuses(chart(tmp_path, negative), protocol)["E9"] == "not_met"
+    assert statuses(referral(tmp_path, negative), protocol)["E9"] == "not_met"

@@ -4,34 +4,21 @@ It used to be left out, and an undated HIV infection then read as "no history of
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
+from tests.sources.referral import referral
 from trialdesk.eligibility.worksheet import check_fhir
 from trialdesk.protocol.loader import load
 from trialdesk.sources.fhir import map_to_omop, read_fhir
 
-BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir" / "bundles"
 AS_OF = dt.date(2025, 3, 1)
-PATIENT = {"reference": "Patient/ssc-new-patient"}
 HIV = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "B20"}]}
 RITUXIMAB = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "121191"}]}
-
-
-def chart(tmp_path: Path, *resources: dict[str, Any]) -> Path:
-    doc = copy.deepcopy(json.loads((BUNDLES / "ssc_ild_new.json").read_text()))
-    for i, r in enumerate(resources):
-        r = {"id": f"probe-{i}", "subject": PATIENT, **r}
-        doc["entry"].append({"fullUrl": f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}", "resource": r})
-    path = tmp_path / "chart.json"
-    path.write_text(json.dumps(doc))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -48,28 +35,28 @@ def sheet(path: Path, protocol: Any) -> tuple[dict[str, str], list[str]]:
                                    {"onsetAge": {"value": 30, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}}],
                          ids=["no onset", "onsetString", "onsetAge"])
 def test_an_undated_hiv_infection_is_no_proof_of_no_history(tmp_path: Path, protocol: Any, onset: dict[str, Any]) -> None:
-    statuses, problems = sheet(chart(tmp_path, {"resourceType": "Condition", "code": HIV, **onset}), protocol)
+    statuses, problems = sheet(referral(tmp_path, {"resourceType": "Condition", "code": HIV, **onset}), protocol)
     assert statuses["E7"] == "unknown"
     assert any("Condition/probe-0: onset[x]: no onset date or recordedDate" in p and "kept with no date" in p for p in problems)
 
 
 def test_a_dated_hiv_infection_still_excludes(tmp_path: Path, protocol: Any) -> None:
-    statuses, _ = sheet(chart(tmp_path, {"resourceType": "Condition", "code": HIV, "onsetDateTime": "2010-05-01"}), protocol)
+    statuses, _ = sheet(referral(tmp_path, {"resourceType": "Condition", "code": HIV, "onsetDateTime": "2010-05-01"}), protocol)
     assert statuses["E7"] == "met"
 
 
 def test_an_undated_rituximab_order_leaves_e2_unknown_and_a_dated_one_in_the_window_decides(tmp_path: Path,
                                                                                             protocol: Any) -> None:
     undated = {"resourceType": "MedicationRequest", "status": "active", "intent": "order", "medicationCodeableConcept": RITUXIMAB}
-    statuses, problems = sheet(chart(tmp_path, undated), protocol)
+    statuses, problems = sheet(referral(tmp_path, undated), protocol)
     assert statuses["E2"] == "unknown"
     assert any("no date for the exposure: the record is kept with no date" in p for p in problems)
     dated = dict(undated, authoredOn="2025-02-10")
-    assert sheet(chart(tmp_path, undated, dated), protocol)[0]["E2"] == "met"
+    assert sheet(referral(tmp_path, undated, dated), protocol)[0]["E2"] == "met"
 
 
 def test_undated_records_are_rows_with_no_date(tmp_path: Path) -> None:
-    path = chart(tmp_path, {"resourceType": "Condition", "code": HIV},
+    path = referral(tmp_path, {"resourceType": "Condition", "code": HIV},
                  {"resourceType": "Procedure", "status": "completed", "code": {"text": "bronchoscopy"}},
                  {"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": RITUXIMAB})
     con = duckdb.connect()

@@ -189,3 +189,12 @@ def test_a_measurement_that_can_decide_nothing_is_refused(tmp_path: Path) -> Non
     path = _variant(tmp_path, '{kind: measurement, value_set: hemoglobin, compare: {op: outside_range}}',
                     '{kind: measurement, value_set: hemoglobin}')
     assert "a measurement needs 'compare' (a number), 'qualitative' (an answer) or both" in _error(path)
+
+
+def test_plausible_values_that_leave_out_the_threshold_are_refused_at_their_line(tmp_path: Path) -> None:
+    path = _variant(tmp_path, 'unit: "%", plausible: [0, 100]}\n', 'unit: "%", plausible: [90, 100]}\n')
+    message = _error(path)
+    assert f"nct03929120.yaml:{_line_of(path, 'plausible: [90, 100]')} eligibility.criteria[" in message
+    assert "'plausible' [90, 100] must contain the value compared with (88)" in message
+    result = runner.invoke(app, ["protocol", "validate", str(path)])
+    assert result.exit_code == 1 and "plausible" in result.output

@@ -92,6 +92,7 @@ class ScreenResult:
     notes: list[str] = field(default_factory=list)
     active_within_months: int | None = None
     _evidence: dict[tuple[int, ...] | None, pa.Table] = field(default_factory=dict, init=False, repr=False)
+    _deaths: dict[int, Death] | None = field(default=None, init=False, repr=False)
 
     @property
     def criterion_ids(self) -> list[str]:
@@ -121,15 +122,14 @@ class ScreenResult:
 
     def death(self, person_id: int) -> Death | None:
         """What the source records of ``person_id``'s death up to the screening date, if anything."""
-        if "died_on" not in self.statuses.column_names:
-            return None
-        pid = self.statuses["person_id"].to_numpy(zero_copy_only=False)
-        at = np.nonzero(pid == person_id)[0]
-        if not len(at):
-            return None
-        day = self.statuses["died_on"][int(at[0])].as_py()
-        undated = bool(self._undated_death()[int(at[0])])
-        return Death(day) if day is not None else Death(None) if undated else None
+        if self._deaths is None:  # the few recorded, found once (a batch's worksheets ask for every patient)
+            self._deaths = {}
+            if "died_on" in self.statuses.column_names:
+                pid = self.statuses["person_id"].to_numpy(zero_copy_only=False)
+                days = self.statuses["died_on"]
+                for i in np.nonzero(self._dead() | self._undated_death())[0]:
+                    self._deaths[int(pid[i])] = Death(days[int(i)].as_py())
+        return self._deaths.get(person_id)
 
     def _overall(self) -> np.ndarray:
         """Each person's verdict from the criteria; a person recorded as dead is not eligible whatever they say, and

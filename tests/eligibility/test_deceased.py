@@ -103,6 +103,59 @@ def test_a_death_table_without_its_columns_is_not_used_and_said(tmp_path: Path) 
     assert any("table 'death' lacks person_id, death_date; it is not used" in n for n in result.notes)
 
 
+def _death_as_loaded(tmp_path: Path, rows: list[tuple[str, ...]]) -> Path:
+    """The death table of an extract loaded from a CSV file without reading its header (positional names)."""
+    path = tmp_path / "cdm.duckdb"
+    from trialdesk.sources.omop_builder import OmopBuilder
+
+    b = OmopBuilder()
+    candidate(b, 1)
+    candidate(b, 2)
+    b.write(path)
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE death")
+    con.execute("CREATE TABLE death (" + ", ".join(f"column{i} VARCHAR" for i in range(len(rows[0]))) + ")")
+    for row in rows:
+        con.execute(f"INSERT INTO death VALUES ({', '.join('?' for _ in row)})", list(row))
+    con.close()
+    return path
+
+
+CDM_DEATH_HEADER = ("PERSON_ID", "DEATH_DATE", "DEATH_DATETIME", "DEATH_TYPE_CONCEPT_ID", "CAUSE_CONCEPT_ID",
+                    "CAUSE_SOURCE_VALUE", "CAUSE_SOURCE_CONCEPT_ID")
+
+
+def test_a_death_table_whose_header_was_loaded_as_its_first_row_is_read_by_those_names(tmp_path: Path) -> None:
+    from trialdesk.eligibility.screen import screen
+
+    died = (AS_OF - dt.timedelta(days=10)).isoformat()
+    path = _death_as_loaded(tmp_path, [CDM_DEATH_HEADER, ("1", died, "", "32817", "0", "", "0")])
+    result = screen(open_omop(path), load("nct03929120"), AS_OF)
+    overall = dict(zip(*result.overall().to_pydict().values(), strict=True))
+    assert overall == {1: "not_eligible", 2: "needs_review"}
+    assert result.for_person(1)["death"] == Death(AS_OF - dt.timedelta(days=10))
+    assert any("table 'death' has positional column names" in n and "header was loaded as data" in n
+               for n in result.notes)
+    assert not any("it is not used" in n for n in result.notes)
+
+
+def test_a_death_table_holding_only_its_header_records_no_death(tmp_path: Path) -> None:
+    """Eunomia ships its death table so: one row, the column names."""
+    from trialdesk.eligibility.screen import screen
+
+    result = screen(open_omop(_death_as_loaded(tmp_path, [CDM_DEATH_HEADER])), load("nct03929120"), AS_OF)
+    assert result.overall()["overall"].to_pylist() == ["needs_review", "needs_review"]
+    assert result.funnel()[0]["criterion_id"] == "I1"  # nobody is recorded dead: no ALIVE row
+
+
+def test_a_first_row_of_names_without_the_death_date_is_not_taken_for_a_header(tmp_path: Path) -> None:
+    from trialdesk.eligibility.screen import screen
+
+    path = _death_as_loaded(tmp_path, [("PERSON_ID", "CAUSE_SOURCE_VALUE"), ("1", "2020-01-01")])
+    result = screen(open_omop(path), load("nct03929120"), AS_OF)
+    assert any("table 'death' lacks person_id, death_date; it is not used" in n for n in result.notes)
+
+
 def test_an_undated_death_turns_eligible_into_needs_review_and_never_softens_not_eligible() -> None:
     assert Death.verdict(Death(None), "eligible") == "needs_review"
     assert Death.verdict(Death(None), "not_eligible") == "not_eligible"

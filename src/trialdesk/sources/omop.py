@@ -156,6 +156,36 @@ def _lower_columns(t: ir.Table) -> ir.Table:
     return t.select(**{c.lower(): t[c] for c in t.columns})
 
 
+_POSITIONAL = re.compile(r"column\d+")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _header_in_first_row(t: ir.Table, name: str, needed: tuple[str, ...]) -> tuple[ir.Table, str | None]:
+    """A table loaded from a file whose header was read as data (DuckDB names its columns ``column0``,
+    ``column1``…; Eunomia's ``death`` is shipped this way): where its first row holds distinct column names
+    that include the ones trialdesk reads, the table is read with those names and without that row.
+    Returns the table (unchanged otherwise) and a note saying what was done."""
+    if not t.columns or not all(_POSITIONAL.fullmatch(c) for c in t.columns):
+        return t, None
+    try:
+        first = t.limit(1).to_pyarrow().to_pylist()
+    except Exception:  # an unreadable table is reported where it is read, as before
+        return t, None
+    if not first:
+        return t, None
+    header = [str(v).strip().lower() if v is not None else "" for v in first[0].values()]
+    if (len(set(header)) != len(header) or not all(_IDENTIFIER.fullmatch(h) for h in header)
+            or not set(needed) <= set(header)):
+        return t, None
+    values = list(first[0].values())
+    is_header = ibis.and_(*(t[c].cast("string") == str(v) for c, v in zip(t.columns, values, strict=True)))
+    body = t.filter(~ibis.coalesce(is_header, False))
+    renamed = body.select(**{h: body[c] for c, h in zip(t.columns, header, strict=True)})
+    return renamed, (f"table '{name}' has positional column names ({t.columns[0]}…) and its first row holds the"
+                     f" CDM's names ({', '.join(v for v in header[:3])}…): the header was loaded as data; it is read"
+                     " with those names, without that row")
+
+
 def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
     try:
         names = con.list_tables(database=database) if database is not None else con.list_tables()
@@ -166,7 +196,10 @@ def _discover(con: Any, description: str, database: Any = None) -> OmopDatabase:
     for name in (*REQUIRED, *OPTIONAL):
         if name in by_lower:
             t = con.table(by_lower[name], database=database) if database is not None else con.table(by_lower[name])
-            db.tables[name] = _lower_columns(t)
+            table, note = _header_in_first_row(_lower_columns(t), name, {**REQUIRED, **OPTIONAL}[name])
+            db.tables[name] = table
+            if note:
+                db.notes.append(note)
     for name, columns in REQUIRED.items():
         if name not in db.tables:
             raise OmopError(f"{description}: not an OMOP CDM: required table '{name}' is missing"

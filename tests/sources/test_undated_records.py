@@ -26,6 +26,11 @@ def protocol():  # type: ignore[no-untyped-def]
     return load("nct03929120")
 
 
+def cited(path: Path, protocol: Any, criterion: str) -> list[dict[str, Any]]:
+    (s,) = check_fhir(path, protocol, AS_OF)
+    return [e for c in s.criteria if c["id"] == criterion for e in c["evidence"]]
+
+
 def sheet(path: Path, protocol: Any) -> tuple[dict[str, str], list[str]]:
     (s,) = check_fhir(path, protocol, AS_OF)
     return {c["id"]: c["status"] for c in s.criteria}, s.problems
@@ -38,6 +43,28 @@ def test_an_undated_hiv_infection_is_no_proof_of_no_history(tmp_path: Path, prot
     statuses, problems = sheet(referral(tmp_path, {"resourceType": "Condition", "code": HIV, **onset}), protocol)
     assert statuses["E7"] == "unknown"
     assert any("Condition/probe-0: onset[x]: no onset date or recordedDate" in p and "kept with no date" in p for p in problems)
+
+
+def test_the_undated_record_that_leaves_a_criterion_unknown_is_cited_as_its_evidence(tmp_path: Path, protocol: Any) -> None:
+    (evidence,) = cited(referral(tmp_path, {"resourceType": "Condition", "code": HIV}), protocol, "E7")
+    assert evidence["code"] == "B20" and evidence.get("date") is None
+    assert evidence["note"].startswith("no date recorded: it may lie in the window")
+    undated_spo2 = {"resourceType": "Observation", "status": "final", "code": {"coding": [
+        {"system": "http://loinc.org", "code": "59408-5"}]}, "valueQuantity": {"value": 85, "unit": "%",
+        "system": "http://unitsofmeasure.org", "code": "%"}}
+    path = referral(tmp_path, undated_spo2)
+    statuses, problems = sheet(path, protocol)
+    assert statuses["E3"] == "unknown"  # the undated 85 % may be the latest reading; the dated 94 % may not be
+    assert any("Observation/probe-0: effective[x]: no date for the observation: it is kept with no date" in p for p in problems)
+    spo2 = [e for e in cited(path, protocol, "E3") if e.get("date") is None]
+    assert [e["value"] for e in spo2] == [85.0] and spo2[0]["note"].startswith("no date recorded")
+
+
+def test_an_undated_record_is_not_cited_where_a_dated_one_decides(tmp_path: Path, protocol: Any) -> None:
+    path = referral(tmp_path, {"resourceType": "Condition", "code": HIV},
+                    {"resourceType": "Condition", "code": HIV, "onsetDateTime": "2010-05-01"})
+    evidence = cited(path, protocol, "E7")
+    assert [str(e.get("date")) for e in evidence] == ["2010-05-01"]
 
 
 def test_a_dated_hiv_infection_still_excludes(tmp_path: Path, protocol: Any) -> None:

@@ -41,6 +41,7 @@ def _note(compiler: Compiler, leaf: lv.Leaf, t: ir.Table, contexts: dict[str, lv
         factor = t[f"f{leaf.key}"] if f"f{leaf.key}" in t.columns else ibis.null("float64")
         ctx = contexts.get(node.context.model_dump_json()) if node.context is not None else None
         note = lv.result_note(node, t, factor, compiler.answers(), ctx)
+    note = lv.undated_note(t, note)
     by_name = "matched by the name '" + t.matched_name + "' in the record's text only, not by a code"
     if compiler.few:
         # the same text with the note written twice in the SQL, not three times (DuckDB binds and optimises every

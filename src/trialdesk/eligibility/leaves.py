@@ -33,6 +33,8 @@ ENDED_STATUSES = ("resolved", "inactive", "remission")
 
 #: what the evidence says of a cited preliminary diagnosis (``tentative``, see :mod:`.reading`)
 TENTATIVE_NOTE = "a preliminary diagnosis (not confirmed)"
+#: the note on a cited record with no date, where it is what leaves its leaf unknown
+UNDATED_NOTE = "no date recorded: it may lie in the window, or be the latest, so the records cannot decide this"
 
 
 @dataclass(frozen=True)
@@ -175,13 +177,14 @@ def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue, answers
     of_set = answers.is_in(node.value, t) if node.value is not None else ibis.literal(True)
     rid = t.record_id
     undated = Agg("count", rid, of_set & t.start.isnull())
+    undated_id = Agg("arg_max", rid, of_set & t.start.isnull(), key)
     # a preliminary diagnosis decides nothing: it is kept apart, and the leaf asks about it (``tentative``:
     # conditions whose extract has condition_status_concept_id; elsewhere no record is tentative)
     tentative = t.tentative if "tentative" in t.columns else None
     if node.first_ever:
         before_end = of_set & t.start.notnull() & (t.start <= leaf.end)
         out = {p + "first": Agg("min", t.start, before_end), p + "id": Agg("arg_min", rid, before_end, key),
-               p + "undated": undated}
+               p + "undated": undated, p + "uid": undated_id}
         if tentative is not None:  # the first confirmed record, beside the first record of any kind
             out |= {p + "cfirst": Agg("min", t.start, before_end & ~tentative),
                     p + "cid": Agg("arg_min", rid, before_end & ~tentative, key)}
@@ -195,7 +198,7 @@ def occurrence_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue, answers
         hit = of_set & (_lasting_in(leaf, t) if node.lasting else began_inside)
     counted = hit & ~tentative if tentative is not None else hit
     out = {p + "n": Agg("count", rid, counted), p + "id": Agg("arg_max", rid, counted, key),
-           p + "fid": Agg("arg_min", rid, counted, key), p + "undated": undated}
+           p + "fid": Agg("arg_min", rid, counted, key), p + "undated": undated, p + "uid": undated_id}
     if node.lasting == "review":
         out |= {p + "old": Agg("count", rid, still), p + "oid": Agg("arg_max", rid, still, key)}
     if tentative is not None:  # the newest preliminary record that counts (and how many, where one is not enough)
@@ -297,7 +300,8 @@ def duration_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue) -> dict[s
         + (t.record_id % (1 << 30))
     return {p + "first": Agg("min", t.start, hit), p + "last": Agg("max", last, hit),
             p + "fid": Agg("arg_min", t.record_id, hit, key), p + "lid": Agg("arg_max", t.record_id, hit, end_key),
-            p + "undated": Agg("count", t.record_id, t.start.isnull())}
+            p + "undated": Agg("count", t.record_id, t.start.isnull()),
+            p + "uid": Agg("arg_max", t.record_id, t.start.isnull(), key)}
 
 
 def duration_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
@@ -492,7 +496,8 @@ def measurement_aggregates(leaf: Leaf, t: ir.Table, key: ir.IntegerValue, status
     of_set = carries_result(t)
     hit = of_set & dated_in(leaf, t, overlap=False)
     rid = t.record_id
-    out = {p + "undated": Agg("count", rid, of_set & t.start.isnull())}
+    out = {p + "undated": Agg("count", rid, of_set & t.start.isnull()),
+           p + "uid": Agg("arg_max", rid, of_set & t.start.isnull(), key)}
     if node.select == "latest":
         out |= {p + "id": Agg("arg_max", rid, hit, key), p + "st": Agg("arg_max", status, hit, key)}
     else:
@@ -547,4 +552,25 @@ def cited(leaf: Leaf, t: ir.Table, a: ir.Table) -> ir.BooleanValue:
     elif isinstance(node, Occurrence) and leaf.p + "tid" in a.columns:
         # the newest preliminary record, where the confirmed ones are not enough (it is what the leaf asks about)
         cond |= (t.record_id == a[leaf.p + "tid"]) & (ibis.coalesce(a[leaf.p + "n"], 0) < node.min_count)
-    return ibis.coalesce(cond, False)
+    return ibis.coalesce(cond | _cited_undated(leaf, t, a), False)
+
+
+def leaf_status(leaf: Leaf, a: ir.Table) -> ir.IntegerValue:
+    """A record leaf's status from its per-person aggregates."""
+    node = leaf.node
+    if isinstance(node, Occurrence):
+        return occurrence_status(leaf, a)
+    if isinstance(node, Duration):
+        return duration_status(leaf, a)
+    return measurement_status(leaf, a)
+
+
+def _cited_undated(leaf: Leaf, t: ir.Table, a: ir.Table) -> ir.BooleanValue:
+    """The newest record with no date, where the leaf is unknown: it is what keeps the leaf from being decided,
+    and the person checking needs to see which record it is."""
+    return (t.record_id == a[leaf.p + "uid"]) & (leaf_status(leaf, a) == UNKNOWN)
+
+
+def undated_note(t: ir.Table, note: Any) -> Any:
+    """A cited record with no date says why it matters (every cited undated record is cited for that reason)."""
+    return ibis.ifelse(t.start.isnull(), ibis.literal(UNDATED_NOTE), note)

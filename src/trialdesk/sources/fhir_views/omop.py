@@ -543,10 +543,12 @@ class _SqlMapper:
                        nullif(issued, ''))"""
         self.x(f"""CREATE OR REPLACE TEMP TABLE _enc_span AS SELECT ord, person_id,
                    [fd_date(period_start), fd_date(period_end)] AS observed FROM {self._subject("encounter")}""")
-        # each Observation's date (its components share it); one with none is named and not used
+        # each Observation's date (its components share it); one with none is named and kept with no date, as an
+        # undated Condition is: it may be the latest result, or lie in any window, so what it would decide is unknown
         self.x(f"""CREATE OR REPLACE TEMP TABLE _obs_span AS SELECT ord, person_id, [fd_date({when})] AS observed
                    FROM {s} WHERE part = 0""")
-        self.problem("""SELECT 4, ord, 0, 1, 'effective[x]', 'no date for the observation; the observation is not used'
+        self.problem("""SELECT 4, ord, 0, 1, 'effective[x]', 'no date for the observation: it is kept with no date, so a '
+                  || 'criterion it would decide is unknown (it may be the latest result, or lie in any window)'
                   FROM _obs_span WHERE observed[1] IS NULL""")
         # a part makes a row when it has a value, or (issue 17) no value but an interpretation
         self.x(f"""CREATE OR REPLACE TEMP TABLE _o2 AS WITH o AS (SELECT *, {when} AS when_raw,
@@ -566,8 +568,7 @@ class _SqlMapper:
                        OR list_contains(list_transform(coalesce(CAST(x.r -> 'type' -> 'coding' AS JSON[]), []),
                                                       c -> (c ->> 'code')), 'normal')))[1]
                   AS rr
-              FROM o WHERE fd_date(when_raw) IS NOT NULL
-                   AND (has_value OR (NOT has_value AND len(interpretation_codings) > 0))""")  # fmt: skip
+              FROM o WHERE has_value OR (NOT has_value AND len(interpretation_codings) > 0)""")  # fmt: skip
         self.drop("_v_observation")
         # the picked coding of an observation row follows the Observation domain's order (the same: LOINC, SNOMED)
         self._units()

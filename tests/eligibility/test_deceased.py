@@ -63,21 +63,29 @@ def test_no_death_recorded_adds_no_funnel_row(tmp_path: Path) -> None:
     assert result.for_person(1)["death"] is None
 
 
-def test_a_death_record_with_no_readable_date_keeps_the_person_from_being_eligible(tmp_path: Path) -> None:
+def _cdm_with_death(tmp_path: Path, columns: str, rows: list[tuple[Any, ...]], people: tuple[int, ...] = (1, 2)) -> Path:
+    """Candidates whose CDM has a death table as a messy extract ships it (``columns``: its SQL column list)."""
     path = tmp_path / "cdm.duckdb"
     from trialdesk.sources.omop_builder import OmopBuilder
 
     b = OmopBuilder()
-    candidate(b, 1)
-    candidate(b, 2)
+    for pid in people:
+        candidate(b, pid)
     b.write(path)
     con = duckdb.connect(str(path))
     con.execute("DROP TABLE death")
-    con.execute("CREATE TABLE death (person_id BIGINT, death_date VARCHAR)")  # messy: dates as text, one unreadable
-    con.execute("INSERT INTO death VALUES (1, 'unknown')")
+    con.execute(f"CREATE TABLE death ({columns})")
+    for row in rows:
+        con.execute(f"INSERT INTO death VALUES ({', '.join('?' for _ in row)})", list(row))
     con.close()
+    return path
+
+
+def test_a_death_record_with_no_readable_date_keeps_the_person_from_being_eligible(tmp_path: Path) -> None:
     from trialdesk.eligibility.screen import screen
 
+    # messy: dates as text, one unreadable
+    path = _cdm_with_death(tmp_path, "person_id BIGINT, death_date VARCHAR", [(1, "unknown")])
     result = screen(open_omop(path), load("nct03929120"), AS_OF)
     assert result.for_person(1)["death"] == Death(None)
     assert result.funnel()[0] == {"criterion_id": "ALIVE", "met": 1, "not_met": 0, "unknown": 1, "needs_review": 0,
@@ -86,18 +94,10 @@ def test_a_death_record_with_no_readable_date_keeps_the_person_from_being_eligib
 
 
 def test_a_death_table_without_its_columns_is_not_used_and_said(tmp_path: Path) -> None:
-    path = tmp_path / "cdm.duckdb"
     from trialdesk.eligibility.screen import screen
-    from trialdesk.sources.omop_builder import OmopBuilder
 
-    b = OmopBuilder()
-    candidate(b, 1)
-    b.write(path)
-    con = duckdb.connect(str(path))
-    con.execute("DROP TABLE death")
-    con.execute("CREATE TABLE death (column0 VARCHAR, column1 VARCHAR)")  # as some real extracts ship it
-    con.execute("INSERT INTO death VALUES ('1', '2020-01-01')")
-    con.close()
+    # as some real extracts ship it: positional names, and no header in the first row
+    path = _cdm_with_death(tmp_path, "column0 VARCHAR, column1 VARCHAR", [("1", "2020-01-01")], people=(1,))
     result = screen(open_omop(path), load("nct03929120"), AS_OF)
     assert result.overall()["overall"].to_pylist() == ["needs_review"]
     assert any("table 'death' lacks person_id, death_date; it is not used" in n for n in result.notes)
@@ -105,20 +105,7 @@ def test_a_death_table_without_its_columns_is_not_used_and_said(tmp_path: Path) 
 
 def _death_as_loaded(tmp_path: Path, rows: list[tuple[str, ...]]) -> Path:
     """The death table of an extract loaded from a CSV file without reading its header (positional names)."""
-    path = tmp_path / "cdm.duckdb"
-    from trialdesk.sources.omop_builder import OmopBuilder
-
-    b = OmopBuilder()
-    candidate(b, 1)
-    candidate(b, 2)
-    b.write(path)
-    con = duckdb.connect(str(path))
-    con.execute("DROP TABLE death")
-    con.execute("CREATE TABLE death (" + ", ".join(f"column{i} VARCHAR" for i in range(len(rows[0]))) + ")")
-    for row in rows:
-        con.execute(f"INSERT INTO death VALUES ({', '.join('?' for _ in row)})", list(row))
-    con.close()
-    return path
+    return _cdm_with_death(tmp_path, ", ".join(f"column{i} VARCHAR" for i in range(len(rows[0]))), list(rows))
 
 
 CDM_DEATH_HEADER = ("PERSON_ID", "DEATH_DATE", "DEATH_DATETIME", "DEATH_TYPE_CONCEPT_ID", "CAUSE_CONCEPT_ID",

@@ -16,6 +16,10 @@ chunk after the ones before it); the problems that belong to no patient (the bat
 order the whole export gives them). A record that names no patient of the export (a missing
 Patient, no subject) goes with the first patient of its Bundle or export, where it is named as in
 one pass.
+
+With ``engine="spark"`` the OMOP views run once, by local Spark, over the whole export read by the
+first pass (:mod:`trialdesk.sources.fhir_views.spark_omop`), before the export is split; each chunk's
+mapping takes its resources' rows from theirs.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from trialdesk.sources.fhir_omop import NUMBERED
 from trialdesk.terminology.value_set import ValueSet
 
 if TYPE_CHECKING:
-    from trialdesk.eligibility.worksheet import Worksheet
+    from trialdesk.eligibility.worksheet import Engine, Worksheet
 
 #: patients a chunk holds by default: 0, the whole input at once. Checking in chunks (``--chunk 2000``:
 #: ~75 resources a patient, a chunk's DuckDB and worksheets within a few hundred MB) halved the peak at
@@ -98,7 +102,8 @@ def _placement_sql(chunk: int) -> list[str]:
 
 
 def check_in_chunks(sources: list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
-                    validate: Validation, chunk: int) -> tuple[Iterator[list[Worksheet]], Callable[[], list[str]]]:
+                    validate: Validation, chunk: int, engine: Engine = "duckdb",
+                    ) -> tuple[Iterator[list[Worksheet]], Callable[[], list[str]]]:
     """Check ``sources`` ``chunk`` patients at a time. Returns an iterator of each chunk's
     worksheets (made as it is checked), and a function giving, once the iterator is exhausted,
     the problems that belong to no patient, in the order one pass gives them."""
@@ -110,8 +115,15 @@ def check_in_chunks(sources: list[str | Path], protocol: Protocol, as_of: dt.dat
     folder = tempfile.TemporaryDirectory(prefix="trialdesk-batch-")
     disk = duckdb.connect(str(Path(folder.name) / "export.duckdb"),
                           config={"memory_limit": FIRST_PASS_MEMORY, "temp_directory": str(Path(folder.name) / "spill")})
+    view_rows = None
     try:
         reading = load_fhir(disk, sources, validate=validate)
+        if engine == "spark":  # the views once over the whole export, their rows (on disk) taken by each chunk
+            from trialdesk.sources.fhir_views.spark_omop import omop_views_on_spark
+
+            spark_folder = Path(folder.name) / "spark"
+            spark_folder.mkdir()
+            view_rows = omop_views_on_spark(disk, spark_folder)
         for stmt in _MACROS.split(";\n"):
             if stmt.strip():
                 disk.execute(stmt)
@@ -149,7 +161,7 @@ def check_in_chunks(sources: list[str | Path], protocol: Protocol, as_of: dt.dat
                     con.execute("CREATE TEMP TABLE _batch_index AS SELECT * FROM first")
                     del rows, first
                     sheets, report = screen_loaded(con, reading.problems, reading.skipped_types, protocol, as_of, value_sets,
-                                                   number_after, BatchContext("_batch_index", scope_persons))
+                                                   number_after, BatchContext("_batch_index", scope_persons), view_rows)
                 finally:
                     con.close()
                 mine = {id(p) for problems in report.person_problems.values() for p in problems}

@@ -39,6 +39,11 @@ class Validate(StrEnum):
     full = "full"
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -114,15 +119,19 @@ def check(
         DEFAULT_CHUNK, "--chunk", min=0,
         help="patients checked at a time in an export or a folder, so that memory is bounded by the chunk, not the export "
              "(worksheets are written as they are made; 0: the whole input at once)"),
+    engine: Engine = typer.Option(
+        Engine.duckdb, "--engine",
+        help="what runs the FHIR views: duckdb, or spark (local Spark runs them once over the whole input, in one process; "
+             "reading, mapping and screening stay in DuckDB; the same worksheets)"),
 ) -> None:
     """Check a patient's FHIR record against every criterion, with the evidence for each."""
     as_of_date = parse_date(as_of, "--as-of")
     with kept.keeping():  # the protocol read and the screen's SQL, kept for the next process
-        _check_command(source, as_of_date, fmt, protocol_ref, out_file, validate, workers, chunk)
+        _check_command(source, as_of_date, fmt, protocol_ref, out_file, validate, workers, chunk, engine)
 
 
 def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref: str | None, out_file: Path | None,
-                   validate: Validate, workers: int, chunk: int = 0) -> None:
+                   validate: Validate, workers: int, chunk: int = 0, engine: Engine = Engine.duckdb) -> None:
     try:
         protocol, value_sets = load_kept(choose(protocol_ref))
     except ProtocolError as exc:
@@ -139,14 +148,16 @@ def _check_command(source: Path, as_of_date: dt.date, fmt: Format, protocol_ref:
     # holds (a quarter of a 1,500-patient check's CPU); reading, validating and mapping make
     # no cycles worth collecting, so it is paused for the check (this process is the command's own).
     workers = workers or os.cpu_count() or 1
+    if engine is Engine.spark:
+        workers = 1  # Spark runs the views once over the whole input: no folder of Bundles in parts
     if chunk and _chunked(source, workers):
-        _check_in_chunks(source, protocol, as_of_date, fmt, out_file, validate, chunk, value_sets)
+        _check_in_chunks(source, protocol, as_of_date, fmt, out_file, validate, chunk, value_sets, engine)
         return
     collecting = gc.isenabled()
     gc.disable()
     try:
         sheets = check_fhir(source, protocol, as_of_date, value_sets=value_sets, workers=workers,
-                            validate="full" if validate is Validate.full else "read")
+                            validate="full" if validate is Validate.full else "read", engine=engine.value)
     except FhirError as exc:
         fail(str(exc))
     finally:
@@ -287,7 +298,7 @@ def _write_text(out_file: Path | None, blocks: Iterable[str], n: int) -> None:
 
 
 def _check_in_chunks(source: Path, protocol: Protocol, as_of: dt.date, fmt: Format, out_file: Path | None, validate: Validate,
-                     chunk: int, value_sets: dict[str, ValueSet]) -> None:
+                     chunk: int, value_sets: dict[str, ValueSet], engine: Engine = Engine.duckdb) -> None:
     from trialdesk.eligibility.worksheet import check_chunked
 
     collecting = gc.isenabled()
@@ -295,7 +306,8 @@ def _check_in_chunks(source: Path, protocol: Protocol, as_of: dt.date, fmt: Form
     written = _Written(fmt, out_file)
     try:
         try:
-            parts, problems = check_chunked([source], protocol, as_of, value_sets, "full" if validate is Validate.full else "read", chunk)
+            parts, problems = check_chunked([source], protocol, as_of, value_sets, "full" if validate is Validate.full else "read", chunk,
+                                            engine.value)
             for part in parts:
                 for sheet in part:
                     written.add(sheet)

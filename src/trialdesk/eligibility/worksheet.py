@@ -27,11 +27,12 @@ import datetime as dt
 import functools
 import gc
 import itertools
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import ibis
@@ -48,6 +49,10 @@ from trialdesk.terminology.value_set import ValueSet
 if TYPE_CHECKING:
     from trialdesk.sources.fhir import Problem
     from trialdesk.sources.fhir_views.omop import BatchContext
+
+#: what runs the OMOP views of a check: DuckDB, or local Spark (the mapping and the screen stay in DuckDB)
+Engine = Literal["duckdb", "spark"]
+ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
 
 
 @dataclass
@@ -199,7 +204,7 @@ PARALLEL_FROM_BUNDLES = 200
 
 def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.date, *,
                value_sets: dict[str, ValueSet] | None = None, workers: int = 1,
-               validate: Validation = "read", chunk: int | None = None) -> Batch:
+               validate: Validation = "read", chunk: int | None = None, engine: Engine = "duckdb") -> Batch:
     """Worksheets for every patient in ``source`` (a Bundle, an export folder, a folder of
     Bundles, or a list of files), screened together in one batch; the problems that belong to
     no patient are on the only worksheet, or once on the :class:`Batch` when there are several.
@@ -213,25 +218,31 @@ def check_fhir(source: str | Path | list[Path], protocol: Protocol, as_of: dt.da
 
     ``chunk``: check ``chunk`` patients at a time (:mod:`trialdesk.eligibility.chunks`), so that memory is
     bounded by the chunk rather than the export, with the same worksheets; a folder of many Bundles that
-    ``workers`` check in parts is not chunked."""
+    ``workers`` check in parts is not chunked.
+
+    ``engine``: what runs the OMOP views: DuckDB (the default), or local Spark (``"spark"``,
+    :mod:`trialdesk.sources.fhir_views.spark_omop`: once over the whole input, in one process, also
+    when checked in chunks), with the same worksheets."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     value_sets = value_sets if value_sets is not None else load_value_sets()  # parsed once per state of the folder
     bundles = batch_bundles(source)
-    if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES:
+    if workers > 1 and bundles is not None and len(bundles) >= PARALLEL_FROM_BUNDLES and engine == "duckdb":
         return _check_in_parts(bundles, protocol, as_of, value_sets, workers, validate)
     sources = source if isinstance(source, list) else [source]
     if chunk is not None:
-        sheets, problems = check_chunked(sources, protocol, as_of, value_sets, validate, chunk)
+        sheets, problems = check_chunked(sources, protocol, as_of, value_sets, validate, chunk, engine)
         return Batch([s for part in sheets for s in part], problems())
-    return Batch(*_check(sources, protocol, as_of, value_sets, validate=validate))
+    return Batch(*_check(sources, protocol, as_of, value_sets, validate=validate, engine=engine))
 
 
 def check_chunked(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
-                  validate: Validation, chunk: int) -> tuple[Iterator[list[Worksheet]], Callable[[], list[str]]]:
+                  validate: Validation, chunk: int, engine: Engine = "duckdb") -> tuple[Iterator[list[Worksheet]], Callable[[], list[str]]]:
     """``sources`` checked ``chunk`` patients at a time: the worksheets of each chunk as it is checked,
     and (once they are all made) the problems that belong to no patient; see :mod:`trialdesk.eligibility.chunks`."""
     from trialdesk.eligibility.chunks import check_in_chunks
 
-    return check_in_chunks(list(sources), protocol, as_of, value_sets, validate, chunk)
+    return check_in_chunks(list(sources), protocol, as_of, value_sets, validate, chunk, engine)
 
 
 #: a single file up to this size (a 2,000-resource Bundle is ~1.7 MB) is checked by DuckDB on one thread: for one chart
@@ -251,20 +262,29 @@ def _one_chart(sources: list[Path] | list[str | Path]) -> bool:
 
 def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt.date, value_sets: dict[str, ValueSet] | None,
            number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
-           validate: Validation = "read") -> tuple[list[Worksheet], list[str]]:
+           validate: Validation = "read", engine: Engine = "duckdb") -> tuple[list[Worksheet], list[str]]:
     """The worksheets of the charts in ``sources`` (read by DuckDB, mapped by the SQL-on-FHIR
-    views), and the problems that belong to none of their patients, in the order of the files
-    they were found in."""
+    views, run by ``engine``), and the problems that belong to none of their patients, in the order
+    of the files they were found in."""
     from trialdesk.sources.fhir_views.load import load_fhir
     from trialdesk.terminology import units
 
     units.warm_up()  # the UCUM registry (about 1.5 s, once a process) builds while DuckDB reads the chart
     con = duckdb.connect(config={"threads": 1} if _one_chart(sources) else {})
+    spark = tempfile.TemporaryDirectory(prefix="trialdesk-spark-") if engine == "spark" else None
     try:
         reading = load_fhir(con, sources, validate=validate)
-        sheets, report = screen_loaded(con, reading.problems, reading.skipped_types, protocol, as_of, value_sets, number_after)
+        view_rows = None
+        if spark is not None:
+            from trialdesk.sources.fhir_views.spark_omop import omop_views_on_spark
+
+            view_rows = omop_views_on_spark(con, Path(spark.name))
+        sheets, report = screen_loaded(con, reading.problems, reading.skipped_types, protocol, as_of, value_sets, number_after,
+                                       view_rows=view_rows)
     finally:
         con.close()
+        if spark is not None:
+            spark.cleanup()
     attributed = {id(p) for problems in report.person_problems.values() for p in problems}
     order = {f: i for i, f in enumerate(reading.files)}
     general = sorted((p for p in report.problems if id(p) not in attributed), key=lambda p: order.get(p.file, len(order)))
@@ -274,13 +294,16 @@ def _check(sources: list[Path] | list[str | Path], protocol: Protocol, as_of: dt
 def screen_loaded(con: duckdb.DuckDBPyConnection, problems: list[Problem], skipped_types: Counter[str], protocol: Protocol,
                   as_of: dt.date, value_sets: dict[str, ValueSet] | None,
                   number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
-                  batch: BatchContext | None = None) -> tuple[list[Worksheet], MappingReport]:
+                  batch: BatchContext | None = None, view_rows: Mapping[str, str] | None = None,
+                  ) -> tuple[list[Worksheet], MappingReport]:
     """Map the resources read into ``fhir_resources`` of ``con``, screen them, and make their worksheets
     (``problems`` found while reading come first; ``batch``: a chunk of a larger export, see
-    :mod:`trialdesk.eligibility.chunks`)."""
+    :mod:`trialdesk.eligibility.chunks`; ``view_rows``: the OMOP views' rows run by Spark, see
+    :func:`trialdesk.sources.fhir_views.omop.map_resources`)."""
     from trialdesk.sources.fhir_views.omop import map_resources
 
-    report = map_resources(con, problems=problems, skipped_types=skipped_types, number_after=number_after, batch=batch)
+    report = map_resources(con, problems=problems, skipped_types=skipped_types, number_after=number_after, batch=batch,
+                           view_rows=view_rows)
     _observe_until(con, as_of)
     db = open_omop(_backend(con))
     result = screen(db, protocol, as_of, value_sets=value_sets, check_bounds=False, few=len(report.persons) <= FEW_PERSONS)

@@ -79,10 +79,10 @@ VIEWS = {
 
 
 @cache
-def compiled_views() -> dict[str, CompiledView]:
-    """The OMOP views, compiled with the check of every value they extract against its FHIR type."""
+def compiled_views(engine: str = "duckdb") -> dict[str, CompiledView]:
+    """The OMOP views, compiled (for ``engine``) with the check of every value they extract against its FHIR type."""
     folder = resources.files("trialdesk.sources.fhir_views") / "omop"
-    return {name: compile_view(json.loads((folder / f).read_text()), validate=True) for name, f in VIEWS.items()}
+    return {name: compile_view(json.loads((folder / f).read_text()), validate=True, engine=engine) for name, f in VIEWS.items()}
 
 
 def _q(s: str) -> str:
@@ -161,14 +161,19 @@ def map_resources(
     skipped_types: Counter[str] | None = None,
     number_after: Callable[[dict[str, int]], Mapping[str, int]] | None = None,
     batch: BatchContext | None = None,
+    view_rows: Mapping[str, str] | None = None,
 ) -> MappingReport:
     """Write the OMOP-shaped tables for the resources in table ``source`` into ``con`` and
     report what was written and what was not. ``problems`` found while reading come first
     in the report. Rows are numbered as :func:`trialdesk.sources.fhir_omop.map_to_omop`
     numbers them (``number_after`` shifts a part of a batch after the parts before it).
 
-    ``batch``: what a chunk of a larger export needs to know of the whole (see :class:`BatchContext`)."""
-    m = _SqlMapper(con, source, problems or [], skipped_types or Counter(), batch)
+    ``batch``: what a chunk of a larger export needs to know of the whole (see :class:`BatchContext`).
+    ``view_rows``: the rows of each OMOP view already run elsewhere (by Spark: :mod:`.spark_omop`), as
+    a relation of ``con`` by view name (``ord`` first, the view's columns, then ``_row``, the row's place
+    among its resource's rows); the rows of the resources in ``source`` are taken from it instead of the
+    view being run here."""
+    m = _SqlMapper(con, source, problems or [], skipped_types or Counter(), batch, view_rows)
     before = _temp_tables(con)
     try:
         return m.run(number_after)
@@ -205,10 +210,11 @@ class _SqlMapper:
     are written (no UPDATE)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, problems: list[Problem], skipped: Counter[str],
-                 batch: BatchContext | None = None) -> None:
+                 batch: BatchContext | None = None, view_rows: Mapping[str, str] | None = None) -> None:
         self.con = con
         self.source = source
         self.batch = batch
+        self.view_rows = view_rows
         self.report = MappingReport(problems=list(problems), skipped_types=Counter(skipped))
         for i, p in enumerate(problems):
             self.report.problem_keys[id(p)] = (0, i)
@@ -248,7 +254,7 @@ class _SqlMapper:
                    FALSE AS bad_birth FROM {src}""")
         views = compiled_views()
         for name, view in views.items():
-            self.x(f"CREATE OR REPLACE TEMP TABLE _v_{name} AS {view.sql(src, keep_ord=True)}")
+            self._view(name, view.sql(src, keep_ord=True))
         # the values the views extract, checked against their FHIR types in the same pass: a resource with a
         # wrong one is left out and named, as the validation of the elements read always did
         bad = _errors_of_views(con)
@@ -294,6 +300,17 @@ class _SqlMapper:
         self._write(before)
         self._report(before)
         return self.report
+
+    def _view(self, name: str, sql: str) -> None:
+        """The staging table ``_v_<name>`` of the view's rows: the view run here (``sql``), or its rows run
+        elsewhere (``view_rows``) for this mapping's resources, in the view's order, in the columns and
+        types the view has here (a JSON text is DuckDB's JSON again)."""
+        if self.view_rows is None:
+            self.x(f"CREATE OR REPLACE TEMP TABLE _v_{name} AS {sql}")
+            return
+        self.x(f"CREATE OR REPLACE TEMP TABLE _v_{name} AS SELECT * FROM ({sql}) LIMIT 0")
+        self.x(f"""INSERT INTO _v_{name} SELECT * EXCLUDE (_row) FROM {self.view_rows[name]}
+                   WHERE ord IN (SELECT ord FROM "{self.source}") ORDER BY ord, _row""")
 
     # ----- resources, duplicates, persons
 

@@ -92,6 +92,22 @@ def test_the_unreadable_value_is_named_in_the_evidence(tmp_path: Path) -> None:
     assert any("'12,5' cannot be read as a number" in (e["note"] or "") for e in e8["evidence"])
 
 
+def test_a_result_with_no_number_says_what_the_lab_sent(tmp_path: Path) -> None:
+    """value_as_number empty, value_source_value '7.2' (an ETL that did not parse it): unknown, and the worksheet says
+    why; with nothing sent either, the record is no result at all (nothing to cite), and E8 is unknown as well."""
+    path = _cdm(tmp_path / "cdm.duckdb", lambda b: (person(b, 1), person(b, 2)),
+                "UPDATE measurement SET value_as_number = NULL WHERE measurement_source_value = '718-7'",
+                "UPDATE measurement SET value_source_value = CASE person_id WHEN 1 THEN '7.2' END"
+                " WHERE measurement_source_value = '718-7'")
+    result = screen(open_omop(path), load("nct03929120"), AS_OF)
+    cited = {}
+    for pid in (1, 2):
+        e8 = next(c for c in result.for_person(pid)["criteria"] if c["id"] == "E8")
+        assert e8["status"] == "unknown"
+        cited[pid] = [e["note"] for e in e8["evidence"] if e["code"] == "718-7"]
+    assert cited == {1: ["no number recorded: the result reads '7.2', which decides nothing"], 2: []}
+
+
 @pytest.mark.postgres
 def test_text_in_a_numeric_column_on_postgresql_is_read_like_duckdb(tmp_path: Path) -> None:
     path = _cdm(tmp_path / "cdm.duckdb", lambda b: (person(b, 1), person(b, 2)),

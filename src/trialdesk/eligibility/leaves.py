@@ -447,6 +447,9 @@ def result_note(node: Measurement, t: ir.Table, factor: Any, answers: AnswerTest
     """Why a cited result decided as it did, in words."""
     parts: list[tuple[Any, Any]] = [(t.value.isnull() & t.value_raw.notnull(),
                                      "the value '" + t.value_raw + "' cannot be read as a number")]
+    if node.compare is not None and node.qualitative is None:  # a number was expected, and there is none
+        parts.append((t.value.isnull() & t.value_text.notnull(),
+                      "no number recorded: the result reads '" + t.value_text + "', which decides nothing"))
     if node.compare is not None:
         cmp = node.compare
         if cmp.op == "outside_range":

@@ -229,6 +229,22 @@ def test_a_duplicate_resource_id_is_left_out_as_its_message_says(tmp_path: Path)
     assert p.resource_id == "dup" and "duplicate resource Condition/dup; the first one is used, this one is left out" in str(p)
 
 
+def test_a_resource_whose_id_and_full_url_are_both_taken_is_named_once(tmp_path: Path) -> None:
+    from datetime import date
+
+    from tests.sources.referral import referral
+    from trialdesk.eligibility.worksheet import check_fhir
+    from trialdesk.protocol.loader import load
+
+    first = {"resourceType": "Condition", "id": "twice", "onsetDateTime": "2020-05-01",
+             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "233703007"}]}}
+    (sheet,) = check_fhir(referral(tmp_path, first, {**first, "onsetDateTime": "2021-05-01"}), load("nct03929120"),
+                          date(2025, 3, 1))
+    assert [p.split(": ", 2)[-1] for p in sheet.problems if "duplicate" in p] == [
+        "duplicate resource Condition/twice, also as https://ehr.example.org/fhir/Condition/twice; the first one is used,"
+        " this one is left out"]
+
+
 @pytest.mark.parametrize("birth", ["1971-02-29", 1971])
 def test_an_impossible_birth_date_keeps_the_patient_with_an_unknown_age_and_names_the_element(tmp_path: Path, birth: object) -> None:
     from trialdesk.eligibility.worksheet import check_fhir

@@ -325,8 +325,10 @@ class _SqlMapper:
             self.x(f'CREATE OR REPLACE TEMP TABLE _index AS SELECT scope, key, ord FROM "{self.batch.index}"')
         self.x(f"""CREATE OR REPLACE TEMP TABLE _dup AS SELECT k.ord, k.key FROM ({keys}) k JOIN _index i USING (scope, key)
                    WHERE k.ord <> i.ord""")
-        self.problem("""SELECT 1, ord, 0, row_number() OVER (PARTITION BY ord ORDER BY key IS NULL, key), NULL,
-                  'duplicate resource ' || key || '; the first one is used, this one is left out' FROM _dup""")
+        # one problem a resource, whether its Type/id, its fullUrl or both are taken (Type/id named first)
+        self.problem("""SELECT 1, ord, 0, 1, NULL, 'duplicate resource '
+                  || string_agg(key, ', also as ' ORDER BY contains(key, '://'), key)
+                  || '; the first one is used, this one is left out' FROM _dup GROUP BY ord""")
         return bool(self.rows("SELECT count(*) FROM _dup")[0][0])
 
     def _persons(self) -> None:

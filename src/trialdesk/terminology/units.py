@@ -154,11 +154,13 @@ def warm_up() -> None:
 # --- answers kept between processes (the command line) ----------------------------------
 #
 # Building the registry is ~1.8 s of CPU in every fresh process (half a fresh ``patient check`` of one chart), for
-# the few answers a chart needs: each unit spelling normalised, a reference range converted now and then. Under
-# :func:`trialdesk.kept.keeping` those answers are kept on disk (key: the code's fingerprint, which names ucumvert's
-# and pint's versions, and the bytes of unit_conversions.yaml) and read back by the next process, which then builds
-# the registry only for an answer it does not hold. The answers are those the functions compute: a float is kept as
-# its shortest repr, which reads back as the same float.
+# the few answers a chart needs: each unit spelling normalised, the factors from the units found to the protocol's.
+# Under :func:`trialdesk.kept.keeping` those answers are kept on disk (key: the code's fingerprint, which names
+# ucumvert's and pint's versions, and the bytes of unit_conversions.yaml) and read back by the next process, which
+# then builds the registry only for an answer it does not hold. Only answers about units are kept, nothing a chart
+# holds: a spelling that names a unit (not a text that names none), a conversion of 0 or 1 (a factor), not of a
+# chart's value (a reference range in another unit than its result is converted afresh). The answers are those the
+# functions compute: a float is kept as its shortest repr, which reads back as the same float.
 
 #: answers of :func:`normalise` ("n" + the unit's repr) and :func:`convert` ("c" + the repr of its arguments)
 _ANSWERS: dict[str, Any] = {}
@@ -202,15 +204,16 @@ def _kept_answers() -> bool:
     return bool(_ANSWERS)
 
 
-def _answer(key: str, compute: Any) -> Any:
-    """``compute()``, or, while something is kept, the answer kept for ``key`` (kept in turn when new)."""
+def _answer(key: str, compute: Any, keep: Any = True) -> Any:
+    """``compute()``, or, while something is kept, the answer kept for ``key``; a new answer is kept when ``keep``
+    holds for it."""
     if _answers_file() is None:
         return compute()
     _kept_answers()
     if key in _ANSWERS:
         return _ANSWERS[key]
     value = compute()
-    if len(_ANSWERS) < KEEP_ANSWERS:
+    if len(_ANSWERS) < KEEP_ANSWERS and (keep(value) if callable(keep) else keep):
         _ANSWERS[key] = value
         _KEPT["new"] += 1
     return value
@@ -277,7 +280,8 @@ def normalise(unit: str) -> str | None:
     >>> normalise("x10E3/uL"), normalise("K/uL"), normalise("mg/dl"), normalise("furlongs")
     ('10*3/uL', '10*3/uL', 'mg/dL', None)
     """
-    return _answer("n" + repr(unit), lambda: _normalise(unit))  # type: ignore[no-any-return]
+    # kept only when it names a unit: a text no unit is read from may be anything a chart holds (nothing about a patient is kept)
+    return _answer("n" + repr(unit), lambda: _normalise(unit), lambda ucum: ucum is not None)  # type: ignore[no-any-return]
 
 
 def _normalise(unit: str) -> str | None:
@@ -361,7 +365,8 @@ def convert(value: float, from_unit: str, to_unit: str, analyte: str | None = No
     88.4173297966
     """
     key = "c" + repr((value, from_unit, to_unit, analyte))
-    return _answer(key, lambda: _convert(value, from_unit, to_unit, analyte))  # type: ignore[no-any-return]
+    # kept only for 0 and 1 (:func:`linear_factor`'s, from the protocol's units): a chart's values are not kept
+    return _answer(key, lambda: _convert(value, from_unit, to_unit, analyte), value in (0, 1))  # type: ignore[no-any-return]
 
 
 def _convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None) -> float | None:

@@ -158,9 +158,9 @@ def warm_up() -> None:
 # Under :func:`trialdesk.kept.keeping` those answers are kept on disk (key: the code's fingerprint, which names
 # ucumvert's and pint's versions, and the bytes of unit_conversions.yaml) and read back by the next process, which
 # then builds the registry only for an answer it does not hold. Only answers about units are kept, nothing a chart
-# holds: a spelling that names a unit (not a text that names none), a conversion of 0 or 1 (a factor), not of a
-# chart's value (a reference range in another unit than its result is converted afresh). The answers are those the
-# functions compute: a float is kept as its shortest repr, which reads back as the same float.
+# holds about a patient: a spelling that names a unit (not a text that names none), a conversion of 0 or 1 (a
+# factor) or of a reference range's end (the laboratory's range, ``convert(..., keep=True)``), not of a result. The
+# answers are those the functions compute: a float is kept as its shortest repr, which reads back as the same float.
 
 #: answers of :func:`normalise` ("n" + the unit's repr) and :func:`convert` ("c" + the repr of its arguments)
 _ANSWERS: dict[str, Any] = {}
@@ -358,15 +358,16 @@ def _convert_ucum(value: float, src: str, dst: str, a: Analyte | None) -> float 
     return None
 
 
-def convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None) -> float | None:
+def convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None, *, keep: bool = False) -> float | None:
     """``value`` in ``from_unit`` expressed in ``to_unit``; ``None`` when it cannot be converted.
 
     >>> convert(1.0, "mg/dL", "umol/L", analyte="creatinine")
     88.4173297966
     """
     key = "c" + repr((value, from_unit, to_unit, analyte))
-    # kept only for 0 and 1 (:func:`linear_factor`'s, from the protocol's units): a chart's values are not kept
-    return _answer(key, lambda: _convert(value, from_unit, to_unit, analyte), value in (0, 1))  # type: ignore[no-any-return]
+    # kept for 0 and 1 (:func:`linear_factor`'s) and where the caller says the value is no patient's (``keep``: a
+    # laboratory's reference range); a patient's result is not kept
+    return _answer(key, lambda: _convert(value, from_unit, to_unit, analyte), keep or value in (0, 1))  # type: ignore[no-any-return]
 
 
 def _convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None) -> float | None:

@@ -199,9 +199,11 @@ def test_the_command_line_keeps_answers_about_units_and_nothing_a_chart_holds(tm
         assert units.normalise("sample of J. Smith") is None  # a text that names no unit: not kept
         assert units.convert(5.2, "mg/dL", "umol/L", "creatinine") == pytest.approx(459.77, abs=0.01)  # a chart's value: not kept
         assert units.linear_factor("mg/dL", "umol/L", "creatinine") == pytest.approx(88.42, abs=0.01)
+        # a reference range's end is the laboratory's: its conversion is kept when the caller says so
+        assert units.convert(53.0, "umol/L", "mg/dL", "creatinine", keep=True) == pytest.approx(0.5994, abs=0.0001)
     (answers,) = (tmp_path / "units").iterdir()
     text = answers.read_text(encoding="utf-8")
-    assert "mg/dl" in text and "88.4173297966" in text
+    assert "mg/dl" in text and "88.4173297966" in text and "53.0" in text
     assert "Smith" not in text and "5.2" not in text and "459" not in text
     # read back by a later block (a later process): the same answers, without computing them
     units.normalise.cache_clear()

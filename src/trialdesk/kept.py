@@ -1,6 +1,6 @@
 """What the command line keeps on disk between processes: the work that depends only on the
 code and on input files, never on a patient's data — a protocol read and checked, a screen's
-SQL compiled. Each kept item is found by a SHA-256 key over everything it was made from (the
+SQL compiled, answers about units (``trialdesk.terminology.units``). Each kept item is found by a SHA-256 key over everything it was made from (the
 inputs' bytes, and :func:`code_fingerprint`: every module of trialdesk and the versions of
 the libraries involved), so a change to any of them makes it afresh; a file that cannot be
 read is ignored and written again.
@@ -14,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 _FOLDER: list[Path] = []
+#: called when a :func:`keeping` block ends, to write what was kept as the block went (the units' answers)
+_AT_END: list[Callable[[], None]] = []
 #: at most this many kept items of one kind; the oldest go first
 KEEP = 64
 
@@ -41,7 +43,17 @@ def keeping(folder: Path | None = None) -> Iterator[None]:
     try:
         yield
     finally:
-        _FOLDER[:] = before
+        try:
+            for write_what_was_kept in _AT_END:
+                write_what_was_kept()
+        finally:
+            _FOLDER[:] = before
+
+
+def at_end(write_what_was_kept: Callable[[], None]) -> None:
+    """Call ``write_what_was_kept`` whenever a :func:`keeping` block ends (once however often it is given)."""
+    if write_what_was_kept not in _AT_END:
+        _AT_END.append(write_what_was_kept)
 
 
 def folder(kind: str) -> Path | None:

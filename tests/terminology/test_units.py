@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from trialdesk.terminology.units import (
@@ -182,3 +184,31 @@ def test_a_registry_warmed_up_in_the_background_is_built_once_and_converts_as_us
         t.join()
     assert results == [pytest.approx(88.42, abs=0.01)] * 4
     assert units._build_registry.cache_info().misses == 1
+
+
+def test_the_command_line_keeps_answers_about_units_and_nothing_a_chart_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trialdesk import kept
+    from trialdesk.terminology import units
+
+    monkeypatch.setattr(units, "_ANSWERS", {})
+    monkeypatch.setattr(units, "_KEPT", {"file": None, "new": 0})
+    units.normalise.cache_clear()
+    units.linear_factor.cache_clear()
+    with kept.keeping(tmp_path):
+        assert units.normalise("mg/dl") == "mg/dL"
+        assert units.normalise("sample of J. Smith") is None  # a text that names no unit: not kept
+        assert units.convert(5.2, "mg/dL", "umol/L", "creatinine") == pytest.approx(459.77, abs=0.01)  # a chart's value: not kept
+        assert units.linear_factor("mg/dL", "umol/L", "creatinine") == pytest.approx(88.42, abs=0.01)
+        # a reference range's end is the laboratory's: its conversion is kept when the caller says so
+        assert units.convert(53.0, "umol/L", "mg/dL", "creatinine", keep=True) == pytest.approx(0.5994, abs=0.0001)
+    (answers,) = (tmp_path / "units").iterdir()
+    text = answers.read_text(encoding="utf-8")
+    assert "mg/dl" in text and "88.4173297966" in text and "53.0" in text
+    assert "Smith" not in text and "5.2" not in text and "459" not in text
+    # read back by a later block (a later process): the same answers, without computing them
+    units.normalise.cache_clear()
+    monkeypatch.setattr(units, "_ANSWERS", {})
+    monkeypatch.setattr(units, "_KEPT", {"file": None, "new": 0})
+    monkeypatch.setattr(units, "_normalise", lambda unit: pytest.fail(f"{unit} computed, not read"))
+    with kept.keeping(tmp_path):
+        assert units.normalise("mg/dl") == "mg/dL"

@@ -80,6 +80,13 @@ class Prepared:
 
 _PREPARED: dict[tuple[Any, ...], Prepared] = {}
 
+#: DuckDB optimisers skipped on the screen's large statements over a few persons: planning them again for every
+#: chart is most of their time, and the common-subexpression pass over the evidence union's ~55 parts (126 kB of SQL)
+#: and the status statement's nested CASEs cost ~20 % of it, for rows it cannot make cheaper (a chart's few
+#: dozen). An optimiser changes how, never what, is computed: the same rows (BENCHMARKS.md, "Tenth session").
+#: (``expression_rewriter`` too would save more, but DuckDB 1.4.5 then fails an internal assertion on these.)
+FEW_SKIPPED_OPTIMIZERS = "common_subexpressions"
+
 
 class Compiler:
     """Builds the per-person status table for one database, and its evidence on demand."""
@@ -523,7 +530,7 @@ class Compiler:
         self.progress("deciding every criterion")
         if prepared is not None:
             self.plan.unavailable.update(prepared.unavailable)
-            table = self.db.query(prepared.status_sql)
+            table = self.query(prepared.status_sql)
         else:
             expr = status_table(self, active_within_months)
             if self.db.backend == "duckdb":
@@ -533,7 +540,7 @@ class Compiler:
                     _PREPARED.pop(next(iter(_PREPARED)))
                 _PREPARED[key] = self._prepared
                 kept_sql.save(key, self._prepared)
-                table = self.db.query(self._prepared.status_sql)
+                table = self.query(self._prepared.status_sql)
             else:
                 table = expr.to_pyarrow()
         self._collect_quality(table)
@@ -625,6 +632,17 @@ class Compiler:
                 n = sum(1 for p in problems if p == problem)
                 q.add("person", "year_of_birth" if "year" in problem else ("month_of_birth" if "month" in problem else "day_of_birth"),
                       problem, n, n, "age counted from what can be trusted (year, or year and month); unknown where that cannot decide")
+
+    def query(self, sql: str) -> pa.Table:
+        """DuckDB: the rows of ``sql``, a large statement of the screen (the status statement, the evidence union).
+        For a few persons without DuckDB's common-subexpression optimiser (:data:`FEW_SKIPPED_OPTIMIZERS`)."""
+        if not self.few:
+            return self.db.query(sql)
+        self.db.execute(f"SET disabled_optimizers = '{FEW_SKIPPED_OPTIMIZERS}'")
+        try:
+            return self.db.query(sql)
+        finally:
+            self.db.execute("RESET disabled_optimizers")
 
     # -- SQL kept for the next chart ------------------------------------------------------
 

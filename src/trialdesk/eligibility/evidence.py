@@ -69,7 +69,7 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
     if known is not None:
         for stem, sql in known[0]:
             db.execute(f'CREATE OR REPLACE TEMP TABLE "trialdesk_{stem}" AS {sql}')
-        return _unordered(db, known[1]).select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)
+        return _unordered(compiler, known[1]).select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)
     steps: list[tuple[str, str]] = []
     parts: list[ir.Table] = []
     for domain, agg in compiler.aggregates.items():
@@ -114,18 +114,19 @@ def flat_evidence(compiler: Compiler, persons: pa.Table | None) -> pa.Table:
         sql = str(db.con.compile(u))
         compiler.prepared.evidence_sql[restricted] = (steps, sql)
         compiler.keep_prepared()
-        table = _unordered(db, sql)
+        table = _unordered(compiler, sql)
     else:
         table = u.to_pyarrow()
     return table.select(FLAT_SCHEMA.names).cast(FLAT_SCHEMA)
 
 
-def _unordered(db: Any, sql: str) -> pa.Table:
+def _unordered(compiler: Compiler, sql: str) -> pa.Table:
     """The union's rows in any order (the worksheet sorts them): DuckDB 1.4.5 failed an internal
     assertion ("Lowest moved batch ...") streaming a union of scans of temporary tables in
     insertion order, with every person's evidence (360,000 rows at 100,000 persons)."""
+    db = compiler.db
     db.execute("SET preserve_insertion_order = false")
     try:
-        return db.query(sql)
+        return compiler.query(sql)
     finally:
         db.execute("RESET preserve_insertion_order")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import math
 import os
 import re
@@ -143,9 +144,89 @@ def _build_registry() -> Any:
 
 def warm_up() -> None:
     """Start building the unit registry in a background thread, so that a caller about to
-    spend seconds in the database (which releases the GIL) does not pay for it afterwards."""
-    if not _build_registry.cache_info().currsize:
+    spend seconds in the database (which releases the GIL) does not pay for it afterwards;
+    unless the answers an earlier process kept are at hand (:func:`_kept_answers`): then the
+    registry is built only if a unit they do not hold is met."""
+    if not _build_registry.cache_info().currsize and not _kept_answers():
         threading.Thread(target=_registry, name="ucum-registry", daemon=True).start()
+
+
+# --- answers kept between processes (the command line) ----------------------------------
+#
+# Building the registry is ~1.8 s of CPU in every fresh process (half a fresh ``patient check`` of one chart), for
+# the few answers a chart needs: each unit spelling normalised, the factors from the units found to the protocol's.
+# Under :func:`trialdesk.kept.keeping` those answers are kept on disk (key: the code's fingerprint, which names
+# ucumvert's and pint's versions, and the bytes of unit_conversions.yaml) and read back by the next process, which
+# then builds the registry only for an answer it does not hold. Only answers about units are kept, nothing a chart
+# holds about a patient: a spelling that names a unit (not a text that names none), a conversion of 0 or 1 (a
+# factor) or of a reference range's end (the laboratory's range, ``convert(..., keep=True)``), not of a result. The
+# answers are those the functions compute: a float is kept as its shortest repr, which reads back as the same float.
+
+#: answers of :func:`normalise` ("n" + the unit's repr) and :func:`convert` ("c" + the repr of its arguments)
+_ANSWERS: dict[str, Any] = {}
+#: at most this many answers kept (a batch's ranges in other units than their values add one per distinct value)
+KEEP_ANSWERS = 20_000
+#: the file the answers were read from (read again if another folder keeps), and how many were added since
+_KEPT: dict[str, Any] = {"file": None, "new": 0}
+
+
+def _answers_file() -> Any:
+    """The file of the kept answers, or None when nothing is kept (a library caller, the trial desk, the tests)."""
+    from trialdesk import kept
+
+    if kept.folder("units") is None:
+        return None
+    return kept.key_file("units", _data_bytes(), ".json")
+
+
+@functools.cache
+def _data_bytes() -> bytes:
+    return resources.files("trialdesk.terminology").joinpath("data/unit_conversions.yaml").read_bytes()
+
+
+def _kept_answers() -> bool:
+    """While something is kept: read the answers earlier processes kept (once per file); whether any are at hand."""
+    path = _answers_file()
+    if path is None:
+        return False
+    if _KEPT["file"] != path:
+        _KEPT["file"] = path
+        from trialdesk import kept
+
+        kept.at_end(_keep_answers)
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(found, dict):
+                for k, v in found.items():
+                    _ANSWERS.setdefault(k, v)
+        except (OSError, ValueError):
+            pass
+    return bool(_ANSWERS)
+
+
+def _answer(key: str, compute: Any, keep: Any = True) -> Any:
+    """``compute()``, or, while something is kept, the answer kept for ``key``; a new answer is kept when ``keep``
+    holds for it."""
+    if _answers_file() is None:
+        return compute()
+    _kept_answers()
+    if key in _ANSWERS:
+        return _ANSWERS[key]
+    value = compute()
+    if len(_ANSWERS) < KEEP_ANSWERS and (keep(value) if callable(keep) else keep):
+        _ANSWERS[key] = value
+        _KEPT["new"] += 1
+    return value
+
+
+def _keep_answers() -> None:
+    path = _answers_file()
+    if path is None or not _KEPT["new"]:
+        return
+    from trialdesk import kept
+
+    kept.write(path, json.dumps(_ANSWERS, sort_keys=True).encode())
+    _KEPT["new"] = 0
 
 
 def analyte(name_or_code: str | None) -> Analyte | None:
@@ -199,6 +280,11 @@ def normalise(unit: str) -> str | None:
     >>> normalise("x10E3/uL"), normalise("K/uL"), normalise("mg/dl"), normalise("furlongs")
     ('10*3/uL', '10*3/uL', 'mg/dL', None)
     """
+    # kept only when it names a unit: a text no unit is read from may be anything a chart holds (nothing about a patient is kept)
+    return _answer("n" + repr(unit), lambda: _normalise(unit), lambda ucum: ucum is not None)  # type: ignore[no-any-return]
+
+
+def _normalise(unit: str) -> str | None:
     data = _data()
     stripped = unit.strip()
     if not stripped:
@@ -272,12 +358,19 @@ def _convert_ucum(value: float, src: str, dst: str, a: Analyte | None) -> float 
     return None
 
 
-def convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None) -> float | None:
+def convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None, *, keep: bool = False) -> float | None:
     """``value`` in ``from_unit`` expressed in ``to_unit``; ``None`` when it cannot be converted.
 
     >>> convert(1.0, "mg/dL", "umol/L", analyte="creatinine")
     88.4173297966
     """
+    key = "c" + repr((value, from_unit, to_unit, analyte))
+    # kept for 0 and 1 (:func:`linear_factor`'s) and where the caller says the value is no patient's (``keep``: a
+    # laboratory's reference range); a patient's result is not kept
+    return _answer(key, lambda: _convert(value, from_unit, to_unit, analyte), keep or value in (0, 1))  # type: ignore[no-any-return]
+
+
+def _convert(value: float, from_unit: str, to_unit: str, analyte: str | None = None) -> float | None:
     prepared = _prepare(from_unit, to_unit, analyte)
     if prepared is None:
         return None

@@ -674,7 +674,8 @@ class _SqlMapper:
               SELECT low_v AS v, low_src AS src, unit, analyte FROM o WHERE is_measurement AND NOT unit_unknown AND low_v IS NOT NULL
               UNION ALL SELECT high_v, high_src, unit, analyte FROM o WHERE is_measurement AND NOT unit_unknown AND high_v IS NOT NULL)
               WHERE src IS NOT NULL AND unit IS NOT NULL AND src <> unit""")
-        conv = [[v, s, u, a, units.convert(v, s, u, analyte=a)] for v, s, u, a in todo]
+        # a reference range's ends are the laboratory's, not the patient's: their conversions may be kept (units.convert)
+        conv = [[v, s, u, a, units.convert(v, s, u, analyte=a, keep=True)] for v, s, u, a in todo]
         self.x("""CREATE OR REPLACE TEMP TABLE _conv AS SELECT unnest($1::DOUBLE[]) AS v, unnest($2::VARCHAR[]) AS src,
                   unnest($3::VARCHAR[]) AS unit, unnest($4::VARCHAR[]) AS analyte, unnest($5::DOUBLE[]) AS out""",
                [list(c) for c in zip(*conv, strict=True)] if conv else [[], [], [], [], []])

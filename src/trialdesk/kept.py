@@ -1,9 +1,10 @@
 """What the command line keeps on disk between processes: the work that depends only on the
 code and on input files, never on a patient's data — a protocol read and checked, a screen's
-SQL compiled, answers about units (``trialdesk.terminology.units``). Each kept item is found by a SHA-256 key over everything it was made from (the
-inputs' bytes, and :func:`code_fingerprint`: every module of trialdesk and the versions of
-the libraries involved), so a change to any of them makes it afresh; a file that cannot be
-read is ignored and written again.
+SQL compiled, answers about units (``trialdesk.terminology.units``). Each kept item is found
+by a SHA-256 key over everything it was made from (the inputs' bytes, and
+:func:`code_fingerprint`: every module of trialdesk and the versions of the libraries
+involved), so a change to any of them makes it afresh; a file that cannot be read is ignored
+and written again.
 
 Off unless :func:`keep_in` names a folder: ``trialdesk patient check`` does for its run; a
 library caller, the trial desk and the tests work in process as before.

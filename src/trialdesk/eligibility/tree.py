@@ -69,12 +69,7 @@ def status_table(compiler: Compiler, active_within_months: int | None) -> ir.Tab
             continue
         start, end = plan.window(leaf_node)
         leaf = lv.Leaf(k, leaf_node, start, end)
-        if isinstance(leaf_node, Occurrence):
-            col = lv.occurrence_status(leaf, wide)
-        elif isinstance(leaf_node, Duration):
-            col = lv.duration_status(leaf, wide)
-        else:
-            col = lv.measurement_status(leaf, wide)
+        col = lv.leaf_status(leaf, wide)
         stated = isinstance(leaf_node, Measurement) and leaf_node.absent == "not_met"  # the protocol's own reading
         absent_is_absence = not isinstance(leaf_node, Measurement) or stated
         absence = ibis.ifelse(wide.observed, NOT_MET, UNKNOWN) if absent_is_absence else ibis.literal(UNKNOWN)
